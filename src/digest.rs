@@ -1,0 +1,267 @@
+//! Content digests. Only sha256 is produced; it is parsed once into a newtype
+//! so that nothing downstream handles digests as loose strings.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::str::FromStr;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::error::Error;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest([u8; 32]);
+
+impl Digest {
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest(Sha256::digest(bytes).into())
+    }
+
+    pub fn from_bytes(bytes: [u8; 32]) -> Digest {
+        Digest(bytes)
+    }
+
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The form oci-spec's descriptors carry.
+    pub fn to_oci(&self) -> oci_spec::image::Digest {
+        oci_spec::image::Digest::from_str(&self.to_string())
+            .expect("a sha256 digest is always a valid OCI digest")
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.hex())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for Digest {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = |reason: &str| Error::Mismatch {
+            what: "digest".into(),
+            expected: format!("sha256:<64 lowercase hex digits> ({reason})"),
+            actual: s.to_string(),
+        };
+        let hex_part = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| bad("only sha256 is supported"))?;
+        if hex_part.len() != 64
+            || !hex_part
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(bad("malformed hex"));
+        }
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(hex_part, &mut out).map_err(|_| bad("malformed hex"))?;
+        Ok(Digest(out))
+    }
+}
+
+impl From<&oci_spec::image::Digest> for Digest {
+    fn from(d: &oci_spec::image::Digest) -> Self {
+        // Descriptors read from disk may name other algorithms; those never
+        // match anything gantry stores, so an all-zero digest is a safe sentinel.
+        Digest::from_str(&d.to_string()).unwrap_or(Digest([0; 32]))
+    }
+}
+
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Digest::from_str(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Incremental sha256 that also counts bytes.
+#[derive(Clone, Default)]
+pub struct Hasher {
+    inner: Sha256,
+    len: u64,
+}
+
+impl Hasher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.inner.update(bytes);
+        self.len += bytes.len() as u64;
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn finish(self) -> (Digest, u64) {
+        (Digest(self.inner.finalize().into()), self.len)
+    }
+}
+
+/// A writer that hashes everything passing through it.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Hasher,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Hasher::new(),
+        }
+    }
+
+    pub fn written(&self) -> u64 {
+        self.hasher.len()
+    }
+
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
+    pub fn finish(self) -> (W, Digest, u64) {
+        let (d, n) = self.hasher.finish();
+        (self.inner, d, n)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A reader that fails at end of input when the content is not exactly the
+/// expected size and digest, so a corrupt blob can never be consumed silently.
+pub struct VerifyingReader<R> {
+    inner: R,
+    hasher: Hasher,
+    expected: Digest,
+    expected_size: Option<u64>,
+    what: String,
+}
+
+impl<R: Read> VerifyingReader<R> {
+    pub fn new(inner: R, expected: Digest, expected_size: Option<u64>, what: String) -> Self {
+        VerifyingReader {
+            inner,
+            hasher: Hasher::new(),
+            expected,
+            expected_size,
+            what,
+        }
+    }
+}
+
+impl<R: Read> Read for VerifyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.hasher.update(&buf[..n]);
+            if let Some(size) = self.expected_size {
+                if self.hasher.len() > size {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{}: more than the expected {size} bytes of {}",
+                            self.what, self.expected
+                        ),
+                    ));
+                }
+            }
+            return Ok(n);
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let (actual, len) = self.hasher.clone().finish();
+        if let Some(size) = self.expected_size {
+            if len != size {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: expected {size} bytes, got {len}", self.what),
+                ));
+            }
+        }
+        if actual != self.expected {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: content digest is {actual}, expected {}",
+                    self.what, self.expected
+                ),
+            ));
+        }
+        Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_displays_round_trip() {
+        let d = Digest::of(b"");
+        assert_eq!(
+            d.to_string(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(Digest::from_str(&d.to_string()).unwrap(), d);
+    }
+
+    #[test]
+    fn rejects_other_algorithms_and_uppercase() {
+        assert!(Digest::from_str("sha512:abcd").is_err());
+        let upper = format!("sha256:{}", "A".repeat(64));
+        assert!(Digest::from_str(&upper).is_err());
+    }
+
+    #[test]
+    fn verifying_reader_fails_on_wrong_content() {
+        let mut r = VerifyingReader::new(&b"abc"[..], Digest::of(b"abd"), Some(3), "blob".into());
+        let mut out = Vec::new();
+        let err = r.read_to_end(&mut out).unwrap_err();
+        assert!(err.to_string().contains("content digest"), "{err}");
+    }
+
+    #[test]
+    fn verifying_reader_fails_on_wrong_size() {
+        let mut r = VerifyingReader::new(&b"abc"[..], Digest::of(b"abc"), Some(4), "blob".into());
+        let mut out = Vec::new();
+        assert!(r.read_to_end(&mut out).is_err());
+    }
+}

@@ -1,0 +1,83 @@
+//! The one error type of the library. Every variant names the thing at fault
+//! (a file, a declaration, a reference) so the CLI can print it as is.
+
+use std::io;
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file-system operation failed; the path is always kept.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The build file is malformed or asks for something impossible.
+    /// `location` is `file[:line[:column]]`, `what` the declaration at fault.
+    #[error("{location}: {message}")]
+    BuildFile { location: String, message: String },
+
+    /// A file set declaration cannot be laid down as a layer.
+    #[error("image {image:?}, layer {layer:?}: {message}")]
+    Layer {
+        image: String,
+        layer: String,
+        message: String,
+    },
+
+    #[error("invalid reference {reference:?}: {reason}")]
+    InvalidReference { reference: String, reason: String },
+
+    #[error("invalid SOURCE_DATE_EPOCH {value:?}: {reason}")]
+    SourceDateEpoch { value: String, reason: String },
+
+    /// Content did not match the digest or size that named it.
+    #[error("{what}: expected {expected}, got {actual}")]
+    Mismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// An image source (layout, archive) is not what it claims to be.
+    #[error("{source_name}: {message}")]
+    Format {
+        source_name: String,
+        message: String,
+    },
+
+    /// The request itself does not make sense (bad flag combination, unknown image).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn format(source_name: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Format {
+            source_name: source_name.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Attach a path to an `io::Result`, the way `fs-err` does, without a wrapper type.
+pub trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

@@ -1,0 +1,45 @@
+//! An assembled image: everything needed to write it to any sink, with every
+//! blob it names present in the store.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ImageConfig;
+use crate::digest::Digest;
+
+/// A layer as a manifest lists it, plus its uncompressed digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerDesc {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    pub diff_id: Digest,
+}
+
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// The image's name in the build file (or the source it came from).
+    pub name: String,
+    pub manifest_bytes: Vec<u8>,
+    pub manifest_digest: Digest,
+    pub manifest_media_type: String,
+    pub config_bytes: Vec<u8>,
+    pub config_digest: Digest,
+    pub config: ImageConfig,
+    pub layers: Vec<LayerDesc>,
+    /// Full references (`registry/repo:tag`) this image is known by.
+    pub tags: Vec<String>,
+    /// Manifest annotations, sorted.
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+impl Image {
+    /// `os/arch[/variant]` from the config.
+    pub fn platform(&self) -> String {
+        let mut s = format!("{}/{}", self.config.os, self.config.architecture);
+        if let Some(v) = &self.config.variant {
+            s.push('/');
+            s.push_str(v);
+        }
+        s
+    }
+}

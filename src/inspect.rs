@@ -1,0 +1,15 @@
+//! A summary of an image on disk, for `gantry inspect`.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::Result;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {}
+
+pub fn inspect(path: &Path, select: Option<&str>) -> Result<Inspection> {
+    let _ = (path, select);
+    todo!()
+}

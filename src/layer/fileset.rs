@@ -1,0 +1,1 @@
+//! Resolving file-set declarations into sorted layer entries.

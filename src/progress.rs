@@ -1,0 +1,51 @@
+//! Progress reporting. The library never prints: long operations tell a
+//! [`Reporter`] what they are doing and the CLI decides how to show it.
+
+use crate::digest::Digest;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// A layer is being laid down; `bytes` is the uncompressed input size.
+    LayerStarted {
+        image: &'a str,
+        layer: &'a str,
+        bytes: u64,
+    },
+    /// `done` uncompressed bytes of the layer have been processed so far.
+    LayerProgress {
+        image: &'a str,
+        layer: &'a str,
+        done: u64,
+    },
+    /// The layer is in the store. `reused` is true when an identical layer was
+    /// already there and nothing was compressed.
+    LayerFinished {
+        image: &'a str,
+        layer: &'a str,
+        digest: &'a Digest,
+        size: u64,
+        reused: bool,
+    },
+    ImageBuilt {
+        image: &'a str,
+        digest: &'a Digest,
+    },
+    OutputWritten {
+        image: &'a str,
+        path: &'a str,
+    },
+    Warning {
+        message: &'a str,
+    },
+}
+
+pub trait Reporter: Send + Sync {
+    fn report(&self, event: Event<'_>);
+}
+
+/// A reporter that drops every event, for library users and tests.
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn report(&self, _: Event<'_>) {}
+}

@@ -1,0 +1,81 @@
+//! Media types and small helpers over oci-spec's manifest, index and
+//! descriptor types. Those types hold annotations in `HashMap`s, so they are
+//! only ever serialised through [`crate::json::canonical`].
+
+use std::collections::HashMap;
+
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType, Platform};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_MANIFEST_LIST: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+
+/// Annotation naming an image in an index, read by containerd and Docker's
+/// containerd image store.
+pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+pub fn media_type(s: &str) -> MediaType {
+    MediaType::from(s)
+}
+
+pub fn descriptor(media: &str, digest: &Digest, size: u64) -> Descriptor {
+    Descriptor::new(media_type(media), size, digest.to_oci())
+}
+
+/// What kind of layer a media type names, by its compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerCompression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+pub fn layer_compression(media: &str) -> Option<LayerCompression> {
+    match media {
+        OCI_LAYER_TAR | "application/vnd.docker.image.rootfs.diff.tar" => {
+            Some(LayerCompression::None)
+        }
+        OCI_LAYER_GZIP | DOCKER_LAYER_GZIP => Some(LayerCompression::Gzip),
+        OCI_LAYER_ZSTD | "application/vnd.docker.image.rootfs.diff.tar.zstd" => {
+            Some(LayerCompression::Zstd)
+        }
+        _ => None,
+    }
+}
+
+pub fn parse_manifest(bytes: &[u8], what: &str) -> Result<ImageManifest> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::format(what, format!("not an image manifest: {e}")))
+}
+
+pub fn parse_index(bytes: &[u8], what: &str) -> Result<ImageIndex> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::format(what, format!("not an image index: {e}")))
+}
+
+pub fn annotations(pairs: impl IntoIterator<Item = (String, String)>) -> HashMap<String, String> {
+    pairs.into_iter().collect()
+}
+
+/// `os/arch[/variant]`, the form users write and error messages show.
+pub fn platform_string(p: &Platform) -> String {
+    let mut s = format!("{}/{}", p.os(), p.architecture());
+    if let Some(v) = p.variant() {
+        s.push('/');
+        s.push_str(v);
+    }
+    s
+}
