@@ -1,1 +1,396 @@
-//! Building images.
+//! Building the images of a build file: base → config → layers → manifest,
+//! every blob into the store. Nothing here reads the wall clock: the one
+//! timestamp is SOURCE_DATE_EPOCH or [`crate::epoch::DEFAULT_EPOCH`].
+
+use std::collections::{BTreeMap, HashMap};
+
+use oci_spec::image::{Descriptor, ImageManifestBuilder, MediaType};
+
+use crate::buildfile::{BaseSpec, BuildFile, ImageSpec, Platform};
+use crate::config::{History, ImageConfig};
+use crate::digest::Digest;
+use crate::epoch;
+use crate::error::{Error, Result};
+use crate::image::{Image, LayerDesc};
+use crate::layer::{self, compress::CompressOptions, fileset, LayerJob};
+use crate::layout::read as layout_read;
+use crate::progress::{Event, Reporter};
+use crate::reference::Reference;
+use crate::spec;
+use crate::store::Store;
+
+pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Seconds since the epoch for every timestamp in the image.
+    pub epoch: u64,
+    /// Compression threads; changes speed only, never bytes.
+    pub threads: usize,
+}
+
+impl BuildOptions {
+    /// SOURCE_DATE_EPOCH (malformed is an error) and the machine's cores.
+    pub fn from_env() -> Result<BuildOptions> {
+        Ok(BuildOptions {
+            epoch: epoch::source_date_epoch()?.unwrap_or(epoch::DEFAULT_EPOCH),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        })
+    }
+}
+
+/// What a build produced for one image.
+#[derive(Debug, Clone)]
+pub struct BuiltImage {
+    pub image: Image,
+    /// Per layer of this image (not its base): was it reused from the store?
+    pub layers: Vec<LayerReport>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LayerReport {
+    pub name: String,
+    pub digest: Digest,
+    pub diff_id: Digest,
+    pub size: u64,
+    pub reused: bool,
+}
+
+/// Builds `targets` (every image when empty) and the images they are based
+/// on, bases first. Returns every image built, in build order.
+pub fn build(
+    file: &BuildFile,
+    targets: &[String],
+    store: &Store,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<Vec<BuiltImage>> {
+    let order = file.build_order(targets)?;
+    let mut built: HashMap<String, Image> = HashMap::new();
+    let mut out = Vec::new();
+    for spec in order {
+        let b = build_one(spec, &built, store, opts, reporter)?;
+        reporter.report(Event::ImageBuilt {
+            image: &spec.name,
+            digest: &b.image.manifest_digest,
+        });
+        built.insert(spec.name.clone(), b.image.clone());
+        out.push(b);
+    }
+    Ok(out)
+}
+
+fn build_one(
+    spec: &ImageSpec,
+    built: &HashMap<String, Image>,
+    store: &Store,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<BuiltImage> {
+    let created = epoch::rfc3339(opts.epoch);
+    let (base, base_annotations) = base_image(spec, built, store)?;
+
+    let mut config = match &base {
+        Some(b) => b.config.clone(),
+        None => {
+            let p = spec
+                .platform
+                .as_ref()
+                .expect("validated: scratch has a platform");
+            ImageConfig {
+                architecture: p.architecture.clone(),
+                os: p.os.clone(),
+                variant: p.variant.clone(),
+                ..Default::default()
+            }
+        }
+    };
+    if let (Some(want), Some(b)) = (&spec.platform, &base) {
+        let have = Platform {
+            os: b.config.os.clone(),
+            architecture: b.config.architecture.clone(),
+            variant: b.config.variant.clone(),
+        };
+        let have_norm = Platform::parse(&have.to_string()).unwrap_or(have);
+        if &have_norm != want {
+            return Err(Error::BuildFile {
+                location: spec.location.clone(),
+                message: format!(
+                    "image {:?} asks for platform {want}, but its base is {have_norm}",
+                    spec.name
+                ),
+            });
+        }
+    }
+    apply_spec(&mut config, spec, &created);
+
+    let mut layers: Vec<LayerDesc> = base
+        .as_ref()
+        .map(|b| b.layers.iter().map(oci_layer).collect())
+        .unwrap_or_default();
+    let mut reports = Vec::new();
+    for l in &spec.layers {
+        let mtime = l.mtime.unwrap_or(opts.epoch);
+        let entries = fileset::resolve(&spec.name, l, mtime)?;
+        let job = LayerJob {
+            image: &spec.name,
+            name: &l.name,
+            entries: &entries,
+            compress: CompressOptions {
+                compression: l.compression,
+                level: l.compression_level,
+                threads: opts.threads,
+            },
+        };
+        let done = layer::build(store, &job, reporter)?;
+        config.rootfs.diff_ids.push(done.desc.diff_id.to_string());
+        config.history.push(History {
+            created: Some(created.clone()),
+            created_by: Some(format!("gantry layer {}", l.name)),
+            ..Default::default()
+        });
+        reports.push(LayerReport {
+            name: l.name.clone(),
+            digest: done.desc.digest,
+            diff_id: done.desc.diff_id,
+            size: done.desc.size,
+            reused: done.reused,
+        });
+        layers.push(done.desc);
+    }
+
+    let mut annotations = base_annotations;
+    annotations.extend(spec.annotations.clone());
+    let tags = if spec.tags.is_empty() {
+        vec![Reference::parse_tagged(&format!("{}:latest", spec.name))?]
+    } else {
+        spec.tags.clone()
+    };
+    let image = assemble(
+        store,
+        &spec.name,
+        config,
+        layers,
+        annotations,
+        tags.iter().map(|t| t.to_string()).collect(),
+    )?;
+    Ok(BuiltImage {
+        image,
+        layers: reports,
+    })
+}
+
+/// Writes config and manifest into the store and returns the image.
+pub fn assemble(
+    store: &Store,
+    name: &str,
+    config: ImageConfig,
+    layers: Vec<LayerDesc>,
+    annotations: BTreeMap<String, String>,
+    tags: Vec<String>,
+) -> Result<Image> {
+    let config_bytes = config.to_canonical_json();
+    let (config_digest, config_size) = store.put(&config_bytes)?;
+    let descriptors: Vec<Descriptor> = layers
+        .iter()
+        .map(|l| spec::descriptor(&l.media_type, &l.digest, l.size))
+        .collect();
+    let mut builder = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(spec::descriptor(
+            spec::OCI_CONFIG,
+            &config_digest,
+            config_size,
+        ))
+        .layers(descriptors);
+    if !annotations.is_empty() {
+        builder = builder.annotations(
+            annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<HashMap<_, _>>(),
+        );
+    }
+    let manifest = builder
+        .build()
+        .map_err(|e| Error::Usage(format!("image {name:?}: {e}")))?;
+    let manifest_bytes = crate::json::canonical(&manifest);
+    let (manifest_digest, _) = store.put(&manifest_bytes)?;
+    Ok(Image {
+        name: name.to_string(),
+        manifest_bytes,
+        manifest_digest,
+        manifest_media_type: spec::OCI_MANIFEST.to_string(),
+        config_bytes,
+        config_digest,
+        config,
+        layers,
+        tags,
+        annotations,
+    })
+}
+
+/// The base image (None for scratch) and the annotations that record it.
+fn base_image(
+    spec: &ImageSpec,
+    built: &HashMap<String, Image>,
+    store: &Store,
+) -> Result<(Option<Image>, BTreeMap<String, String>)> {
+    let mut ann = BTreeMap::new();
+    let base = match &spec.base {
+        BaseSpec::Scratch => return Ok((None, ann)),
+        BaseSpec::Image(name) => built
+            .get(name)
+            .cloned()
+            .expect("build order puts bases first"),
+        BaseSpec::Local(src) => layout_read::import(src, store).map_err(|e| Error::BuildFile {
+            location: spec.location.clone(),
+            message: format!("image {:?}: base: {e}", spec.name),
+        })?,
+        BaseSpec::Registry(r) => {
+            return Err(Error::BuildFile {
+                location: spec.location.clone(),
+                message: format!(
+                    "image {:?}: base {r} is in a registry; registry bases are not supported \
+                     by this version (use \"oci:PATH\" or \"docker-archive:PATH\")",
+                    spec.name
+                ),
+            })
+        }
+    };
+    ann.insert(
+        ANNOTATION_BASE_DIGEST.into(),
+        base.manifest_digest.to_string(),
+    );
+    Ok((Some(base), ann))
+}
+
+/// Docker's layer media types name the same bytes as OCI's; an OCI manifest
+/// should not mix the two vocabularies.
+fn oci_layer(l: &LayerDesc) -> LayerDesc {
+    let media_type = match spec::layer_compression(&l.media_type) {
+        Some(c) => match c {
+            spec::LayerCompression::None => spec::OCI_LAYER_TAR,
+            spec::LayerCompression::Gzip => spec::OCI_LAYER_GZIP,
+            spec::LayerCompression::Zstd => spec::OCI_LAYER_ZSTD,
+        }
+        .to_string(),
+        None => l.media_type.clone(),
+    };
+    LayerDesc {
+        media_type,
+        ..l.clone()
+    }
+}
+
+/// Applies the declared runtime settings over the base's config.
+fn apply_spec(config: &mut ImageConfig, spec: &ImageSpec, created: &str) {
+    config.created = Some(created.to_string());
+    let base_env: Vec<String> = config.env().to_vec();
+    let c = config.container();
+
+    if !spec.env.is_empty() {
+        let mut env = base_env.clone();
+        for (k, v) in &spec.env {
+            let value = expand(v, &base_env);
+            let item = format!("{k}={value}");
+            match env
+                .iter_mut()
+                .find(|e| e.split_once('=').map(|x| x.0) == Some(k.as_str()))
+            {
+                Some(slot) => *slot = item,
+                None => env.push(item),
+            }
+        }
+        c.env = Some(env);
+    }
+    if let Some(ep) = &spec.entrypoint {
+        c.entrypoint = Some(ep.clone());
+        // Docker's rule: a new entrypoint invalidates an inherited cmd.
+        if spec.cmd.is_none() {
+            c.cmd = None;
+        }
+    }
+    if let Some(cmd) = &spec.cmd {
+        c.cmd = Some(cmd.clone());
+    }
+    if let Some(u) = &spec.user {
+        c.user = Some(u.clone());
+    }
+    if let Some(w) = &spec.workdir {
+        c.working_dir = Some(w.clone());
+    }
+    if !spec.labels.is_empty() {
+        c.labels
+            .get_or_insert_with(Default::default)
+            .extend(spec.labels.clone());
+    }
+    for p in &spec.exposed_ports {
+        c.exposed_ports
+            .get_or_insert_with(Default::default)
+            .insert(p.clone(), serde_json::json!({}));
+    }
+    for v in &spec.volumes {
+        c.volumes
+            .get_or_insert_with(Default::default)
+            .insert(v.clone(), serde_json::json!({}));
+    }
+    if let Some(s) = &spec.stop_signal {
+        c.stop_signal = Some(s.clone());
+    }
+    if config.config.as_ref() == Some(&Default::default()) {
+        config.config = None;
+    }
+}
+
+/// Expands `${NAME}` from `env` (`K=V` items); an unset name expands to the
+/// empty string, as in a Dockerfile. `$$` is a literal `$`.
+pub fn expand(value: &str, env: &[String]) -> String {
+    let lookup = |name: &str| {
+        env.iter()
+            .rev()
+            .find_map(|e| e.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some(r) = after.strip_prefix('{') {
+            match r.find('}') {
+                Some(end) => {
+                    out.push_str(&lookup(&r[..end]));
+                    rest = &r[end + 1..];
+                }
+                None => {
+                    out.push_str(&rest[i..]);
+                    rest = "";
+                }
+            }
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_from_base_env_only() {
+        let env = vec!["PATH=/usr/bin:/bin".to_string(), "A=1".to_string()];
+        assert_eq!(expand("/app/bin:${PATH}", &env), "/app/bin:/usr/bin:/bin");
+        assert_eq!(expand("${MISSING}x", &env), "x");
+        assert_eq!(expand("$$A $A ${A", &env), "$A $A ${A");
+    }
+}

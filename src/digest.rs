@@ -77,7 +77,7 @@ impl From<&oci_spec::image::Digest> for Digest {
     fn from(d: &oci_spec::image::Digest) -> Self {
         // Descriptors read from disk may name other algorithms; those never
         // match anything gantry stores, so an all-zero digest is a safe sentinel.
-        Digest::from_str(&d.to_string()).unwrap_or(Digest([0; 32]))
+        Digest::from_str(d.as_ref()).unwrap_or(Digest([0; 32]))
     }
 }
 

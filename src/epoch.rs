@@ -82,7 +82,15 @@ mod tests {
 
     #[test]
     fn malformed_epochs_are_errors() {
-        for bad in ["", " 1", "1.5", "-1", "0x10", "1e9", "99999999999999999999999"] {
+        for bad in [
+            "",
+            " 1",
+            "1.5",
+            "-1",
+            "0x10",
+            "1e9",
+            "99999999999999999999999",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(parse("1700000000").unwrap(), 1_700_000_000);

@@ -16,8 +16,7 @@ pub struct AtomicFile {
 impl AtomicFile {
     pub fn create(dest: &Path) -> Result<AtomicFile> {
         let dir = parent_dir(dest);
-        let temp = file_builder().tempfile_in(&dir)
-            .at(&dir)?;
+        let temp = file_builder().tempfile_in(&dir).at(&dir)?;
         Ok(AtomicFile {
             temp,
             dest: dest.to_path_buf(),
@@ -62,8 +61,7 @@ impl AtomicDir {
     pub fn create(dest: &Path) -> Result<AtomicDir> {
         let dest = dest.components().collect::<PathBuf>();
         let dir = parent_dir(&dest);
-        let temp = dir_builder().tempdir_in(&dir)
-            .at(&dir)?;
+        let temp = dir_builder().tempdir_in(&dir).at(&dir)?;
         Ok(AtomicDir {
             temp: Some(temp),
             dest,

@@ -13,3 +13,9 @@ pub fn inspect(path: &Path, select: Option<&str>) -> Result<Inspection> {
     let _ = (path, select);
     todo!()
 }
+
+impl std::fmt::Display for Inspection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}

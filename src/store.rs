@@ -122,7 +122,10 @@ impl Store {
     }
 
     fn meta_path(&self, kind: &str, key: &str) -> PathBuf {
-        self.root.join("meta").join(kind).join(format!("{key}.json"))
+        self.root
+            .join("meta")
+            .join(kind)
+            .join(format!("{key}.json"))
     }
 
     /// Reads a metadata record; a missing or unreadable record is `None`,
@@ -189,7 +192,10 @@ mod tests {
         assert_eq!(n, 5);
         assert_eq!(store.read(&d).unwrap(), b"hello");
         fs::write(store.blob_path(&d), b"hellO").unwrap();
-        assert!(store.read(&d).is_err(), "a corrupted blob must not read back");
+        assert!(
+            store.read(&d).is_err(),
+            "a corrupted blob must not read back"
+        );
     }
 
     #[test]
@@ -202,7 +208,9 @@ mod tests {
         }
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         assert_eq!(
-            fs::read_dir(dir.path().join("blobs/sha256")).unwrap().count(),
+            fs::read_dir(dir.path().join("blobs/sha256"))
+                .unwrap()
+                .count(),
             0
         );
     }

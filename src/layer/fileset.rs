@@ -1,1 +1,575 @@
-//! Resolving file-set declarations into sorted layer entries.
+//! Resolving a layer's declarations into the exact, sorted list of tar
+//! entries: directories walked, excludes applied, modes normalised, every
+//! parent directory made explicit, conflicts refused.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::buildfile::{EntrySpec, EntrySpecKind, LayerSpec, Owner};
+use crate::error::{Error, Result};
+use crate::layer::tar::{EntryHeader, EntryKind};
+
+/// One entry of a layer, with where its content comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub header: EntryHeader,
+    /// The file to read, for regular files.
+    pub source: Option<PathBuf>,
+    /// Identity of the source file (device, inode, size, mtime, ctime), so
+    /// incremental builds can tell an unchanged file without reading it.
+    pub stat: Option<FileStat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileStat {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+}
+
+/// Mode for regular files whose declaration gives none: only the executable
+/// bit of the source survives, so umask and checkout modes never matter.
+pub const FILE_MODE: u32 = 0o644;
+pub const EXEC_MODE: u32 = 0o755;
+pub const DIR_MODE: u32 = 0o755;
+pub const SYMLINK_MODE: u32 = 0o777;
+
+#[derive(Debug)]
+struct Slot {
+    entry: Entry,
+    /// Made up as the parent of something declared, not declared itself.
+    implicit: bool,
+    location: String,
+}
+
+/// Resolves `layer` into entries sorted by path, parents first.
+pub fn resolve(image: &str, layer: &LayerSpec, mtime: u64) -> Result<Vec<Entry>> {
+    let mut set = Resolver {
+        image,
+        layer: &layer.name,
+        mtime,
+        slots: BTreeMap::new(),
+    };
+    for spec in &layer.entries {
+        set.declare(spec)?;
+    }
+    set.add_parents()?;
+    Ok(set.slots.into_values().map(|s| s.entry).collect())
+}
+
+struct Resolver<'a> {
+    image: &'a str,
+    layer: &'a str,
+    mtime: u64,
+    /// Keyed by path; `BTreeMap<String>` orders by UTF-8 bytes, which is the
+    /// tar order we promise, and puts every directory before its contents.
+    slots: BTreeMap<String, Slot>,
+}
+
+impl Resolver<'_> {
+    fn err(&self, location: &str, message: impl std::fmt::Display) -> Error {
+        Error::Layer {
+            image: self.image.to_string(),
+            layer: self.layer.to_string(),
+            message: format!("{location}: {message}"),
+        }
+    }
+
+    fn header(&self, path: String, kind: EntryKind, mode: u32, owner: &Owner) -> EntryHeader {
+        EntryHeader {
+            path,
+            kind,
+            mode,
+            uid: owner.uid,
+            gid: owner.gid,
+            uname: owner.uname.clone(),
+            gname: owner.gname.clone(),
+            mtime: self.mtime,
+        }
+    }
+
+    fn declare(&mut self, spec: &EntrySpec) -> Result<()> {
+        match &spec.kind {
+            EntrySpecKind::Dir { path, mode } => {
+                let h = self.header(
+                    path.clone(),
+                    EntryKind::Dir,
+                    mode.unwrap_or(DIR_MODE),
+                    &spec.owner,
+                );
+                self.insert(h, None, None, &spec.location)
+            }
+            EntrySpecKind::Symlink { path, target } => {
+                let h = self.header(
+                    path.clone(),
+                    EntryKind::Symlink {
+                        target: target.clone(),
+                    },
+                    SYMLINK_MODE,
+                    &spec.owner,
+                );
+                self.insert(h, None, None, &spec.location)
+            }
+            EntrySpecKind::Copy {
+                src_text,
+                src,
+                dst,
+                dst_is_dir,
+                mode,
+                dir_mode,
+                exclude,
+            } => {
+                // A top-level `src` that is a symlink is followed, as
+                // `COPY` does; links inside a directory tree are kept.
+                let meta = fs::metadata(src).map_err(|e| {
+                    let what = if e.kind() == std::io::ErrorKind::NotFound {
+                        "does not exist".to_string()
+                    } else {
+                        e.to_string()
+                    };
+                    self.err(
+                        &spec.location,
+                        format!("src {src_text:?} ({}) {what}", src.display()),
+                    )
+                })?;
+                if meta.is_dir() {
+                    if !dst.is_empty() {
+                        let h = self.header(
+                            dst.clone(),
+                            EntryKind::Dir,
+                            dir_mode.unwrap_or(DIR_MODE),
+                            &spec.owner,
+                        );
+                        self.insert(h, None, None, &spec.location)?;
+                    }
+                    self.walk(spec, src, dst, *mode, *dir_mode, exclude.as_ref())
+                } else {
+                    check_file_type(&meta).map_err(|m| {
+                        self.err(&spec.location, format!("src {}: {m}", src.display()))
+                    })?;
+                    let path = if *dst_is_dir {
+                        let base = src.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+                            self.err(&spec.location, "src has no UTF-8 file name")
+                        })?;
+                        join(dst, base)
+                    } else {
+                        dst.clone()
+                    };
+                    self.add_file(path, src, &meta, *mode, &spec.owner, &spec.location)
+                }
+            }
+        }
+    }
+
+    fn walk(
+        &mut self,
+        spec: &EntrySpec,
+        root: &Path,
+        dst: &str,
+        mode: Option<u32>,
+        dir_mode: Option<u32>,
+        exclude: Option<&globset::GlobSet>,
+    ) -> Result<()> {
+        let mut it = walkdir::WalkDir::new(root)
+            .follow_links(false)
+            .sort_by_file_name()
+            .min_depth(1)
+            .into_iter();
+        while let Some(item) = it.next() {
+            let item = item.map_err(|e| {
+                let path = e
+                    .path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                self.err(&spec.location, format!("{path}: {e}"))
+            })?;
+            let rel = item
+                .path()
+                .strip_prefix(root)
+                .expect("walkdir yields paths under its root");
+            let rel_str = rel.to_str().ok_or_else(|| {
+                self.err(
+                    &spec.location,
+                    format!("{}: file name is not valid UTF-8", item.path().display()),
+                )
+            })?;
+            if let Some(ex) = exclude {
+                if ex.is_match(rel) {
+                    if item.file_type().is_dir() {
+                        it.skip_current_dir();
+                    }
+                    continue;
+                }
+            }
+            let path = join(dst, rel_str);
+            let meta = item
+                .path()
+                .symlink_metadata()
+                .map_err(|e| self.err(&spec.location, format!("{}: {e}", item.path().display())))?;
+            let ft = meta.file_type();
+            if ft.is_dir() {
+                let h = self.header(
+                    path,
+                    EntryKind::Dir,
+                    dir_mode.unwrap_or(DIR_MODE),
+                    &spec.owner,
+                );
+                self.insert(h, None, None, &spec.location)?;
+            } else if ft.is_symlink() {
+                let target = fs::read_link(item.path()).map_err(|e| {
+                    self.err(&spec.location, format!("{}: {e}", item.path().display()))
+                })?;
+                let target = target.to_str().ok_or_else(|| {
+                    self.err(
+                        &spec.location,
+                        format!(
+                            "{}: symlink target is not valid UTF-8",
+                            item.path().display()
+                        ),
+                    )
+                })?;
+                let h = self.header(
+                    path,
+                    EntryKind::Symlink {
+                        target: target.to_string(),
+                    },
+                    SYMLINK_MODE,
+                    &spec.owner,
+                );
+                self.insert(h, None, None, &spec.location)?;
+            } else {
+                check_file_type(&meta).map_err(|m| {
+                    self.err(&spec.location, format!("{}: {m}", item.path().display()))
+                })?;
+                self.add_file(path, item.path(), &meta, mode, &spec.owner, &spec.location)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn add_file(
+        &mut self,
+        path: String,
+        src: &Path,
+        meta: &fs::Metadata,
+        mode: Option<u32>,
+        owner: &Owner,
+        location: &str,
+    ) -> Result<()> {
+        let mode = mode.unwrap_or_else(|| {
+            if is_executable(meta) {
+                EXEC_MODE
+            } else {
+                FILE_MODE
+            }
+        });
+        let h = self.header(path, EntryKind::File { size: meta.len() }, mode, owner);
+        self.insert(h, Some(src.to_path_buf()), Some(file_stat(meta)), location)
+    }
+
+    fn insert(
+        &mut self,
+        header: EntryHeader,
+        source: Option<PathBuf>,
+        stat: Option<FileStat>,
+        location: &str,
+    ) -> Result<()> {
+        let entry = Entry {
+            header,
+            source,
+            stat,
+        };
+        let key = entry.header.path.clone();
+        if let Some(prev) = self.slots.get(&key) {
+            if !same_content(&prev.entry, &entry) {
+                return Err(self.err(
+                    location,
+                    format!(
+                        "/{key} is declared twice with different content (first at {})",
+                        prev.location
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        self.slots.insert(
+            key,
+            Slot {
+                entry,
+                implicit: false,
+                location: location.to_string(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Emits every missing parent directory as 0755 root-owned, and refuses
+    /// a path whose parent was declared as something other than a directory.
+    fn add_parents(&mut self) -> Result<()> {
+        let mut missing: BTreeMap<String, String> = BTreeMap::new();
+        for (path, slot) in &self.slots {
+            let mut cur = path.as_str();
+            while let Some((parent, _)) = cur.rsplit_once('/') {
+                match self.slots.get(parent) {
+                    Some(p) if p.entry.header.kind != EntryKind::Dir => {
+                        return Err(self.err(
+                            &slot.location,
+                            format!(
+                                "/{path} is inside /{parent}, which is declared as a {} at {}",
+                                kind_name(&p.entry.header.kind),
+                                p.location
+                            ),
+                        ));
+                    }
+                    Some(_) => break,
+                    None => {
+                        missing
+                            .entry(parent.to_string())
+                            .or_insert_with(|| slot.location.clone());
+                    }
+                }
+                cur = parent;
+            }
+        }
+        for (path, location) in missing {
+            let header = self.header(path.clone(), EntryKind::Dir, DIR_MODE, &Owner::default());
+            self.slots.insert(
+                path,
+                Slot {
+                    entry: Entry {
+                        header,
+                        source: None,
+                        stat: None,
+                    },
+                    implicit: true,
+                    location,
+                },
+            );
+        }
+        debug_assert!(self
+            .slots
+            .values()
+            .filter(|s| s.implicit)
+            .all(|s| s.entry.source.is_none()));
+        Ok(())
+    }
+}
+
+fn kind_name(k: &EntryKind) -> &'static str {
+    match k {
+        EntryKind::File { .. } => "file",
+        EntryKind::Dir => "directory",
+        EntryKind::Symlink { .. } => "symlink",
+    }
+}
+
+/// Two declarations of one path agree when their headers agree and, for
+/// files, the bytes agree (the same source, or sources with equal content).
+fn same_content(a: &Entry, b: &Entry) -> bool {
+    if a.header != b.header {
+        return false;
+    }
+    match (&a.source, &b.source) {
+        (Some(x), Some(y)) => {
+            x == y
+                || match (fs::canonicalize(x), fs::canonicalize(y)) {
+                    (Ok(cx), Ok(cy)) if cx == cy => true,
+                    _ => matches!((fs::read(x), fs::read(y)), (Ok(bx), Ok(by)) if bx == by),
+                }
+        }
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+fn join(dst: &str, rel: &str) -> String {
+    if dst.is_empty() {
+        rel.to_string()
+    } else {
+        format!("{dst}/{rel}")
+    }
+}
+
+fn check_file_type(meta: &fs::Metadata) -> std::result::Result<(), String> {
+    if meta.is_file() {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let ft = meta.file_type();
+        let what = if ft.is_socket() {
+            "a socket"
+        } else if ft.is_fifo() {
+            "a fifo"
+        } else if ft.is_block_device() {
+            "a block device"
+        } else if ft.is_char_device() {
+            "a character device"
+        } else {
+            "not a regular file, directory or symlink"
+        };
+        Err(format!("is {what}, which cannot be put in a layer"))
+    }
+    #[cfg(not(unix))]
+    Err("is not a regular file, directory or symlink".into())
+}
+
+#[cfg(unix)]
+fn is_executable(meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_: &fs::Metadata) -> bool {
+    false
+}
+
+#[cfg(unix)]
+pub fn file_stat(meta: &fs::Metadata) -> FileStat {
+    use std::os::unix::fs::MetadataExt;
+    FileStat {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.len(),
+        mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+    }
+}
+
+#[cfg(not(unix))]
+pub fn file_stat(meta: &fs::Metadata) -> FileStat {
+    FileStat {
+        dev: 0,
+        ino: 0,
+        size: meta.len(),
+        mtime_ns: meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i128),
+        ctime_ns: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buildfile::BuildFile;
+
+    fn layer_of(dir: &Path, files: &str) -> LayerSpec {
+        let text = format!(
+            "[image.a]\nbase = \"scratch\"\nplatform = \"linux/amd64\"\n[[image.a.layer]]\nname = \"l\"\nfiles = [\n{files}\n]\n"
+        );
+        let bf = BuildFile::parse(&text, &dir.join("gantry.toml")).unwrap();
+        bf.images["a"].layers[0].clone()
+    }
+
+    fn paths(entries: &[Entry]) -> Vec<String> {
+        entries
+            .iter()
+            .map(|e| match &e.header.kind {
+                EntryKind::Dir => format!("{}/ {:o}", e.header.path, e.header.mode),
+                EntryKind::File { size } => format!("{} {:o} {size}", e.header.path, e.header.mode),
+                EntryKind::Symlink { target } => format!("{} -> {target}", e.header.path),
+            })
+            .collect()
+    }
+
+    #[cfg(unix)]
+    fn chmod(p: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn parents_come_first_and_modes_are_normalised() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("cfg/sub")).unwrap();
+        fs::write(d.path().join("cfg/a.conf"), "a").unwrap();
+        fs::write(d.path().join("cfg/old.bak"), "x").unwrap();
+        fs::write(d.path().join("cfg/sub/run.sh"), "#!/bin/sh").unwrap();
+        chmod(&d.path().join("cfg/sub/run.sh"), 0o700);
+        chmod(&d.path().join("cfg/a.conf"), 0o600);
+        fs::write(d.path().join("bin"), "elf").unwrap();
+        let layer = layer_of(
+            d.path(),
+            r#"{ src = "bin", dst = "/app/bin/worker", mode = "0755" },
+               { src = "cfg/", dst = "/etc/w/", exclude = ["**/*.bak"] },
+               { dir = "/var/lib/w", mode = "0700" },
+               { symlink = "/app/bin/w", target = "worker" }"#,
+        );
+        let entries = resolve("a", &layer, 0).unwrap();
+        assert_eq!(
+            paths(&entries),
+            [
+                "app/ 755",
+                "app/bin/ 755",
+                "app/bin/w -> worker",
+                "app/bin/worker 755 3",
+                "etc/ 755",
+                "etc/w/ 755",
+                "etc/w/a.conf 644 1",
+                "etc/w/sub/ 755",
+                "etc/w/sub/run.sh 755 9",
+                "var/ 755",
+                "var/lib/ 755",
+                "var/lib/w/ 700",
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_src_names_the_declaration() {
+        let d = tempfile::tempdir().unwrap();
+        let layer = layer_of(d.path(), r#"{ src = "nope", dst = "/x" }"#);
+        let e = resolve("a", &layer, 0).unwrap_err().to_string();
+        assert!(
+            e.contains("image.a.layer[0].files[0]") && e.contains("does not exist"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn conflicting_duplicates_are_refused_and_identical_ones_merged() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("a"), "one").unwrap();
+        fs::write(d.path().join("b"), "two").unwrap();
+        fs::write(d.path().join("c"), "one").unwrap();
+        let ok = layer_of(
+            d.path(),
+            r#"{ src = "a", dst = "/x" }, { src = "c", dst = "/x" }"#,
+        );
+        assert_eq!(resolve("a", &ok, 0).unwrap().len(), 1);
+        let bad = layer_of(
+            d.path(),
+            r#"{ src = "a", dst = "/x" }, { src = "b", dst = "/x" }"#,
+        );
+        let e = resolve("a", &bad, 0).unwrap_err().to_string();
+        assert!(e.contains("declared twice"), "{e}");
+        let under_file = layer_of(d.path(), r#"{ src = "a", dst = "/x" }, { dir = "/x/y" }"#);
+        let e = resolve("a", &under_file, 0).unwrap_err().to_string();
+        assert!(e.contains("declared as a file"), "{e}");
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn fifos_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir(d.path().join("t")).unwrap();
+        let fifo = d.path().join("t/pipe");
+        let status = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !matches!(status, Ok(s) if s.success()) {
+            eprintln!("skipping: mkfifo unavailable");
+            return;
+        }
+        let layer = layer_of(d.path(), r#"{ src = "t", dst = "/t" }"#);
+        let e = resolve("a", &layer, 0).unwrap_err().to_string();
+        assert!(e.contains("a fifo"), "{e}");
+    }
+}

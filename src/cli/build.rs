@@ -1,0 +1,145 @@
+//! `gantry build`.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+
+use gantry::build::{self, BuildOptions};
+use gantry::buildfile::{BuildFile, DEFAULT_FILE_NAME};
+use gantry::error::{Error, Result};
+use gantry::fsutil::AtomicFile;
+use gantry::image::Image;
+use gantry::layout::write::{self, Format};
+use gantry::progress::{Event, Reporter};
+use gantry::store::Store;
+
+#[derive(Args)]
+pub struct BuildArgs {
+    /// Images to build (default: every image in the build file).
+    images: Vec<String>,
+
+    /// The build file.
+    #[arg(short, long, value_name = "PATH", default_value = DEFAULT_FILE_NAME)]
+    file: PathBuf,
+
+    /// Write the built images here: a .tar path (docker tarball by default),
+    /// a directory (OCI layout by default), or - for a tarball on stdout.
+    #[arg(short, long, value_name = "PATH")]
+    output: Option<PathBuf>,
+
+    /// Output format (default: docker for .tar and -, oci for directories).
+    #[arg(long, value_enum)]
+    format: Option<OutputFormat>,
+
+    /// Compression threads (default: the number of cores).
+    #[arg(long, short = 'j', value_name = "N")]
+    jobs: Option<usize>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    Docker,
+    Oci,
+    OciArchive,
+}
+
+pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Result<()> {
+    let format = match &args.output {
+        Some(out) => Some(output_format(out, args.format)?),
+        None if args.format.is_some() => {
+            return Err(Error::Usage("--format needs --output".into()));
+        }
+        None => None,
+    };
+    let file = BuildFile::load(&args.file)?;
+    let store = Store::open(store_root)?;
+    let mut opts = BuildOptions::from_env()?;
+    if let Some(j) = args.jobs {
+        if j == 0 {
+            return Err(Error::Usage("--jobs must be at least 1".into()));
+        }
+        opts.threads = j;
+    }
+    let built = build::build(&file, &args.images, &store, &opts, reporter)?;
+
+    let to_stdout = args.output.as_deref() == Some(Path::new("-"));
+    let mut lines = String::new();
+    for b in &built {
+        lines.push_str(&format!("{} {}\n", b.image.name, b.image.manifest_digest));
+    }
+
+    if let (Some(out), Some(format)) = (&args.output, format) {
+        // The images asked for, or every image when none was named.
+        let selected: Vec<&Image> = built
+            .iter()
+            .map(|b| &b.image)
+            .filter(|i| args.images.is_empty() || args.images.contains(&i.name))
+            .collect();
+        write_output(&selected, &store, out, format)?;
+        if !to_stdout {
+            for i in &selected {
+                reporter.report(Event::OutputWritten {
+                    image: &i.name,
+                    path: &out.display().to_string(),
+                });
+            }
+        }
+    }
+
+    // Results go to stdout unless stdout carries the tarball.
+    if to_stdout {
+        eprint!("{lines}");
+    } else {
+        let mut stdout = io::stdout().lock();
+        stdout
+            .write_all(lines.as_bytes())
+            .and_then(|_| stdout.flush())
+            .map_err(|e| Error::io("<stdout>", e))?;
+    }
+    Ok(())
+}
+
+fn output_format(out: &Path, explicit: Option<OutputFormat>) -> Result<Format> {
+    let f = match explicit {
+        Some(OutputFormat::Docker) => Format::Docker,
+        Some(OutputFormat::Oci) => Format::Oci,
+        Some(OutputFormat::OciArchive) => Format::OciArchive,
+        None => {
+            let s = out.to_string_lossy();
+            if s == "-" || s.ends_with(".tar") {
+                Format::Docker
+            } else if s.ends_with('/') || out.is_dir() {
+                Format::Oci
+            } else {
+                return Err(Error::Usage(format!(
+                    "cannot tell the output format of {s:?}: use a .tar path, a directory \
+                     ending in /, or --format docker|oci|oci-archive"
+                )));
+            }
+        }
+    };
+    if f == Format::Oci && out == Path::new("-") {
+        return Err(Error::Usage(
+            "an OCI layout directory cannot be written to stdout; use --format oci-archive".into(),
+        ));
+    }
+    Ok(f)
+}
+
+fn write_output(images: &[&Image], store: &Store, out: &Path, format: Format) -> Result<()> {
+    if format == Format::Oci {
+        return write::write_oci_dir(images, store, out);
+    }
+    if out == Path::new("-") {
+        let stdout = io::stdout().lock();
+        let mut w = write::write_archive(images, store, format, io::BufWriter::new(stdout))?;
+        return w.flush().map_err(|e| Error::io("<stdout>", e));
+    }
+    let file = AtomicFile::create(out)?;
+    let file = write::write_archive(images, store, format, io::BufWriter::new(file))?;
+    let file = file
+        .into_inner()
+        .map_err(|e| Error::io(out, e.into_error()))?;
+    file.commit()
+}

@@ -1,0 +1,33 @@
+//! `gantry inspect`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use gantry::error::{Error, Result};
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// A docker tarball, OCI archive or OCI layout directory.
+    path: PathBuf,
+
+    /// Which image, when the file holds several (a tag or full name).
+    #[arg(long, value_name = "NAME")]
+    image: Option<String>,
+
+    /// Machine-readable JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: InspectArgs) -> Result<()> {
+    let info = gantry::inspect::inspect(&args.path, args.image.as_deref())?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&info)
+            .map_err(|e| Error::Usage(format!("cannot render inspection as JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        print!("{info}");
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! Glue between the command line and the library: one module per verb.
+
+mod build;
+mod inspect;
+mod reporter;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use gantry::store::{Store, STORE_ENV};
+
+#[derive(Parser)]
+#[command(
+    name = "gantry",
+    version,
+    about = "Daemonless, reproducible OCI image assembler",
+    long_about = None
+)]
+struct Cli {
+    /// The local content-addressed store (default: $XDG_CACHE_HOME/gantry).
+    #[arg(long, global = true, env = STORE_ENV, value_name = "DIR")]
+    store: Option<PathBuf>,
+
+    /// Print nothing but results and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+
+    /// How to show progress on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = ProgressMode::Auto)]
+    progress: ProgressMode,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// Bars on a terminal, plain lines otherwise.
+    Auto,
+    Bar,
+    Plain,
+    None,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build images from a build file into the store, and optionally write them out.
+    Build(build::BuildArgs),
+    /// Show what an image tarball or OCI layout contains.
+    Inspect(inspect::InspectArgs),
+}
+
+/// Runs the command line; returns the process exit status.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    let mode = if cli.quiet {
+        ProgressMode::None
+    } else {
+        cli.progress
+    };
+    let reporter = reporter::CliReporter::new(mode);
+    let store_root = cli.store.clone().unwrap_or_else(Store::default_root);
+    let result = match cli.command {
+        Command::Build(args) => build::run(args, &store_root, &reporter),
+        Command::Inspect(args) => inspect::run(args),
+    };
+    reporter.finish();
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            print_error(&e);
+            1
+        }
+    }
+}
+
+fn print_error(e: &gantry::Error) {
+    eprintln!("error: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        // Io errors already print their cause inline.
+        if !matches!(e, gantry::Error::Io { .. }) {
+            eprintln!("  caused by: {s}");
+        }
+        source = s.source();
+    }
+}
