@@ -399,9 +399,3 @@ layers     2, 3.3 MiB in total
         assert_eq!(human_size(5 << 30), "5.0 GiB");
     }
 }
-
-impl std::fmt::Display for Inspection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self:?}")
-    }
-}
