@@ -1,21 +1,401 @@
 //! A summary of an image on disk, for `gantry inspect`.
+//!
+//! The serialised form is an interface for scripts: field names are
+//! snake_case and stable, and every field is always present (`null` or empty
+//! when the image does not set it) so that `jq .config.user` never has to
+//! guess. The `Display` form is for people and may change.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 
 use serde::Serialize;
 
+use crate::digest::Digest;
 use crate::error::Result;
+use crate::image::Image;
+use crate::layout::read;
+use crate::spec::{self, LayerCompression};
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Inspection {}
-
-pub fn inspect(path: &Path, select: Option<&str>) -> Result<Inspection> {
-    let _ = (path, select);
-    todo!()
+pub struct Inspection {
+    pub manifest_digest: Digest,
+    pub manifest_media_type: String,
+    pub config_digest: Digest,
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    pub created: Option<String>,
+    pub tags: Vec<String>,
+    pub config: ConfigSummary,
+    pub annotations: BTreeMap<String, String>,
+    pub layers: Vec<LayerSummary>,
+    pub history: Vec<HistorySummary>,
 }
 
-impl std::fmt::Display for Inspection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self:?}")
+/// How a container from the image runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ConfigSummary {
+    pub user: Option<String>,
+    pub env: Vec<String>,
+    /// `None` (unset) and `Some([])` (explicitly empty) differ when the
+    /// image is used as a base, so both are kept.
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub working_dir: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// `port/protocol`, sorted.
+    pub exposed_ports: Vec<String>,
+    pub volumes: Vec<String>,
+    pub stop_signal: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LayerSummary {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    pub diff_id: Digest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistorySummary {
+    pub created_by: Option<String>,
+    pub comment: Option<String>,
+    pub empty_layer: bool,
+}
+
+/// Opens the image at `path` (see [`read::open`] for what `select` matches)
+/// and summarises it. Only the manifest and config are read.
+pub fn inspect(path: &Path, select: Option<&str>) -> Result<Inspection> {
+    let (image, _) = read::open(path, select)?;
+    Ok(Inspection::of(&image))
+}
+
+impl Inspection {
+    /// Summarises an image already in memory, such as one just built.
+    pub fn of(image: &Image) -> Inspection {
+        let c = image.config.config.clone().unwrap_or_default();
+        let keys = |m: Option<BTreeMap<String, serde_json::Value>>| -> Vec<String> {
+            m.map(|m| m.into_keys().collect()).unwrap_or_default()
+        };
+        Inspection {
+            manifest_digest: image.manifest_digest,
+            manifest_media_type: image.manifest_media_type.clone(),
+            config_digest: image.config_digest,
+            platform: image.platform(),
+            created: image.config.created.clone(),
+            tags: image.tags.clone(),
+            config: ConfigSummary {
+                user: c.user,
+                env: c.env.unwrap_or_default(),
+                entrypoint: c.entrypoint,
+                cmd: c.cmd,
+                working_dir: c.working_dir,
+                labels: c.labels.unwrap_or_default(),
+                exposed_ports: keys(c.exposed_ports),
+                volumes: keys(c.volumes),
+                stop_signal: c.stop_signal,
+            },
+            annotations: image.annotations.clone(),
+            layers: image
+                .layers
+                .iter()
+                .map(|l| LayerSummary {
+                    media_type: l.media_type.clone(),
+                    digest: l.digest,
+                    size: l.size,
+                    diff_id: l.diff_id,
+                })
+                .collect(),
+            history: image
+                .config
+                .history
+                .iter()
+                .map(|h| HistorySummary {
+                    created_by: h.created_by.clone(),
+                    comment: h.comment.clone(),
+                    empty_layer: h.empty_layer,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Width of the label column of the human summary.
+const LABEL: usize = 11;
+
+impl fmt::Display for Inspection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let line = |f: &mut fmt::Formatter<'_>, label: &str, value: &str| {
+            writeln!(f, "{label:<LABEL$}{value}")
+        };
+        let lines = |f: &mut fmt::Formatter<'_>, label: &str, values: &[String]| {
+            for (i, v) in values.iter().enumerate() {
+                line(f, if i == 0 { label } else { "" }, v)?;
+            }
+            Ok(())
+        };
+        line(
+            f,
+            "digest",
+            &format!(
+                "{} ({})",
+                self.manifest_digest,
+                short_media_type(&self.manifest_media_type)
+            ),
+        )?;
+        line(f, "config", &self.config_digest.to_string())?;
+        line(f, "platform", &self.platform)?;
+        if let Some(created) = &self.created {
+            line(f, "created", created)?;
+        }
+        lines(f, "tags", &self.tags)?;
+        let c = &self.config;
+        if let Some(e) = &c.entrypoint {
+            line(f, "entrypoint", &json_array(e))?;
+        }
+        if let Some(cmd) = &c.cmd {
+            line(f, "cmd", &json_array(cmd))?;
+        }
+        lines(f, "env", &c.env)?;
+        if let Some(u) = &c.user {
+            line(f, "user", u)?;
+        }
+        if let Some(w) = &c.working_dir {
+            line(f, "workdir", w)?;
+        }
+        let total: u64 = self.layers.iter().map(|l| l.size).sum();
+        line(
+            f,
+            "layers",
+            &format!("{}, {} in total", self.layers.len(), human_size(total)),
+        )?;
+        for l in &self.layers {
+            writeln!(
+                f,
+                "  {}  {:>10}  {}",
+                l.digest,
+                human_size(l.size),
+                compression_name(&l.media_type)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn json_array(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_default()
+}
+
+fn short_media_type(media: &str) -> &str {
+    match media {
+        spec::OCI_MANIFEST => "OCI manifest",
+        spec::DOCKER_MANIFEST => "Docker manifest",
+        other => other,
+    }
+}
+
+fn compression_name(media: &str) -> &str {
+    match spec::layer_compression(media) {
+        Some(LayerCompression::None) => "uncompressed",
+        Some(LayerCompression::Gzip) => "gzip",
+        Some(LayerCompression::Zstd) => "zstd",
+        None => media,
+    }
+}
+
+/// Binary units with one decimal, the way `ls -lh` and `du -h` users read
+/// sizes: `512 B`, `1.5 KiB`, `3.2 MiB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+    use crate::layout::testutil::{host_arch, sample_image, temp_store};
+    use crate::layout::write::write_oci_dir;
+
+    #[test]
+    fn inspection_summarises_an_image_on_disk() {
+        let (tmp, store) = temp_store();
+        let image = sample_image(&store, &["example.com/worker:dev"], true);
+        let dir = tmp.path().join("layout");
+        write_oci_dir(&[&image], &store, &dir).unwrap();
+        let i = inspect(&dir, Some("dev")).unwrap();
+        assert_eq!(i.manifest_digest, image.manifest_digest);
+        assert_eq!(i.manifest_media_type, spec::OCI_MANIFEST);
+        assert_eq!(i.config_digest, image.config_digest);
+        assert_eq!(i.platform, format!("linux/{}", host_arch()));
+        assert_eq!(i.created.as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(i.tags, ["example.com/worker:dev"]);
+        assert_eq!(i.config.user.as_deref(), Some("0:0"));
+        assert_eq!(
+            i.config.entrypoint.as_deref(),
+            Some(&["/bin/busybox".to_string()][..])
+        );
+        assert_eq!(i.config.cmd.as_ref().unwrap().len(), 2);
+        assert!(i.config.env.contains(&"GREETING=hello world".to_string()));
+        assert_eq!(i.config.exposed_ports, ["8080/tcp"]);
+        assert_eq!(i.config.volumes, ["/data"]);
+        assert_eq!(i.config.labels["org.example.team"], "build");
+        assert_eq!(i.config.stop_signal.as_deref(), Some("SIGTERM"));
+        assert_eq!(i.config.working_dir.as_deref(), Some("/"));
+        assert_eq!(i.annotations, image.annotations);
+        assert_eq!(i.layers.len(), 2);
+        assert_eq!(i.layers[1].digest, image.layers[1].digest);
+        assert_eq!(i.layers[1].diff_id, image.layers[1].diff_id);
+        assert_eq!(i.layers[1].media_type, spec::OCI_LAYER_GZIP);
+        assert_eq!(i.history.len(), 3);
+        assert!(i.history[2].empty_layer);
+        assert_eq!(i.history[2].comment.as_deref(), Some("metadata only"));
+
+        let text = i.to_string();
+        assert!(text.contains(&image.manifest_digest.to_string()), "{text}");
+        assert!(text.contains(&image.layers[0].digest.to_string()), "{text}");
+        assert_eq!(text.matches("gzip").count(), 2, "{text}");
+
+        let err = inspect(&dir, Some("other")).err().unwrap().to_string();
+        assert!(err.contains("no image named \"other\""), "{err}");
+    }
+
+    fn d(c: char) -> Digest {
+        Digest::from_str(&format!("sha256:{}", c.to_string().repeat(64))).unwrap()
+    }
+
+    fn fixed() -> Inspection {
+        Inspection {
+            manifest_digest: d('a'),
+            manifest_media_type: spec::OCI_MANIFEST.into(),
+            config_digest: d('b'),
+            platform: "linux/arm64/v8".into(),
+            created: Some("2024-01-02T03:04:05Z".into()),
+            tags: vec!["example.com/app:1".into(), "example.com/app:latest".into()],
+            config: ConfigSummary {
+                user: Some("app".into()),
+                env: vec!["PATH=/bin".into(), "MODE=prod".into()],
+                entrypoint: Some(vec!["/app".into(), "--flag".into()]),
+                cmd: None,
+                working_dir: Some("/srv".into()),
+                labels: BTreeMap::from([("k".to_string(), "v".to_string())]),
+                exposed_ports: vec!["80/tcp".into()],
+                volumes: vec![],
+                stop_signal: None,
+            },
+            annotations: BTreeMap::new(),
+            layers: vec![
+                LayerSummary {
+                    media_type: spec::OCI_LAYER_GZIP.into(),
+                    digest: d('c'),
+                    size: 3_500_000,
+                    diff_id: d('d'),
+                },
+                LayerSummary {
+                    media_type: spec::OCI_LAYER_TAR.into(),
+                    digest: d('e'),
+                    size: 512,
+                    diff_id: d('e'),
+                },
+            ],
+            history: vec![HistorySummary {
+                created_by: Some("gantry".into()),
+                comment: None,
+                empty_layer: false,
+            }],
+        }
+    }
+
+    #[test]
+    fn display_is_a_compact_human_summary() {
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        let c = "c".repeat(64);
+        let e = "e".repeat(64);
+        let want = format!(
+            "\
+digest     sha256:{a} (OCI manifest)
+config     sha256:{b}
+platform   linux/arm64/v8
+created    2024-01-02T03:04:05Z
+tags       example.com/app:1
+           example.com/app:latest
+entrypoint [\"/app\",\"--flag\"]
+env        PATH=/bin
+           MODE=prod
+user       app
+workdir    /srv
+layers     2, 3.3 MiB in total
+  sha256:{c}     3.3 MiB  gzip
+  sha256:{e}       512 B  uncompressed
+"
+        );
+        assert_eq!(fixed().to_string(), want);
+    }
+
+    #[test]
+    fn json_field_names_are_stable() {
+        let v = serde_json::to_value(fixed()).unwrap();
+        let keys =
+            |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(
+            keys(&v),
+            [
+                "annotations",
+                "config",
+                "config_digest",
+                "created",
+                "history",
+                "layers",
+                "manifest_digest",
+                "manifest_media_type",
+                "platform",
+                "tags"
+            ]
+        );
+        assert_eq!(
+            keys(&v["config"]),
+            [
+                "cmd",
+                "entrypoint",
+                "env",
+                "exposed_ports",
+                "labels",
+                "stop_signal",
+                "user",
+                "volumes",
+                "working_dir"
+            ]
+        );
+        assert_eq!(
+            keys(&v["layers"][0]),
+            ["diff_id", "digest", "media_type", "size"]
+        );
+        assert_eq!(
+            keys(&v["history"][0]),
+            ["comment", "created_by", "empty_layer"]
+        );
+        assert_eq!(v["manifest_digest"], format!("sha256:{}", "a".repeat(64)));
+        assert_eq!(v["config"]["cmd"], serde_json::Value::Null);
+        assert_eq!(v["layers"][0]["size"], 3_500_000);
+    }
+
+    #[test]
+    fn sizes_read_like_du() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(5 << 30), "5.0 GiB");
     }
 }

@@ -8,7 +8,6 @@ use clap::{Args, ValueEnum};
 use gantry::build::{self, BuildOptions};
 use gantry::buildfile::{BuildFile, DEFAULT_FILE_NAME};
 use gantry::error::{Error, Result};
-use gantry::fsutil::AtomicFile;
 use gantry::image::Image;
 use gantry::layout::write::{self, Format};
 use gantry::progress::{Event, Reporter};
@@ -128,18 +127,10 @@ fn output_format(out: &Path, explicit: Option<OutputFormat>) -> Result<Format> {
 }
 
 fn write_output(images: &[&Image], store: &Store, out: &Path, format: Format) -> Result<()> {
-    if format == Format::Oci {
-        return write::write_oci_dir(images, store, out);
-    }
     if out == Path::new("-") {
         let stdout = io::stdout().lock();
         let mut w = write::write_archive(images, store, format, io::BufWriter::new(stdout))?;
         return w.flush().map_err(|e| Error::io("<stdout>", e));
     }
-    let file = AtomicFile::create(out)?;
-    let file = write::write_archive(images, store, format, io::BufWriter::new(file))?;
-    let file = file
-        .into_inner()
-        .map_err(|e| Error::io(out, e.into_error()))?;
-    file.commit()
+    write::write_archive_file(images, store, format, out)
 }

@@ -2,5 +2,9 @@
 //! docker-load tarballs, read as base images ([`read`]) and written as
 //! build outputs ([`write`]).
 
+mod container;
+mod names;
 pub mod read;
+#[cfg(test)]
+pub(crate) mod testutil;
 pub mod write;

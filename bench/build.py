@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Times `gantry build` of a single-layer image against its peers on the same
+inputs in the same run: `tar --sort=name | gzip -6 -n | sha256sum` and
+`umoci insert`. Reports medians of several runs, MB/s, ratios, compressed
+sizes and peak RSS as a Markdown table.
+
+    bench/build.py [--runs 5] [--work /tmp/gantry-bench] [--gantry target/release/gantry]
+
+The input trees are copied from files every machine of this project has
+(/usr/share, /usr/lib and the Rust toolchain), chosen deterministically.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MB = 1_000_000
+
+
+def run(cmd, **kw):
+    """Runs a command, returning (wall seconds, peak RSS in MiB)."""
+    start = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, **kw)
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.monotonic() - start
+    if status != 0:
+        sys.exit(f"failed ({status}): {cmd}")
+    # ru_maxrss of a waited-for child covers its own waited-for children too.
+    return wall, usage.ru_maxrss / 1024
+
+
+def pick_files(roots, want_bytes, keep):
+    out, total, seen_sizes = [], 0, set()
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                p = Path(dirpath) / name
+                if p.is_symlink() or not p.is_file():
+                    continue
+                size = p.stat().st_size
+                if not keep(size) or size in seen_sizes or not os.access(p, os.R_OK):
+                    continue
+                seen_sizes.add(size)
+                out.append((root, p))
+                total += size
+                if total >= want_bytes:
+                    return out, total
+    return out, total
+
+
+def make_tree(dest, picks):
+    if dest.exists():
+        return
+    tmp = dest.with_suffix(".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for root, p in picks:
+        rel = Path(Path(root).name) / p.relative_to(root)
+        target = tmp / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(p, target)
+        shutil.copymode(p, target)
+    tmp.rename(dest)
+
+
+def tree_size(d):
+    return sum(f.stat().st_size for f in d.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def bench_tree(label, tree, args, results):
+    size = tree_size(tree)
+    runs = args.runs
+    rows = {}
+
+    # 1. tar | gzip -6 -n | sha256sum: the single-threaded baseline.
+    pipeline = (
+        f"tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - -C {tree} . "
+        f"| gzip -6 -n | sha256sum"
+    )
+    t = [run(["sh", "-c", pipeline]) for _ in range(runs)]
+    gz_size = int(subprocess.check_output(
+        ["sh", "-c", pipeline.replace("| sha256sum", "| wc -c")]))
+    rows["tar | gzip -6 -n"] = (t, gz_size)
+
+    # 2. umoci insert into a fresh image each run (layout creation untimed).
+    t, usize = [], 0
+    for i in range(runs):
+        lay = Path(tempfile.mkdtemp(dir=args.work)) / "layout"
+        subprocess.check_call(["umoci", "init", "--layout", str(lay)])
+        subprocess.check_call(["umoci", "new", "--image", f"{lay}:t"])
+        t.append(run(["umoci", "insert", "--rootless", "--image", f"{lay}:t", str(tree), "/data"]))
+        idx = json.loads((lay / "index.json").read_text())
+        mdig = idx["manifests"][0]["digest"].split(":")[1]
+        man = json.loads((lay / "blobs/sha256" / mdig).read_text())
+        usize = man["layers"][-1]["size"]
+        shutil.rmtree(lay.parent)
+    rows["umoci insert"] = (t, usize)
+
+    # 3. gantry build, cold store each run; then a warm rebuild.
+    proj = Path(args.work) / f"proj-{label}"
+    proj.mkdir(exist_ok=True)
+    (proj / "gantry.toml").write_text(
+        '[image.bench]\nbase = "scratch"\nplatform = "linux/amd64"\n'
+        f'[[image.bench.layer]]\nname = "data"\nfiles = [{{ src = "{tree}", dst = "/data" }}]\n'
+    )
+    t, gsize, warm = [], 0, []
+    for i in range(runs):
+        store = Path(tempfile.mkdtemp(dir=args.work))
+        env = dict(os.environ, GANTRY_STORE=str(store))
+        cmd = [args.gantry, "--progress=none", "build", "-f", str(proj / "gantry.toml")]
+        t.append(run(cmd, env=env))
+        warm.append(run(cmd, env=env))
+        metas = list((store / "meta/layers-by-content").glob("*.json"))
+        gsize = json.loads(metas[0].read_text())["desc"]["size"]
+        shutil.rmtree(store)
+    rows["gantry build"] = (t, gsize)
+    rows["gantry build (no-op rebuild)"] = (warm, gsize)
+
+    base = statistics.median(w for w, _ in rows["umoci insert"][0])
+    for name, (samples, csize) in rows.items():
+        wall = statistics.median(w for w, _ in samples)
+        rss = max(r for _, r in samples)
+        results.append((label, size, name, wall, size / MB / wall, base / wall, csize, rss))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--work", default="/tmp/gantry-bench")
+    ap.add_argument("--gantry", default=str(Path(__file__).resolve().parent.parent / "target/release/gantry"))
+    args = ap.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    for tool in ["umoci", "tar", "gzip", args.gantry]:
+        if not shutil.which(tool):
+            sys.exit(f"{tool} not found (build gantry with cargo build --release; scripts/setup installs umoci)")
+
+    work = Path(args.work)
+    mixed, _ = pick_files(["/usr/share", "/usr/lib/x86_64-linux-gnu"], 100 * MB,
+                          lambda s: s < 4 * MB)
+    make_tree(work / "mixed", mixed)
+    toolchains = sorted(str(p) for p in Path.home().glob(".rustup/toolchains/*/lib"))
+    large, _ = pick_files(["/usr/lib"] + toolchains, 500 * MB, lambda s: s >= 8 * MB)
+    make_tree(work / "large", large)
+
+    results = []
+    bench_tree("mixed", work / "mixed", args, results)
+    bench_tree("large", work / "large", args, results)
+
+    print(f"runs per figure: {args.runs} (median wall time; peak RSS is the max over runs)\n")
+    print("| input | tool | wall s | MB/s | speed vs umoci | compressed MB | peak RSS MiB |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for label, size, name, wall, mbps, ratio, csize, rss in results:
+        print(f"| {label} ({size / MB:.0f} MB) | {name} | {wall:.2f} | {mbps:.0f} | "
+              f"{ratio:.2f}x | {csize / MB:.1f} | {rss:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
