@@ -166,7 +166,11 @@ impl Layout {
             .unwrap_or_else(|| panic!("not a sha256 digest: {digest}"));
         let path = self.0.join("blobs/sha256").join(hex);
         let bytes = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(sha256_hex(&bytes), hex, "blob {digest} does not hash to its name");
+        assert_eq!(
+            sha256_hex(&bytes),
+            hex,
+            "blob {digest} does not hash to its name"
+        );
         bytes
     }
 
@@ -233,8 +237,8 @@ fn tar_entries(tar: &[u8]) -> (Vec<TarEntry>, Vec<TarEntry>) {
         let mut ar = tar::Archive::new(tar);
         let mut v = Vec::new();
         for e in ar.entries().unwrap().raw(raw) {
-            let e = e.unwrap();
-            let h = e.header();
+            let mut e = e.unwrap();
+            let h = e.header().clone();
             let path = String::from_utf8(e.path_bytes().into_owned()).unwrap();
             let kind = match h.entry_type() {
                 tar::EntryType::Regular => format!("file {}", e.size()),
@@ -245,9 +249,25 @@ fn tar_entries(tar: &[u8]) -> (Vec<TarEntry>, Vec<TarEntry>) {
                 ),
                 other => format!("{other:?}"),
             };
-            let uname = String::from_utf8(h.username_bytes().unwrap_or_default().to_vec()).unwrap();
-            let gname =
+            let mut uname =
+                String::from_utf8(h.username_bytes().unwrap_or_default().to_vec()).unwrap();
+            let mut gname =
                 String::from_utf8(h.groupname_bytes().unwrap_or_default().to_vec()).unwrap();
+            let mut mtime = h.mtime().unwrap();
+            // The tar crate applies PAX path, size, uid and gid, but leaves
+            // the names and mtime to the reader.
+            if let Some(pax) = e.pax_extensions().unwrap() {
+                for ext in pax {
+                    let ext = ext.unwrap();
+                    let value = ext.value().unwrap().to_string();
+                    match ext.key().unwrap() {
+                        "uname" => uname = value,
+                        "gname" => gname = value,
+                        "mtime" => mtime = value.parse().unwrap(),
+                        _ => {}
+                    }
+                }
+            }
             let line = format!(
                 "{path} {kind} {:04o} {}:{} {uname:?}:{gname:?}",
                 h.mode().unwrap() & 0o7777,
@@ -259,7 +279,7 @@ fn tar_entries(tar: &[u8]) -> (Vec<TarEntry>, Vec<TarEntry>) {
                 raw_type: h.entry_type().as_byte(),
                 path,
                 line,
-                mtime: h.mtime().unwrap(),
+                mtime,
                 header_pos: e.raw_header_position(),
                 data_end,
                 ustar: h.as_ustar().is_some(),
@@ -307,7 +327,10 @@ fn copies_differing_in_directory_mtimes_modes_umask_order_and_store_build_identi
     copy_fixture(a.path(), WIDE);
     let a_tar = a.ok(&["build", "-o", "image.tar"]);
     let a_dir = a.ok(&["build", "-o", "layout/"]);
-    assert_eq!(a_tar, a_dir, "the digests do not depend on the output format");
+    assert_eq!(
+        a_tar, a_dir,
+        "the digests do not depend on the output format"
+    );
 
     // The second copy sits deeper, under another name, and is built from
     // outside its directory under a umask that strips group and other bits.
@@ -441,7 +464,12 @@ fn thread_count_changes_speed_not_bytes() {
     let p = big_project();
     let other_store = tempfile::tempdir().unwrap();
     let one = p.ok(&["build", "-j", "1", "-o", "one/"]);
-    let out = run_with_store(&p, other_store.path(), &["build", "-j", "4", "-o", "four/"], &[]);
+    let out = run_with_store(
+        &p,
+        other_store.path(),
+        &["build", "-j", "4", "-o", "four/"],
+        &[],
+    );
     let four = assert_ok(&out, "gantry build -j 4");
     assert_eq!(one, four, "-j 1 and -j 4 gave different digests");
     assert_eq!(tree_digests(&p.join("one")), tree_digests(&p.join("four")));
@@ -505,6 +533,22 @@ fn source_date_epoch_sets_created_and_every_mtime_but_a_declared_one() {
     assert_ne!(plain_layers[0], layers[0].1);
 }
 
+#[test]
+fn far_future_source_date_epoch_is_kept_exactly_through_pax() {
+    // Year 9999 does not fit ustar's 11 octal digits (they end in 2242); the
+    // exact value must still reach the tar, and the config.
+    let (_p, layout, out) = build_fixture_layout(&[("SOURCE_DATE_EPOCH", "253402300799")]);
+    let manifest = layout.manifest(&digest_of(&out, "app"));
+    assert_eq!(layout.config(&manifest)["created"], "9999-12-31T23:59:59Z");
+    let layers = layout.layers(&manifest);
+    for e in tar_entries(&layers[0].2).1 {
+        assert_eq!(e.mtime, 253_402_300_799, "{}", e.path);
+    }
+    // The layer with its own mtime needs no PAX record.
+    let (raw, _) = tar_entries(&layers[3].2);
+    assert!(raw.iter().all(|e| e.raw_type != b'x'));
+}
+
 // ---------------------------------------------------------------------------
 // The layer cache.
 
@@ -528,12 +572,16 @@ fn unchanged_layers_are_reused_not_compressed_again() {
     let p = Project::new();
     copy_fixture(p.path(), WIDE);
     age_inputs(p.path());
+    std::thread::sleep(SETTLE);
     let first = p.run(&["build"]);
     let first_out = assert_ok(&first, "first build");
     let first_err = String::from_utf8_lossy(&first.stderr).into_owned();
     let built = layer_lines(&first_err);
     assert_eq!(built.len(), 4, "one progress line per layer:\n{first_err}");
-    assert!(built.iter().all(|l| l.contains(" built: sha256:")), "{first_err}");
+    assert!(
+        built.iter().all(|l| l.contains(" built: sha256:")),
+        "{first_err}"
+    );
 
     let blobs_before = common::tree(&p.store.path().join("blobs"));
     let second = p.run(&["build"]);
@@ -569,15 +617,24 @@ fn touching_an_input_without_changing_it_keeps_the_digest() {
     }
 }
 
+/// Long enough for a fresh copy to stop looking "racily clean" to the
+/// cache, so that the first build records its inputs' identities and the
+/// second build has to notice a change from them alone.
+const SETTLE: Duration = Duration::from_millis(2500);
+
 /// Builds, applies `change`, builds again; returns both layer digest lists
 /// of `image` and the second build's stderr.
 fn layers_before_and_after(
     image: &str,
+    settle: bool,
     change: impl FnOnce(&Project),
 ) -> (Vec<String>, Vec<String>, String) {
     let p = Project::new();
     copy_fixture(p.path(), WIDE);
     age_inputs(p.path());
+    if settle {
+        std::thread::sleep(SETTLE);
+    }
     let first = p.ok(&["build", "-o", "before/"]);
     change(&p);
     let out = p.run(&["build", "-o", "after/"]);
@@ -598,7 +655,7 @@ fn changed_indexes(a: &[String], b: &[String]) -> Vec<usize> {
 
 #[test]
 fn changing_one_file_changes_exactly_its_layer() {
-    let (before, after, err) = layers_before_and_after("app", |p| {
+    let (before, after, err) = layers_before_and_after("app", false, |p| {
         p.write("config/nested/deep.conf", "[deep]\nvalue = 43\n");
     });
     // Layers of app: tools, config (from base), data, plain.
@@ -613,9 +670,9 @@ fn changing_one_file_changes_exactly_its_layer() {
 
 #[test]
 fn content_change_with_restored_size_and_mtime_is_still_noticed() {
-    // Same length, same mtime afterwards: only the inode change time (and
-    // the content) tell the cache that the file is not what it recorded.
-    let (before, after, err) = layers_before_and_after("app", |p| {
+    // Same length, same mtime afterwards: only the inode change time tells
+    // the cache that the file is not what it recorded.
+    let (before, after, err) = layers_before_and_after("app", true, |p| {
         let f = p.join("share/docs/page.md");
         let old = fs::read(&f).unwrap();
         let mut new = old.clone();
@@ -629,7 +686,7 @@ fn content_change_with_restored_size_and_mtime_is_still_noticed() {
 
 #[test]
 fn changing_a_declared_mode_rebuilds_only_that_layer() {
-    let (before, after, err) = layers_before_and_after("app", |p| {
+    let (before, after, err) = layers_before_and_after("app", false, |p| {
         let toml = fs::read_to_string(p.join("gantry.toml")).unwrap();
         let changed = toml.replace(
             r#"dst = "/usr/share/demo-extra.txt", mode = "0600""#,
@@ -643,7 +700,7 @@ fn changing_a_declared_mode_rebuilds_only_that_layer() {
 
 #[test]
 fn changing_a_layers_compression_does_not_reuse_the_old_blob() {
-    let (before, after, err) = layers_before_and_after("app", |p| {
+    let (before, after, err) = layers_before_and_after("app", false, |p| {
         let toml = fs::read_to_string(p.join("gantry.toml")).unwrap();
         let changed = toml.replace(
             "name = \"config\"\ncompression = \"zstd\"",
@@ -817,6 +874,51 @@ files = [{ src = "tree/", dst = "/t/" }]
     assert!(
         !raw.iter().any(|e| matches!(e.raw_type, b'g' | b'L' | b'K')),
         "no global or GNU headers"
+    );
+    assert_end_of_archive(tar, &raw, 0);
+}
+
+#[test]
+fn ids_and_owner_names_that_do_not_fit_ustar_get_pax_records() {
+    // ustar holds ids up to 0o7777777 and names up to 31 bytes plus a NUL;
+    // past that the value must survive in a PAX record, not be truncated.
+    let fits = "u".repeat(31);
+    let too_long = "g".repeat(32);
+    let p = Project::new();
+    p.write("a.txt", "a\n");
+    p.write("b.txt", "b\n");
+    p.write(
+        "gantry.toml",
+        format!(
+            r#"[image.ids]
+base = "scratch"
+platform = "linux/amd64"
+
+[[image.ids.layer]]
+files = [
+  {{ src = "a.txt", dst = "/a", owner = "2097151:2097151", uname = "{fits}", gname = "{fits}" }},
+  {{ src = "b.txt", dst = "/b", owner = "3000000:2097152", uname = "{too_long}", gname = "{fits}" }},
+]
+"#
+        ),
+    );
+    let out = p.ok(&["build", "-o", "layout/"]);
+    let layout = Layout(p.join("layout"));
+    let manifest = layout.manifest(&digest_of(&out, "ids"));
+    let (_, _, tar) = &layout.layers(&manifest)[0];
+    let (raw, resolved) = tar_entries(tar);
+    assert_eq!(
+        lines(&resolved),
+        [
+            format!(r#"a file 2 0644 2097151:2097151 "{fits}":"{fits}""#),
+            format!(r#"b file 2 0644 3000000:2097152 "{too_long}":"{fits}""#),
+        ]
+    );
+    let kinds: Vec<u8> = raw.iter().map(|e| e.raw_type).collect();
+    assert_eq!(
+        kinds,
+        [b'0', b'x', b'0'],
+        "only the entry that does not fit has a PAX header"
     );
     assert_end_of_archive(tar, &raw, 0);
 }
