@@ -87,7 +87,7 @@ def bench_tree(label, tree, args, results):
     t = [run(["sh", "-c", pipeline]) for _ in range(runs)]
     gz_size = int(subprocess.check_output(
         ["sh", "-c", pipeline.replace("| sha256sum", "| wc -c")]))
-    rows["tar | gzip -6 -n"] = (t, gz_size)
+    rows["tar \\| gzip -6 -n"] = (t, gz_size)
 
     # 2. umoci insert into a fresh image each run (layout creation untimed).
     t, usize = [], 0

@@ -5,9 +5,11 @@
 //! The same file set is never compressed twice: a layer's recipe (entries,
 //! metadata, compression) together with each source file's identity (device,
 //! inode, size, mtime, ctime) keys a record of the finished layer. When any
-//! identity has changed, the tar stream is hashed without compression first,
-//! and a layer with that diff_id and compression already in the store is
-//! reused.
+//! identity has changed but a layer of the same shape (the same tar headers)
+//! was built before, the tar stream is hashed without compression first, and
+//! a layer with that diff_id and compression already in the store is reused.
+//! A layer of a new shape goes straight to the one compressing pass, so a
+//! cold build reads its inputs once.
 
 pub mod compress;
 pub mod fileset;
@@ -96,21 +98,30 @@ pub fn build(store: &Store, job: &LayerJob<'_>, reporter: &dyn Reporter) -> Resu
         }
     }
 
-    // 2. Some file's identity changed: hash the tar stream to learn the
+    // 2. Some file's identity changed, but this shape was built before (a
+    //    fresh checkout, a touched file): hash the tar stream to learn the
     //    diff_id, and reuse a layer with that content if the store has one.
-    let diff_id = {
-        let mut sink = HashingWriter::new(io::sink());
-        write_tar(job, &mut sink, None)?;
-        sink.finish().1
-    };
-    let by_content = format!("{}-{comp_key}", diff_id.hex());
-    if let Some(rec) = store.get_meta::<Record>("layers-by-content", &by_content) {
-        if store.size(&rec.desc.digest) == Some(rec.desc.size) {
-            if !racy(job) {
-                store.put_meta("layers-by-recipe", &recipe.hex(), &rec)?;
+    let shape = shape_key(job);
+    let mut known_diff_id = None;
+    if store
+        .get_meta::<Shape>("layers-by-shape", &shape.hex())
+        .is_some()
+    {
+        let diff_id = {
+            let mut sink = HashingWriter::new(io::sink());
+            write_tar(job, &mut sink, None)?;
+            sink.finish().1
+        };
+        let by_content = format!("{}-{comp_key}", diff_id.hex());
+        if let Some(rec) = store.get_meta::<Record>("layers-by-content", &by_content) {
+            if store.size(&rec.desc.digest) == Some(rec.desc.size) {
+                if !racy(job) {
+                    store.put_meta("layers-by-recipe", &recipe.hex(), &rec)?;
+                }
+                return Ok(reuse(rec.desc));
             }
-            return Ok(reuse(rec.desc));
         }
+        known_diff_id = Some(diff_id);
     }
 
     // 3. New content: tar, hash and compress in one pass.
@@ -118,9 +129,9 @@ pub fn build(store: &Store, job: &LayerJob<'_>, reporter: &dyn Reporter) -> Resu
     let encoder = Encoder::new(job.compress, blob).map_err(|e| io_err(job, e))?;
     let mut tar_out = HashingWriter::new(encoder);
     write_tar(job, &mut tar_out, Some((reporter, job)))?;
-    let (encoder, second_diff_id, _) = tar_out.finish();
+    let (encoder, diff_id, _) = tar_out.finish();
     let blob = encoder.finish().map_err(|e| io_err(job, e))?;
-    if second_diff_id != diff_id {
+    if known_diff_id.is_some_and(|d| d != diff_id) {
         return Err(Error::Layer {
             image: job.image.into(),
             layer: job.name.into(),
@@ -135,7 +146,9 @@ pub fn build(store: &Store, job: &LayerJob<'_>, reporter: &dyn Reporter) -> Resu
         diff_id,
     };
     let rec = Record { desc: desc.clone() };
+    let by_content = format!("{}-{comp_key}", diff_id.hex());
     store.put_meta("layers-by-content", &by_content, &rec)?;
+    store.put_meta("layers-by-shape", &shape.hex(), &Shape {})?;
     if !racy(job) {
         store.put_meta("layers-by-recipe", &recipe.hex(), &rec)?;
     }
@@ -160,15 +173,31 @@ fn io_err(job: &LayerJob<'_>, e: io::Error) -> Error {
     }
 }
 
+#[derive(Serialize, Deserialize)]
+struct Shape {}
+
 /// A digest of everything that decides the layer's bytes, plus the identity
 /// of each source file.
 fn recipe_key(job: &LayerJob<'_>) -> Digest {
+    key(job, true)
+}
+
+/// A digest of the layer's tar headers and compression: the same for two
+/// checkouts of the same files, whatever their paths or timestamps.
+fn shape_key(job: &LayerJob<'_>) -> Digest {
+    key(job, false)
+}
+
+fn key(job: &LayerJob<'_>, with_sources: bool) -> Digest {
     let mut h = Hasher::new();
-    h.update(format!("gantry-layer-v{FORMAT_VERSION}\0").as_bytes());
+    h.update(format!("gantry-layer-v{FORMAT_VERSION}-{with_sources}\0").as_bytes());
     // Thread count changes speed, never bytes, so it is not part of the key.
     h.update(format!("{:?}\0{}\0", job.compress.compression, job.compress.level).as_bytes());
     for e in job.entries {
-        h.update(format!("{:?}\0{:?}\0{:?}\0", e.header, e.source, e.stat).as_bytes());
+        h.update(format!("{:?}\0", e.header).as_bytes());
+        if with_sources {
+            h.update(format!("{:?}\0{:?}\0", e.source, e.stat).as_bytes());
+        }
     }
     h.finish().0
 }
@@ -220,4 +249,83 @@ fn write_tar<W: Write>(
         }
     }
     tar.finish().map_err(|err| io_err(job, err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buildfile::BuildFile;
+    use crate::layer::compress::Compression;
+    use crate::progress::Silent;
+    use std::fs;
+    use std::path::Path;
+
+    fn build_in(dir: &Path, store: &Store) -> BuiltLayer {
+        let text = "[image.a]\nbase = \"scratch\"\nplatform = \"linux/amd64\"\n\
+                    [[image.a.layer]]\nfiles = [{ src = \"src/\", dst = \"/s/\" }]\n";
+        let bf = BuildFile::parse(text, &dir.join("gantry.toml")).unwrap();
+        let spec = &bf.images["a"].layers[0];
+        let entries = fileset::resolve("a", spec, 0).unwrap();
+        let job = LayerJob {
+            image: "a",
+            name: "l",
+            entries: &entries,
+            compress: CompressOptions {
+                compression: Compression::Gzip,
+                level: 6,
+                threads: 2,
+            },
+        };
+        build(store, &job, &Silent).unwrap()
+    }
+
+    fn write_tree(dir: &Path, content: &str) {
+        fs::create_dir_all(dir.join("src")).unwrap();
+        fs::write(dir.join("src/a.txt"), content).unwrap();
+        // Old enough not to be racily clean, so the recipe record is kept.
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        let f = fs::File::options()
+            .write(true)
+            .open(dir.join("src/a.txt"))
+            .unwrap();
+        f.set_modified(old).unwrap();
+    }
+
+    #[test]
+    fn unchanged_recipe_is_reused_without_reading() {
+        let (d, s) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let store = Store::open(s.path()).unwrap();
+        write_tree(d.path(), "one");
+        let first = build_in(d.path(), &store);
+        assert!(!first.reused);
+        let again = build_in(d.path(), &store);
+        assert!(again.reused);
+        assert_eq!(again.desc, first.desc);
+    }
+
+    #[test]
+    fn another_checkout_of_the_same_files_is_not_compressed_again() {
+        let s = tempfile::tempdir().unwrap();
+        let store = Store::open(s.path()).unwrap();
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write_tree(a.path(), "same");
+        write_tree(b.path(), "same");
+        let first = build_in(a.path(), &store);
+        let second = build_in(b.path(), &store);
+        assert!(second.reused, "same content elsewhere must reuse the layer");
+        assert_eq!(second.desc, first.desc);
+    }
+
+    #[test]
+    fn same_size_content_change_builds_a_new_layer() {
+        let s = tempfile::tempdir().unwrap();
+        let store = Store::open(s.path()).unwrap();
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write_tree(a.path(), "one");
+        write_tree(b.path(), "two");
+        let first = build_in(a.path(), &store);
+        let second = build_in(b.path(), &store);
+        assert!(!second.reused);
+        assert_ne!(second.desc.diff_id, first.desc.diff_id);
+    }
 }
