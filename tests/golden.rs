@@ -23,11 +23,12 @@ use sha2::{Digest as _, Sha256};
 /// What the golden fixture is made of (every path, its kind, executable bit,
 /// content or link target). When this changes the fixture was edited, and
 /// the digests below have to be regenerated with it.
-const FIXTURE: &str = "sha256:TODO";
+const FIXTURE: &str = "sha256:25a9f725a8c089345ea5c91f095ce00d6dddb82f23251b791cdd9d9023e634ce";
 
 /// sha256 of the docker tarball `gantry build -o golden.tar` writes for the
 /// three golden images.
-const DOCKER_TARBALL: &str = "sha256:TODO";
+const DOCKER_TARBALL: &str =
+    "sha256:82121dfceeacda0f26797762030552033fec82f389e3f73d8689cb5b64bfaa81";
 
 struct Golden {
     image: &'static str,
@@ -40,29 +41,47 @@ struct Golden {
 const GOLDEN: &[Golden] = &[
     Golden {
         image: "golden-gzip",
-        manifest: "sha256:TODO",
-        config: "sha256:TODO",
+        manifest: "sha256:5786f8f0d2981b46921f0bba86df9498fc09236f5a0407305bf5aabd845d73fb",
+        config: "sha256:4a501fa1563753bcfd82faba579bff91658c9c083c60181cf2430116a4aa5415",
         layers: &[
-            ("sha256:TODO", "sha256:TODO"),
-            ("sha256:TODO", "sha256:TODO"),
+            (
+                "sha256:6d8b10cda7a4c7bfc14e1bc34ed98f85b8faec5e58a33db1fb84f1153d3c6ad4",
+                "sha256:6f7c23d632711c1c6dec53b93734e4d7169ba00b7f8496e1851e28d69137c4e6",
+            ),
+            (
+                "sha256:9e26e6e545634dd2c16c4749ad6b118078ec650c530fd84696f1ca0380b7cccf",
+                "sha256:448181535b93d75bc98b24bd933f37d7561e16f319931133dc5d4b255218f602",
+            ),
         ],
     },
     Golden {
         image: "golden-zstd",
-        manifest: "sha256:TODO",
-        config: "sha256:TODO",
+        manifest: "sha256:dc0020bede494397e82a5f722cfd97b49ca6cc04f1a5686cc9f92a441c8f51ef",
+        config: "sha256:4a501fa1563753bcfd82faba579bff91658c9c083c60181cf2430116a4aa5415",
         layers: &[
-            ("sha256:TODO", "sha256:TODO"),
-            ("sha256:TODO", "sha256:TODO"),
+            (
+                "sha256:7e3af2c971c28113e1cb09d3677fc000272f884697750af9049ae30660249492",
+                "sha256:6f7c23d632711c1c6dec53b93734e4d7169ba00b7f8496e1851e28d69137c4e6",
+            ),
+            (
+                "sha256:2150adf00a05d91bd6ac803b7cb56a92ca73beddcf61f69c3922fa429ca12f4e",
+                "sha256:448181535b93d75bc98b24bd933f37d7561e16f319931133dc5d4b255218f602",
+            ),
         ],
     },
     Golden {
         image: "golden-none",
-        manifest: "sha256:TODO",
-        config: "sha256:TODO",
+        manifest: "sha256:642356a2a3ccb3583217587f6755b761d5e06d6c5f66f2bee1acc45bd86bd251",
+        config: "sha256:4a501fa1563753bcfd82faba579bff91658c9c083c60181cf2430116a4aa5415",
         layers: &[
-            ("sha256:TODO", "sha256:TODO"),
-            ("sha256:TODO", "sha256:TODO"),
+            (
+                "sha256:6f7c23d632711c1c6dec53b93734e4d7169ba00b7f8496e1851e28d69137c4e6",
+                "sha256:6f7c23d632711c1c6dec53b93734e4d7169ba00b7f8496e1851e28d69137c4e6",
+            ),
+            (
+                "sha256:448181535b93d75bc98b24bd933f37d7561e16f319931133dc5d4b255218f602",
+                "sha256:448181535b93d75bc98b24bd933f37d7561e16f319931133dc5d4b255218f602",
+            ),
         ],
     },
 ];
@@ -347,16 +366,19 @@ fn golden_digests_are_unchanged() {
 }
 
 #[test]
-fn diff_ids_do_not_depend_on_compression() {
+fn pinned_values_agree_with_each_other() {
     // The uncompressed tar is the most stable contract (no compressor is
-    // involved), so the three golden images must agree on it; an
-    // uncompressed layer's digest is its diff_id.
+    // involved), so the three golden images must agree on it, and so on the
+    // config, which names layers by diff_id only; an uncompressed layer's
+    // digest is its diff_id. Regenerated constants that break this were not
+    // produced by one consistent build.
     let diff_ids: Vec<Vec<&str>> = GOLDEN
         .iter()
         .map(|g| g.layers.iter().map(|l| l.1).collect())
         .collect();
     assert_eq!(diff_ids[0], diff_ids[1]);
     assert_eq!(diff_ids[0], diff_ids[2]);
+    assert!(GOLDEN.iter().all(|g| g.config == GOLDEN[0].config));
     let none = GOLDEN.iter().find(|g| g.image == "golden-none").unwrap();
     for (digest, diff_id) in none.layers {
         assert_eq!(digest, diff_id);

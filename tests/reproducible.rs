@@ -922,3 +922,35 @@ files = [
     );
     assert_end_of_archive(tar, &raw, 0);
 }
+
+#[test]
+fn concurrent_builds_sharing_a_store_agree() {
+    // Two builds racing on one cold store write the same blobs and records
+    // at the same time; both must succeed with the same result.
+    let p = big_project();
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            let mut c = p.cmd();
+            c.args(["build", "-j", "1", "-o", &format!("out{i}.tar")]);
+            c.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<String> = children
+        .into_iter()
+        .map(|c| assert_ok(&c.wait_with_output().unwrap(), "concurrent build"))
+        .collect();
+    assert_eq!(outs[0], outs[1]);
+    assert_eq!(outs[0], outs[2]);
+    let tars: Vec<Vec<u8>> = (0..3)
+        .map(|i| fs::read(p.join(&format!("out{i}.tar"))).unwrap())
+        .collect();
+    assert!(tars[0] == tars[1] && tars[0] == tars[2]);
+    assert_eq!(
+        common::tree(&p.store.path().join("tmp")),
+        Vec::<String>::new(),
+        "temporary blobs left in the store"
+    );
+}
