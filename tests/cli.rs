@@ -509,3 +509,53 @@ fn store_flag_and_environment_choose_the_store() {
     assert_eq!(via_flag, p.ok(&["build"]));
     assert!(blobs(p.store.path()) > 0, "GANTRY_STORE was not used");
 }
+
+/// Runs gantry with its stdout a pipe whose reader is already gone, as in
+/// `gantry ... | head -0`; returns (exit code, stderr).
+fn with_closed_stdout(p: &Project, args: &[&str]) -> (Option<i32>, String) {
+    // The shell waits until the reader is gone before gantry starts.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("sleep 0.3; exec \"$0\" \"$@\"")
+        .arg(gantry_bin())
+        .args(args)
+        .current_dir(p.path())
+        .env("GANTRY_STORE", p.store.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn build_into_a_closed_pipe_is_an_error_not_a_panic() {
+    let p = two_images();
+    for args in [&["-q", "build"][..], &["-q", "build", "-o", "-"][..]] {
+        let (code, stderr) = with_closed_stdout(&p, args);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+#[ignore = "bug in src/cli/inspect.rs: print!/println! panic (exit 101) when stdout is a \
+            closed pipe, e.g. `gantry inspect x.tar --json | head -0`"]
+fn inspect_into_a_closed_pipe_is_an_error_not_a_panic() {
+    let p = two_images();
+    p.ok(&["build", "app", "-o", "app.tar"]);
+    for args in [
+        &["inspect", "app.tar"][..],
+        &["inspect", "app.tar", "--json"][..],
+    ] {
+        let (code, stderr) = with_closed_stdout(&p, args);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_ne!(code, Some(101), "{args:?}: {stderr}");
+    }
+}

@@ -954,3 +954,71 @@ fn concurrent_builds_sharing_a_store_agree() {
         "temporary blobs left in the store"
     );
 }
+
+#[test]
+fn local_base_gives_the_same_image_wherever_it_lies() {
+    // The base's path is not part of the image: only its digest is.
+    let base = Project::new();
+    copy_fixture(base.path(), WIDE);
+    let built = base.ok(&["build", "app", "-o", "base.tar"]);
+    base.ok(&["build", "app", "-o", "base-layout/"]);
+    let top = |dir: &Path, base_ref: &str| {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("extra.txt"), "extra\n").unwrap();
+        fs::write(
+            dir.join("gantry.toml"),
+            format!(
+                "[image.top]\nbase = \"{base_ref}\"\n\n[[image.top.layer]]\nfiles = [{{ src = \"extra.txt\", dst = \"/extra.txt\" }}]\n"
+            ),
+        )
+        .unwrap();
+    };
+
+    let a = Project::new();
+    fs::copy(base.join("base.tar"), a.join("base.tar")).unwrap();
+    top(a.path(), "docker-archive:base.tar");
+    let from_tar = a.ok(&["build"]);
+
+    let b = Project::new();
+    let deep = b.join("x/y");
+    fs::create_dir_all(&deep).unwrap();
+    fs::copy(base.join("base.tar"), deep.join("the-base.tar")).unwrap();
+    set_mtime(&deep.join("the-base.tar"), 1_234_567_890);
+    top(&b.join("proj"), "docker-archive:../x/y/the-base.tar");
+    let from_elsewhere = assert_ok(
+        &gantry_in_shell(
+            b.path(),
+            b.store.path(),
+            "umask 077",
+            &["build", "-f", "proj/gantry.toml"],
+        ),
+        "build on a base elsewhere",
+    );
+    assert_eq!(from_tar, from_elsewhere);
+
+    let c = Project::new();
+    let layout = c.join("layout");
+    fs::create_dir(&layout).unwrap();
+    for (rel, _) in tree_digests(&base.join("base-layout")) {
+        let from = base.join("base-layout").join(&rel);
+        if from.is_dir() {
+            fs::create_dir_all(layout.join(&rel)).unwrap();
+        } else {
+            fs::copy(&from, layout.join(&rel)).unwrap();
+        }
+    }
+    top(c.path(), "oci:layout:app");
+    let from_layout = c.ok(&["build"]);
+    assert_eq!(
+        from_tar, from_layout,
+        "a docker tarball and an OCI layout of one base gave different images"
+    );
+
+    // What the image does record of its base: the digest.
+    a.ok(&["build", "-o", "top/"]);
+    let manifest = Layout(a.join("top")).manifest(&digest_of(&from_tar, "top"));
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.base.digest"],
+        digest_of(&built, "app")
+    );
+}
