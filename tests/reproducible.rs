@@ -33,7 +33,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
 struct Style {
     /// Create files in reverse order (other inode numbers, other readdir order).
     reverse: bool,
-    /// 0600/0700 instead of 0644/0755: only the executable bit may matter.
+    /// Other permission bits than 0644/0755: only the executable bit may
+    /// matter.
     narrow: bool,
     /// Seconds since 1970 for every file and directory.
     mtime: u64,
@@ -69,8 +70,10 @@ fn copy_fixture(dest: &Path, style: Style) {
     if style.reverse {
         items.reverse();
     }
+    // The narrow style also sets the special bits a local build directory
+    // can have (setuid, setgid, sticky): none of them may leak.
     let (file_mode, exec_mode, dir_mode) = if style.narrow {
-        (0o600, 0o700, 0o700)
+        (0o1600, 0o6710, 0o2700)
     } else {
         (0o644, 0o755, 0o755)
     };
@@ -1020,5 +1023,38 @@ fn local_base_gives_the_same_image_wherever_it_lies() {
     assert_eq!(
         manifest["annotations"]["org.opencontainers.image.base.digest"],
         digest_of(&built, "app")
+    );
+}
+
+#[test]
+fn hard_links_in_the_checkout_change_nothing() {
+    let build_file = r#"[image.h]
+base = "scratch"
+platform = "linux/amd64"
+
+[[image.h.layer]]
+files = [{ src = "tree/", dst = "/t/" }]
+"#;
+    let copies = Project::new();
+    copies.write("gantry.toml", build_file);
+    copies.write("tree/a.txt", "same\n");
+    copies.write("tree/b.txt", "same\n");
+
+    let linked = Project::new();
+    linked.write("gantry.toml", build_file);
+    linked.write("tree/a.txt", "same\n");
+    fs::hard_link(linked.join("tree/a.txt"), linked.join("tree/b.txt")).unwrap();
+
+    let out = copies.ok(&["build", "-o", "layout/"]);
+    assert_eq!(out, linked.ok(&["build"]));
+    let layout = Layout(copies.join("layout"));
+    let (_, _, tar) = &layout.layers(&layout.manifest(&digest_of(&out, "h")))[0];
+    assert_eq!(
+        lines(&tar_entries(tar).1),
+        [
+            r#"t/ dir 0755 0:0 "":"""#,
+            r#"t/a.txt file 5 0644 0:0 "":"""#,
+            r#"t/b.txt file 5 0644 0:0 "":"""#,
+        ]
     );
 }
