@@ -660,9 +660,6 @@ fn tarball_over_an_existing_directory_is_refused_and_leaves_it() {
 }
 
 #[test]
-#[ignore = "bug in src/fsutil.rs AtomicDir::commit: the existing file is moved aside, the \
-            layout put in its place, then remove_dir_all on the moved-aside file fails: exit 1, \
-            output replaced anyway, .gantry-old-PID-NAME left behind"]
 fn oci_layout_over_an_existing_file_is_all_or_nothing() {
     let p = project(&one_layer("  { src = \"a.txt\", dst = \"/a\" },"));
     p.write("out", "an unrelated file");
@@ -679,4 +676,23 @@ fn oci_layout_over_an_existing_file_is_all_or_nothing() {
         );
     }
     assert_no_temp_files(p.path());
+}
+
+#[test]
+fn oci_layout_output_never_replaces_a_directory_that_is_not_a_layout() {
+    let p = project(&one_layer("  { src = \"a.txt\", dst = \"/a\" },"));
+    p.write("src/main.rs", "fn main() {}");
+    let stderr = p.fails(&["build", "--format", "oci", "-o", "src/"]);
+    assert!(stderr.contains("not an earlier output"), "{stderr}");
+    assert_eq!(
+        fs::read_to_string(p.join("src/main.rs")).unwrap(),
+        "fn main() {}"
+    );
+    assert_no_temp_files(p.path());
+    // An earlier layout, and an empty directory, are replaced.
+    p.ok(&["build", "--format", "oci", "-o", "out/"]);
+    p.ok(&["build", "--format", "oci", "-o", "out/"]);
+    fs::create_dir(p.join("empty")).unwrap();
+    p.ok(&["build", "--format", "oci", "-o", "empty"]);
+    assert!(p.join("empty/index.json").is_file());
 }
