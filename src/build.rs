@@ -17,6 +17,7 @@ use crate::layout::read as layout_read;
 use crate::progress::{Event, Reporter};
 use crate::reference::Reference;
 use crate::spec;
+use crate::stamp::{Stamp, StampSources};
 use crate::store::Store;
 
 pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
@@ -27,14 +28,22 @@ pub struct BuildOptions {
     pub epoch: u64,
     /// Compression threads; changes speed only, never bytes.
     pub threads: usize,
+    /// `Some` to stamp the build with values from git, the clock, status
+    /// files and variables; `None` keeps it reproducible.
+    pub stamp: Option<StampSources>,
+    /// SOURCE_DATE_EPOCH, when set (stamped builds use it for BUILD_TIMESTAMP).
+    pub source_date_epoch: Option<u64>,
 }
 
 impl BuildOptions {
     /// SOURCE_DATE_EPOCH (malformed is an error) and the machine's cores.
     pub fn from_env() -> Result<BuildOptions> {
+        let sde = epoch::source_date_epoch()?;
         Ok(BuildOptions {
-            epoch: epoch::source_date_epoch()?.unwrap_or(epoch::DEFAULT_EPOCH),
+            epoch: sde.unwrap_or(epoch::DEFAULT_EPOCH),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            stamp: None,
+            source_date_epoch: sde,
         })
     }
 }
@@ -66,10 +75,14 @@ pub fn build(
     reporter: &dyn Reporter,
 ) -> Result<Vec<BuiltImage>> {
     let order = file.build_order(targets)?;
+    let stamp = match &opts.stamp {
+        Some(sources) => Stamp::stamped(&file.stamp, sources, &file.dir, opts.source_date_epoch)?,
+        None => Stamp::unstamped(&file.stamp, opts.epoch)?,
+    };
     let mut built: HashMap<String, Image> = HashMap::new();
     let mut out = Vec::new();
     for spec in order {
-        let b = build_one(spec, &built, store, opts, reporter)?;
+        let b = build_one(spec, &built, store, opts, &stamp, reporter)?;
         reporter.report(Event::ImageBuilt {
             image: &spec.name,
             digest: &b.image.manifest_digest,
@@ -85,9 +98,11 @@ fn build_one(
     built: &HashMap<String, Image>,
     store: &Store,
     opts: &BuildOptions,
+    stamp: &Stamp,
     reporter: &dyn Reporter,
 ) -> Result<BuiltImage> {
-    let created = epoch::rfc3339(opts.epoch);
+    let values = expand_spec(spec, stamp)?;
+    let created = values.created.clone();
     let (base, base_annotations) = base_image(spec, built, store)?;
 
     let mut config = match &base {
@@ -122,7 +137,7 @@ fn build_one(
             });
         }
     }
-    apply_spec(&mut config, spec, &created);
+    apply_spec(&mut config, spec, &values);
 
     let mut layers: Vec<LayerDesc> = base
         .as_ref()
@@ -160,11 +175,14 @@ fn build_one(
     }
 
     let mut annotations = base_annotations;
-    annotations.extend(spec.annotations.clone());
-    let tags = if spec.tags.is_empty() {
+    if stamp.stamped {
+        annotations.extend(standard_annotations(stamp, &values));
+    }
+    annotations.extend(values.annotations.clone());
+    let tags = if values.tags.is_empty() {
         vec![Reference::parse_tagged(&format!("{}:latest", spec.name))?]
     } else {
-        spec.tags.clone()
+        values.tags.clone()
     };
     let image = assemble(
         store,
@@ -285,14 +303,14 @@ fn oci_layer(l: &LayerDesc) -> LayerDesc {
 }
 
 /// Applies the declared runtime settings over the base's config.
-fn apply_spec(config: &mut ImageConfig, spec: &ImageSpec, created: &str) {
-    config.created = Some(created.to_string());
+fn apply_spec(config: &mut ImageConfig, spec: &ImageSpec, values: &Expanded) {
+    config.created = Some(values.created.clone());
     let base_env: Vec<String> = config.env().to_vec();
     let c = config.container();
 
-    if !spec.env.is_empty() {
+    if !values.env.is_empty() {
         let mut env = base_env.clone();
-        for (k, v) in &spec.env {
+        for (k, v) in &values.env {
             let value = expand(v, &base_env);
             let item = format!("{k}={value}");
             match env
@@ -321,10 +339,10 @@ fn apply_spec(config: &mut ImageConfig, spec: &ImageSpec, created: &str) {
     if let Some(w) = &spec.workdir {
         c.working_dir = Some(w.clone());
     }
-    if !spec.labels.is_empty() {
+    if !values.labels.is_empty() {
         c.labels
             .get_or_insert_with(Default::default)
-            .extend(spec.labels.clone());
+            .extend(values.labels.clone());
     }
     for p in &spec.exposed_ports {
         c.exposed_ports
@@ -342,6 +360,103 @@ fn apply_spec(config: &mut ImageConfig, spec: &ImageSpec, created: &str) {
     if config.config.as_ref() == Some(&Default::default()) {
         config.config = None;
     }
+}
+
+/// The image's settings with every stamp template filled in.
+struct Expanded {
+    created: String,
+    env: BTreeMap<String, String>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    tags: Vec<Reference>,
+}
+
+fn expand_spec(spec: &ImageSpec, stamp: &Stamp) -> Result<Expanded> {
+    let map = |what: &str, m: &BTreeMap<String, String>| -> Result<BTreeMap<String, String>> {
+        m.iter()
+            .map(|(k, v)| {
+                let at = format!("{} (image.{}.{what}.{k:?})", spec.location, spec.name);
+                Ok((k.clone(), stamp.expand(v, &at)?))
+            })
+            .collect()
+    };
+    let created = match &spec.created {
+        Some(t) => parse_created(&stamp.expand(&t.text, &t.location)?, &t.location)?,
+        None => {
+            let secs = stamp.get("BUILD_TIMESTAMP").unwrap_or("0");
+            parse_created(secs, &spec.location)?
+        }
+    };
+    let mut tags = Vec::new();
+    for t in &spec.tags {
+        let text = stamp.expand(&t.text, &t.location)?;
+        let r = Reference::parse_tagged(&text).map_err(|e| Error::BuildFile {
+            location: t.location.clone(),
+            message: if text == t.text {
+                e.to_string()
+            } else {
+                format!(
+                    "tag {:?} expands to {text:?}, which is not a valid tag: {e} \
+                     (`{{{{KEY|tag}}}}` makes any value a valid tag)",
+                    t.text
+                )
+            },
+        })?;
+        tags.push(r);
+    }
+    Ok(Expanded {
+        created,
+        env: map("env", &spec.env)?,
+        labels: map("labels", &spec.labels)?,
+        annotations: map("annotations", &spec.annotations)?,
+        tags,
+    })
+}
+
+/// `created` as written: seconds since 1970, or an RFC 3339 UTC time.
+fn parse_created(text: &str, location: &str) -> Result<String> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let secs = epoch::parse(text).map_err(|e| Error::BuildFile {
+            location: location.to_string(),
+            message: format!("created {text:?}: {e}"),
+        })?;
+        return Ok(epoch::rfc3339(secs));
+    }
+    if epoch::is_rfc3339(text) {
+        return Ok(text.to_string());
+    }
+    Err(Error::BuildFile {
+        location: location.to_string(),
+        message: format!(
+            "created {text:?} must be seconds since 1970 or an RFC 3339 time like 2024-01-02T03:04:05Z"
+        ),
+    })
+}
+
+/// The OCI annotations a release image should carry, from the stamp; the
+/// build file's own annotations win over these.
+fn standard_annotations(stamp: &Stamp, values: &Expanded) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::new();
+    let version = stamp
+        .get("VERSION")
+        .filter(|v| !v.is_empty())
+        .or(stamp.get("GIT_DESCRIBE"))
+        .unwrap_or("");
+    let mut put = |k: &str, v: &str| {
+        if !v.is_empty() {
+            a.insert(format!("org.opencontainers.image.{k}"), v.to_string());
+        }
+    };
+    put("version", version);
+    put("revision", stamp.get("GIT_COMMIT").unwrap_or(""));
+    put("created", &values.created);
+    let source = values
+        .labels
+        .get("org.opencontainers.image.source")
+        .cloned()
+        .unwrap_or_else(|| stamp.source_url.clone());
+    put("source", &source);
+    a
 }
 
 /// Expands `${NAME}` from `env` (`K=V` items); an unset name expands to the

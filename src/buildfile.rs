@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::layer::compress::Compression;
 use crate::layout::read::LocalSource;
 use crate::reference::Reference;
+use crate::stamp::{self, StampSpec};
 
 pub const DEFAULT_FILE_NAME: &str = "gantry.toml";
 
@@ -24,6 +25,16 @@ pub const DEFAULT_FILE_NAME: &str = "gantry.toml";
 struct RawFile {
     #[serde(default)]
     image: BTreeMap<String, Spanned<RawImage>>,
+    stamp: Option<Spanned<RawStamp>>,
+}
+
+/// `[stamp]`: every key but `unstamped` defines a stamp key.
+#[derive(Debug, Deserialize)]
+struct RawStamp {
+    #[serde(default)]
+    unstamped: BTreeMap<String, String>,
+    #[serde(flatten)]
+    defs: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +57,7 @@ struct RawImage {
     #[serde(default)]
     volumes: Vec<Spanned<String>>,
     stop_signal: Option<String>,
+    created: Option<Spanned<String>>,
     #[serde(default)]
     tags: Vec<Spanned<String>>,
     compression: Option<Spanned<String>>,
@@ -97,6 +109,15 @@ pub struct BuildFile {
     /// Its directory: `src` paths are relative to it.
     pub dir: PathBuf,
     pub images: BTreeMap<String, ImageSpec>,
+    pub stamp: StampSpec,
+}
+
+/// A value that may hold `{{KEY}}` stamp templates, with where it was
+/// declared (for errors found once it is expanded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Templated {
+    pub text: String,
+    pub location: String,
 }
 
 #[derive(Debug, Clone)]
@@ -115,7 +136,11 @@ pub struct ImageSpec {
     pub exposed_ports: Vec<String>,
     pub volumes: Vec<String>,
     pub stop_signal: Option<String>,
-    pub tags: Vec<Reference>,
+    /// The image's `created` time: seconds or RFC 3339, after expansion.
+    pub created: Option<Templated>,
+    /// Tags; validated as references at parse time unless they hold
+    /// templates, and always after expansion.
+    pub tags: Vec<Templated>,
     pub layers: Vec<LayerSpec>,
 }
 
@@ -273,6 +298,10 @@ impl BuildFile {
                 message: "no images declared (expected at least one [image.NAME] table)".into(),
             });
         }
+        let stamp = match raw.stamp {
+            Some(st) => cx.stamp(st)?,
+            None => StampSpec::default(),
+        };
         let mut images = BTreeMap::new();
         for (name, raw_image) in raw.image {
             let image = cx.image(&name, raw_image)?;
@@ -280,7 +309,8 @@ impl BuildFile {
         }
         let mut tag_owner: BTreeMap<String, &str> = BTreeMap::new();
         for image in images.values() {
-            for tag in &image.tags {
+            for tag in image.tags.iter().filter(|t| !stamp::is_template(&t.text)) {
+                let tag = Reference::parse_tagged(&tag.text)?;
                 // One tag naming two images would make every output ambiguous.
                 if let Some(other) = tag_owner.insert(tag.to_string(), &image.name) {
                     return Err(Error::BuildFile {
@@ -312,6 +342,7 @@ impl BuildFile {
             path: path.to_path_buf(),
             dir,
             images,
+            stamp,
         })
     }
 
@@ -464,11 +495,36 @@ impl Cx<'_> {
             volumes.push(v.get_ref().clone());
         }
         let mut tags = Vec::new();
-        for t in &raw.tags {
-            let loc = self.loc(t.span(), &format!("{path}.tags"));
-            let r =
+        for (i, t) in raw.tags.iter().enumerate() {
+            let loc = self.loc(t.span(), &format!("{path}.tags[{i}]"));
+            self.templated_ok(t.get_ref(), &loc)?;
+            if !stamp::is_template(t.get_ref()) {
                 Reference::parse_tagged(t.get_ref()).map_err(|e| self.err(&loc, e.to_string()))?;
-            tags.push(r);
+            }
+            tags.push(Templated {
+                text: t.get_ref().clone(),
+                location: loc,
+            });
+        }
+        let created = match &raw.created {
+            Some(c) => {
+                let loc = self.loc(c.span(), &format!("{path}.created"));
+                self.templated_ok(c.get_ref(), &loc)?;
+                Some(Templated {
+                    text: c.get_ref().clone(),
+                    location: loc,
+                })
+            }
+            None => None,
+        };
+        for (what, map) in [
+            ("env", &raw.env),
+            ("labels", &raw.labels),
+            ("annotations", &raw.annotations),
+        ] {
+            for (k, v) in map {
+                self.templated_ok(v, &format!("{location} ({path}.{what}.{k:?})"))?;
+            }
         }
 
         let (img_comp, img_level) = self.compression(
@@ -507,8 +563,33 @@ impl Cx<'_> {
             exposed_ports,
             volumes,
             stop_signal: raw.stop_signal,
+            created,
             tags,
             layers,
+        })
+    }
+
+    /// Refuses a malformed template early, where it is declared.
+    fn templated_ok(&self, text: &str, loc: &str) -> Result<()> {
+        if stamp::is_template(text) || text.contains("}}") {
+            stamp::template_keys(text, loc)?;
+        }
+        Ok(())
+    }
+
+    fn stamp(&self, raw: Spanned<RawStamp>) -> Result<StampSpec> {
+        let loc = self.loc(raw.span(), "stamp");
+        let raw = raw.into_inner();
+        for (k, v) in &raw.defs {
+            stamp::validate_key(k).map_err(|m| self.err(&loc, m))?;
+            self.templated_ok(v, &format!("{loc} [stamp] {k}"))?;
+        }
+        for k in raw.unstamped.keys() {
+            stamp::validate_key(k).map_err(|m| self.err(&loc, format!("[stamp.unstamped] {m}")))?;
+        }
+        Ok(StampSpec {
+            defs: raw.defs,
+            unstamped: raw.unstamped,
         })
     }
 

@@ -21,6 +21,7 @@ pub mod layout;
 pub mod progress;
 pub mod reference;
 pub mod spec;
+pub mod stamp;
 pub mod store;
 
 pub use digest::Digest;

@@ -398,7 +398,7 @@ fn other_invalid_declarations_are_refused_where_they_are() {
         ),
         (
             format!("{head}tags = [\"Bad Tag\"]\n"),
-            &["gantry.toml:4:", "(image.x.tags)"],
+            &["gantry.toml:4:", "(image.x.tags[0])"],
         ),
         (
             format!("{head}[[image.x.layer]]\nowner = \"root:root\"\n"),

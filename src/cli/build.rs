@@ -11,6 +11,7 @@ use gantry::error::{Error, Result};
 use gantry::image::Image;
 use gantry::layout::write::{self, Format};
 use gantry::progress::{Event, Reporter};
+use gantry::stamp::StampSources;
 use gantry::store::Store;
 
 #[derive(Args)]
@@ -34,6 +35,41 @@ pub struct BuildArgs {
     /// Compression threads (default: the number of cores).
     #[arg(long, short = 'j', value_name = "N")]
     jobs: Option<usize>,
+
+    #[command(flatten)]
+    stamp: StampArgs,
+}
+
+/// Release stamping, shared by the verbs that build.
+#[derive(Args)]
+pub struct StampArgs {
+    /// Fill {{KEY}} templates from git, the clock, status files and
+    /// --stamp-var (without it, builds take [stamp.unstamped] values and
+    /// stay reproducible).
+    #[arg(long)]
+    stamp: bool,
+
+    /// A status file of `KEY value` lines, as Bazel's workspace status
+    /// command writes them (repeatable; later files win).
+    #[arg(long = "status-file", value_name = "PATH", requires = "stamp")]
+    status_files: Vec<PathBuf>,
+
+    /// A stamp value, winning over every other source (repeatable).
+    #[arg(long = "stamp-var", value_name = "KEY=VALUE", value_parser = parse_stamp_var, requires = "stamp")]
+    stamp_vars: Vec<(String, String)>,
+}
+
+fn parse_stamp_var(s: &str) -> std::result::Result<(String, String), String> {
+    gantry::stamp::parse_var(s)
+}
+
+impl StampArgs {
+    pub fn sources(&self) -> Option<StampSources> {
+        self.stamp.then(|| StampSources {
+            status_files: self.status_files.clone(),
+            vars: self.stamp_vars.clone(),
+        })
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -60,6 +96,7 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
         }
         opts.threads = j;
     }
+    opts.stamp = args.stamp.sources();
     let built = build::build(&file, &args.images, &store, &opts, reporter)?;
 
     let to_stdout = args.output.as_deref() == Some(Path::new("-"));
