@@ -2,7 +2,7 @@
 //! into a scratch project, then hands the result to a tool nobody here wrote:
 //! umoci, skopeo, podman, buildah, the Docker Engine and
 //! container-structure-test. A missing peer skips the test locally and fails
-//! it in CI (see `common::require`).
+//! it in CI (see `common::require`); `scripts/setup` installs them all.
 //!
 //! Every test tags its images with its own name and this process's id, keeps
 //! podman's and buildah's storage in its own temporary directory, and removes
@@ -301,6 +301,37 @@ impl Containers {
 
     fn buildah(&self) -> Command {
         self.command("buildah")
+    }
+
+    /// Runs `script` with `sh -c` as the image's user in buildah's working
+    /// container `name`; returns what it wrote to stdout.
+    ///
+    /// buildah 1.28's chroot isolation now and then drops a command's stdout
+    /// (about one run in a thousand with several buildah processes at once:
+    /// exit status 0, nothing printed, though the command ran). So the
+    /// script's output goes to a file in a directory mounted from the host.
+    fn run(&self, name: &str, script: &str) -> String {
+        let results = self.path("results");
+        if !results.exists() {
+            fs::create_dir(&results).unwrap();
+            // The image's user, not root, writes there.
+            fs::set_permissions(&results, fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        let out = results.join("out");
+        let _ = fs::remove_file(&out);
+        sh(self.buildah().args([
+            "run",
+            "--isolation",
+            "chroot",
+            "--volume",
+            &format!("{}:/results", results.display()),
+            name,
+            "--",
+            "sh",
+            "-c",
+            &format!("{{ {script}; }} > /results/out"),
+        ]));
+        fs::read_to_string(&out).unwrap()
     }
 }
 
@@ -635,40 +666,16 @@ fn buildah_runs_in_a_container_from_the_tarball() {
             .args(["from", "--quiet", "--name", name, source]));
         assert_eq!(out.trim(), name);
     };
-    // buildah 1.28's chroot isolation now and then drops a command's
-    // stdout (about one run in a thousand with several buildah processes
-    // at once: exit status 0, nothing printed, though the command ran). So
-    // the command writes what it has to say to a file in a directory
-    // mounted from the host, and the test reads that.
-    let results = app.path("results");
-    fs::create_dir(&results).unwrap();
-    // The image's user, not root, writes there.
-    fs::set_permissions(&results, fs::Permissions::from_mode(0o777)).unwrap();
-    let volume = format!("{}:/results", results.display());
-    let run = |name: &str, script: &str| {
-        let result = results.join("out");
-        let _ = fs::remove_file(&result);
-        sh(containers.buildah().args([
-            "run",
-            "--isolation",
-            "chroot",
-            "--volume",
-            &volume,
-            name,
-            "--",
-            "sh",
-            "-c",
-            &format!("{{ {script}; }} > /results/out"),
-        ]));
-        fs::read_to_string(&result).unwrap()
-    };
 
     from(
         &name,
         &format!("docker-archive:{}", app.path_str("img.tar")),
     );
-    assert_eq!(run(&name, "id -u; pwd; echo $MODE"), "65532\n/app\npeers\n");
-    assert_eq!(run(&name, "/app/run.sh"), RUN_SH_OUTPUT);
+    assert_eq!(
+        containers.run(&name, "id -u; pwd; echo $MODE"),
+        "65532\n/app\npeers\n"
+    );
+    assert_eq!(containers.run(&name, "/app/run.sh"), RUN_SH_OUTPUT);
 
     let from_layout = format!("{name}-oci");
     // buildah names what it reads from a layout after the layout's path,
@@ -688,9 +695,65 @@ fn buildah_runs_in_a_container_from_the_tarball() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
-        run(&from_layout, "id -u; pwd; echo $MODE"),
+        containers.run(&from_layout, "id -u; pwd; echo $MODE"),
         "65532\n/app\npeers\n"
     );
+}
+
+// ---------------------------------------------------------------------------
+// 4b. Layers that are not gzip: zstd and uncompressed, read by the peers
+// that support them (Docker Engine 20.10 and umoci 0.4 read no zstd).
+
+#[test]
+fn zstd_and_uncompressed_layers_load_and_run_with_podman_and_buildah() {
+    if !(require("podman")
+        && require("buildah")
+        && skip_unless(is_root(), "podman and buildah with vfs storage need root"))
+    {
+        return;
+    }
+    let Some(app) = App::new("zstd") else { return };
+    let text = fs::read_to_string(app.path("gantry.toml")).unwrap();
+    let text = text
+        .replace(
+            "name = \"busybox\"\n",
+            "name = \"busybox\"\ncompression = \"none\"\n",
+        )
+        .replace(
+            "name = \"app\"\n",
+            "name = \"app\"\ncompression = \"zstd\"\ncompression_level = 19\n",
+        );
+    app.project.write("gantry.toml", text);
+    app.build("out/", &[]);
+    app.build("img.tar", &[]);
+    let (_, manifest) = layout_manifest(&app.path("out"), &app.tag);
+    let media_types: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        media_types,
+        [
+            "application/vnd.oci.image.layer.v1.tar",
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        ]
+    );
+
+    // Into containers-storage, which stores every layer decompressed, then
+    // run from there: the files of both layers must have come through.
+    let containers = Containers::new();
+    let full = format!("docker.io/{}", app.reference());
+    let loaded = sh(containers
+        .podman()
+        .args(["load", "--quiet", "-i", &app.path_str("img.tar")]));
+    assert!(loaded.contains(&full), "podman load said {loaded:?}");
+    let name = format!("gantry-peers-zstd-{}", std::process::id());
+    sh(containers
+        .buildah()
+        .args(["from", "--quiet", "--pull=never", "--name", &name, &full]));
+    assert_eq!(containers.run(&name, "/app/run.sh"), RUN_SH_OUTPUT);
 }
 
 // ---------------------------------------------------------------------------
