@@ -278,6 +278,22 @@ impl BuildFile {
             let image = cx.image(&name, raw_image)?;
             images.insert(name, image);
         }
+        let mut tag_owner: BTreeMap<String, &str> = BTreeMap::new();
+        for image in images.values() {
+            for tag in &image.tags {
+                // One tag naming two images would make every output ambiguous.
+                if let Some(other) = tag_owner.insert(tag.to_string(), &image.name) {
+                    return Err(Error::BuildFile {
+                        location: image.location.clone(),
+                        message: format!(
+                            "images {other:?} and {:?} both have the tag {}",
+                            image.name,
+                            tag.familiar()
+                        ),
+                    });
+                }
+            }
+        }
         for image in images.values() {
             if let BaseSpec::Image(base) = &image.base {
                 if !images.contains_key(base) {
@@ -952,6 +968,13 @@ files = [
         let bf = parse("[image.a]\nbase = \":b\"\n[image.b]\nbase = \":a\"\n").unwrap();
         let e = bf.build_order(&[]).unwrap_err().to_string();
         assert!(e.contains("cycle: a -> b -> a"), "{e}");
+    }
+
+    #[test]
+    fn one_tag_on_two_images_is_refused() {
+        let e = err("[image.a]\nbase = \"scratch\"\nplatform = \"linux/amd64\"\ntags = [\"x:1\"]\n\
+                     [image.b]\nbase = \"scratch\"\nplatform = \"linux/amd64\"\ntags = [\"docker.io/library/x:1\"]\n");
+        assert!(e.contains("both have the tag x:1"), "{e}");
     }
 
     #[test]

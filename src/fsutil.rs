@@ -58,8 +58,29 @@ pub struct AtomicDir {
 }
 
 impl AtomicDir {
-    pub fn create(dest: &Path) -> Result<AtomicDir> {
+    /// Prepares to write `dest`. An existing `dest` is replaced only if it is
+    /// an empty directory or `replaceable` says it may be (e.g. it is an
+    /// earlier output of the same kind): a mistyped `-o src/` must never
+    /// delete a user's directory, and a regular file is never replaced by one.
+    pub fn create(dest: &Path, replaceable: impl Fn(&Path) -> bool) -> Result<AtomicDir> {
         let dest = dest.components().collect::<PathBuf>();
+        if let Ok(meta) = fs::symlink_metadata(&dest) {
+            let refuse = |why: &str| {
+                Err(Error::io(
+                    &dest,
+                    io::Error::new(io::ErrorKind::AlreadyExists, why.to_string()),
+                ))
+            };
+            if !meta.is_dir() {
+                return refuse("exists and is not a directory; remove it or choose another path");
+            }
+            let empty = fs::read_dir(&dest).at(&dest)?.next().is_none();
+            if !empty && !replaceable(&dest) {
+                return refuse(
+                    "exists and is not an earlier output of this kind;                      remove it or choose another path",
+                );
+            }
+        }
         let dir = parent_dir(&dest);
         let temp = dir_builder().tempdir_in(&dir).at(&dir)?;
         Ok(AtomicDir {

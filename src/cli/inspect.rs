@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use std::io::{self, Write};
+
 use clap::Args;
 
 use gantry::error::{Error, Result};
@@ -22,12 +24,17 @@ pub struct InspectArgs {
 
 pub fn run(args: InspectArgs) -> Result<()> {
     let info = gantry::inspect::inspect(&args.path, args.image.as_deref())?;
-    if args.json {
-        let text = serde_json::to_string_pretty(&info)
+    let text = if args.json {
+        let mut t = serde_json::to_string_pretty(&info)
             .map_err(|e| Error::Usage(format!("cannot render inspection as JSON: {e}")))?;
-        println!("{text}");
+        t.push('\n');
+        t
     } else {
-        print!("{info}");
-    }
-    Ok(())
+        info.to_string()
+    };
+    // print! panics on a closed pipe; a reader that went away is an error.
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::io("<stdout>", e))
 }

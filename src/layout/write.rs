@@ -55,7 +55,8 @@ const STREAM_NAME: &str = "<archive output>";
 /// is replaced as a whole, never merged into.
 pub fn write_oci_dir(images: &[&Image], store: &Store, dest: &Path) -> Result<()> {
     let plan = Plan::new(images, store, false)?;
-    let dir = AtomicDir::create(dest)?;
+    // Only an earlier OCI layout (or an empty directory) may be replaced.
+    let dir = AtomicDir::create(dest, |d| d.join("oci-layout").is_file())?;
     let root = dir.path();
     let blobs = root.join("blobs/sha256");
     fs::create_dir_all(&blobs).at(&blobs)?;

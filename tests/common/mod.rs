@@ -57,7 +57,10 @@ pub fn busybox() -> Option<PathBuf> {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).contains("statically linked"))
             .unwrap_or(true);
-    if skip_unless(ok, "static busybox (Debian busybox-static) is not at /bin/busybox") {
+    if skip_unless(
+        ok,
+        "static busybox (Debian busybox-static) is not at /bin/busybox",
+    ) {
         Some(p)
     } else {
         None
