@@ -980,7 +980,7 @@ files = [
         assert_eq!(w.layers[0].owner.uid, 65532);
         assert_eq!(w.layers[0].entries.len(), 4);
         assert_eq!(w.layers[0].compression, Compression::Gzip);
-        assert_eq!(w.layers[0].compression_level, 6);
+        assert_eq!(w.layers[0].compression_level, 4);
         match &w.layers[0].entries[1].kind {
             EntrySpecKind::Copy {
                 dst,

@@ -28,7 +28,7 @@ const FIXTURE: &str = "sha256:25a9f725a8c089345ea5c91f095ce00d6dddb82f23251b791c
 /// sha256 of the docker tarball `gantry build -o golden.tar` writes for the
 /// three golden images.
 const DOCKER_TARBALL: &str =
-    "sha256:82121dfceeacda0f26797762030552033fec82f389e3f73d8689cb5b64bfaa81";
+    "sha256:bb072e2eb9a4d581066c99f8538b867d83c8ae8cdf680560a58d852afa6a2603";
 
 struct Golden {
     image: &'static str,
@@ -41,15 +41,15 @@ struct Golden {
 const GOLDEN: &[Golden] = &[
     Golden {
         image: "golden-gzip",
-        manifest: "sha256:5786f8f0d2981b46921f0bba86df9498fc09236f5a0407305bf5aabd845d73fb",
+        manifest: "sha256:49cba01bd4d42687ab01efbfa064e7e2b5d7e27574896374381a81b4ee0b0f07",
         config: "sha256:4a501fa1563753bcfd82faba579bff91658c9c083c60181cf2430116a4aa5415",
         layers: &[
             (
-                "sha256:6d8b10cda7a4c7bfc14e1bc34ed98f85b8faec5e58a33db1fb84f1153d3c6ad4",
+                "sha256:59bc6a5164e59a862ddee3e8686e596fb4dcdfc4b898b1328cfde536e92663df",
                 "sha256:6f7c23d632711c1c6dec53b93734e4d7169ba00b7f8496e1851e28d69137c4e6",
             ),
             (
-                "sha256:9e26e6e545634dd2c16c4749ad6b118078ec650c530fd84696f1ca0380b7cccf",
+                "sha256:b5e15dc210c011ae2b14f275fef7f2f789c9d07630aeef826a4e519eecf6e695",
                 "sha256:448181535b93d75bc98b24bd933f37d7561e16f319931133dc5d4b255218f602",
             ),
         ],

@@ -49,7 +49,7 @@ impl Compression {
     pub fn default_level(self) -> i32 {
         match self {
             Compression::None => 0,
-            Compression::Gzip => 6,
+            Compression::Gzip => 4,
             Compression::Zstd => 3,
         }
     }
