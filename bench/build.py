@@ -25,15 +25,16 @@ MB = 1_000_000
 
 
 def run(cmd, **kw):
-    """Runs a command, returning (wall seconds, peak RSS in MiB)."""
+    """Runs a command, returning (wall s, CPU s, peak RSS MiB)."""
     start = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, **kw)
     _, status, usage = os.wait4(p.pid, 0)
     wall = time.monotonic() - start
     if status != 0:
         sys.exit(f"failed ({status}): {cmd}")
-    # ru_maxrss of a waited-for child covers its own waited-for children too.
-    return wall, usage.ru_maxrss / 1024
+    # The rusage of a waited-for child covers its own waited-for children
+    # too, so a shell pipeline is measured whole.
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def pick_files(roots, want_bytes, keep):
@@ -74,60 +75,65 @@ def tree_size(d):
     return sum(f.stat().st_size for f in d.rglob("*") if f.is_file() and not f.is_symlink())
 
 
+def umoci_insert(tree, work):
+    lay = Path(tempfile.mkdtemp(dir=work)) / "layout"
+    subprocess.check_call(["umoci", "init", "--layout", str(lay)])
+    subprocess.check_call(["umoci", "new", "--image", f"{lay}:t"])
+    sample = run(["umoci", "insert", "--rootless", "--image", f"{lay}:t", str(tree), "/data"])
+    idx = json.loads((lay / "index.json").read_text())
+    mdig = idx["manifests"][0]["digest"].split(":")[1]
+    man = json.loads((lay / "blobs/sha256" / mdig).read_text())
+    size = man["layers"][-1]["size"]
+    shutil.rmtree(lay.parent)
+    return sample, size
+
+
+def gantry_build(build_file, gantry, work):
+    store = Path(tempfile.mkdtemp(dir=work))
+    env = dict(os.environ, GANTRY_STORE=str(store))
+    cmd = [gantry, "--progress=none", "build", "-f", str(build_file)]
+    cold = run(cmd, env=env)
+    warm = run(cmd, env=env)
+    metas = list((store / "meta/layers-by-content").glob("*.json"))
+    size = json.loads(metas[0].read_text())["desc"]["size"]
+    shutil.rmtree(store)
+    return cold, warm, size
+
+
 def bench_tree(label, tree, args, results):
     size = tree_size(tree)
-    runs = args.runs
-    rows = {}
-
-    # 1. tar | gzip -6 -n | sha256sum: the single-threaded baseline.
     pipeline = (
         f"tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - -C {tree} . "
         f"| gzip -6 -n | sha256sum"
     )
-    t = [run(["sh", "-c", pipeline]) for _ in range(runs)]
     gz_size = int(subprocess.check_output(
         ["sh", "-c", pipeline.replace("| sha256sum", "| wc -c")]))
-    rows["tar \\| gzip -6 -n"] = (t, gz_size)
-
-    # 2. umoci insert into a fresh image each run (layout creation untimed).
-    t, usize = [], 0
-    for i in range(runs):
-        lay = Path(tempfile.mkdtemp(dir=args.work)) / "layout"
-        subprocess.check_call(["umoci", "init", "--layout", str(lay)])
-        subprocess.check_call(["umoci", "new", "--image", f"{lay}:t"])
-        t.append(run(["umoci", "insert", "--rootless", "--image", f"{lay}:t", str(tree), "/data"]))
-        idx = json.loads((lay / "index.json").read_text())
-        mdig = idx["manifests"][0]["digest"].split(":")[1]
-        man = json.loads((lay / "blobs/sha256" / mdig).read_text())
-        usize = man["layers"][-1]["size"]
-        shutil.rmtree(lay.parent)
-    rows["umoci insert"] = (t, usize)
-
-    # 3. gantry build, cold store each run; then a warm rebuild.
     proj = Path(args.work) / f"proj-{label}"
     proj.mkdir(exist_ok=True)
-    (proj / "gantry.toml").write_text(
+    build_file = proj / "gantry.toml"
+    build_file.write_text(
         '[image.bench]\nbase = "scratch"\nplatform = "linux/amd64"\n'
         f'[[image.bench.layer]]\nname = "data"\nfiles = [{{ src = "{tree}", dst = "/data" }}]\n'
     )
-    t, gsize, warm = [], 0, []
-    for i in range(runs):
-        store = Path(tempfile.mkdtemp(dir=args.work))
-        env = dict(os.environ, GANTRY_STORE=str(store))
-        cmd = [args.gantry, "--progress=none", "build", "-f", str(proj / "gantry.toml")]
-        t.append(run(cmd, env=env))
-        warm.append(run(cmd, env=env))
-        metas = list((store / "meta/layers-by-content").glob("*.json"))
-        gsize = json.loads(metas[0].read_text())["desc"]["size"]
-        shutil.rmtree(store)
-    rows["gantry build"] = (t, gsize)
-    rows["gantry build (no-op rebuild)"] = (warm, gsize)
-
-    base = statistics.median(w for w, _ in rows["umoci insert"][0])
-    for name, (samples, csize) in rows.items():
-        wall = statistics.median(w for w, _ in samples)
-        rss = max(r for _, r in samples)
-        results.append((label, size, name, wall, size / MB / wall, base / wall, csize, rss))
+    names = ["tar \\| gzip -6 -n", "umoci insert", "gantry build", "gantry build (no-op rebuild)"]
+    samples = {n: [] for n in names}
+    sizes = {names[0]: gz_size}
+    # Each round runs every tool once, in turn, so that load from other work
+    # on a shared machine falls on all of them alike.
+    for _ in range(args.runs):
+        samples[names[0]].append(run(["sh", "-c", pipeline]))
+        s, sizes[names[1]] = umoci_insert(tree, args.work)
+        samples[names[1]].append(s)
+        cold, warm, sizes[names[2]] = gantry_build(build_file, args.gantry, args.work)
+        samples[names[2]].append(cold)
+        samples[names[3]].append(warm)
+    sizes[names[3]] = sizes[names[2]]
+    base = statistics.median(w for w, _, _ in samples["umoci insert"])
+    for name in names:
+        wall = statistics.median(w for w, _, _ in samples[name])
+        cpu = statistics.median(c for _, c, _ in samples[name])
+        rss = max(r for _, _, r in samples[name])
+        results.append((label, size, name, wall, cpu, size / MB / wall, base / wall, sizes[name], rss))
 
 
 def main():
@@ -154,10 +160,10 @@ def main():
     bench_tree("large", work / "large", args, results)
 
     print(f"runs per figure: {args.runs} (median wall time; peak RSS is the max over runs)\n")
-    print("| input | tool | wall s | MB/s | speed vs umoci | compressed MB | peak RSS MiB |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for label, size, name, wall, mbps, ratio, csize, rss in results:
-        print(f"| {label} ({size / MB:.0f} MB) | {name} | {wall:.2f} | {mbps:.0f} | "
+    print("| input | tool | wall s | CPU s | MB/s | speed vs umoci | compressed MB | peak RSS MiB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for label, size, name, wall, cpu, mbps, ratio, csize, rss in results:
+        print(f"| {label} ({size / MB:.0f} MB) | {name} | {wall:.2f} | {cpu:.2f} | {mbps:.0f} | "
               f"{ratio:.2f}x | {csize / MB:.1f} | {rss:.0f} |")
 
 

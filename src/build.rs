@@ -4,8 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use oci_spec::image::{Descriptor, ImageManifestBuilder, MediaType};
-
 use crate::buildfile::{BaseSpec, BuildFile, ImageSpec, Platform};
 use crate::config::{History, ImageConfig};
 use crate::digest::Digest;
@@ -209,31 +207,7 @@ pub fn assemble(
 ) -> Result<Image> {
     let config_bytes = config.to_canonical_json();
     let (config_digest, config_size) = store.put(&config_bytes)?;
-    let descriptors: Vec<Descriptor> = layers
-        .iter()
-        .map(|l| spec::descriptor(&l.media_type, &l.digest, l.size))
-        .collect();
-    let mut builder = ImageManifestBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
-        .config(spec::descriptor(
-            spec::OCI_CONFIG,
-            &config_digest,
-            config_size,
-        ))
-        .layers(descriptors);
-    if !annotations.is_empty() {
-        builder = builder.annotations(
-            annotations
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<HashMap<_, _>>(),
-        );
-    }
-    let manifest = builder
-        .build()
-        .map_err(|e| Error::Usage(format!("image {name:?}: {e}")))?;
-    let manifest_bytes = crate::json::canonical(&manifest);
+    let manifest_bytes = spec::oci_manifest(&config_digest, config_size, &layers, &annotations);
     let (manifest_digest, _) = store.put(&manifest_bytes)?;
     Ok(Image {
         name: name.to_string(),

@@ -4,7 +4,11 @@
 
 use std::collections::HashMap;
 
-use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType, Platform};
+use std::collections::BTreeMap;
+
+use oci_spec::image::{
+    Descriptor, ImageIndex, ImageManifest, ImageManifestBuilder, MediaType, Platform,
+};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -32,6 +36,38 @@ pub fn media_type(s: &str) -> MediaType {
 
 pub fn descriptor(media: &str, digest: &Digest, size: u64) -> Descriptor {
     Descriptor::new(media_type(media), size, digest.to_oci())
+}
+
+/// The canonical bytes of an OCI image manifest for a config blob and
+/// layers, with `annotations` (left out when empty).
+pub fn oci_manifest(
+    config_digest: &Digest,
+    config_size: u64,
+    layers: &[crate::image::LayerDesc],
+    annotations: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    let mut builder = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(descriptor(OCI_CONFIG, config_digest, config_size))
+        .layers(
+            layers
+                .iter()
+                .map(|l| descriptor(&l.media_type, &l.digest, l.size))
+                .collect::<Vec<_>>(),
+        );
+    if !annotations.is_empty() {
+        builder = builder.annotations(
+            annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<HashMap<_, _>>(),
+        );
+    }
+    let manifest = builder
+        .build()
+        .expect("every required manifest field is set");
+    crate::json::canonical(&manifest)
 }
 
 /// What kind of layer a media type names, by its compression.

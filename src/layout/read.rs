@@ -17,7 +17,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use oci_spec::image::{Descriptor, ImageManifestBuilder, MediaType};
+use oci_spec::image::Descriptor;
 use serde::Deserialize;
 
 use super::container::{compression_of, Container, MAX_JSON};
@@ -824,28 +824,12 @@ fn open_docker_save(container: Container, select: Option<&str>) -> Result<(Image
         },
     );
 
-    let manifest = ImageManifestBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
-        .config(spec::descriptor(
-            spec::OCI_CONFIG,
-            &config_digest,
-            config_bytes.len() as u64,
-        ))
-        .layers(
-            layers
-                .iter()
-                .map(|l| spec::descriptor(&l.media_type, &l.digest, l.size))
-                .collect::<Vec<_>>(),
-        )
-        .build()
-        .map_err(|e| {
-            bad(
-                &container,
-                format!("cannot describe the image as a manifest: {e}"),
-            )
-        })?;
-    let manifest_bytes = crate::json::canonical(&manifest);
+    let manifest_bytes = spec::oci_manifest(
+        &config_digest,
+        config_bytes.len() as u64,
+        &layers,
+        &BTreeMap::new(),
+    );
     let manifest_digest = Digest::of(&manifest_bytes);
     known.insert(manifest_digest, Blob::Memory(manifest_bytes.clone()));
 

@@ -1,11 +1,10 @@
 //! Test images built by hand (layer tars, config, manifest) and helpers for
 //! tests that run real peer tools.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Output};
 
-use oci_spec::image::{ImageManifestBuilder, MediaType};
 use serde_json::Value;
 
 use crate::config::{ContainerConfig, History, ImageConfig, RootFs};
@@ -158,29 +157,7 @@ pub(crate) fn make_image(store: &Store, tags: &[&str], layers: &[Vec<u8>], gzipp
         "org.opencontainers.image.created".to_string(),
         "1970-01-01T00:00:00Z".to_string(),
     );
-    let manifest = ImageManifestBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
-        .config(spec::descriptor(
-            spec::OCI_CONFIG,
-            &config_digest,
-            config_size,
-        ))
-        .layers(
-            descs
-                .iter()
-                .map(|l| spec::descriptor(&l.media_type, &l.digest, l.size))
-                .collect::<Vec<_>>(),
-        )
-        .annotations(
-            annotations
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<HashMap<_, _>>(),
-        )
-        .build()
-        .unwrap();
-    let manifest_bytes = crate::json::canonical(&manifest);
+    let manifest_bytes = spec::oci_manifest(&config_digest, config_size, &descs, &annotations);
     let (manifest_digest, _) = store.put(&manifest_bytes).unwrap();
     Image {
         name: tags.first().map_or("test", |t| t).to_string(),
