@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::buildfile::{BaseSpec, BuildFile, ImageSpec, Platform};
+use crate::buildfile::{BaseSpec, BuildFile, ImageSpec, Platform, Templated};
 use crate::config::{History, ImageConfig};
 use crate::digest::Digest;
 use crate::epoch;
@@ -77,10 +77,38 @@ pub fn build(
         Some(sources) => Stamp::stamped(&file.stamp, sources, &file.dir, opts.source_date_epoch)?,
         None => Stamp::unstamped(&file.stamp, opts.epoch)?,
     };
+    // Expanded up front, so a stamp problem or two images ending up with
+    // one tag is reported before any work is done.
+    let mut expanded = Vec::new();
+    let mut tag_owner: HashMap<String, &str> = HashMap::new();
+    for spec in &order {
+        let values = expand_spec(spec, &stamp)?;
+        let mut tags = if values.tags.is_empty() {
+            vec![Reference::parse_tagged(&format!("{}:latest", spec.name))?]
+        } else {
+            values.tags.clone()
+        };
+        // Two templates of one image may expand alike (both `unstamped`).
+        let mut seen = std::collections::HashSet::new();
+        tags.retain(|t| seen.insert(t.to_string()));
+        for t in &tags {
+            if let Some(other) = tag_owner.insert(t.to_string(), &spec.name) {
+                return Err(Error::BuildFile {
+                    location: spec.location.clone(),
+                    message: format!(
+                        "images {other:?} and {:?} both get the tag {}",
+                        spec.name,
+                        t.familiar()
+                    ),
+                });
+            }
+        }
+        expanded.push(Expanded { tags, ..values });
+    }
     let mut built: HashMap<String, Image> = HashMap::new();
     let mut out = Vec::new();
-    for spec in order {
-        let b = build_one(spec, &built, store, opts, &stamp, reporter)?;
+    for (spec, values) in order.into_iter().zip(&expanded) {
+        let b = build_one(spec, values, &built, store, opts, reporter)?;
         reporter.report(Event::ImageBuilt {
             image: &spec.name,
             digest: &b.image.manifest_digest,
@@ -93,13 +121,12 @@ pub fn build(
 
 fn build_one(
     spec: &ImageSpec,
+    values: &Expanded,
     built: &HashMap<String, Image>,
     store: &Store,
     opts: &BuildOptions,
-    stamp: &Stamp,
     reporter: &dyn Reporter,
 ) -> Result<BuiltImage> {
-    let values = expand_spec(spec, stamp)?;
     let created = values.created.clone();
     let (base, base_annotations) = base_image(spec, built, store)?;
 
@@ -135,7 +162,7 @@ fn build_one(
             });
         }
     }
-    apply_spec(&mut config, spec, &values);
+    apply_spec(&mut config, spec, values);
 
     let mut layers: Vec<LayerDesc> = base
         .as_ref()
@@ -173,15 +200,9 @@ fn build_one(
     }
 
     let mut annotations = base_annotations;
-    if stamp.stamped {
-        annotations.extend(standard_annotations(stamp, &values));
-    }
+    annotations.extend(values.standard_annotations.clone());
     annotations.extend(values.annotations.clone());
-    let tags = if values.tags.is_empty() {
-        vec![Reference::parse_tagged(&format!("{}:latest", spec.name))?]
-    } else {
-        values.tags.clone()
-    };
+    let tags = values.tags.clone();
     let image = assemble(
         store,
         &spec.name,
@@ -339,6 +360,8 @@ fn apply_spec(config: &mut ImageConfig, spec: &ImageSpec, values: &Expanded) {
 /// The image's settings with every stamp template filled in.
 struct Expanded {
     created: String,
+    /// The standard OCI annotations of a stamped build (empty otherwise).
+    standard_annotations: BTreeMap<String, String>,
     env: BTreeMap<String, String>,
     labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
@@ -350,7 +373,14 @@ fn expand_spec(spec: &ImageSpec, stamp: &Stamp) -> Result<Expanded> {
         m.iter()
             .map(|(k, v)| {
                 let at = format!("{} (image.{}.{what}.{k:?})", spec.location, spec.name);
-                Ok((k.clone(), stamp.expand(v, &at)?))
+                let value = if what == "env" {
+                    // Env values go through `${NAME}` expansion afterwards;
+                    // a stamp value must arrive there as literal text.
+                    stamp.expand_escaped(v, &at, &|s| s.replace('$', "$$"))?
+                } else {
+                    stamp.expand(v, &at)?
+                };
+                Ok((k.clone(), value))
             })
             .collect()
     };
@@ -363,28 +393,86 @@ fn expand_spec(spec: &ImageSpec, stamp: &Stamp) -> Result<Expanded> {
     };
     let mut tags = Vec::new();
     for t in &spec.tags {
-        let text = stamp.expand(&t.text, &t.location)?;
-        let r = Reference::parse_tagged(&text).map_err(|e| Error::BuildFile {
-            location: t.location.clone(),
-            message: if text == t.text {
-                e.to_string()
-            } else {
-                format!(
-                    "tag {:?} expands to {text:?}, which is not a valid tag: {e} \
-                     (`{{{{KEY|tag}}}}` makes any value a valid tag)",
-                    t.text
-                )
-            },
-        })?;
-        tags.push(r);
+        tags.push(expand_tag(stamp, t)?);
     }
-    Ok(Expanded {
+    let mut values = Expanded {
         created,
+        standard_annotations: BTreeMap::new(),
         env: map("env", &spec.env)?,
         labels: map("labels", &spec.labels)?,
         annotations: map("annotations", &spec.annotations)?,
         tags,
-    })
+    };
+    if stamp.stamped {
+        values.standard_annotations = standard_annotations(stamp, &values);
+    }
+    Ok(values)
+}
+
+/// Expands a templated tag. The name and the tag part are expanded apart,
+/// so a value can only ever fill the part it stands in: a branch named
+/// `1234/fix` must not turn `app:{{GIT_BRANCH}}` into registry `app:1234`.
+fn expand_tag(stamp: &Stamp, t: &Templated) -> Result<Reference> {
+    let refuse = |text: &str, e: String| Error::BuildFile {
+        location: t.location.clone(),
+        message: if text == t.text {
+            e
+        } else {
+            format!(
+                "tag {:?} expands to {text:?}, which is not a valid tag: {e} \
+                 (`{{{{KEY|tag}}}}` makes any value a valid tag)",
+                t.text
+            )
+        },
+    };
+    // The tag separator is the last `:` after the last `/`, outside templates.
+    let split = tag_separator(&t.text);
+    let text = match split {
+        Some(i) => {
+            let name = stamp.expand(&t.text[..i], &t.location)?;
+            let tag = stamp.expand(&t.text[i + 1..], &t.location)?;
+            let text = format!("{name}:{tag}");
+            crate::reference::validate_tag(&tag).map_err(|e| refuse(&text, e))?;
+            text
+        }
+        None => stamp.expand(&t.text, &t.location)?,
+    };
+    let r = Reference::parse_tagged(&text).map_err(|e| refuse(&text, e.to_string()))?;
+    if split.is_some() && r.tag.is_none() {
+        return Err(refuse(&text, "the tag part is missing".into()));
+    }
+    Ok(r)
+}
+
+/// Byte offset of the `:` that separates name and tag in a (templated) tag
+/// reference, ignoring anything inside `{{ }}`.
+fn tag_separator(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut sep = None;
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i..].starts_with(b"{{") {
+            depth += 1;
+            i += 2;
+            continue;
+        }
+        if b[i..].starts_with(b"}}") && depth > 0 {
+            depth -= 1;
+            i += 2;
+            continue;
+        }
+        if depth == 0 {
+            match b[i] {
+                b'/' => sep = None,
+                b':' => sep = Some(i),
+                b'@' => return sep,
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    sep
 }
 
 /// `created` as written: seconds since 1970, or an RFC 3339 UTC time.

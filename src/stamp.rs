@@ -155,6 +155,22 @@ impl Stamp {
         )
     }
 
+    /// Like [`Stamp::expand`], passing each substituted value through
+    /// `escape` (the template's own text is left as written).
+    pub fn expand_escaped(
+        &self,
+        template: &str,
+        location: &str,
+        escape: &dyn Fn(&str) -> String,
+    ) -> Result<String> {
+        expand_with(
+            template,
+            &|k| self.values.get(k).map(|v| escape(v)),
+            location,
+            &self.hint(),
+        )
+    }
+
     fn hint(&self) -> String {
         let known: Vec<&str> = self.values.keys().map(String::as_str).collect();
         let mut h = format!("known keys: {}", known.join(", "));

@@ -786,8 +786,6 @@ fn branch_with_a_slash_is_refused_as_a_tag_until_filtered() {
 }
 
 #[test]
-#[ignore = "bug: `app:{{GIT_BRANCH}}` on branch `1234/fix` becomes registry app:1234, \
-            repository fix, tag latest instead of being refused"]
 fn branch_with_a_numeric_first_component_does_not_turn_a_tag_into_a_registry_port() {
     let p = branch_project("app:{{GIT_BRANCH}}", "1234/fix");
     let e = refused(&p, &["build", "--stamp", "-o", "out.tar"], &[]);
@@ -796,8 +794,6 @@ fn branch_with_a_numeric_first_component_does_not_turn_a_tag_into_a_registry_por
 }
 
 #[test]
-#[ignore = "bug: the parse-time check for one tag on two images skips templated tags, \
-            and nothing checks them after expansion"]
 fn templated_tags_that_expand_to_one_tag_on_two_images_are_refused() {
     let p = Project::new();
     p.write("a.txt", "a\n");
@@ -823,8 +819,6 @@ tags = ["example.com/acme/app:{{GIT_SHORT_COMMIT}}"]
 }
 
 #[test]
-#[ignore = "bug: env values are `${NAME}`/`$$`-expanded after stamping, so a stamp \
-            value holding `$` differs between env and labels"]
 fn stamp_values_reach_env_exactly_as_they_reach_labels() {
     let p = Project::new();
     p.write("a.txt", "a\n");
