@@ -162,6 +162,20 @@ pub fn validate_tag(tag: &str) -> std::result::Result<(), String> {
     }
 }
 
+/// The fully qualified form of `s`, with `latest` when it names neither tag
+/// nor digest; `None` when `s` is not a reference.
+pub fn normalize(s: &str) -> Option<String> {
+    s.parse::<Reference>()
+        .ok()
+        .map(|r| r.with_default_tag().to_string())
+}
+
+/// Whether two references name the same image (`busybox` and
+/// `docker.io/library/busybox:latest` do).
+pub fn same_image(a: &str, b: &str) -> bool {
+    a == b || matches!((normalize(a), normalize(b)), (Some(x), Some(y)) if x == y)
+}
+
 impl FromStr for Reference {
     type Err = Error;
 

@@ -3,7 +3,6 @@
 //! build outputs ([`write`]).
 
 mod container;
-mod names;
 pub mod read;
 #[cfg(test)]
 pub(crate) mod testutil;

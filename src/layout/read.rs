@@ -21,11 +21,11 @@ use oci_spec::image::Descriptor;
 use serde::Deserialize;
 
 use super::container::{compression_of, Container, MAX_JSON};
-use super::names::{full_or_raw, same_reference};
 use crate::config::ImageConfig;
 use crate::digest::{Digest, Hasher, VerifyingReader};
 use crate::error::{Error, Result};
 use crate::image::{Image, LayerDesc};
+use crate::reference::{normalize, same_image};
 use crate::spec;
 use crate::store::Store;
 
@@ -298,7 +298,7 @@ impl Entry {
         self.ref_name
             .iter()
             .chain(&self.containerd_name)
-            .any(|n| same_reference(select, n))
+            .any(|n| same_image(select, n))
             || self.digest.to_string() == select
     }
 
@@ -741,7 +741,7 @@ fn open_docker_save(container: Container, select: Option<&str>) -> Result<(Image
         &keyed,
         select,
         |(id, e), s| {
-            e.tags().any(|t| same_reference(s, t)) || (e.id().is_some() && id.to_string() == s)
+            e.tags().any(|t| same_image(s, t)) || (e.id().is_some() && id.to_string() == s)
         },
         |(id, _)| *id,
         |(_, e)| {
@@ -918,6 +918,12 @@ impl<R: Read> Read for HashingReader<R> {
         self.hasher.update(&buf[..n]);
         Ok(n)
     }
+}
+
+/// The normalised full form of a name found in an archive, or the name as
+/// written when it is not a reference at all.
+fn full_or_raw(name: &str) -> String {
+    normalize(name).unwrap_or_else(|| name.to_string())
 }
 
 #[cfg(test)]

@@ -27,11 +27,11 @@ use std::path::Path;
 use oci_spec::image::{Descriptor, ImageIndexBuilder, MediaType, PlatformBuilder};
 use serde::Serialize;
 
-use super::names::Name;
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{AtomicDir, AtomicFile};
 use crate::image::Image;
+use crate::reference::Reference;
 use crate::spec;
 use crate::store::Store;
 
@@ -275,8 +275,11 @@ impl<'a> Plan<'a> {
             let base = manifest_descriptor(image);
             let mut repo_tags = Vec::new();
             for tag in &image.tags {
-                let name = Name::parse(tag)
-                    .filter(|n| n.tag.is_some())
+                let name = tag
+                    .parse::<Reference>()
+                    .ok()
+                    .map(Reference::with_default_tag)
+                    .filter(|r| r.tag.is_some())
                     .ok_or_else(|| Error::InvalidReference {
                         reference: tag.clone(),
                         reason: format!(
@@ -285,11 +288,11 @@ impl<'a> Plan<'a> {
                         ),
                     })?;
                 let short = name.tag.clone().unwrap_or_default();
-                let bare = Name {
+                let bare = Reference {
                     digest: None,
                     ..name
                 };
-                let full = bare.full();
+                let full = bare.to_string();
                 if named.contains(&(image.manifest_digest, full.clone())) {
                     continue;
                 }
