@@ -15,7 +15,7 @@ use common::fixture::{build_repro_layout, copy_repro, set_mtime, CopyStyle};
 use common::host::is_root;
 use common::oci::{layer_digests, Layout};
 use common::run::{assert_ok, gantry_as_user, gantry_with_umask, run_with_store};
-use common::tarball::{lines, tar_entries, TarEntry};
+use common::tarball::{lines, tar_entries};
 use common::{digest_of, Project};
 
 // ---------------------------------------------------------------------------
@@ -173,454 +173,6 @@ fn thread_count_changes_speed_not_bytes() {
     assert_eq!(tree_digests(&p.join("one")), tree_digests(&p.join("four")));
 }
 
-// ---------------------------------------------------------------------------
-// Time.
-
-#[test]
-fn unstamped_builds_at_different_times_are_identical_and_dated_1970() {
-    let (p, layout, first) = build_repro_layout(&[]);
-    std::thread::sleep(Duration::from_millis(1500));
-    let other_store = tempfile::tempdir().unwrap();
-    let out = run_with_store(&p, other_store.path(), &["build", "-o", "later/"], &[]);
-    let second = assert_ok(&out, "second build");
-    assert_eq!(first, second, "the wall clock leaked into the image");
-
-    let manifest = layout.manifest(&digest_of(&first, "app"));
-    let config = layout.config(&manifest);
-    assert_eq!(config["created"], "1970-01-01T00:00:00Z");
-    for h in config["history"].as_array().unwrap() {
-        assert_eq!(h["created"], "1970-01-01T00:00:00Z", "{h}");
-    }
-    let layers = layout.layers(&manifest);
-    for (i, (_, _, tar)) in layers.iter().enumerate() {
-        let want = if i == 3 { 86400 } else { 0 };
-        for e in tar_entries(tar).1 {
-            assert_eq!(e.mtime, want, "layer {i}: {} has mtime {}", e.path, e.mtime);
-        }
-    }
-}
-
-#[test]
-fn source_date_epoch_sets_created_and_every_mtime_but_a_declared_one() {
-    let (_p, plain, unstamped) = build_repro_layout(&[]);
-    let (_q, layout, stamped) = build_repro_layout(&[("SOURCE_DATE_EPOCH", "1700000000")]);
-    assert_ne!(
-        digest_of(&unstamped, "app"),
-        digest_of(&stamped, "app"),
-        "SOURCE_DATE_EPOCH did not change the digest"
-    );
-
-    let manifest = layout.manifest(&digest_of(&stamped, "app"));
-    let config = layout.config(&manifest);
-    assert_eq!(config["created"], "2023-11-14T22:13:20Z");
-    for h in config["history"].as_array().unwrap() {
-        assert_eq!(h["created"], "2023-11-14T22:13:20Z", "{h}");
-    }
-    let layers = layout.layers(&manifest);
-    assert_eq!(layers.len(), 4);
-    for (i, (_, _, tar)) in layers.iter().enumerate() {
-        // The last layer declares `mtime = 86400`, which wins.
-        let want = if i == 3 { 86400 } else { 1_700_000_000 };
-        for e in tar_entries(tar).1 {
-            assert_eq!(e.mtime, want, "layer {i}: {} has mtime {}", e.path, e.mtime);
-        }
-    }
-    // The layer with its own mtime is the same bytes either way.
-    let plain_layers = layer_digests(&plain.manifest(&digest_of(&unstamped, "app")));
-    assert_eq!(plain_layers[3], layers[3].1);
-    assert_ne!(plain_layers[0], layers[0].1);
-}
-
-#[test]
-fn far_future_source_date_epoch_is_kept_exactly_through_pax() {
-    // Year 9999 does not fit ustar's 11 octal digits (they end in 2242); the
-    // exact value must still reach the tar, and the config.
-    let (_p, layout, out) = build_repro_layout(&[("SOURCE_DATE_EPOCH", "253402300799")]);
-    let manifest = layout.manifest(&digest_of(&out, "app"));
-    assert_eq!(layout.config(&manifest)["created"], "9999-12-31T23:59:59Z");
-    let layers = layout.layers(&manifest);
-    for e in tar_entries(&layers[0].2).1 {
-        assert_eq!(e.mtime, 253_402_300_799, "{}", e.path);
-    }
-    // The layer with its own mtime needs no PAX record.
-    let (raw, _) = tar_entries(&layers[3].2);
-    assert!(raw.iter().all(|e| e.raw_type != b'x'));
-}
-
-// ---------------------------------------------------------------------------
-// The layer cache.
-
-fn layer_lines(stderr: &str) -> Vec<&str> {
-    stderr.lines().filter(|l| l.contains(": layer ")).collect()
-}
-
-/// Every source file of the fixture dated in the past, so that the cache
-/// may record it (files changed within the last moments are never trusted).
-fn age_inputs(dir: &Path) {
-    for e in walkdir::WalkDir::new(dir) {
-        let e = e.unwrap();
-        if e.file_type().is_file() {
-            set_mtime(e.path(), 1_500_000_000);
-        }
-    }
-}
-
-#[test]
-fn unchanged_layers_are_reused_not_compressed_again() {
-    let p = Project::new();
-    copy_repro(p.path(), CopyStyle::WIDE);
-    age_inputs(p.path());
-    std::thread::sleep(SETTLE);
-    let first = p.run(&["build"]);
-    let first_out = assert_ok(&first, "first build");
-    let first_err = String::from_utf8_lossy(&first.stderr).into_owned();
-    let built = layer_lines(&first_err);
-    assert_eq!(built.len(), 4, "one progress line per layer:\n{first_err}");
-    assert!(
-        built.iter().all(|l| l.contains(" built: sha256:")),
-        "{first_err}"
-    );
-
-    let blobs_before = common::tree(&p.store.path().join("blobs"));
-    let second = p.run(&["build"]);
-    let second_out = assert_ok(&second, "second build");
-    let second_err = String::from_utf8_lossy(&second.stderr).into_owned();
-    let reused = layer_lines(&second_err);
-    assert_eq!(reused.len(), 4, "{second_err}");
-    for l in &reused {
-        assert!(l.contains(" reused: sha256:"), "not reused: {l}");
-    }
-    assert_eq!(first_out, second_out);
-    assert_eq!(
-        blobs_before,
-        common::tree(&p.store.path().join("blobs")),
-        "a reused build added blobs to the store"
-    );
-}
-
-#[test]
-fn touching_an_input_without_changing_it_keeps_the_digest() {
-    let p = Project::new();
-    copy_repro(p.path(), CopyStyle::WIDE);
-    age_inputs(p.path());
-    let first = p.ok(&["build"]);
-    set_mtime(&p.join("config/app.conf"), 1_600_000_000);
-    set_mtime(&p.join("bin/tool"), 1_600_000_000);
-    let out = p.run(&["build"]);
-    let second = assert_ok(&out, "build after touch");
-    assert_eq!(first, second);
-    let err = String::from_utf8_lossy(&out.stderr);
-    for l in layer_lines(&err) {
-        assert!(l.contains(" reused: "), "recompressed after a touch: {l}");
-    }
-}
-
-/// Long enough for a fresh copy to stop looking "racily clean" to the
-/// cache, so that the first build records its inputs' identities and the
-/// second build has to notice a change from them alone.
-const SETTLE: Duration = Duration::from_millis(2500);
-
-/// Builds, applies `change`, builds again; returns both layer digest lists
-/// of `image` and the second build's stderr.
-fn layers_before_and_after(
-    image: &str,
-    settle: bool,
-    change: impl FnOnce(&Project),
-) -> (Vec<String>, Vec<String>, String) {
-    let p = Project::new();
-    copy_repro(p.path(), CopyStyle::WIDE);
-    age_inputs(p.path());
-    if settle {
-        std::thread::sleep(SETTLE);
-    }
-    let first = p.ok(&["build", "-o", "before/"]);
-    change(&p);
-    let out = p.run(&["build", "-o", "after/"]);
-    let second = assert_ok(&out, "second build");
-    let before = layer_digests(&Layout(p.join("before")).manifest(&digest_of(&first, image)));
-    let after = layer_digests(&Layout(p.join("after")).manifest(&digest_of(&second, image)));
-    (
-        before,
-        after,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn changed_indexes(a: &[String], b: &[String]) -> Vec<usize> {
-    assert_eq!(a.len(), b.len());
-    (0..a.len()).filter(|i| a[*i] != b[*i]).collect()
-}
-
-#[test]
-fn changing_one_file_changes_exactly_its_layer() {
-    let (before, after, err) = layers_before_and_after("app", false, |p| {
-        p.write("config/nested/deep.conf", "[deep]\nvalue = 43\n");
-    });
-    // Layers of app: tools, config (from base), data, plain.
-    assert_eq!(changed_indexes(&before, &after), [1], "{err}");
-    let built: Vec<_> = layer_lines(&err)
-        .into_iter()
-        .filter(|l| l.contains(" built: "))
-        .collect();
-    assert_eq!(built.len(), 1, "{err}");
-    assert!(built[0].starts_with("base: layer config built"), "{err}");
-}
-
-#[test]
-fn content_change_with_restored_size_and_mtime_is_still_noticed() {
-    // Same length, same mtime afterwards: only the inode change time tells
-    // the cache that the file is not what it recorded.
-    let (before, after, err) = layers_before_and_after("app", true, |p| {
-        let f = p.join("share/docs/page.md");
-        let old = fs::read(&f).unwrap();
-        let mut new = old.clone();
-        new[0] = b'X';
-        assert_ne!(old, new);
-        fs::write(&f, &new).unwrap();
-        set_mtime(&f, 1_500_000_000);
-    });
-    assert_eq!(changed_indexes(&before, &after), [2], "{err}");
-}
-
-#[test]
-fn changing_a_declared_mode_rebuilds_only_that_layer() {
-    let (before, after, err) = layers_before_and_after("app", false, |p| {
-        let toml = fs::read_to_string(p.join("gantry.toml")).unwrap();
-        let changed = toml.replace(
-            r#"dst = "/usr/share/demo-extra.txt", mode = "0600""#,
-            r#"dst = "/usr/share/demo-extra.txt", mode = "0640""#,
-        );
-        assert_ne!(toml, changed);
-        p.write("gantry.toml", changed);
-    });
-    assert_eq!(changed_indexes(&before, &after), [2], "{err}");
-}
-
-#[test]
-fn changing_a_layers_compression_does_not_reuse_the_old_blob() {
-    let (before, after, err) = layers_before_and_after("app", false, |p| {
-        let toml = fs::read_to_string(p.join("gantry.toml")).unwrap();
-        let changed = toml.replace(
-            "name = \"config\"\ncompression = \"zstd\"",
-            "name = \"config\"\ncompression = \"gzip\"",
-        );
-        assert_ne!(toml, changed);
-        p.write("gantry.toml", changed);
-    });
-    assert_eq!(changed_indexes(&before, &after), [1], "{err}");
-}
-
-// ---------------------------------------------------------------------------
-// What a layer tar looks like inside.
-
-const TOOLS: &[&str] = &[
-    r#"usr/ dir 0755 0:0 "":"""#,
-    r#"usr/bin/ dir 0755 0:0 "":"""#,
-    r#"usr/bin/tool file 25 0755 0:0 "":"""#,
-    r#"usr/local/ dir 0755 0:0 "":"""#,
-    r#"usr/local/bin/ dir 0755 0:0 "":"""#,
-    r#"usr/local/bin/helper.sh file 27 0755 0:0 "":"""#,
-    r#"usr/local/bin/tool file 25 0755 0:0 "":"""#,
-];
-
-const CONFIG: &[&str] = &[
-    r#"etc/ dir 0755 0:0 "":"""#,
-    r#"etc/demo/ dir 0750 1000:1000 "":"""#,
-    r#"etc/demo/app.conf file 27 0644 1000:1000 "":"""#,
-    r#"etc/demo/current symlink -> app.conf 0777 1000:1000 "":"""#,
-    r#"etc/demo/nested/ dir 0750 1000:1000 "":"""#,
-    r#"etc/demo/nested/deep.conf file 18 0644 1000:1000 "":"""#,
-];
-
-const DATA: &[&str] = &[
-    r#"srv/ dir 0700 65532:65532 "app":"app""#,
-    r#"srv/readme symlink -> /usr/share/demo/README.txt 0777 65532:65532 "app":"app""#,
-    r#"usr/ dir 0755 0:0 "":"""#,
-    r#"usr/share/ dir 0755 0:0 "":"""#,
-    r#"usr/share/demo/ dir 0755 65532:65532 "app":"app""#,
-    r#"usr/share/demo-extra.txt file 6 0600 65532:65532 "app":"app""#,
-    r#"usr/share/demo/README.txt file 25 0644 65532:65532 "app":"app""#,
-    r#"usr/share/demo/docs/ dir 0755 65532:65532 "app":"app""#,
-    r#"usr/share/demo/docs/page.md file 13 0644 65532:65532 "app":"app""#,
-    r#"var/ dir 0755 0:0 "":"""#,
-    r#"var/lib/ dir 0755 0:0 "":"""#,
-    r#"var/lib/demo/ dir 0755 65532:65532 "app":"app""#,
-];
-
-const PLAIN: &[&str] = &[r#"README file 25 0644 0:0 "":"""#];
-
-#[test]
-fn layer_tars_hold_exactly_the_declared_entries_sorted_with_parents_first() {
-    let (_p, layout, out) = build_repro_layout(&[]);
-    let manifest = layout.manifest(&digest_of(&out, "app"));
-    let config = layout.config(&manifest);
-    let layers = layout.layers(&manifest);
-    let media: Vec<&str> = layers.iter().map(|l| l.0.as_str()).collect();
-    assert_eq!(
-        media,
-        [
-            "application/vnd.oci.image.layer.v1.tar+gzip",
-            "application/vnd.oci.image.layer.v1.tar+zstd",
-            "application/vnd.oci.image.layer.v1.tar+gzip",
-            "application/vnd.oci.image.layer.v1.tar",
-        ]
-    );
-    let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
-    for (i, ((_, _, tar), want)) in layers.iter().zip([TOOLS, CONFIG, DATA, PLAIN]).enumerate() {
-        assert_eq!(
-            diff_ids[i].as_str().unwrap(),
-            format!("sha256:{}", sha256_hex(tar)),
-            "layer {i}: diff_id is not the digest of the uncompressed tar"
-        );
-        let (raw, resolved) = tar_entries(tar);
-        assert_eq!(lines(&resolved), want, "layer {i} entries");
-
-        let paths: Vec<&str> = resolved
-            .iter()
-            .map(|e| e.path.trim_end_matches('/'))
-            .collect();
-        let mut sorted = paths.clone();
-        sorted.sort();
-        assert_eq!(paths, sorted, "layer {i} is not sorted by path");
-        for (n, path) in paths.iter().enumerate() {
-            if let Some((parent, _)) = path.rsplit_once('/') {
-                assert!(
-                    paths[..n].contains(&parent),
-                    "layer {i}: {path} comes before its parent {parent}"
-                );
-            }
-        }
-
-        for e in &raw {
-            assert!(
-                !matches!(e.raw_type, b'x' | b'g' | b'L' | b'K'),
-                "layer {i}: {} has an extension header ({}) it does not need",
-                e.path,
-                e.raw_type as char
-            );
-            assert!(e.ustar, "layer {i}: {} is not a POSIX ustar header", e.path);
-        }
-        assert_end_of_archive(tar, &raw, i);
-    }
-}
-
-/// The archive ends right after its last entry with exactly two zero
-/// blocks: no record padding to 10 KiB as tar(1) writes.
-fn assert_end_of_archive(tar: &[u8], raw: &[TarEntry], layer: usize) {
-    let end = raw.last().map_or(0, |e| e.data_end) as usize;
-    assert_eq!(
-        tar.len(),
-        end + 1024,
-        "layer {layer}: {} bytes after the last entry, expected two 512-byte blocks",
-        tar.len() - end
-    );
-    assert!(
-        tar[end..].iter().all(|b| *b == 0),
-        "layer {layer}: end-of-archive blocks are not zero"
-    );
-    let mut pos = 0;
-    for e in raw {
-        assert_eq!(
-            e.header_pos as usize, pos,
-            "layer {layer}: gap before {}",
-            e.path
-        );
-        pos = e.data_end as usize;
-    }
-}
-
-#[test]
-fn a_name_too_long_for_ustar_gets_one_pax_record_and_builds_reproducibly() {
-    let long = format!("{}.txt", "n".repeat(120));
-    let p = Project::new();
-    p.write(&format!("tree/{long}"), "long\n");
-    p.write("tree/short.txt", "short\n");
-    p.write(
-        "gantry.toml",
-        r#"[image.long]
-base = "scratch"
-platform = "linux/amd64"
-
-[[image.long.layer]]
-files = [{ src = "tree/", dst = "/t/" }]
-"#,
-    );
-    let out = p.ok(&["build", "-o", "layout/"]);
-    let other = tempfile::tempdir().unwrap();
-    let again = assert_ok(
-        &run_with_store(&p, other.path(), &["build"], &[]),
-        "second build",
-    );
-    assert_eq!(out, again, "the PAX header made the layer differ per run");
-
-    let layout = Layout(p.join("layout"));
-    let manifest = layout.manifest(&digest_of(&out, "long"));
-    let (_, _, tar) = &layout.layers(&manifest)[0];
-    let (raw, resolved) = tar_entries(tar);
-    assert_eq!(
-        resolved.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(),
-        ["t/", &format!("t/{long}"), "t/short.txt"]
-    );
-    let pax: Vec<usize> = raw
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| e.raw_type == b'x')
-        .map(|(i, _)| i)
-        .collect();
-    assert_eq!(pax.len(), 1, "exactly the long name needs a PAX record");
-    assert!(raw[pax[0] + 1].path.starts_with("t/nnnn"));
-    assert!(
-        !raw.iter().any(|e| matches!(e.raw_type, b'g' | b'L' | b'K')),
-        "no global or GNU headers"
-    );
-    assert_end_of_archive(tar, &raw, 0);
-}
-
-#[test]
-fn ids_and_owner_names_that_do_not_fit_ustar_get_pax_records() {
-    // ustar holds ids up to 0o7777777 and names up to 31 bytes plus a NUL;
-    // past that the value must survive in a PAX record, not be truncated.
-    let fits = "u".repeat(31);
-    let too_long = "g".repeat(32);
-    let p = Project::new();
-    p.write("a.txt", "a\n");
-    p.write("b.txt", "b\n");
-    p.write(
-        "gantry.toml",
-        format!(
-            r#"[image.ids]
-base = "scratch"
-platform = "linux/amd64"
-
-[[image.ids.layer]]
-files = [
-  {{ src = "a.txt", dst = "/a", owner = "2097151:2097151", uname = "{fits}", gname = "{fits}" }},
-  {{ src = "b.txt", dst = "/b", owner = "3000000:2097152", uname = "{too_long}", gname = "{fits}" }},
-]
-"#
-        ),
-    );
-    let out = p.ok(&["build", "-o", "layout/"]);
-    let layout = Layout(p.join("layout"));
-    let manifest = layout.manifest(&digest_of(&out, "ids"));
-    let (_, _, tar) = &layout.layers(&manifest)[0];
-    let (raw, resolved) = tar_entries(tar);
-    assert_eq!(
-        lines(&resolved),
-        [
-            format!(r#"a file 2 0644 2097151:2097151 "{fits}":"{fits}""#),
-            format!(r#"b file 2 0644 3000000:2097152 "{too_long}":"{fits}""#),
-        ]
-    );
-    let kinds: Vec<u8> = raw.iter().map(|e| e.raw_type).collect();
-    assert_eq!(
-        kinds,
-        [b'0', b'x', b'0'],
-        "only the entry that does not fit has a PAX header"
-    );
-    assert_end_of_archive(tar, &raw, 0);
-}
-
 #[test]
 fn concurrent_builds_sharing_a_store_agree() {
     // Two builds racing on one cold store write the same blobs and records
@@ -750,4 +302,78 @@ files = [{ src = "tree/", dst = "/t/" }]
             r#"t/b.txt file 5 0644 0:0 "":"""#,
         ]
     );
+}
+
+// ---------------------------------------------------------------------------
+// Time.
+
+#[test]
+fn unstamped_builds_at_different_times_are_identical_and_dated_1970() {
+    let (p, layout, first) = build_repro_layout(&[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let other_store = tempfile::tempdir().unwrap();
+    let out = run_with_store(&p, other_store.path(), &["build", "-o", "later/"], &[]);
+    let second = assert_ok(&out, "second build");
+    assert_eq!(first, second, "the wall clock leaked into the image");
+
+    let manifest = layout.manifest(&digest_of(&first, "app"));
+    let config = layout.config(&manifest);
+    assert_eq!(config["created"], "1970-01-01T00:00:00Z");
+    for h in config["history"].as_array().unwrap() {
+        assert_eq!(h["created"], "1970-01-01T00:00:00Z", "{h}");
+    }
+    let layers = layout.layers(&manifest);
+    for (i, (_, _, tar)) in layers.iter().enumerate() {
+        let want = if i == 3 { 86400 } else { 0 };
+        for e in tar_entries(tar).1 {
+            assert_eq!(e.mtime, want, "layer {i}: {} has mtime {}", e.path, e.mtime);
+        }
+    }
+}
+
+#[test]
+fn source_date_epoch_sets_created_and_every_mtime_but_a_declared_one() {
+    let (_p, plain, unstamped) = build_repro_layout(&[]);
+    let (_q, layout, stamped) = build_repro_layout(&[("SOURCE_DATE_EPOCH", "1700000000")]);
+    assert_ne!(
+        digest_of(&unstamped, "app"),
+        digest_of(&stamped, "app"),
+        "SOURCE_DATE_EPOCH did not change the digest"
+    );
+
+    let manifest = layout.manifest(&digest_of(&stamped, "app"));
+    let config = layout.config(&manifest);
+    assert_eq!(config["created"], "2023-11-14T22:13:20Z");
+    for h in config["history"].as_array().unwrap() {
+        assert_eq!(h["created"], "2023-11-14T22:13:20Z", "{h}");
+    }
+    let layers = layout.layers(&manifest);
+    assert_eq!(layers.len(), 4);
+    for (i, (_, _, tar)) in layers.iter().enumerate() {
+        // The last layer declares `mtime = 86400`, which wins.
+        let want = if i == 3 { 86400 } else { 1_700_000_000 };
+        for e in tar_entries(tar).1 {
+            assert_eq!(e.mtime, want, "layer {i}: {} has mtime {}", e.path, e.mtime);
+        }
+    }
+    // The layer with its own mtime is the same bytes either way.
+    let plain_layers = layer_digests(&plain.manifest(&digest_of(&unstamped, "app")));
+    assert_eq!(plain_layers[3], layers[3].1);
+    assert_ne!(plain_layers[0], layers[0].1);
+}
+
+#[test]
+fn far_future_source_date_epoch_is_kept_exactly_through_pax() {
+    // Year 9999 does not fit ustar's 11 octal digits (they end in 2242); the
+    // exact value must still reach the tar, and the config.
+    let (_p, layout, out) = build_repro_layout(&[("SOURCE_DATE_EPOCH", "253402300799")]);
+    let manifest = layout.manifest(&digest_of(&out, "app"));
+    assert_eq!(layout.config(&manifest)["created"], "9999-12-31T23:59:59Z");
+    let layers = layout.layers(&manifest);
+    for e in tar_entries(&layers[0].2).1 {
+        assert_eq!(e.mtime, 253_402_300_799, "{}", e.path);
+    }
+    // The layer with its own mtime needs no PAX record.
+    let (raw, _) = tar_entries(&layers[3].2);
+    assert!(raw.iter().all(|e| e.raw_type != b'x'));
 }
