@@ -6,13 +6,15 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
+use common::digest::sha256_hex;
+use common::inspect::inspect_json;
+use common::oci::{blob_path, read_json};
+use common::tarball::{member, member_names};
 use common::{digest_of, gantry_bin, Project};
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 
 // ---------------------------------------------------------------------------
 // Local helpers.
@@ -51,10 +53,6 @@ fn two_images() -> Project {
     p
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 /// `NAME sha256:<64 hex>` lines, checked to be nothing else.
 fn result_lines(stdout: &str) -> Vec<(String, String)> {
     stdout
@@ -81,36 +79,6 @@ fn result_lines(stdout: &str) -> Vec<(String, String)> {
 
 fn names(lines: &[(String, String)]) -> Vec<&str> {
     lines.iter().map(|(n, _)| n.as_str()).collect()
-}
-
-/// Member names of a tar.
-fn tar_members(bytes: &[u8]) -> Vec<String> {
-    let mut ar = tar::Archive::new(bytes);
-    ar.entries()
-        .expect("a tar")
-        .map(|e| e.unwrap().path().unwrap().display().to_string())
-        .collect()
-}
-
-fn tar_member(bytes: &[u8], name: &str) -> Vec<u8> {
-    let mut ar = tar::Archive::new(bytes);
-    for e in ar.entries().unwrap() {
-        let mut e = e.unwrap();
-        if e.path().unwrap().to_str() == Some(name) {
-            let mut v = Vec::new();
-            e.read_to_end(&mut v).unwrap();
-            return v;
-        }
-    }
-    panic!("no member {name} in the tar");
-}
-
-fn inspect_json(p: &Project, args: &[&str]) -> Value {
-    let mut all = vec!["inspect"];
-    all.extend_from_slice(args);
-    all.push("--json");
-    let out = p.ok(&all);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("inspect --json: {e}:\n{out}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -185,7 +153,7 @@ fn building_a_named_image_builds_its_base_first_and_writes_only_it() {
         serde_json::json!(["example.com/team/app:1.0"])
     );
     let tarball = fs::read(p.join("app.tar")).unwrap();
-    let manifest: Value = serde_json::from_slice(&tar_member(&tarball, "manifest.json")).unwrap();
+    let manifest: Value = serde_json::from_slice(&member(&tarball, "manifest.json")).unwrap();
     assert_eq!(manifest.as_array().unwrap().len(), 1, "{manifest}");
 
     let only_base = result_lines(&p.ok(&["build", "base"]));
@@ -210,7 +178,7 @@ fn tarball_to_stdout_with_results_on_stderr() {
         out.stdout == fs::read(p.join("image.tar")).unwrap(),
         "stdout is not the same tarball as -o image.tar"
     );
-    let members = tar_members(&out.stdout);
+    let members = member_names(&out.stdout);
     for m in ["manifest.json", "index.json", "oci-layout"] {
         assert!(members.iter().any(|x| x == m), "{m} missing: {members:?}");
     }
@@ -227,7 +195,7 @@ fn output_format_follows_the_path_or_the_flag() {
 
     // A .tar path: docker tarball.
     assert_eq!(p.ok(&["build", "-o", "d.tar"]), want);
-    let docker = tar_members(&fs::read(p.join("d.tar")).unwrap());
+    let docker = member_names(&fs::read(p.join("d.tar")).unwrap());
     assert!(docker.contains(&"manifest.json".to_string()), "{docker:?}");
 
     // A path ending in / or an existing directory: OCI layout.
@@ -254,7 +222,7 @@ fn output_format_follows_the_path_or_the_flag() {
         p.ok(&["build", "--format", "oci-archive", "-o", "o.tar"]),
         want
     );
-    let oci = tar_members(&fs::read(p.join("o.tar")).unwrap());
+    let oci = member_names(&fs::read(p.join("o.tar")).unwrap());
     assert!(oci.contains(&"index.json".to_string()), "{oci:?}");
     assert!(oci.contains(&"oci-layout".to_string()), "{oci:?}");
     assert!(!oci.contains(&"manifest.json".to_string()), "{oci:?}");
@@ -264,7 +232,7 @@ fn output_format_follows_the_path_or_the_flag() {
         p.ok(&["build", "--format", "docker", "-o", "image.img"]),
         want
     );
-    let img = tar_members(&fs::read(p.join("image.img")).unwrap());
+    let img = member_names(&fs::read(p.join("image.img")).unwrap());
     assert!(img.contains(&"manifest.json".to_string()));
 
     // The layout in the OCI archive is the layout directory's, byte for byte.
@@ -273,7 +241,7 @@ fn output_format_follows_the_path_or_the_flag() {
         let path = p.join("layout").join(m);
         if path.is_file() {
             assert_eq!(
-                sha256_hex(&tar_member(&archive, m)),
+                sha256_hex(&member(&archive, m)),
                 sha256_hex(&fs::read(&path).unwrap()),
                 "{m} differs between the OCI archive and the layout"
             );
@@ -312,8 +280,7 @@ fn rebuilding_into_an_existing_output_replaces_it_whole() {
         !p.join("layout/stray.txt").exists(),
         "an OCI layout output is replaced, never merged into"
     );
-    let index: Value =
-        serde_json::from_slice(&fs::read(p.join("layout/index.json")).unwrap()).unwrap();
+    let index = read_json(&p.join("layout/index.json"));
     let digests: BTreeSet<&str> = index["manifests"]
         .as_array()
         .unwrap()
@@ -338,7 +305,7 @@ fn inspect_json_matches_the_build_in_every_format() {
     p.ok(&["build", "--format", "oci-archive", "-o", "o.tar"]);
     let app = digest_of(&printed, "app");
     let layout = p.join("layout");
-    let blob = |d: &str| fs::read(layout.join("blobs/sha256").join(&d[7..])).unwrap();
+    let blob = |d: &str| fs::read(blob_path(&layout, d)).unwrap();
     let manifest: Value = serde_json::from_slice(&blob(&app)).unwrap();
     let config: Value =
         serde_json::from_slice(&blob(manifest["config"]["digest"].as_str().unwrap())).unwrap();

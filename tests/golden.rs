@@ -12,11 +12,14 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, UNIX_EPOCH};
 
-use common::{digest_of, gantry_bin, Project};
+use common::digest::sha256_hex;
+use common::fixture::{copy_tree, testdata, CopyStyle};
+use common::oci::{blob_path, read_json};
+use common::run::{assert_ok, gantry_with_umask};
+use common::{digest_of, Project};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
@@ -99,14 +102,6 @@ src/layer/mod.rs when layer bytes change, say what changed and why in
 docs/reproducibility.md and the release notes, and replace the constants in
 tests/golden.rs with the observed values printed below.";
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/golden")
-}
-
 /// A digest of the fixture as git can carry it: paths, kinds, the executable
 /// bit, contents and link targets, but no other mode bits and no times.
 fn fixture_digest(dir: &Path) -> String {
@@ -132,43 +127,15 @@ fn fixture_digest(dir: &Path) -> String {
     format!("sha256:{}", hex::encode(h.finalize()))
 }
 
-/// Copies the fixture with other modes (keeping only the executable bit),
-/// other mtimes and the reverse creation order, as another checkout would.
-fn perturbed_copy(dest: &Path) {
-    let src = golden_dir();
-    let mut items: Vec<_> = walkdir::WalkDir::new(&src)
-        .min_depth(1)
-        .sort_by_file_name()
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    items.reverse();
-    let mut touched = Vec::new();
-    for item in &items {
-        let to = dest.join(item.path().strip_prefix(&src).unwrap());
-        fs::create_dir_all(to.parent().unwrap()).unwrap();
-        let ft = item.file_type();
-        if ft.is_dir() {
-            fs::create_dir_all(&to).unwrap();
-        } else if ft.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(item.path()).unwrap(), &to).unwrap();
-            continue;
-        } else {
-            fs::write(&to, fs::read(item.path()).unwrap()).unwrap();
-            let exec = item.metadata().unwrap().permissions().mode() & 0o111 != 0;
-            let mode = if exec { 0o700 } else { 0o600 };
-            fs::set_permissions(&to, fs::Permissions::from_mode(mode)).unwrap();
-        }
-        touched.push(to);
-    }
-    touched.sort();
-    for p in touched.iter().rev() {
-        fs::File::open(p)
-            .unwrap()
-            .set_modified(UNIX_EPOCH + Duration::from_secs(1_234_567_890))
-            .unwrap();
-    }
-}
+/// Another checkout of the fixture: other modes (keeping only the
+/// executable bit), other mtimes and the reverse creation order.
+const PERTURBED: CopyStyle = CopyStyle {
+    reverse: true,
+    file_mode: 0o600,
+    exec_mode: 0o700,
+    dir_mode: None,
+    mtime: 1_234_567_890,
+};
 
 /// Manifest digest, config digest, and (digest, diff_id) of each layer.
 type ImageDigests = (String, String, Vec<(String, String)>);
@@ -185,34 +152,19 @@ struct Observed {
 fn observe(build_file: &Path, out: &Path, umask: &str) -> Observed {
     let store = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| -> String {
-        let o = Command::new("sh")
-            .arg("-c")
-            .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
-            .arg(gantry_bin())
+        let o = gantry_with_umask(umask, out, store.path())
             .arg("--progress=none")
             .args(args)
-            .current_dir(out)
-            .env("GANTRY_STORE", store.path())
-            .env_remove("SOURCE_DATE_EPOCH")
             .output()
             .unwrap();
-        assert!(
-            o.status.success(),
-            "gantry {args:?} failed:\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
+        assert_ok(&o, &format!("gantry {args:?}"))
     };
     let file = build_file.to_str().unwrap();
     let printed = run(&["build", "-f", file, "-o", "golden.tar"]);
     let again = run(&["build", "-f", file, "-o", "layout/"]);
     assert_eq!(printed, again);
 
-    let blob = |digest: &str| -> Value {
-        let hex = digest.strip_prefix("sha256:").unwrap();
-        serde_json::from_slice(&fs::read(out.join("layout/blobs/sha256").join(hex)).unwrap())
-            .unwrap()
-    };
+    let blob = |digest: &str| -> Value { read_json(&blob_path(&out.join("layout"), digest)) };
     let mut images = BTreeMap::new();
     for g in GOLDEN {
         let manifest_digest = digest_of(&printed, g.image);
@@ -326,7 +278,7 @@ fn differences(want: &Observed, got: &Observed) -> Vec<String> {
 
 #[test]
 fn golden_fixture_is_unchanged() {
-    let got = fixture_digest(&golden_dir());
+    let got = fixture_digest(&testdata("golden"));
     assert_eq!(
         got, FIXTURE,
         "testdata/golden changed (or its checkout lost the executable bit of \
@@ -342,10 +294,10 @@ fn golden_digests_are_unchanged() {
     // Once in place with the usual umask, once from a copy elsewhere that
     // differs in every way a checkout can; both must give the pinned bytes.
     let here = tempfile::tempdir().unwrap();
-    let in_place = observe(&golden_dir().join("gantry.toml"), here.path(), "022");
+    let in_place = observe(&testdata("golden").join("gantry.toml"), here.path(), "022");
 
     let there = Project::new();
-    perturbed_copy(&there.join("checkout"));
+    copy_tree(&testdata("golden"), &there.join("checkout"), PERTURBED);
     let copied = observe(&there.join("checkout/gantry.toml"), there.path(), "077");
     assert_eq!(
         in_place,

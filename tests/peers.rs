@@ -11,15 +11,19 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 
+use common::digest::sha256_digest;
+use common::docker::{docker, docker_inspect, docker_load, docker_run, DockerImages};
+use common::fixture::testdata;
+use common::host::{host_architecture, host_platform, is_root};
+use common::oci::{blob_path, layer_digests, parse_json, read_json, tagged_manifest};
+use common::tarball::only_config_digest;
 use common::{busybox, digest_of, require, require_docker, sh, skip_unless, Project};
 
 /// The tag written in `testdata/peers/app/gantry.toml`; each test replaces it.
@@ -27,7 +31,6 @@ const FIXTURE_TAG: &str = "gantry-peers/app:test";
 /// The platform written in the fixtures; replaced by the host's, because the
 /// busybox copied into the images is the host's.
 const FIXTURE_PLATFORM: &str = "linux/amd64";
-const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 
 /// What `testdata/peers/app/run.sh` prints when the image's config reaches
@@ -37,22 +40,6 @@ const RUN_SH_OUTPUT: &str = "uid=65532 gid=65532\npwd=/app\nmode=peers\n\
 
 // ---------------------------------------------------------------------------
 // Fixtures and small helpers.
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/peers")
-}
-
-fn host_platform() -> &'static str {
-    match std::env::consts::ARCH {
-        "aarch64" => "linux/arm64",
-        "x86_64" => "linux/amd64",
-        other => panic!("no test platform for host architecture {other}"),
-    }
-}
-
-fn host_architecture() -> &'static str {
-    host_platform().trim_start_matches("linux/")
-}
 
 /// A reference no other test (nor another run of this suite) uses.
 fn unique_ref(test: &str) -> (String, String) {
@@ -75,7 +62,7 @@ impl App {
         let busybox = busybox()?;
         let (repo, tag) = unique_ref(test);
         let project = Project::new();
-        let src = fixtures().join("app");
+        let src = testdata("peers").join("app");
         for f in ["run.sh", "app.conf"] {
             fs::copy(src.join(f), project.join(f)).unwrap();
         }
@@ -111,78 +98,6 @@ impl App {
     }
 }
 
-fn is_root() -> bool {
-    sh(Command::new("id").arg("-u")).trim() == "0"
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-fn blob_path(layout: &Path, digest: &str) -> PathBuf {
-    let (alg, hex) = digest.split_once(':').expect("algorithm:hex");
-    layout.join("blobs").join(alg).join(hex)
-}
-
-/// The manifest digest and manifest of the image tagged `tag` in an OCI
-/// layout directory.
-fn layout_manifest(layout: &Path, tag: &str) -> (String, Value) {
-    let index = read_json(&layout.join("index.json"));
-    let desc = index["manifests"]
-        .as_array()
-        .expect("index.json has manifests")
-        .iter()
-        .find(|d| d["annotations"][REF_NAME] == tag)
-        .unwrap_or_else(|| panic!("no manifest tagged {tag:?} in {index}"));
-    let digest = desc["digest"].as_str().unwrap().to_string();
-    let manifest = read_json(&blob_path(layout, &digest));
-    (digest, manifest)
-}
-
-fn layer_digests(manifest: &Value) -> Vec<String> {
-    manifest["layers"]
-        .as_array()
-        .expect("manifest has layers")
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_string())
-        .collect()
-}
-
-/// Every member of a tar file, by name.
-fn tar_members(path: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut archive = tar::Archive::new(fs::File::open(path).unwrap());
-    let mut members = BTreeMap::new();
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let name = entry.path().unwrap().display().to_string();
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
-        members.insert(name, data);
-    }
-    members
-}
-
-/// The config digest of the only image of a docker tarball, computed from
-/// the bytes `manifest.json` points at (so it holds whatever the members are
-/// called).
-fn tarball_config_digest(path: &Path) -> String {
-    let members = tar_members(path);
-    let manifest = json(std::str::from_utf8(&members["manifest.json"]).unwrap());
-    let items = manifest.as_array().expect("manifest.json is an array");
-    assert_eq!(items.len(), 1, "{manifest}");
-    let config = items[0]["Config"].as_str().unwrap();
-    sha256(&members[config])
-}
-
 fn env_of(config: &Value) -> Vec<String> {
     config
         .as_array()
@@ -194,59 +109,6 @@ fn keys(v: &Value) -> Vec<String> {
     v.as_object()
         .map(|o| o.keys().cloned().collect())
         .unwrap_or_default()
-}
-
-/// Removes images from the Docker Engine when dropped, so that a test that
-/// fails half way leaves nothing behind either.
-struct DockerImages(Vec<String>);
-
-impl DockerImages {
-    fn new() -> DockerImages {
-        DockerImages(Vec::new())
-    }
-
-    fn track(&mut self, reference: &str) {
-        self.0.push(reference.to_string());
-    }
-}
-
-impl Drop for DockerImages {
-    fn drop(&mut self) {
-        for r in self.0.iter().rev() {
-            let _ = Command::new("docker")
-                .args(["image", "rm", "--force", r])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-fn docker(args: &[&str]) -> String {
-    sh(Command::new("docker").args(args))
-}
-
-/// `docker load -i`, tracked for removal, which must load `reference`.
-fn docker_load(images: &mut DockerImages, tarball: &Path, reference: &str) {
-    images.track(reference);
-    let out = docker(&["load", "-i", &tarball.display().to_string()]);
-    assert!(
-        out.contains(&format!("Loaded image: {reference}")),
-        "docker load said {out:?}, expected it to load {reference}"
-    );
-}
-
-fn docker_run(flags: &[&str], reference: &str, cmd: &[&str]) -> String {
-    let mut args = vec!["run", "--rm", "--network", "none"];
-    args.extend_from_slice(flags);
-    args.push(reference);
-    args.extend_from_slice(cmd);
-    docker(&args)
-}
-
-fn docker_inspect(reference: &str) -> Value {
-    let v = json(&docker(&["image", "inspect", reference]));
-    v[0].clone()
 }
 
 /// podman and buildah with storage of their own (vfs: it needs no kernel
@@ -374,7 +236,7 @@ fn umoci_unpacks_declared_files_modes_and_owners() {
     let listed = sh(Command::new("umoci").args(["ls", "--layout", &layout]));
     assert_eq!(listed.lines().collect::<Vec<_>>(), [app.tag.as_str()]);
 
-    let stat = json(&sh(Command::new("umoci").args([
+    let stat = parse_json(&sh(Command::new("umoci").args([
         "stat",
         "--json",
         "--image",
@@ -462,7 +324,7 @@ fn umoci_unpacks_declared_files_modes_and_owners() {
     );
     assert_eq!(
         fs::read(rootfs.join("app/run.sh")).unwrap(),
-        fs::read(fixtures().join("app/run.sh")).unwrap()
+        fs::read(testdata("peers").join("app/run.sh")).unwrap()
     );
     assert_eq!(
         fs::read(rootfs.join("bin/busybox")).unwrap(),
@@ -518,7 +380,7 @@ fn skopeo_reads_and_copies_layout_and_tarball() {
         app.build("img.oci.tar", &["--format", "oci-archive"]),
         digest
     );
-    let (_, manifest) = layout_manifest(&app.path("out"), &app.tag);
+    let (_, manifest) = tagged_manifest(&app.path("out"), &app.tag);
     let config_digest = manifest["config"]["digest"].as_str().unwrap().to_string();
     let layers = layer_digests(&manifest);
     assert_eq!(layers.len(), 2);
@@ -545,27 +407,27 @@ fn skopeo_reads_and_copies_layout_and_tarball() {
         assert_eq!(v["Created"], "1970-01-01T00:00:00Z", "{source}: {v}");
     };
 
-    let v = json(&skopeo(&["inspect", &oci]));
+    let v = parse_json(&skopeo(&["inspect", &oci]));
     check_summary(&oci, &v);
     assert_eq!(v["Digest"], digest.as_str());
     assert_eq!(v["Layers"], serde_json::json!(layers));
-    let v = json(&skopeo(&["inspect", &oci_archive]));
+    let v = parse_json(&skopeo(&["inspect", &oci_archive]));
     check_summary(&oci_archive, &v);
     assert_eq!(v["Digest"], digest.as_str());
-    let v = json(&skopeo(&["inspect", &archive]));
+    let v = parse_json(&skopeo(&["inspect", &archive]));
     check_summary(&archive, &v);
     // skopeo presents a docker tarball through a Docker schema 2 manifest it
     // makes up itself, so only the config it points at is gantry's.
     let raw_config = skopeo(&["inspect", "--config", "--raw", &archive]);
-    assert_eq!(sha256(raw_config.as_bytes()), config_digest);
+    assert_eq!(sha256_digest(raw_config.as_bytes()), config_digest);
 
     // OCI layout to OCI layout, nothing to change: skopeo keeps the manifest
     // bytes, so the copy has gantry's digest.
     let copy = format!("oci:{}:{}", app.path_str("copy"), app.tag);
     skopeo(&["copy", "--quiet", &oci, &copy]);
     let raw = skopeo(&["inspect", "--raw", &copy]);
-    assert_eq!(sha256(raw.as_bytes()), digest);
-    let (copied_digest, _) = layout_manifest(&app.path("copy"), &app.tag);
+    assert_eq!(sha256_digest(raw.as_bytes()), digest);
+    let (copied_digest, _) = tagged_manifest(&app.path("copy"), &app.tag);
     assert_eq!(copied_digest, digest);
 
     // Docker tarball to OCI layout: skopeo reads a docker tarball's layers
@@ -576,7 +438,7 @@ fn skopeo_reads_and_copies_layout_and_tarball() {
     // contents.
     let from_tar = format!("oci:{}:x", app.path_str("from-tar"));
     skopeo(&["copy", "--quiet", &archive, &from_tar]);
-    let (_, converted) = layout_manifest(&app.path("from-tar"), "x");
+    let (_, converted) = tagged_manifest(&app.path("from-tar"), "x");
     assert_eq!(layer_digests(&converted).len(), 2);
     let converted_config = read_json(&blob_path(
         &app.path("from-tar"),
@@ -599,7 +461,7 @@ fn podman_loads_tarball_and_oci_archive() {
     };
     app.build("img.tar", &[]);
     app.build("img.oci.tar", &["--format", "oci-archive"]);
-    let config_digest = tarball_config_digest(&app.path("img.tar"));
+    let config_digest = only_config_digest(&app.path("img.tar"));
     let image_id = config_digest.trim_start_matches("sha256:");
     let full = format!("docker.io/{}", app.reference());
 
@@ -609,7 +471,7 @@ fn podman_loads_tarball_and_oci_archive() {
         .args(["load", "--quiet", "-i", &app.path_str("img.tar")]));
     assert!(loaded.contains(&full), "podman load said {loaded:?}");
 
-    let v = json(&sh(containers.podman().args(["image", "inspect", &full])));
+    let v = parse_json(&sh(containers.podman().args(["image", "inspect", &full])));
     let v = &v[0];
     assert_eq!(v["Id"], image_id, "{v}");
     assert_eq!(v["Architecture"], host_architecture());
@@ -726,7 +588,7 @@ fn zstd_and_uncompressed_layers_load_and_run_with_podman_and_buildah() {
     app.project.write("gantry.toml", text);
     app.build("out/", &[]);
     app.build("img.tar", &[]);
-    let (_, manifest) = layout_manifest(&app.path("out"), &app.tag);
+    let (_, manifest) = tagged_manifest(&app.path("out"), &app.tag);
     let media_types: Vec<&str> = manifest["layers"]
         .as_array()
         .unwrap()
@@ -769,7 +631,7 @@ fn docker_loads_and_runs_tarball_from_file_and_pipe() {
         return;
     };
     let digest = app.build("img.tar", &[]);
-    let config_digest = tarball_config_digest(&app.path("img.tar"));
+    let config_digest = only_config_digest(&app.path("img.tar"));
     let reference = app.reference();
     let mut images = DockerImages::new();
 
@@ -833,7 +695,7 @@ fn container_structure_test_passes_on_the_tarball() {
         .args(["test", "--driver", "tar", "--image"])
         .arg(app.path("img.tar"))
         .arg("--config")
-        .arg(fixtures().join("structure.yaml"))
+        .arg(testdata("peers").join("structure.yaml"))
         .env("TMPDIR", app.path(""))
         .output()
         .unwrap();
@@ -900,7 +762,7 @@ fn derived_images_keep_their_base_and_run_in_docker() {
     );
     let base_digest = digest_of(&p.ok(&["build", "-f", "base.toml", "-o", "base/"]), "base");
     p.ok(&["build", "-f", "base.toml", "-o", "base.tar"]);
-    let (_, base_manifest) = layout_manifest(&p.join("base"), &tag);
+    let (_, base_manifest) = tagged_manifest(&p.join("base"), &tag);
     let base_layers = layer_digests(&base_manifest);
     let base_config = read_json(&blob_path(
         &p.join("base"),
@@ -938,7 +800,7 @@ fn derived_images_keep_their_base_and_run_in_docker() {
         let tarball = p.join(&format!("derived-{name}.tar"));
         p.ok(&["build", "-f", &file, "-o", &tarball.display().to_string()]);
 
-        let (manifest_digest, manifest) = layout_manifest(&p.join(&out_dir), &tag);
+        let (manifest_digest, manifest) = tagged_manifest(&p.join(&out_dir), &tag);
         assert_eq!(manifest_digest, digest, "{name}");
         let config = read_json(&blob_path(
             &p.join(&out_dir),

@@ -9,8 +9,8 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use common::digest::tree_digests;
 use common::{tree, Project};
-use sha2::{Digest as _, Sha256};
 
 // ---------------------------------------------------------------------------
 // Local helpers.
@@ -112,29 +112,6 @@ fn project(build_file: &str) -> Project {
     p.write("gantry.toml", build_file);
     p.write("a.txt", "a\n");
     p
-}
-
-fn sha256_file(path: &Path) -> String {
-    hex::encode(Sha256::digest(fs::read(path).unwrap()))
-}
-
-fn tree_digests(dir: &Path) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = walkdir::WalkDir::new(dir)
-        .min_depth(1)
-        .into_iter()
-        .map(|e| {
-            let e = e.unwrap();
-            let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
-            let d = if e.file_type().is_dir() {
-                "dir".to_string()
-            } else {
-                sha256_file(e.path())
-            };
-            (rel, d)
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 const BUILD_TAR: &[&str] = &["build", "-o", "out.tar"];

@@ -5,321 +5,18 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, UNIX_EPOCH};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
 
-use common::{digest_of, gantry_bin, Project};
-use serde_json::Value;
-use sha2::{Digest as _, Sha256};
-
-// ---------------------------------------------------------------------------
-// Local helpers (the shared harness has no fixture copier or layout reader).
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/repro")
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// How a copy of the fixture differs on disk from another copy.
-#[derive(Clone, Copy)]
-struct Style {
-    /// Create files in reverse order (other inode numbers, other readdir order).
-    reverse: bool,
-    /// Other permission bits than 0644/0755: only the executable bit may
-    /// matter.
-    narrow: bool,
-    /// Seconds since 1970 for every file and directory.
-    mtime: u64,
-}
-
-const WIDE: Style = Style {
-    reverse: false,
-    narrow: false,
-    mtime: 1_000_000_000,
-};
-const NARROW: Style = Style {
-    reverse: true,
-    narrow: true,
-    mtime: 2_000_000_000,
-};
-
-fn set_mtime(path: &Path, secs: u64) {
-    let f = fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    f.set_modified(UNIX_EPOCH + Duration::from_secs(secs))
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-}
-
-/// Copies the fixture into `dest`, made to look as different as a checkout
-/// can without changing what the build file declares.
-fn copy_fixture(dest: &Path, style: Style) {
-    let src = fixture();
-    let mut items: Vec<walkdir::DirEntry> = walkdir::WalkDir::new(&src)
-        .min_depth(1)
-        .sort_by_file_name()
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    if style.reverse {
-        items.reverse();
-    }
-    // The narrow style also sets the special bits a local build directory
-    // can have (setuid, setgid, sticky): none of them may leak.
-    let (file_mode, exec_mode, dir_mode) = if style.narrow {
-        (0o1600, 0o6710, 0o2700)
-    } else {
-        (0o644, 0o755, 0o755)
-    };
-    let mut dirs = Vec::new();
-    let mut files = Vec::new();
-    for item in &items {
-        let rel = item.path().strip_prefix(&src).unwrap();
-        let to = dest.join(rel);
-        fs::create_dir_all(to.parent().unwrap()).unwrap();
-        let ft = item.file_type();
-        if ft.is_dir() {
-            fs::create_dir_all(&to).unwrap();
-            dirs.push(to);
-        } else if ft.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(item.path()).unwrap(), &to).unwrap();
-        } else {
-            fs::write(&to, fs::read(item.path()).unwrap()).unwrap();
-            let exec = item.metadata().unwrap().permissions().mode() & 0o111 != 0;
-            let mode = if exec { exec_mode } else { file_mode };
-            fs::set_permissions(&to, fs::Permissions::from_mode(mode)).unwrap();
-            files.push(to);
-        }
-    }
-    // Last, because writing into a directory changes its mtime.
-    for f in &files {
-        set_mtime(f, style.mtime);
-    }
-    dirs.sort();
-    for d in dirs.iter().rev() {
-        set_mtime(d, style.mtime);
-        fs::set_permissions(d, fs::Permissions::from_mode(dir_mode)).unwrap();
-    }
-}
-
-/// sha256 of every file under `dir`, by relative path; directories are
-/// listed too so that an extra empty directory is a difference.
-fn tree_digests(dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for e in walkdir::WalkDir::new(dir).min_depth(1) {
-        let e = e.unwrap();
-        let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
-        let v = if e.file_type().is_dir() {
-            "directory".to_string()
-        } else {
-            sha256_hex(&fs::read(e.path()).unwrap())
-        };
-        out.insert(rel, v);
-    }
-    out
-}
-
-/// `gantry` run through `sh -c` so that a shell prelude (umask) applies.
-fn gantry_in_shell(cwd: &Path, store: &Path, prelude: &str, args: &[&str]) -> Output {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("{prelude}; exec \"$0\" \"$@\""))
-        .arg(gantry_bin())
-        .arg("--progress=plain")
-        .args(args)
-        .current_dir(cwd)
-        .env("GANTRY_STORE", store)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .expect("run sh")
-}
-
-fn assert_ok(out: &Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-/// Runs gantry in `p` with another store.
-fn run_with_store(p: &Project, store: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = p.cmd();
-    c.env("GANTRY_STORE", store).args(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().expect("run gantry")
-}
-
-/// An OCI layout directory written by `gantry build -o DIR/`.
-struct Layout(PathBuf);
-
-impl Layout {
-    fn blob(&self, digest: &str) -> Vec<u8> {
-        let hex = digest
-            .strip_prefix("sha256:")
-            .unwrap_or_else(|| panic!("not a sha256 digest: {digest}"));
-        let path = self.0.join("blobs/sha256").join(hex);
-        let bytes = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(
-            sha256_hex(&bytes),
-            hex,
-            "blob {digest} does not hash to its name"
-        );
-        bytes
-    }
-
-    fn json(&self, digest: &str) -> Value {
-        serde_json::from_slice(&self.blob(digest)).unwrap()
-    }
-
-    fn manifest(&self, digest: &str) -> Value {
-        self.json(digest)
-    }
-
-    fn config(&self, manifest: &Value) -> Value {
-        self.json(manifest["config"]["digest"].as_str().unwrap())
-    }
-
-    /// Each layer's media type, compressed digest and uncompressed tar.
-    fn layers(&self, manifest: &Value) -> Vec<(String, String, Vec<u8>)> {
-        manifest["layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| {
-                let mt = l["mediaType"].as_str().unwrap().to_string();
-                let digest = l["digest"].as_str().unwrap().to_string();
-                let tar = uncompress(&mt, &self.blob(&digest));
-                (mt, digest, tar)
-            })
-            .collect()
-    }
-}
-
-fn uncompress(media_type: &str, bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    if media_type.ends_with("+gzip") {
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_end(&mut out)
-            .unwrap();
-    } else if media_type.ends_with("+zstd") {
-        out = zstd::stream::decode_all(bytes).unwrap();
-    } else {
-        assert!(media_type.ends_with(".tar"), "media type {media_type}");
-        out = bytes.to_vec();
-    }
-    out
-}
-
-/// One tar entry as the tests compare it.
-#[derive(Debug)]
-struct TarEntry {
-    /// As stored, before any PAX record is applied.
-    raw_type: u8,
-    path: String,
-    line: String,
-    mtime: u64,
-    header_pos: u64,
-    data_end: u64,
-    ustar: bool,
-}
-
-/// Every entry of an uncompressed tar, PAX headers included as entries of
-/// their own (the raw view), and the same without them (the resolved view).
-fn tar_entries(tar: &[u8]) -> (Vec<TarEntry>, Vec<TarEntry>) {
-    let read = |raw: bool| -> Vec<TarEntry> {
-        let mut ar = tar::Archive::new(tar);
-        let mut v = Vec::new();
-        for e in ar.entries().unwrap().raw(raw) {
-            let mut e = e.unwrap();
-            let h = e.header().clone();
-            let path = String::from_utf8(e.path_bytes().into_owned()).unwrap();
-            let kind = match h.entry_type() {
-                tar::EntryType::Regular => format!("file {}", e.size()),
-                tar::EntryType::Directory => "dir".to_string(),
-                tar::EntryType::Symlink => format!(
-                    "symlink -> {}",
-                    String::from_utf8(e.link_name_bytes().unwrap().into_owned()).unwrap()
-                ),
-                other => format!("{other:?}"),
-            };
-            let mut uname =
-                String::from_utf8(h.username_bytes().unwrap_or_default().to_vec()).unwrap();
-            let mut gname =
-                String::from_utf8(h.groupname_bytes().unwrap_or_default().to_vec()).unwrap();
-            let mut mtime = h.mtime().unwrap();
-            // The tar crate applies PAX path, size, uid and gid, but leaves
-            // the names and mtime to the reader.
-            if let Some(pax) = e.pax_extensions().unwrap() {
-                for ext in pax {
-                    let ext = ext.unwrap();
-                    let value = ext.value().unwrap().to_string();
-                    match ext.key().unwrap() {
-                        "uname" => uname = value,
-                        "gname" => gname = value,
-                        "mtime" => mtime = value.parse().unwrap(),
-                        _ => {}
-                    }
-                }
-            }
-            let line = format!(
-                "{path} {kind} {:04o} {}:{} {uname:?}:{gname:?}",
-                h.mode().unwrap() & 0o7777,
-                h.uid().unwrap(),
-                h.gid().unwrap(),
-            );
-            let data_end = e.raw_file_position() + e.size().div_ceil(512) * 512;
-            v.push(TarEntry {
-                raw_type: h.entry_type().as_byte(),
-                path,
-                line,
-                mtime,
-                header_pos: e.raw_header_position(),
-                data_end,
-                ustar: h.as_ustar().is_some(),
-            });
-        }
-        v
-    };
-    (read(true), read(false))
-}
-
-fn lines(entries: &[TarEntry]) -> Vec<&str> {
-    entries.iter().map(|e| e.line.as_str()).collect()
-}
-
-/// Builds the fixture in a fresh copy and returns the project, the layout
-/// and the printed digests.
-fn build_fixture_layout(env: &[(&str, &str)]) -> (Project, Layout, String) {
-    let p = Project::new();
-    copy_fixture(p.path(), WIDE);
-    let mut c = p.cmd();
-    c.args(["build", "-o", "layout/"]);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let stdout = assert_ok(&c.output().unwrap(), "gantry build -o layout/");
-    let layout = Layout(p.join("layout"));
-    (p, layout, stdout)
-}
-
-fn layer_digests(layout: &Layout, manifest_digest: &str) -> Vec<String> {
-    layout.manifest(manifest_digest)["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_string())
-        .collect()
-}
+use common::digest::{sha256_hex, tree_digests};
+use common::fixture::{build_repro_layout, copy_repro, set_mtime, CopyStyle};
+use common::host::is_root;
+use common::oci::{layer_digests, Layout};
+use common::run::{assert_ok, gantry_as_user, gantry_with_umask, run_with_store};
+use common::tarball::{lines, tar_entries};
+use common::{digest_of, Project};
 
 // ---------------------------------------------------------------------------
 // Same inputs, different disk: same bytes.
@@ -327,7 +24,7 @@ fn layer_digests(layout: &Layout, manifest_digest: &str) -> Vec<String> {
 #[test]
 fn copies_differing_in_directory_mtimes_modes_umask_order_and_store_build_identical_bytes() {
     let a = Project::new();
-    copy_fixture(a.path(), WIDE);
+    copy_repro(a.path(), CopyStyle::WIDE);
     let a_tar = a.ok(&["build", "-o", "image.tar"]);
     let a_dir = a.ok(&["build", "-o", "layout/"]);
     assert_eq!(
@@ -339,9 +36,13 @@ fn copies_differing_in_directory_mtimes_modes_umask_order_and_store_build_identi
     // outside its directory under a umask that strips group and other bits.
     let b = Project::new();
     let nested = b.join("some/other/checkout");
-    copy_fixture(&nested, NARROW);
+    copy_repro(&nested, CopyStyle::NARROW);
     let run = |args: &[&str]| {
-        let out = gantry_in_shell(b.path(), b.store.path(), "umask 077", args);
+        let out = gantry_with_umask("077", b.path(), b.store.path())
+            .arg("--progress=plain")
+            .args(args)
+            .output()
+            .expect("run sh");
         assert_ok(&out, &format!("umask 077; gantry {args:?}"))
     };
     let b_tar = run(&[
@@ -384,35 +85,29 @@ fn copies_differing_in_directory_mtimes_modes_umask_order_and_store_build_identi
 #[test]
 fn another_user_builds_the_same_image() {
     let a = Project::new();
-    let root = fs::metadata(a.path()).unwrap().uid() == 0;
-    if !root {
+    if !is_root() {
         eprintln!("skipping: switching to uid 65534 needs root");
         return;
     }
     if !common::require("setpriv") {
         return;
     }
-    copy_fixture(a.path(), WIDE);
+    copy_repro(a.path(), CopyStyle::WIDE);
     let want = a.ok(&["build", "-o", "image.tar"]);
 
     let b = Project::new();
     // Temp directories are created 0700; uid 65534 must be able to read the
     // inputs and write its own store and output.
     fs::set_permissions(b.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    copy_fixture(&b.join("src"), WIDE);
+    copy_repro(&b.join("src"), CopyStyle::WIDE);
     let out_dir = b.join("out");
     fs::create_dir(&out_dir).unwrap();
     for d in [b.store.path(), out_dir.as_path()] {
         std::os::unix::fs::chown(d, Some(65534), Some(65534)).unwrap();
     }
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(gantry_bin())
+    let out = gantry_as_user(65534, 65534, b.path(), b.store.path())
         .args(["--progress=plain", "build", "-f", "src/gantry.toml", "-o"])
         .arg(out_dir.join("image.tar"))
-        .current_dir(b.path())
-        .env("GANTRY_STORE", b.store.path())
-        .env_remove("SOURCE_DATE_EPOCH")
         .output()
         .unwrap();
     let got = assert_ok(&out, "gantry build as uid 65534");
@@ -478,454 +173,6 @@ fn thread_count_changes_speed_not_bytes() {
     assert_eq!(tree_digests(&p.join("one")), tree_digests(&p.join("four")));
 }
 
-// ---------------------------------------------------------------------------
-// Time.
-
-#[test]
-fn unstamped_builds_at_different_times_are_identical_and_dated_1970() {
-    let (p, layout, first) = build_fixture_layout(&[]);
-    std::thread::sleep(Duration::from_millis(1500));
-    let other_store = tempfile::tempdir().unwrap();
-    let out = run_with_store(&p, other_store.path(), &["build", "-o", "later/"], &[]);
-    let second = assert_ok(&out, "second build");
-    assert_eq!(first, second, "the wall clock leaked into the image");
-
-    let manifest = layout.manifest(&digest_of(&first, "app"));
-    let config = layout.config(&manifest);
-    assert_eq!(config["created"], "1970-01-01T00:00:00Z");
-    for h in config["history"].as_array().unwrap() {
-        assert_eq!(h["created"], "1970-01-01T00:00:00Z", "{h}");
-    }
-    let layers = layout.layers(&manifest);
-    for (i, (_, _, tar)) in layers.iter().enumerate() {
-        let want = if i == 3 { 86400 } else { 0 };
-        for e in tar_entries(tar).1 {
-            assert_eq!(e.mtime, want, "layer {i}: {} has mtime {}", e.path, e.mtime);
-        }
-    }
-}
-
-#[test]
-fn source_date_epoch_sets_created_and_every_mtime_but_a_declared_one() {
-    let (_p, plain, unstamped) = build_fixture_layout(&[]);
-    let (_q, layout, stamped) = build_fixture_layout(&[("SOURCE_DATE_EPOCH", "1700000000")]);
-    assert_ne!(
-        digest_of(&unstamped, "app"),
-        digest_of(&stamped, "app"),
-        "SOURCE_DATE_EPOCH did not change the digest"
-    );
-
-    let manifest = layout.manifest(&digest_of(&stamped, "app"));
-    let config = layout.config(&manifest);
-    assert_eq!(config["created"], "2023-11-14T22:13:20Z");
-    for h in config["history"].as_array().unwrap() {
-        assert_eq!(h["created"], "2023-11-14T22:13:20Z", "{h}");
-    }
-    let layers = layout.layers(&manifest);
-    assert_eq!(layers.len(), 4);
-    for (i, (_, _, tar)) in layers.iter().enumerate() {
-        // The last layer declares `mtime = 86400`, which wins.
-        let want = if i == 3 { 86400 } else { 1_700_000_000 };
-        for e in tar_entries(tar).1 {
-            assert_eq!(e.mtime, want, "layer {i}: {} has mtime {}", e.path, e.mtime);
-        }
-    }
-    // The layer with its own mtime is the same bytes either way.
-    let plain_layers = layer_digests(&plain, &digest_of(&unstamped, "app"));
-    assert_eq!(plain_layers[3], layers[3].1);
-    assert_ne!(plain_layers[0], layers[0].1);
-}
-
-#[test]
-fn far_future_source_date_epoch_is_kept_exactly_through_pax() {
-    // Year 9999 does not fit ustar's 11 octal digits (they end in 2242); the
-    // exact value must still reach the tar, and the config.
-    let (_p, layout, out) = build_fixture_layout(&[("SOURCE_DATE_EPOCH", "253402300799")]);
-    let manifest = layout.manifest(&digest_of(&out, "app"));
-    assert_eq!(layout.config(&manifest)["created"], "9999-12-31T23:59:59Z");
-    let layers = layout.layers(&manifest);
-    for e in tar_entries(&layers[0].2).1 {
-        assert_eq!(e.mtime, 253_402_300_799, "{}", e.path);
-    }
-    // The layer with its own mtime needs no PAX record.
-    let (raw, _) = tar_entries(&layers[3].2);
-    assert!(raw.iter().all(|e| e.raw_type != b'x'));
-}
-
-// ---------------------------------------------------------------------------
-// The layer cache.
-
-fn layer_lines(stderr: &str) -> Vec<&str> {
-    stderr.lines().filter(|l| l.contains(": layer ")).collect()
-}
-
-/// Every source file of the fixture dated in the past, so that the cache
-/// may record it (files changed within the last moments are never trusted).
-fn age_inputs(dir: &Path) {
-    for e in walkdir::WalkDir::new(dir) {
-        let e = e.unwrap();
-        if e.file_type().is_file() {
-            set_mtime(e.path(), 1_500_000_000);
-        }
-    }
-}
-
-#[test]
-fn unchanged_layers_are_reused_not_compressed_again() {
-    let p = Project::new();
-    copy_fixture(p.path(), WIDE);
-    age_inputs(p.path());
-    std::thread::sleep(SETTLE);
-    let first = p.run(&["build"]);
-    let first_out = assert_ok(&first, "first build");
-    let first_err = String::from_utf8_lossy(&first.stderr).into_owned();
-    let built = layer_lines(&first_err);
-    assert_eq!(built.len(), 4, "one progress line per layer:\n{first_err}");
-    assert!(
-        built.iter().all(|l| l.contains(" built: sha256:")),
-        "{first_err}"
-    );
-
-    let blobs_before = common::tree(&p.store.path().join("blobs"));
-    let second = p.run(&["build"]);
-    let second_out = assert_ok(&second, "second build");
-    let second_err = String::from_utf8_lossy(&second.stderr).into_owned();
-    let reused = layer_lines(&second_err);
-    assert_eq!(reused.len(), 4, "{second_err}");
-    for l in &reused {
-        assert!(l.contains(" reused: sha256:"), "not reused: {l}");
-    }
-    assert_eq!(first_out, second_out);
-    assert_eq!(
-        blobs_before,
-        common::tree(&p.store.path().join("blobs")),
-        "a reused build added blobs to the store"
-    );
-}
-
-#[test]
-fn touching_an_input_without_changing_it_keeps_the_digest() {
-    let p = Project::new();
-    copy_fixture(p.path(), WIDE);
-    age_inputs(p.path());
-    let first = p.ok(&["build"]);
-    set_mtime(&p.join("config/app.conf"), 1_600_000_000);
-    set_mtime(&p.join("bin/tool"), 1_600_000_000);
-    let out = p.run(&["build"]);
-    let second = assert_ok(&out, "build after touch");
-    assert_eq!(first, second);
-    let err = String::from_utf8_lossy(&out.stderr);
-    for l in layer_lines(&err) {
-        assert!(l.contains(" reused: "), "recompressed after a touch: {l}");
-    }
-}
-
-/// Long enough for a fresh copy to stop looking "racily clean" to the
-/// cache, so that the first build records its inputs' identities and the
-/// second build has to notice a change from them alone.
-const SETTLE: Duration = Duration::from_millis(2500);
-
-/// Builds, applies `change`, builds again; returns both layer digest lists
-/// of `image` and the second build's stderr.
-fn layers_before_and_after(
-    image: &str,
-    settle: bool,
-    change: impl FnOnce(&Project),
-) -> (Vec<String>, Vec<String>, String) {
-    let p = Project::new();
-    copy_fixture(p.path(), WIDE);
-    age_inputs(p.path());
-    if settle {
-        std::thread::sleep(SETTLE);
-    }
-    let first = p.ok(&["build", "-o", "before/"]);
-    change(&p);
-    let out = p.run(&["build", "-o", "after/"]);
-    let second = assert_ok(&out, "second build");
-    let before = layer_digests(&Layout(p.join("before")), &digest_of(&first, image));
-    let after = layer_digests(&Layout(p.join("after")), &digest_of(&second, image));
-    (
-        before,
-        after,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn changed_indexes(a: &[String], b: &[String]) -> Vec<usize> {
-    assert_eq!(a.len(), b.len());
-    (0..a.len()).filter(|i| a[*i] != b[*i]).collect()
-}
-
-#[test]
-fn changing_one_file_changes_exactly_its_layer() {
-    let (before, after, err) = layers_before_and_after("app", false, |p| {
-        p.write("config/nested/deep.conf", "[deep]\nvalue = 43\n");
-    });
-    // Layers of app: tools, config (from base), data, plain.
-    assert_eq!(changed_indexes(&before, &after), [1], "{err}");
-    let built: Vec<_> = layer_lines(&err)
-        .into_iter()
-        .filter(|l| l.contains(" built: "))
-        .collect();
-    assert_eq!(built.len(), 1, "{err}");
-    assert!(built[0].starts_with("base: layer config built"), "{err}");
-}
-
-#[test]
-fn content_change_with_restored_size_and_mtime_is_still_noticed() {
-    // Same length, same mtime afterwards: only the inode change time tells
-    // the cache that the file is not what it recorded.
-    let (before, after, err) = layers_before_and_after("app", true, |p| {
-        let f = p.join("share/docs/page.md");
-        let old = fs::read(&f).unwrap();
-        let mut new = old.clone();
-        new[0] = b'X';
-        assert_ne!(old, new);
-        fs::write(&f, &new).unwrap();
-        set_mtime(&f, 1_500_000_000);
-    });
-    assert_eq!(changed_indexes(&before, &after), [2], "{err}");
-}
-
-#[test]
-fn changing_a_declared_mode_rebuilds_only_that_layer() {
-    let (before, after, err) = layers_before_and_after("app", false, |p| {
-        let toml = fs::read_to_string(p.join("gantry.toml")).unwrap();
-        let changed = toml.replace(
-            r#"dst = "/usr/share/demo-extra.txt", mode = "0600""#,
-            r#"dst = "/usr/share/demo-extra.txt", mode = "0640""#,
-        );
-        assert_ne!(toml, changed);
-        p.write("gantry.toml", changed);
-    });
-    assert_eq!(changed_indexes(&before, &after), [2], "{err}");
-}
-
-#[test]
-fn changing_a_layers_compression_does_not_reuse_the_old_blob() {
-    let (before, after, err) = layers_before_and_after("app", false, |p| {
-        let toml = fs::read_to_string(p.join("gantry.toml")).unwrap();
-        let changed = toml.replace(
-            "name = \"config\"\ncompression = \"zstd\"",
-            "name = \"config\"\ncompression = \"gzip\"",
-        );
-        assert_ne!(toml, changed);
-        p.write("gantry.toml", changed);
-    });
-    assert_eq!(changed_indexes(&before, &after), [1], "{err}");
-}
-
-// ---------------------------------------------------------------------------
-// What a layer tar looks like inside.
-
-const TOOLS: &[&str] = &[
-    r#"usr/ dir 0755 0:0 "":"""#,
-    r#"usr/bin/ dir 0755 0:0 "":"""#,
-    r#"usr/bin/tool file 25 0755 0:0 "":"""#,
-    r#"usr/local/ dir 0755 0:0 "":"""#,
-    r#"usr/local/bin/ dir 0755 0:0 "":"""#,
-    r#"usr/local/bin/helper.sh file 27 0755 0:0 "":"""#,
-    r#"usr/local/bin/tool file 25 0755 0:0 "":"""#,
-];
-
-const CONFIG: &[&str] = &[
-    r#"etc/ dir 0755 0:0 "":"""#,
-    r#"etc/demo/ dir 0750 1000:1000 "":"""#,
-    r#"etc/demo/app.conf file 27 0644 1000:1000 "":"""#,
-    r#"etc/demo/current symlink -> app.conf 0777 1000:1000 "":"""#,
-    r#"etc/demo/nested/ dir 0750 1000:1000 "":"""#,
-    r#"etc/demo/nested/deep.conf file 18 0644 1000:1000 "":"""#,
-];
-
-const DATA: &[&str] = &[
-    r#"srv/ dir 0700 65532:65532 "app":"app""#,
-    r#"srv/readme symlink -> /usr/share/demo/README.txt 0777 65532:65532 "app":"app""#,
-    r#"usr/ dir 0755 0:0 "":"""#,
-    r#"usr/share/ dir 0755 0:0 "":"""#,
-    r#"usr/share/demo/ dir 0755 65532:65532 "app":"app""#,
-    r#"usr/share/demo-extra.txt file 6 0600 65532:65532 "app":"app""#,
-    r#"usr/share/demo/README.txt file 25 0644 65532:65532 "app":"app""#,
-    r#"usr/share/demo/docs/ dir 0755 65532:65532 "app":"app""#,
-    r#"usr/share/demo/docs/page.md file 13 0644 65532:65532 "app":"app""#,
-    r#"var/ dir 0755 0:0 "":"""#,
-    r#"var/lib/ dir 0755 0:0 "":"""#,
-    r#"var/lib/demo/ dir 0755 65532:65532 "app":"app""#,
-];
-
-const PLAIN: &[&str] = &[r#"README file 25 0644 0:0 "":"""#];
-
-#[test]
-fn layer_tars_hold_exactly_the_declared_entries_sorted_with_parents_first() {
-    let (_p, layout, out) = build_fixture_layout(&[]);
-    let manifest = layout.manifest(&digest_of(&out, "app"));
-    let config = layout.config(&manifest);
-    let layers = layout.layers(&manifest);
-    let media: Vec<&str> = layers.iter().map(|l| l.0.as_str()).collect();
-    assert_eq!(
-        media,
-        [
-            "application/vnd.oci.image.layer.v1.tar+gzip",
-            "application/vnd.oci.image.layer.v1.tar+zstd",
-            "application/vnd.oci.image.layer.v1.tar+gzip",
-            "application/vnd.oci.image.layer.v1.tar",
-        ]
-    );
-    let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
-    for (i, ((_, _, tar), want)) in layers.iter().zip([TOOLS, CONFIG, DATA, PLAIN]).enumerate() {
-        assert_eq!(
-            diff_ids[i].as_str().unwrap(),
-            format!("sha256:{}", sha256_hex(tar)),
-            "layer {i}: diff_id is not the digest of the uncompressed tar"
-        );
-        let (raw, resolved) = tar_entries(tar);
-        assert_eq!(lines(&resolved), want, "layer {i} entries");
-
-        let paths: Vec<&str> = resolved
-            .iter()
-            .map(|e| e.path.trim_end_matches('/'))
-            .collect();
-        let mut sorted = paths.clone();
-        sorted.sort();
-        assert_eq!(paths, sorted, "layer {i} is not sorted by path");
-        for (n, path) in paths.iter().enumerate() {
-            if let Some((parent, _)) = path.rsplit_once('/') {
-                assert!(
-                    paths[..n].contains(&parent),
-                    "layer {i}: {path} comes before its parent {parent}"
-                );
-            }
-        }
-
-        for e in &raw {
-            assert!(
-                !matches!(e.raw_type, b'x' | b'g' | b'L' | b'K'),
-                "layer {i}: {} has an extension header ({}) it does not need",
-                e.path,
-                e.raw_type as char
-            );
-            assert!(e.ustar, "layer {i}: {} is not a POSIX ustar header", e.path);
-        }
-        assert_end_of_archive(tar, &raw, i);
-    }
-}
-
-/// The archive ends right after its last entry with exactly two zero
-/// blocks: no record padding to 10 KiB as tar(1) writes.
-fn assert_end_of_archive(tar: &[u8], raw: &[TarEntry], layer: usize) {
-    let end = raw.last().map_or(0, |e| e.data_end) as usize;
-    assert_eq!(
-        tar.len(),
-        end + 1024,
-        "layer {layer}: {} bytes after the last entry, expected two 512-byte blocks",
-        tar.len() - end
-    );
-    assert!(
-        tar[end..].iter().all(|b| *b == 0),
-        "layer {layer}: end-of-archive blocks are not zero"
-    );
-    let mut pos = 0;
-    for e in raw {
-        assert_eq!(
-            e.header_pos as usize, pos,
-            "layer {layer}: gap before {}",
-            e.path
-        );
-        pos = e.data_end as usize;
-    }
-}
-
-#[test]
-fn a_name_too_long_for_ustar_gets_one_pax_record_and_builds_reproducibly() {
-    let long = format!("{}.txt", "n".repeat(120));
-    let p = Project::new();
-    p.write(&format!("tree/{long}"), "long\n");
-    p.write("tree/short.txt", "short\n");
-    p.write(
-        "gantry.toml",
-        r#"[image.long]
-base = "scratch"
-platform = "linux/amd64"
-
-[[image.long.layer]]
-files = [{ src = "tree/", dst = "/t/" }]
-"#,
-    );
-    let out = p.ok(&["build", "-o", "layout/"]);
-    let other = tempfile::tempdir().unwrap();
-    let again = assert_ok(
-        &run_with_store(&p, other.path(), &["build"], &[]),
-        "second build",
-    );
-    assert_eq!(out, again, "the PAX header made the layer differ per run");
-
-    let layout = Layout(p.join("layout"));
-    let manifest = layout.manifest(&digest_of(&out, "long"));
-    let (_, _, tar) = &layout.layers(&manifest)[0];
-    let (raw, resolved) = tar_entries(tar);
-    assert_eq!(
-        resolved.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(),
-        ["t/", &format!("t/{long}"), "t/short.txt"]
-    );
-    let pax: Vec<usize> = raw
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| e.raw_type == b'x')
-        .map(|(i, _)| i)
-        .collect();
-    assert_eq!(pax.len(), 1, "exactly the long name needs a PAX record");
-    assert!(raw[pax[0] + 1].path.starts_with("t/nnnn"));
-    assert!(
-        !raw.iter().any(|e| matches!(e.raw_type, b'g' | b'L' | b'K')),
-        "no global or GNU headers"
-    );
-    assert_end_of_archive(tar, &raw, 0);
-}
-
-#[test]
-fn ids_and_owner_names_that_do_not_fit_ustar_get_pax_records() {
-    // ustar holds ids up to 0o7777777 and names up to 31 bytes plus a NUL;
-    // past that the value must survive in a PAX record, not be truncated.
-    let fits = "u".repeat(31);
-    let too_long = "g".repeat(32);
-    let p = Project::new();
-    p.write("a.txt", "a\n");
-    p.write("b.txt", "b\n");
-    p.write(
-        "gantry.toml",
-        format!(
-            r#"[image.ids]
-base = "scratch"
-platform = "linux/amd64"
-
-[[image.ids.layer]]
-files = [
-  {{ src = "a.txt", dst = "/a", owner = "2097151:2097151", uname = "{fits}", gname = "{fits}" }},
-  {{ src = "b.txt", dst = "/b", owner = "3000000:2097152", uname = "{too_long}", gname = "{fits}" }},
-]
-"#
-        ),
-    );
-    let out = p.ok(&["build", "-o", "layout/"]);
-    let layout = Layout(p.join("layout"));
-    let manifest = layout.manifest(&digest_of(&out, "ids"));
-    let (_, _, tar) = &layout.layers(&manifest)[0];
-    let (raw, resolved) = tar_entries(tar);
-    assert_eq!(
-        lines(&resolved),
-        [
-            format!(r#"a file 2 0644 2097151:2097151 "{fits}":"{fits}""#),
-            format!(r#"b file 2 0644 3000000:2097152 "{too_long}":"{fits}""#),
-        ]
-    );
-    let kinds: Vec<u8> = raw.iter().map(|e| e.raw_type).collect();
-    assert_eq!(
-        kinds,
-        [b'0', b'x', b'0'],
-        "only the entry that does not fit has a PAX header"
-    );
-    assert_end_of_archive(tar, &raw, 0);
-}
-
 #[test]
 fn concurrent_builds_sharing_a_store_agree() {
     // Two builds racing on one cold store write the same blobs and records
@@ -962,7 +209,7 @@ fn concurrent_builds_sharing_a_store_agree() {
 fn local_base_gives_the_same_image_wherever_it_lies() {
     // The base's path is not part of the image: only its digest is.
     let base = Project::new();
-    copy_fixture(base.path(), WIDE);
+    copy_repro(base.path(), CopyStyle::WIDE);
     let built = base.ok(&["build", "app", "-o", "base.tar"]);
     base.ok(&["build", "app", "-o", "base-layout/"]);
     let top = |dir: &Path, base_ref: &str| {
@@ -989,12 +236,10 @@ fn local_base_gives_the_same_image_wherever_it_lies() {
     set_mtime(&deep.join("the-base.tar"), 1_234_567_890);
     top(&b.join("proj"), "docker-archive:../x/y/the-base.tar");
     let from_elsewhere = assert_ok(
-        &gantry_in_shell(
-            b.path(),
-            b.store.path(),
-            "umask 077",
-            &["build", "-f", "proj/gantry.toml"],
-        ),
+        &gantry_with_umask("077", b.path(), b.store.path())
+            .args(["--progress=plain", "build", "-f", "proj/gantry.toml"])
+            .output()
+            .expect("run sh"),
         "build on a base elsewhere",
     );
     assert_eq!(from_tar, from_elsewhere);
@@ -1057,4 +302,78 @@ files = [{ src = "tree/", dst = "/t/" }]
             r#"t/b.txt file 5 0644 0:0 "":"""#,
         ]
     );
+}
+
+// ---------------------------------------------------------------------------
+// Time.
+
+#[test]
+fn unstamped_builds_at_different_times_are_identical_and_dated_1970() {
+    let (p, layout, first) = build_repro_layout(&[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let other_store = tempfile::tempdir().unwrap();
+    let out = run_with_store(&p, other_store.path(), &["build", "-o", "later/"], &[]);
+    let second = assert_ok(&out, "second build");
+    assert_eq!(first, second, "the wall clock leaked into the image");
+
+    let manifest = layout.manifest(&digest_of(&first, "app"));
+    let config = layout.config(&manifest);
+    assert_eq!(config["created"], "1970-01-01T00:00:00Z");
+    for h in config["history"].as_array().unwrap() {
+        assert_eq!(h["created"], "1970-01-01T00:00:00Z", "{h}");
+    }
+    let layers = layout.layers(&manifest);
+    for (i, (_, _, tar)) in layers.iter().enumerate() {
+        let want = if i == 3 { 86400 } else { 0 };
+        for e in tar_entries(tar).1 {
+            assert_eq!(e.mtime, want, "layer {i}: {} has mtime {}", e.path, e.mtime);
+        }
+    }
+}
+
+#[test]
+fn source_date_epoch_sets_created_and_every_mtime_but_a_declared_one() {
+    let (_p, plain, unstamped) = build_repro_layout(&[]);
+    let (_q, layout, stamped) = build_repro_layout(&[("SOURCE_DATE_EPOCH", "1700000000")]);
+    assert_ne!(
+        digest_of(&unstamped, "app"),
+        digest_of(&stamped, "app"),
+        "SOURCE_DATE_EPOCH did not change the digest"
+    );
+
+    let manifest = layout.manifest(&digest_of(&stamped, "app"));
+    let config = layout.config(&manifest);
+    assert_eq!(config["created"], "2023-11-14T22:13:20Z");
+    for h in config["history"].as_array().unwrap() {
+        assert_eq!(h["created"], "2023-11-14T22:13:20Z", "{h}");
+    }
+    let layers = layout.layers(&manifest);
+    assert_eq!(layers.len(), 4);
+    for (i, (_, _, tar)) in layers.iter().enumerate() {
+        // The last layer declares `mtime = 86400`, which wins.
+        let want = if i == 3 { 86400 } else { 1_700_000_000 };
+        for e in tar_entries(tar).1 {
+            assert_eq!(e.mtime, want, "layer {i}: {} has mtime {}", e.path, e.mtime);
+        }
+    }
+    // The layer with its own mtime is the same bytes either way.
+    let plain_layers = layer_digests(&plain.manifest(&digest_of(&unstamped, "app")));
+    assert_eq!(plain_layers[3], layers[3].1);
+    assert_ne!(plain_layers[0], layers[0].1);
+}
+
+#[test]
+fn far_future_source_date_epoch_is_kept_exactly_through_pax() {
+    // Year 9999 does not fit ustar's 11 octal digits (they end in 2242); the
+    // exact value must still reach the tar, and the config.
+    let (_p, layout, out) = build_repro_layout(&[("SOURCE_DATE_EPOCH", "253402300799")]);
+    let manifest = layout.manifest(&digest_of(&out, "app"));
+    assert_eq!(layout.config(&manifest)["created"], "9999-12-31T23:59:59Z");
+    let layers = layout.layers(&manifest);
+    for e in tar_entries(&layers[0].2).1 {
+        assert_eq!(e.mtime, 253_402_300_799, "{}", e.path);
+    }
+    // The layer with its own mtime needs no PAX record.
+    let (raw, _) = tar_entries(&layers[3].2);
+    assert!(raw.iter().all(|e| e.raw_type != b'x'));
 }

@@ -3,6 +3,16 @@
 //! locally but fails in CI.
 #![allow(dead_code)]
 
+pub mod digest;
+pub mod docker;
+pub mod fixture;
+pub mod git;
+pub mod host;
+pub mod inspect;
+pub mod oci;
+pub mod run;
+pub mod tarball;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
