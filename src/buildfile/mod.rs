@@ -1,0 +1,328 @@
+//! The build file (`gantry.toml`): parsed strictly (unknown keys are errors),
+//! then validated into plain values. Every error names the file, the line and
+//! column of the declaration at fault, and the declaration's path.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use globset::GlobSet;
+
+use crate::error::{Error, Result};
+use crate::layer::compress::Compression;
+use crate::layout::read::LocalSource;
+use crate::reference::Reference;
+use crate::stamp::{self, StampSpec};
+
+pub const DEFAULT_FILE_NAME: &str = "gantry.toml";
+
+mod raw;
+mod validate;
+mod values;
+
+use raw::RawFile;
+use validate::{line_col, Cx};
+
+pub use values::{normalize_dst, parse_mode};
+
+// ---------------------------------------------------------------------------
+// The file as validated.
+
+#[derive(Debug, Clone)]
+pub struct BuildFile {
+    /// The build file itself.
+    pub path: PathBuf,
+    /// Its directory: `src` paths are relative to it.
+    pub dir: PathBuf,
+    pub images: BTreeMap<String, ImageSpec>,
+    pub stamp: StampSpec,
+}
+
+/// A value that may hold `{{KEY}}` stamp templates, with where it was
+/// declared (for errors found once it is expanded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Templated {
+    pub text: String,
+    pub location: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImageSpec {
+    pub name: String,
+    pub location: String,
+    pub base: BaseSpec,
+    pub platform: Option<Platform>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub env: BTreeMap<String, String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub exposed_ports: Vec<String>,
+    pub volumes: Vec<String>,
+    pub stop_signal: Option<String>,
+    /// The image's `created` time: seconds or RFC 3339, after expansion.
+    pub created: Option<Templated>,
+    /// Tags; validated as references at parse time unless they hold
+    /// templates, and always after expansion.
+    pub tags: Vec<Templated>,
+    pub layers: Vec<LayerSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseSpec {
+    Scratch,
+    Local(LocalSource),
+    /// Another image of this build file.
+    Image(String),
+    /// An image in a registry.
+    Registry(Reference),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Platform {
+    /// Parses `os/arch[/variant]`, normalising the usual aliases.
+    pub fn parse(s: &str) -> std::result::Result<Platform, String> {
+        let parts: Vec<&str> = s.split('/').collect();
+        if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
+            return Err(format!(
+                "platform {s:?} is not of the form os/architecture[/variant]"
+            ));
+        }
+        let ok = |p: &str| {
+            p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+        };
+        if !parts.iter().all(|p| ok(p)) {
+            return Err(format!(
+                "platform {s:?} may hold only lowercase letters, digits, '_' and '.'"
+            ));
+        }
+        let os = parts[0].to_string();
+        let mut architecture = parts[1].to_string();
+        let mut variant = parts.get(2).map(|v| v.to_string());
+        match architecture.as_str() {
+            "x86_64" | "x86-64" => architecture = "amd64".into(),
+            "aarch64" => architecture = "arm64".into(),
+            _ => {}
+        }
+        // arm64 images carry no variant or v8; containerd treats them alike,
+        // and so does the rest of gantry by dropping the default.
+        if architecture == "arm64" && variant.as_deref() == Some("v8") {
+            variant = None;
+        }
+        Ok(Platform {
+            os,
+            architecture,
+            variant,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u64,
+    pub gid: u64,
+    pub uname: String,
+    pub gname: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct LayerSpec {
+    pub name: String,
+    pub location: String,
+    pub owner: Owner,
+    pub mtime: Option<u64>,
+    pub compression: Compression,
+    pub compression_level: i32,
+    pub entries: Vec<EntrySpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EntrySpec {
+    /// `file:line:col (image.X.layer[N].files[M])`, for error messages.
+    pub location: String,
+    pub owner: Owner,
+    pub kind: EntrySpecKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum EntrySpecKind {
+    /// Copy a file or the contents of a directory.
+    Copy {
+        /// As written, for messages.
+        src_text: String,
+        /// Resolved against the build file's directory.
+        src: PathBuf,
+        /// Normalised absolute destination without trailing slash ("" is `/`).
+        dst: String,
+        /// The destination was written with a trailing `/`: a file goes inside it.
+        dst_is_dir: bool,
+        mode: Option<u32>,
+        dir_mode: Option<u32>,
+        exclude: Option<GlobSet>,
+    },
+    Dir {
+        path: String,
+        mode: Option<u32>,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+}
+
+impl BuildFile {
+    /// Reads and validates the build file at `path`.
+    pub fn load(path: &Path) -> Result<BuildFile> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        BuildFile::parse(&text, path)
+    }
+
+    /// Validates `text` as if read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<BuildFile> {
+        let display = path.display().to_string();
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let location = match e.span() {
+                Some(span) => format!("{display}:{}", line_col(text, span.start)),
+                None => display.clone(),
+            };
+            Error::BuildFile {
+                location,
+                message: e.message().trim_end().to_string(),
+            }
+        })?;
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let cx = Cx {
+            text,
+            file: &display,
+            dir: &dir,
+        };
+        if raw.image.is_empty() {
+            return Err(Error::BuildFile {
+                location: display,
+                message: "no images declared (expected at least one [image.NAME] table)".into(),
+            });
+        }
+        let stamp = match raw.stamp {
+            Some(st) => cx.stamp(st)?,
+            None => StampSpec::default(),
+        };
+        let mut images = BTreeMap::new();
+        for (name, raw_image) in raw.image {
+            let image = cx.image(&name, raw_image)?;
+            images.insert(name, image);
+        }
+        let mut tag_owner: BTreeMap<String, &str> = BTreeMap::new();
+        for image in images.values() {
+            for tag in image.tags.iter().filter(|t| !stamp::is_template(&t.text)) {
+                let tag = Reference::parse_tagged(&tag.text)?;
+                // One tag naming two images would make every output ambiguous.
+                if let Some(other) = tag_owner.insert(tag.to_string(), &image.name) {
+                    return Err(Error::BuildFile {
+                        location: image.location.clone(),
+                        message: format!(
+                            "images {other:?} and {:?} both have the tag {}",
+                            image.name,
+                            tag.familiar()
+                        ),
+                    });
+                }
+            }
+        }
+        for image in images.values() {
+            if let BaseSpec::Image(base) = &image.base {
+                if !images.contains_key(base) {
+                    return Err(Error::BuildFile {
+                        location: image.location.clone(),
+                        message: format!(
+                            "image {:?}: base \":{base}\" names no image of this file (images: {})",
+                            image.name,
+                            images.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(BuildFile {
+            path: path.to_path_buf(),
+            dir,
+            images,
+            stamp,
+        })
+    }
+
+    /// The images to build for `targets` (all when empty), each after the
+    /// images it is based on. A cycle is an error naming it.
+    pub fn build_order(&self, targets: &[String]) -> Result<Vec<&ImageSpec>> {
+        let roots: Vec<&str> = if targets.is_empty() {
+            self.images.keys().map(String::as_str).collect()
+        } else {
+            for t in targets {
+                if !self.images.contains_key(t) {
+                    return Err(Error::Usage(format!(
+                        "{}: no image named {t:?} (images: {})",
+                        self.path.display(),
+                        self.images.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )));
+                }
+            }
+            targets.iter().map(String::as_str).collect()
+        };
+        let mut order = Vec::new();
+        let mut done = std::collections::BTreeSet::new();
+        for root in roots {
+            let mut chain: Vec<&str> = Vec::new();
+            let mut cur = root;
+            // Walk up the base chain; each image has at most one base, so the
+            // dependency graph is a forest and a simple chain walk finds cycles.
+            loop {
+                if done.contains(cur) {
+                    break;
+                }
+                if let Some(pos) = chain.iter().position(|c| *c == cur) {
+                    let mut cycle: Vec<&str> = chain[pos..].to_vec();
+                    cycle.push(cur);
+                    return Err(Error::BuildFile {
+                        location: self.images[cur].location.clone(),
+                        message: format!("base images form a cycle: {}", cycle.join(" -> ")),
+                    });
+                }
+                chain.push(cur);
+                match &self.images[cur].base {
+                    BaseSpec::Image(b) => cur = b.as_str(),
+                    _ => break,
+                }
+            }
+            for name in chain.into_iter().rev() {
+                if done.insert(name) {
+                    order.push(&self.images[name]);
+                }
+            }
+        }
+        Ok(order)
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

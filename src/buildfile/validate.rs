@@ -1,0 +1,458 @@
+//! Validation: the raw schema into plain, checked values, with every error
+//! located by file, line, column and declaration path.
+
+use std::path::Path;
+
+use globset::{Glob, GlobSetBuilder};
+use toml::Spanned;
+
+use super::raw::{RawEntry, RawImage, RawLayer, RawStamp};
+use super::values::{
+    check_owner_names, normalize_dst, normalize_port, parse_mode, parse_owner, valid_image_name,
+};
+use super::{BaseSpec, EntrySpec, EntrySpecKind, ImageSpec, LayerSpec, Owner, Platform, Templated};
+use crate::error::{Error, Result};
+use crate::layer::compress::Compression;
+use crate::layout::read::LocalSource;
+use crate::reference::Reference;
+use crate::stamp::{self, StampSpec};
+
+/// Byte offset to `line:column`, both 1-based.
+pub(super) fn line_col(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.chars().count(), |i| before[i + 1..].chars().count())
+        + 1;
+    format!("{line}:{col}")
+}
+
+/// Validation context: the source text for locations.
+pub(super) struct Cx<'a> {
+    pub(super) text: &'a str,
+    pub(super) file: &'a str,
+    pub(super) dir: &'a Path,
+}
+
+impl Cx<'_> {
+    fn loc(&self, span: std::ops::Range<usize>, path: &str) -> String {
+        format!("{}:{} ({path})", self.file, line_col(self.text, span.start))
+    }
+
+    fn err(&self, location: &str, message: impl Into<String>) -> Error {
+        Error::BuildFile {
+            location: location.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub(super) fn image(&self, name: &str, raw: Spanned<RawImage>) -> Result<ImageSpec> {
+        let path = format!("image.{name}");
+        let location = self.loc(raw.span(), &path);
+        let raw = raw.into_inner();
+        if !valid_image_name(name) {
+            return Err(self.err(
+                &location,
+                format!(
+                    "image name {name:?} must be lowercase letters, digits, '-', '_' or '.', \
+                     starting with a letter or digit"
+                ),
+            ));
+        }
+
+        let base_loc = self.loc(raw.base.span(), &format!("{path}.base"));
+        let base = self.base(raw.base.get_ref(), &base_loc)?;
+
+        let platform = match raw.platform {
+            Some(p) => Some(
+                Platform::parse(p.get_ref())
+                    .map_err(|m| self.err(&self.loc(p.span(), &format!("{path}.platform")), m))?,
+            ),
+            None => None,
+        };
+        if base == BaseSpec::Scratch && platform.is_none() {
+            return Err(self.err(
+                &location,
+                "a \"scratch\" image needs `platform` (e.g. \"linux/amd64\")",
+            ));
+        }
+
+        for key in raw.env.keys() {
+            if key.is_empty() || key.contains('=') {
+                return Err(self.err(
+                    &location,
+                    format!(
+                        "{path}.env: variable name {key:?} must be non-empty and contain no '='"
+                    ),
+                ));
+            }
+        }
+        if let Some(w) = &raw.workdir {
+            if !w.starts_with('/') {
+                return Err(self.err(
+                    &location,
+                    format!("{path}.workdir {w:?} must be an absolute path"),
+                ));
+            }
+        }
+
+        let mut exposed_ports = Vec::new();
+        for p in &raw.exposed_ports {
+            let loc = self.loc(p.span(), &format!("{path}.exposed_ports"));
+            exposed_ports.push(normalize_port(p.get_ref()).map_err(|m| self.err(&loc, m))?);
+        }
+        let mut volumes = Vec::new();
+        for v in &raw.volumes {
+            if !v.get_ref().starts_with('/') {
+                let loc = self.loc(v.span(), &format!("{path}.volumes"));
+                return Err(self.err(
+                    &loc,
+                    format!("volume {:?} must be an absolute path", v.get_ref()),
+                ));
+            }
+            volumes.push(v.get_ref().clone());
+        }
+        let mut tags = Vec::new();
+        for (i, t) in raw.tags.iter().enumerate() {
+            let loc = self.loc(t.span(), &format!("{path}.tags[{i}]"));
+            self.templated_ok(t.get_ref(), &loc)?;
+            if !stamp::is_template(t.get_ref()) {
+                Reference::parse_tagged(t.get_ref()).map_err(|e| self.err(&loc, e.to_string()))?;
+            }
+            tags.push(Templated {
+                text: t.get_ref().clone(),
+                location: loc,
+            });
+        }
+        let created = match &raw.created {
+            Some(c) => {
+                let loc = self.loc(c.span(), &format!("{path}.created"));
+                self.templated_ok(c.get_ref(), &loc)?;
+                Some(Templated {
+                    text: c.get_ref().clone(),
+                    location: loc,
+                })
+            }
+            None => None,
+        };
+        for (what, map) in [
+            ("env", &raw.env),
+            ("labels", &raw.labels),
+            ("annotations", &raw.annotations),
+        ] {
+            for (k, v) in map {
+                self.templated_ok(v, &format!("{location} ({path}.{what}.{k:?})"))?;
+            }
+        }
+
+        let (img_comp, img_level) = self.compression(
+            raw.compression.as_ref(),
+            raw.compression_level.as_ref(),
+            &path,
+            (Compression::Gzip, None),
+        )?;
+
+        let mut layers = Vec::new();
+        for (i, l) in raw.layer.into_iter().enumerate() {
+            layers.push(self.layer(&format!("{path}.layer[{i}]"), i, l, img_comp, img_level)?);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for l in &layers {
+            if !seen.insert(l.name.as_str()) {
+                return Err(self.err(
+                    &l.location,
+                    format!("two layers of image {name:?} are named {:?}", l.name),
+                ));
+            }
+        }
+
+        Ok(ImageSpec {
+            name: name.to_string(),
+            location,
+            base,
+            platform,
+            entrypoint: raw.entrypoint,
+            cmd: raw.cmd,
+            env: raw.env,
+            user: raw.user,
+            workdir: raw.workdir,
+            labels: raw.labels,
+            annotations: raw.annotations,
+            exposed_ports,
+            volumes,
+            stop_signal: raw.stop_signal,
+            created,
+            tags,
+            layers,
+        })
+    }
+
+    /// Refuses a malformed template early, where it is declared.
+    fn templated_ok(&self, text: &str, loc: &str) -> Result<()> {
+        if stamp::is_template(text) || text.contains("}}") {
+            stamp::template_keys(text, loc)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn stamp(&self, raw: Spanned<RawStamp>) -> Result<StampSpec> {
+        let loc = self.loc(raw.span(), "stamp");
+        let raw = raw.into_inner();
+        for (k, v) in &raw.defs {
+            stamp::validate_key(k).map_err(|m| self.err(&loc, m))?;
+            self.templated_ok(v, &format!("{loc} [stamp] {k}"))?;
+        }
+        for k in raw.unstamped.keys() {
+            stamp::validate_key(k).map_err(|m| self.err(&loc, format!("[stamp.unstamped] {m}")))?;
+        }
+        Ok(StampSpec {
+            defs: raw.defs,
+            unstamped: raw.unstamped,
+        })
+    }
+
+    fn base(&self, s: &str, loc: &str) -> Result<BaseSpec> {
+        if s == "scratch" {
+            return Ok(BaseSpec::Scratch);
+        }
+        if let Some(other) = s.strip_prefix(':') {
+            if !valid_image_name(other) {
+                return Err(self.err(loc, format!("base {s:?}: {other:?} is not an image name")));
+            }
+            return Ok(BaseSpec::Image(other.to_string()));
+        }
+        if let Some(local) = LocalSource::parse(s, self.dir) {
+            return local
+                .map(BaseSpec::Local)
+                .map_err(|e| self.err(loc, e.to_string()));
+        }
+        s.parse::<Reference>().map(BaseSpec::Registry).map_err(|e| {
+            self.err(
+                loc,
+                format!(
+                    "base must be \"scratch\", \":IMAGE\", \"oci:PATH[:TAG]\", \
+                         \"docker-archive:PATH\" or a registry reference: {e}"
+                ),
+            )
+        })
+    }
+
+    fn compression(
+        &self,
+        comp: Option<&Spanned<String>>,
+        level: Option<&Spanned<i64>>,
+        path: &str,
+        inherited: (Compression, Option<i32>),
+    ) -> Result<(Compression, Option<i32>)> {
+        let c = match comp {
+            None => inherited.0,
+            Some(s) => match s.get_ref().as_str() {
+                "gzip" => Compression::Gzip,
+                "zstd" => Compression::Zstd,
+                "none" => Compression::None,
+                other => {
+                    return Err(self.err(
+                        &self.loc(s.span(), &format!("{path}.compression")),
+                        format!("compression {other:?} must be \"gzip\", \"zstd\" or \"none\""),
+                    ))
+                }
+            },
+        };
+        let level = match level {
+            // A level chosen for another algorithm does not carry over.
+            None if comp.is_some() => None,
+            None => inherited.1,
+            Some(l) => {
+                let range = c.level_range();
+                let v = *l.get_ref();
+                if v < i64::from(*range.start()) || v > i64::from(*range.end()) {
+                    return Err(self.err(
+                        &self.loc(l.span(), &format!("{path}.compression_level")),
+                        format!(
+                            "compression_level {v} is out of range for {c:?} ({}..={})",
+                            range.start(),
+                            range.end()
+                        ),
+                    ));
+                }
+                Some(v as i32)
+            }
+        };
+        Ok((c, level))
+    }
+
+    fn layer(
+        &self,
+        path: &str,
+        index: usize,
+        raw: Spanned<RawLayer>,
+        img_comp: Compression,
+        img_level: Option<i32>,
+    ) -> Result<LayerSpec> {
+        let location = self.loc(raw.span(), path);
+        let raw = raw.into_inner();
+        let name = raw.name.clone().unwrap_or_else(|| format!("layer-{index}"));
+        let mut owner = Owner::default();
+        if let Some(o) = &raw.owner {
+            let loc = self.loc(o.span(), &format!("{path}.owner"));
+            (owner.uid, owner.gid) = parse_owner(o.get_ref()).map_err(|m| self.err(&loc, m))?;
+        }
+        if let Some(u) = raw.uname {
+            owner.uname = u;
+        }
+        if let Some(g) = raw.gname {
+            owner.gname = g;
+        }
+        check_owner_names(&owner).map_err(|m| self.err(&location, m))?;
+        let mtime = match &raw.mtime {
+            Some(m) => {
+                let v = *m.get_ref();
+                if !(0..=253_402_300_799).contains(&v) {
+                    return Err(self.err(
+                        &self.loc(m.span(), &format!("{path}.mtime")),
+                        format!("mtime {v} must be seconds since 1970, at most year 9999"),
+                    ));
+                }
+                Some(v as u64)
+            }
+            None => None,
+        };
+        let (compression, level) = self.compression(
+            raw.compression.as_ref(),
+            raw.compression_level.as_ref(),
+            path,
+            (img_comp, img_level),
+        )?;
+        let mut entries = Vec::new();
+        for (i, e) in raw.files.into_iter().enumerate() {
+            entries.push(self.entry(&format!("{path}.files[{i}]"), e, &owner)?);
+        }
+        Ok(LayerSpec {
+            name,
+            location,
+            owner,
+            mtime,
+            compression,
+            compression_level: level.unwrap_or_else(|| compression.default_level()),
+            entries,
+        })
+    }
+
+    fn entry(&self, path: &str, raw: Spanned<RawEntry>, layer_owner: &Owner) -> Result<EntrySpec> {
+        let location = self.loc(raw.span(), path);
+        let raw = raw.into_inner();
+        let err = |m: String| self.err(&location, m);
+
+        let mut owner = layer_owner.clone();
+        if let Some(o) = &raw.owner {
+            (owner.uid, owner.gid) = parse_owner(o).map_err(err)?;
+        }
+        if let Some(u) = &raw.uname {
+            owner.uname = u.clone();
+        }
+        if let Some(g) = &raw.gname {
+            owner.gname = g.clone();
+        }
+        check_owner_names(&owner).map_err(err)?;
+        let mode = raw
+            .mode
+            .as_ref()
+            .map(|v| parse_mode(v, "mode"))
+            .transpose()
+            .map_err(err)?;
+        let dir_mode = raw
+            .dir_mode
+            .as_ref()
+            .map(|v| parse_mode(v, "dir_mode"))
+            .transpose()
+            .map_err(err)?;
+
+        let kinds = [raw.src.is_some(), raw.dir.is_some(), raw.symlink.is_some()];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            return Err(err(
+                "each entry needs exactly one of `src` (with `dst`), `dir`, or `symlink` (with `target`)"
+                    .into(),
+            ));
+        }
+        let only_for = |present: bool, key: &str, kind: &str| -> Result<()> {
+            if present {
+                Err(self.err(
+                    &location,
+                    format!("`{key}` does not apply to a `{kind}` entry"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+
+        let kind = if let Some(src_text) = raw.src {
+            only_for(raw.target.is_some(), "target", "src")?;
+            let dst_text = raw.dst.ok_or_else(|| {
+                self.err(&location, format!("`src = {src_text:?}` needs a `dst`"))
+            })?;
+            if src_text.is_empty() {
+                return Err(err("`src` is empty".into()));
+            }
+            let dst = normalize_dst(&dst_text).map_err(err)?;
+            let exclude = if raw.exclude.is_empty() {
+                None
+            } else {
+                let mut b = GlobSetBuilder::new();
+                for pat in &raw.exclude {
+                    let glob = Glob::new(pat.trim_start_matches('/')).map_err(|e| {
+                        self.err(&location, format!("exclude pattern {pat:?}: {e}"))
+                    })?;
+                    b.add(glob);
+                }
+                Some(
+                    b.build()
+                        .map_err(|e| self.err(&location, format!("exclude: {e}")))?,
+                )
+            };
+            EntrySpecKind::Copy {
+                src: self.dir.join(&src_text),
+                src_text,
+                dst_is_dir: dst_text.ends_with('/') || dst.is_empty(),
+                dst,
+                mode,
+                dir_mode,
+                exclude,
+            }
+        } else if let Some(d) = raw.dir {
+            only_for(raw.dst.is_some(), "dst", "dir")?;
+            only_for(raw.target.is_some(), "target", "dir")?;
+            only_for(!raw.exclude.is_empty(), "exclude", "dir")?;
+            only_for(raw.dir_mode.is_some(), "dir_mode", "dir (use `mode`)")?;
+            let path = normalize_dst(&d).map_err(err)?;
+            if path.is_empty() {
+                return Err(err(
+                    "`dir = \"/\"`: the root directory cannot be declared".into()
+                ));
+            }
+            EntrySpecKind::Dir { path, mode }
+        } else {
+            let link = raw.symlink.expect("one kind is present");
+            only_for(raw.dst.is_some(), "dst", "symlink")?;
+            only_for(raw.mode.is_some(), "mode", "symlink")?;
+            only_for(raw.dir_mode.is_some(), "dir_mode", "symlink")?;
+            only_for(!raw.exclude.is_empty(), "exclude", "symlink")?;
+            let target = raw.target.ok_or_else(|| {
+                self.err(&location, format!("`symlink = {link:?}` needs a `target`"))
+            })?;
+            if target.is_empty() {
+                return Err(err("symlink `target` is empty".into()));
+            }
+            let path = normalize_dst(&link).map_err(err)?;
+            if path.is_empty() {
+                return Err(err("`symlink = \"/\"`: the root cannot be a symlink".into()));
+            }
+            EntrySpecKind::Symlink { path, target }
+        };
+        Ok(EntrySpec {
+            location,
+            owner,
+            kind,
+        })
+    }
+}
