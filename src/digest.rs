@@ -164,6 +164,33 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// A reader that hashes everything read through it.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Hasher,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Hasher::new(),
+        }
+    }
+
+    pub fn finish(self) -> (Digest, u64) {
+        self.hasher.finish()
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// A reader that fails at end of input when the content is not exactly the
 /// expected size and digest, so a corrupt blob can never be consumed silently.
 pub struct VerifyingReader<R> {

@@ -3,6 +3,7 @@
 //! build outputs ([`write`]).
 
 mod container;
+mod docker_save;
 pub mod read;
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -13,16 +13,17 @@
 //! blob and never reaches the store.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use oci_spec::image::Descriptor;
 use serde::Deserialize;
 
-use super::container::{compression_of, Container, MAX_JSON};
+use super::container::{Container, MAX_JSON};
+use super::docker_save::open_docker_save;
 use crate::config::ImageConfig;
-use crate::digest::{Digest, Hasher, VerifyingReader};
+use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, Result};
 use crate::image::{Image, LayerDesc};
 use crate::reference::{normalize, same_image};
@@ -175,17 +176,17 @@ pub fn copy_to_store(image: &Image, blobs: &dyn BlobReader, store: &Store) -> Re
 }
 
 /// The blobs of one opened location.
-struct LocalBlobs {
-    container: Container,
+pub(super) struct LocalBlobs {
+    pub(super) container: Container,
     /// Blobs whose name and size are known from the manifest, plus, for
     /// classic archives, the synthesised manifest and the members that hold
     /// configs and layers under names that are not digests.
-    known: HashMap<Digest, Blob>,
+    pub(super) known: HashMap<Digest, Blob>,
     /// Whether any other digest may be looked up as `blobs/sha256/<hex>`.
-    layout: bool,
+    pub(super) layout: bool,
 }
 
-enum Blob {
+pub(super) enum Blob {
     Memory(Vec<u8>),
     Member {
         name: String,
@@ -588,11 +589,15 @@ fn resolve_manifest(
     ))
 }
 
-fn parse_config(bytes: &[u8], what: &str) -> Result<ImageConfig> {
+pub(super) fn parse_config(bytes: &[u8], what: &str) -> Result<ImageConfig> {
     ImageConfig::parse(bytes).map_err(|e| Error::format(what, format!("not an image config: {e}")))
 }
 
-fn diff_ids(config: &ImageConfig, what: &str, layer_count: usize) -> Result<Vec<Digest>> {
+pub(super) fn diff_ids(
+    config: &ImageConfig,
+    what: &str,
+    layer_count: usize,
+) -> Result<Vec<Digest>> {
     let ids = &config.rootfs.diff_ids;
     if ids.len() != layer_count {
         return Err(Error::format(
@@ -618,7 +623,7 @@ fn diff_ids(config: &ImageConfig, what: &str, layer_count: usize) -> Result<Vec<
 
 /// Picks the one image a selection names. Entries with the same digest are
 /// one image under several names, so only distinct digests count.
-fn select_one<'a, T>(
+pub(super) fn select_one<'a, T>(
     container: &Container,
     entries: &'a [T],
     select: Option<&str>,
@@ -685,244 +690,9 @@ fn select_one<'a, T>(
 // ---------------------------------------------------------------------------
 // Classic `docker save` archives: manifest.json, no index.
 
-#[derive(Deserialize)]
-struct SaveEntry {
-    #[serde(rename = "Config")]
-    config: String,
-    #[serde(rename = "RepoTags", default)]
-    repo_tags: Option<Vec<String>>,
-    #[serde(rename = "Layers", default)]
-    layers: Vec<String>,
-}
-
-impl SaveEntry {
-    fn tags(&self) -> impl Iterator<Item = &String> {
-        self.repo_tags.iter().flatten()
-    }
-
-    /// The image ID, when the config's file name carries it
-    /// (`<hex>.json`, `blobs/sha256/<hex>`, `sha256:<hex>`).
-    fn id(&self) -> Option<Digest> {
-        digest_in_name(&self.config)
-    }
-}
-
-/// The digest a file name claims for its content, if it claims one.
-fn digest_in_name(name: &str) -> Option<Digest> {
-    let base = name.rsplit('/').next().unwrap_or(name);
-    let base = base.strip_suffix(".json").unwrap_or(base);
-    let base = base.strip_prefix("sha256:").unwrap_or(base);
-    Digest::from_str(&format!("sha256:{base}")).ok()
-}
-
-fn open_docker_save(container: Container, select: Option<&str>) -> Result<(Image, LocalBlobs)> {
-    let list_what = container.member_name("manifest.json");
-    let entries: Vec<SaveEntry> = serde_json::from_slice(&container.read_small("manifest.json")?)
-        .map_err(|e| {
-        Error::format(
-            &list_what,
-            format!("not a docker save manifest (an array of {{Config, RepoTags, Layers}}): {e}"),
-        )
-    })?;
-    // Entries without a recognisable ID still need a key that tells them
-    // apart; their position does.
-    let keyed: Vec<(Digest, &SaveEntry)> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let key = e
-                .id()
-                .unwrap_or_else(|| Digest::of(format!("entry {i}").as_bytes()));
-            (key, e)
-        })
-        .collect();
-    let (_, chosen) = *select_one(
-        &container,
-        &keyed,
-        select,
-        |(id, e), s| {
-            e.tags().any(|t| same_image(s, t)) || (e.id().is_some() && id.to_string() == s)
-        },
-        |(id, _)| *id,
-        |(_, e)| {
-            let tags: Vec<String> = e.tags().map(|t| full_or_raw(t)).collect();
-            if tags.is_empty() {
-                vec![format!("untagged image with config {}", e.config)]
-            } else {
-                tags
-            }
-        },
-    )?;
-
-    let config_bytes = container.read_small(&chosen.config)?;
-    let config_digest = Digest::of(&config_bytes);
-    let config_what = container.member_name(&chosen.config);
-    if let Some(claimed) = chosen.id() {
-        if claimed != config_digest {
-            return Err(Error::Mismatch {
-                what: config_what,
-                expected: format!("content hashing to {claimed}, as its name says"),
-                actual: config_digest.to_string(),
-            });
-        }
-    }
-    let config = parse_config(&config_bytes, &config_what)?;
-    let diff_ids = diff_ids(&config, &config_what, chosen.layers.len())?;
-
-    let mut known = HashMap::new();
-    let mut layers = Vec::new();
-    for (name, diff_id) in chosen.layers.iter().zip(diff_ids) {
-        let size = container.size(name)?;
-        let mut head = [0u8; 6];
-        let n = container.read_head(name, &mut head)?;
-        let what = container.member_name(name);
-        let (media_type, digest) = match compression_of(&head[..n]) {
-            // An uncompressed layer is its own diff: its digest is the
-            // diff_id, which the reader then verifies, so the archive is not
-            // read twice just to learn a digest it already states.
-            None => (spec::OCI_LAYER_TAR, diff_id),
-            Some(kind @ ("gzip" | "zstd")) => {
-                let digest = hash_compressed_layer(&container, name, kind, &diff_id)?;
-                let mt = if kind == "gzip" {
-                    spec::OCI_LAYER_GZIP
-                } else {
-                    spec::OCI_LAYER_ZSTD
-                };
-                (mt, digest)
-            }
-            Some(kind) => {
-                return Err(Error::format(
-                    what,
-                    format!("is a {kind}-compressed layer; only uncompressed, gzip and zstd layers are supported"),
-                ))
-            }
-        };
-        let what = if digest == diff_id {
-            format!("{what} (an uncompressed layer must hash to its diff_id)")
-        } else {
-            what
-        };
-        // A layer listed twice is one blob; its first file stands for it.
-        known.entry(digest).or_insert(Blob::Member {
-            name: name.clone(),
-            size,
-            what,
-        });
-        layers.push(LayerDesc {
-            media_type: media_type.to_string(),
-            digest,
-            size,
-            diff_id,
-        });
-    }
-    known.insert(
-        config_digest,
-        Blob::Member {
-            name: chosen.config.clone(),
-            size: config_bytes.len() as u64,
-            what: config_what,
-        },
-    );
-
-    let manifest_bytes = spec::oci_manifest(
-        &config_digest,
-        config_bytes.len() as u64,
-        &layers,
-        &BTreeMap::new(),
-    );
-    let manifest_digest = Digest::of(&manifest_bytes);
-    known.insert(manifest_digest, Blob::Memory(manifest_bytes.clone()));
-
-    let tags: Vec<String> = chosen.tags().map(|t| full_or_raw(t)).collect();
-    let label = select
-        .map(str::to_string)
-        .or_else(|| tags.first().cloned())
-        .unwrap_or_else(|| container.source_name());
-    let image = Image {
-        name: label,
-        manifest_bytes,
-        manifest_digest,
-        manifest_media_type: spec::OCI_MANIFEST.to_string(),
-        config_bytes,
-        config_digest,
-        config,
-        layers,
-        tags,
-        annotations: BTreeMap::new(),
-    };
-    Ok((
-        image,
-        LocalBlobs {
-            container,
-            known,
-            layout: false,
-        },
-    ))
-}
-
-/// Digest of a compressed layer in a classic archive, which names layers by
-/// path and not by digest. The same pass decompresses it and checks the
-/// result against its diff_id, because nothing later would.
-fn hash_compressed_layer(
-    container: &Container,
-    name: &str,
-    kind: &str,
-    diff_id: &Digest,
-) -> Result<Digest> {
-    let what = container.member_name(name);
-    let (reader, _) = container.open_member(name)?;
-    let mut compressed = HashingReader {
-        inner: reader,
-        hasher: Hasher::new(),
-    };
-    let mut plain = Hasher::new();
-    let result = (|| -> io::Result<()> {
-        let mut decoder: Box<dyn Read + '_> = if kind == "gzip" {
-            Box::new(flate2::read::MultiGzDecoder::new(&mut compressed))
-        } else {
-            Box::new(zstd::stream::read::Decoder::new(&mut compressed)?)
-        };
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = decoder.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            plain.update(&buf[..n]);
-        }
-        drop(decoder);
-        // Anything after the last compressed frame is still part of the blob.
-        io::copy(&mut compressed, &mut io::sink())?;
-        Ok(())
-    })();
-    result.map_err(|e| Error::format(&what, format!("cannot decompress {kind} layer: {e}")))?;
-    let (actual, _) = plain.finish();
-    if actual != *diff_id {
-        return Err(Error::Mismatch {
-            what: format!("{what} (uncompressed content against its diff_id)"),
-            expected: diff_id.to_string(),
-            actual: actual.to_string(),
-        });
-    }
-    Ok(compressed.hasher.finish().0)
-}
-
-struct HashingReader<R> {
-    inner: R,
-    hasher: Hasher,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 /// The normalised full form of a name found in an archive, or the name as
 /// written when it is not a reference at all.
-fn full_or_raw(name: &str) -> String {
+pub(super) fn full_or_raw(name: &str) -> String {
     normalize(name).unwrap_or_else(|| name.to_string())
 }
 

@@ -1,0 +1,240 @@
+//! Classic `docker save` archives (Docker Engine before 25): a
+//! `manifest.json` array of `{Config, RepoTags, Layers}` naming members by
+//! path, layers as `<id>/layer.tar`. There is no manifest, so one is made:
+//! an OCI manifest over the layers as they are stored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Read};
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+use super::container::{compression_of, Container};
+use super::read::{diff_ids, full_or_raw, parse_config, select_one, Blob, LocalBlobs};
+use crate::digest::{Digest, Hasher, HashingReader};
+use crate::error::{Error, Result};
+use crate::image::{Image, LayerDesc};
+use crate::reference::same_image;
+use crate::spec;
+
+#[derive(Deserialize)]
+struct SaveEntry {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers", default)]
+    layers: Vec<String>,
+}
+
+impl SaveEntry {
+    fn tags(&self) -> impl Iterator<Item = &String> {
+        self.repo_tags.iter().flatten()
+    }
+
+    /// The image ID, when the config's file name carries it
+    /// (`<hex>.json`, `blobs/sha256/<hex>`, `sha256:<hex>`).
+    fn id(&self) -> Option<Digest> {
+        digest_in_name(&self.config)
+    }
+}
+
+/// The digest a file name claims for its content, if it claims one.
+fn digest_in_name(name: &str) -> Option<Digest> {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    let base = base.strip_suffix(".json").unwrap_or(base);
+    let base = base.strip_prefix("sha256:").unwrap_or(base);
+    Digest::from_str(&format!("sha256:{base}")).ok()
+}
+
+pub(super) fn open_docker_save(
+    container: Container,
+    select: Option<&str>,
+) -> Result<(Image, LocalBlobs)> {
+    let list_what = container.member_name("manifest.json");
+    let entries: Vec<SaveEntry> = serde_json::from_slice(&container.read_small("manifest.json")?)
+        .map_err(|e| {
+        Error::format(
+            &list_what,
+            format!("not a docker save manifest (an array of {{Config, RepoTags, Layers}}): {e}"),
+        )
+    })?;
+    // Entries without a recognisable ID still need a key that tells them
+    // apart; their position does.
+    let keyed: Vec<(Digest, &SaveEntry)> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let key = e
+                .id()
+                .unwrap_or_else(|| Digest::of(format!("entry {i}").as_bytes()));
+            (key, e)
+        })
+        .collect();
+    let (_, chosen) = *select_one(
+        &container,
+        &keyed,
+        select,
+        |(id, e), s| {
+            e.tags().any(|t| same_image(s, t)) || (e.id().is_some() && id.to_string() == s)
+        },
+        |(id, _)| *id,
+        |(_, e)| {
+            let tags: Vec<String> = e.tags().map(|t| full_or_raw(t)).collect();
+            if tags.is_empty() {
+                vec![format!("untagged image with config {}", e.config)]
+            } else {
+                tags
+            }
+        },
+    )?;
+
+    let config_bytes = container.read_small(&chosen.config)?;
+    let config_digest = Digest::of(&config_bytes);
+    let config_what = container.member_name(&chosen.config);
+    if let Some(claimed) = chosen.id() {
+        if claimed != config_digest {
+            return Err(Error::Mismatch {
+                what: config_what,
+                expected: format!("content hashing to {claimed}, as its name says"),
+                actual: config_digest.to_string(),
+            });
+        }
+    }
+    let config = parse_config(&config_bytes, &config_what)?;
+    let diff_ids = diff_ids(&config, &config_what, chosen.layers.len())?;
+
+    let mut known = HashMap::new();
+    let mut layers = Vec::new();
+    for (name, diff_id) in chosen.layers.iter().zip(diff_ids) {
+        let size = container.size(name)?;
+        let mut head = [0u8; 6];
+        let n = container.read_head(name, &mut head)?;
+        let what = container.member_name(name);
+        let (media_type, digest) = match compression_of(&head[..n]) {
+            // An uncompressed layer is its own diff: its digest is the
+            // diff_id, which the reader then verifies, so the archive is not
+            // read twice just to learn a digest it already states.
+            None => (spec::OCI_LAYER_TAR, diff_id),
+            Some(kind @ ("gzip" | "zstd")) => {
+                let digest = hash_compressed_layer(&container, name, kind, &diff_id)?;
+                let mt = if kind == "gzip" {
+                    spec::OCI_LAYER_GZIP
+                } else {
+                    spec::OCI_LAYER_ZSTD
+                };
+                (mt, digest)
+            }
+            Some(kind) => {
+                return Err(Error::format(
+                    what,
+                    format!("is a {kind}-compressed layer; only uncompressed, gzip and zstd layers are supported"),
+                ))
+            }
+        };
+        let what = if digest == diff_id {
+            format!("{what} (an uncompressed layer must hash to its diff_id)")
+        } else {
+            what
+        };
+        // A layer listed twice is one blob; its first file stands for it.
+        known.entry(digest).or_insert(Blob::Member {
+            name: name.clone(),
+            size,
+            what,
+        });
+        layers.push(LayerDesc {
+            media_type: media_type.to_string(),
+            digest,
+            size,
+            diff_id,
+        });
+    }
+    known.insert(
+        config_digest,
+        Blob::Member {
+            name: chosen.config.clone(),
+            size: config_bytes.len() as u64,
+            what: config_what,
+        },
+    );
+
+    let manifest_bytes = spec::oci_manifest(
+        &config_digest,
+        config_bytes.len() as u64,
+        &layers,
+        &BTreeMap::new(),
+    );
+    let manifest_digest = Digest::of(&manifest_bytes);
+    known.insert(manifest_digest, Blob::Memory(manifest_bytes.clone()));
+
+    let tags: Vec<String> = chosen.tags().map(|t| full_or_raw(t)).collect();
+    let label = select
+        .map(str::to_string)
+        .or_else(|| tags.first().cloned())
+        .unwrap_or_else(|| container.source_name());
+    let image = Image {
+        name: label,
+        manifest_bytes,
+        manifest_digest,
+        manifest_media_type: spec::OCI_MANIFEST.to_string(),
+        config_bytes,
+        config_digest,
+        config,
+        layers,
+        tags,
+        annotations: BTreeMap::new(),
+    };
+    Ok((
+        image,
+        LocalBlobs {
+            container,
+            known,
+            layout: false,
+        },
+    ))
+}
+
+/// Digest of a compressed layer in a classic archive, which names layers by
+/// path and not by digest. The same pass decompresses it and checks the
+/// result against its diff_id, because nothing later would.
+fn hash_compressed_layer(
+    container: &Container,
+    name: &str,
+    kind: &str,
+    diff_id: &Digest,
+) -> Result<Digest> {
+    let what = container.member_name(name);
+    let (reader, _) = container.open_member(name)?;
+    let mut compressed = HashingReader::new(reader);
+    let mut plain = Hasher::new();
+    let result = (|| -> io::Result<()> {
+        let mut decoder: Box<dyn Read + '_> = if kind == "gzip" {
+            Box::new(flate2::read::MultiGzDecoder::new(&mut compressed))
+        } else {
+            Box::new(zstd::stream::read::Decoder::new(&mut compressed)?)
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = decoder.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            plain.update(&buf[..n]);
+        }
+        drop(decoder);
+        // Anything after the last compressed frame is still part of the blob.
+        io::copy(&mut compressed, &mut io::sink())?;
+        Ok(())
+    })();
+    result.map_err(|e| Error::format(&what, format!("cannot decompress {kind} layer: {e}")))?;
+    let (actual, _) = plain.finish();
+    if actual != *diff_id {
+        return Err(Error::Mismatch {
+            what: format!("{what} (uncompressed content against its diff_id)"),
+            expected: diff_id.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok(compressed.finish().0)
+}
