@@ -27,6 +27,8 @@ pub struct BuildOptions {
     pub epoch: u64,
     /// Compression threads; changes speed only, never bytes.
     pub threads: usize,
+    /// How registry bases are reached (network, lock, offline).
+    pub registry: std::sync::Arc<crate::registry::bases::BaseOptions>,
 }
 
 impl BuildOptions {
@@ -35,6 +37,7 @@ impl BuildOptions {
         Ok(BuildOptions {
             epoch: epoch::source_date_epoch()?.unwrap_or(epoch::DEFAULT_EPOCH),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            registry: Default::default(),
         })
     }
 }
@@ -88,7 +91,7 @@ fn build_one(
     reporter: &dyn Reporter,
 ) -> Result<BuiltImage> {
     let created = epoch::rfc3339(opts.epoch);
-    let (base, base_annotations) = base_image(spec, built, store)?;
+    let (base, base_annotations) = base_image(spec, built, store, opts, reporter)?;
 
     let mut config = match &base {
         Some(b) => b.config.clone(),
@@ -236,6 +239,8 @@ fn base_image(
     spec: &ImageSpec,
     built: &HashMap<String, Image>,
     store: &Store,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
 ) -> Result<(Option<Image>, BTreeMap<String, String>)> {
     let mut ann = BTreeMap::new();
     let base = match &spec.base {
@@ -248,22 +253,31 @@ fn base_image(
             location: spec.location.clone(),
             message: format!("image {:?}: base: {e}", spec.name),
         })?,
-        BaseSpec::Registry(r) => {
-            return Err(Error::BuildFile {
-                location: spec.location.clone(),
-                message: format!(
-                    "image {:?}: base {r} is in a registry; registry bases are not supported \
-                     by this version (use \"oci:PATH\" or \"docker-archive:PATH\")",
-                    spec.name
-                ),
-            })
-        }
+        BaseSpec::Registry(r) => registry_base(spec, r, store, opts, reporter)?,
     };
     ann.insert(
         ANNOTATION_BASE_DIGEST.into(),
         base.manifest_digest.to_string(),
     );
     Ok((Some(base), ann))
+}
+
+/// Loads a registry base (manifest and config only) and records it by name.
+fn registry_base(
+    spec: &ImageSpec,
+    r: &Reference,
+    store: &Store,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<Image> {
+    let loaded = opts
+        .registry
+        .load_base(r, spec.platform.as_ref(), store, reporter)
+        .map_err(|e| Error::BuildFile {
+            location: spec.location.clone(),
+            message: format!("image {:?}: base: {e}", spec.name),
+        })?;
+    Ok(loaded.image)
 }
 
 /// Docker's layer media types name the same bytes as OCI's; an OCI manifest

@@ -18,8 +18,10 @@ pub mod inspect;
 pub mod json;
 pub mod layer;
 pub mod layout;
+pub mod lock;
 pub mod progress;
 pub mod reference;
+pub mod registry;
 pub mod spec;
 pub mod store;
 
