@@ -3,6 +3,9 @@
 //! locally but fails in CI.
 #![allow(dead_code)]
 
+pub mod docker_registry;
+pub mod fake_registry;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
