@@ -63,6 +63,9 @@ pub fn run(args: PullArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
     } else {
         Format::Oci
     };
+    if let Some(parent) = args.output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
     write::write_archive_file(&[&loaded.image], &store, format, &args.output)?;
     reporter.report(Event::OutputWritten {
         image: &r.to_string(),

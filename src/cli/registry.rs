@@ -61,8 +61,9 @@ pub fn registry_bases(file: &BuildFile) -> Vec<(Reference, Option<Platform>)> {
 }
 
 /// Reads `gantry.lock` beside the build file into `opts`. With `locked`, a
-/// missing lock or one that lists bases the build file no longer uses is an
-/// error (a base missing from it is caught when the base is loaded).
+/// missing lock, one that lacks a base, or one that lists bases the build
+/// file no longer uses is an error (a missing platform is caught when the
+/// base is loaded).
 pub fn attach_lock(
     opts: &mut BaseOptions,
     file: &BuildFile,
@@ -86,6 +87,17 @@ pub fn attach_lock(
                 ),
             });
         };
+        if let Some((missing, _)) = bases
+            .iter()
+            .find(|(r, _)| !l.base.contains_key(&r.to_string()))
+        {
+            return Err(Error::Lock {
+                path,
+                message: format!(
+                    "base {missing} is not in the lock; run `gantry lock` (the lock is stale)"
+                ),
+            });
+        }
         let used: BTreeSet<String> = bases.iter().map(|(r, _)| r.to_string()).collect();
         if let Some(extra) = l.base.keys().find(|k| !used.contains(*k)) {
             return Err(Error::Lock {
