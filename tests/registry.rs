@@ -387,7 +387,7 @@ fn tls_with_a_private_ca_and_htpasswd_basic_auth() {
     let out = run(&p, &["build"], &[]);
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(e.contains(&reg.host()), "{e}");
+    assert!(e.contains(&reg.host()) && e.contains("--ca-cert"), "{e}");
 
     let secret_free = |out: &Output, auth: &str, pw: &str| {
         for t in [&out.stdout, &out.stderr] {

@@ -527,6 +527,11 @@ impl Client {
             // answers it with a failed handshake, which is the answer.
             match ping(&https).send() {
                 Ok(r) => (https, r),
+                // A registry that speaks TLS with a certificate we cannot
+                // verify must not be quietly talked to in plain text.
+                Err(e) if is_certificate_error(&error_chain(&e)) => {
+                    return Err(certificate_error(host, &error_chain(&e)));
+                }
                 Err(_) => {
                     let http = format!("http://{host}");
                     let r = self.execute(host, what, || ping(&http))?;
@@ -734,18 +739,27 @@ fn classify(e: &reqwest::Error) -> SendError {
         return SendError::Fatal(Error::Usage(msg));
     }
     if e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() {
-        if msg.contains("certificate") || msg.contains("UnknownIssuer") {
-            return SendError::Fatal(Error::Registry {
-                registry: e.url().map(authority).unwrap_or_default(),
-                reference: "TLS".into(),
-                status: None,
-                code: None,
-                message: format!("{msg} (trust its CA with --ca-cert FILE or SSL_CERT_FILE)"),
-            });
+        if is_certificate_error(&msg) {
+            let host = e.url().map(authority).unwrap_or_default();
+            return SendError::Fatal(certificate_error(&host, &msg));
         }
         return SendError::Transient(msg);
     }
     SendError::Transient(msg)
+}
+
+fn is_certificate_error(msg: &str) -> bool {
+    msg.contains("certificate") || msg.contains("UnknownIssuer") || msg.contains("NotValidForName")
+}
+
+fn certificate_error(host: &str, msg: &str) -> Error {
+    Error::Registry {
+        registry: host.to_string(),
+        reference: "TLS".into(),
+        status: None,
+        code: None,
+        message: format!("{msg} (trust its CA with --ca-cert FILE or SSL_CERT_FILE)"),
+    }
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
