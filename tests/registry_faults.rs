@@ -233,6 +233,28 @@ fn credentials_from_docker_config_are_used_and_never_shown() {
 }
 
 #[test]
+fn identity_tokens_are_exchanged_at_the_token_service() {
+    let reg = FakeRegistry::start(Auth::Refresh {
+        refresh_token: "refresh-7f3a".into(),
+    });
+    let base = make_base("linux/amd64", "base\n");
+    push(&reg, &base, "1");
+    let p = app(&reg, "1");
+    p.write(
+        ".docker/config.json",
+        format!(
+            r#"{{"auths":{{"{}":{{"identitytoken":"refresh-7f3a"}}}}}}"#,
+            reg.host()
+        ),
+    );
+    let out = p.gantry(&["build", "-o", "app.tar"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("refresh-7f3a"));
+    assert_eq!(reg.count("POST /token"), 1, "{:#?}", reg.log());
+}
+
+#[test]
 fn credential_helpers_are_asked_with_the_docker_protocol() {
     let reg = FakeRegistry::start(Auth::Basic {
         user: "bob".into(),

@@ -912,6 +912,20 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_only_for_loopback_and_named_registries() {
+        let mut opts = ClientOptions::from_env();
+        opts.insecure = vec!["registry.internal:5000".into()];
+        let c = Client::new(opts).unwrap();
+        assert!(c.plain_http_allowed("registry.internal:5000"));
+        assert!(c.plain_http_allowed("127.0.0.1:5000"));
+        assert!(
+            !c.plain_http_allowed("registry.internal"),
+            "the port is part of the name"
+        );
+        assert!(!c.plain_http_allowed("ghcr.io"));
+    }
+
+    #[test]
     fn registry_error_bodies() {
         assert_eq!(
             registry_error_body(

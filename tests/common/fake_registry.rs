@@ -25,6 +25,10 @@ pub enum Auth {
         user: String,
         password: String,
     },
+    /// Token service at `/token` that wants an OAuth2 refresh token POSTed.
+    Refresh {
+        refresh_token: String,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -160,6 +164,7 @@ struct Request {
     method: String,
     path: String,
     headers: HashMap<String, String>,
+    body: Vec<u8>,
 }
 
 fn read_request(r: &mut BufReader<TcpStream>) -> Option<Request> {
@@ -180,17 +185,19 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Request> {
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
     }
+    let mut body = Vec::new();
     if let Some(n) = headers
         .get("content-length")
         .and_then(|v| v.parse::<usize>().ok())
     {
-        let mut body = vec![0; n];
+        body = vec![0; n];
         r.read_exact(&mut body).ok()?;
     }
     Some(Request {
         method,
         path,
         headers,
+        body,
     })
 }
 
@@ -241,7 +248,7 @@ fn serve(conn: TcpStream, port: u16, auth: &Auth, state: &Mutex<State>) {
     let c = &conn;
     let challenge = match auth {
         Auth::None => None,
-        Auth::Bearer { .. } => Some(format!(
+        Auth::Bearer { .. } | Auth::Refresh { .. } => Some(format!(
             r#"Bearer realm="http://127.0.0.1:{port}/token",service="fake-registry""#
         )),
         Auth::Basic { .. } => Some(r#"Basic realm="fake""#.to_string()),
@@ -255,6 +262,35 @@ fn serve(conn: TcpStream, port: u16, auth: &Auth, state: &Mutex<State>) {
     };
 
     if req.path.starts_with("/token") {
+        if let Auth::Refresh { refresh_token } = auth {
+            let form = String::from_utf8_lossy(&req.body).to_string();
+            let fields: Vec<&str> = form.split('&').collect();
+            let good = req.method == "POST"
+                && fields.contains(&"grant_type=refresh_token")
+                && fields.contains(&format!("refresh_token={refresh_token}").as_str());
+            if !good {
+                respond(
+                    c,
+                    401,
+                    &[],
+                    &error_body("UNAUTHORIZED", "bad refresh token"),
+                );
+                return;
+            }
+            let mut s = state.lock().unwrap();
+            s.issued += 1;
+            let token = format!("tok-{}", s.issued);
+            s.tokens
+                .insert(token.clone(), Instant::now() + Duration::from_secs(60));
+            let body = format!(r#"{{"access_token":"{token}","expires_in":60}}"#);
+            respond(
+                c,
+                200,
+                &[("Content-Type", "application/json".into())],
+                body.as_bytes(),
+            );
+            return;
+        }
         if let Auth::Bearer { user, expires_in } = auth {
             if let Some((u, p)) = user {
                 let want = format!(
@@ -314,7 +350,7 @@ fn serve(conn: TcpStream, port: u16, auth: &Auth, state: &Mutex<State>) {
 
     let authorized = match auth {
         Auth::None => true,
-        Auth::Bearer { .. } => auth_header
+        Auth::Bearer { .. } | Auth::Refresh { .. } => auth_header
             .strip_prefix("Bearer ")
             .and_then(|t| state.lock().unwrap().tokens.get(t).copied())
             .is_some_and(|exp| Instant::now() < exp),
