@@ -220,9 +220,8 @@ impl Client {
                         format!("the manifest is larger than {MAX_MANIFEST} bytes"),
                     ))
                 }
-                Err(BodyError::Io(e)) if attempt < self.opts.retry.attempts => {
+                Err(BodyError::Io(_)) if attempt < self.opts.retry.attempts => {
                     self.pause(attempt, None);
-                    let _ = e;
                     continue;
                 }
                 Err(BodyError::Io(e)) => {
