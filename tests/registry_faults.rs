@@ -384,10 +384,16 @@ fn rate_limits_and_server_errors_are_retried() {
         ],
     );
     let start = Instant::now();
-    ok(&p, &["build"]);
+    let out = p.gantry(&["build"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
     assert!(
         start.elapsed() >= Duration::from_secs(2),
         "Retry-After honoured"
+    );
+    assert!(
+        stderr.contains("warning: registry") && stderr.contains("HTTP 429; retrying in 2.0 s"),
+        "retries are reported: {stderr}"
     );
     assert_eq!(reg.count("/manifests/1"), 3);
 }

@@ -151,8 +151,8 @@ impl BaseOptions {
             )));
         }
         if let Some((entry, platform, manifest)) = from_lock {
-            let m = self.manifest_by_digest(r, &manifest, store)?;
-            let image = self.image_from_manifest(r, m, store)?;
+            let m = self.manifest_by_digest(r, &manifest, store, reporter)?;
+            let image = self.image_from_manifest(r, m, store, reporter)?;
             return Ok(LoadedBase {
                 image,
                 top: entry.digest,
@@ -161,7 +161,7 @@ impl BaseOptions {
             });
         }
         let top = self.resolve_top(r, store, reporter)?;
-        self.load_top(r, top, want, store)
+        self.load_top(r, top, want, store, reporter)
     }
 
     /// Resolves `r` in the registry, ignoring any lock, for `gantry lock`.
@@ -174,10 +174,10 @@ impl BaseOptions {
     ) -> Result<(String, LockedBase)> {
         let r = &r.clone().with_default_tag();
         let top = match r.digest {
-            Some(d) => self.manifest_by_digest(r, &d, store)?,
+            Some(d) => self.manifest_by_digest(r, &d, store, reporter)?,
             None => self.fetch_tag(r, store, reporter)?,
         };
-        let loaded = self.load_top(r, top, want, store)?;
+        let loaded = self.load_top(r, top, want, store, reporter)?;
         let entry = LockedBase {
             digest: loaded.top,
             media_type: loaded.top_media_type,
@@ -194,6 +194,7 @@ impl BaseOptions {
         top: Manifest,
         want: Option<&Platform>,
         store: &Store,
+        reporter: &dyn Reporter,
     ) -> Result<LoadedBase> {
         let (top_digest, top_media_type) = (top.digest, top.media_type.clone());
         if top.is_index() {
@@ -201,8 +202,8 @@ impl BaseOptions {
             let what = format!("base {r} (index {top_digest})");
             let cands = select::candidates(&top.bytes, &what)?;
             let chosen = select::choose(&cands, &want, &what)?;
-            let m = self.manifest_by_digest(r, &chosen.digest, store)?;
-            let image = self.image_from_manifest(r, m, store)?;
+            let m = self.manifest_by_digest(r, &chosen.digest, store, reporter)?;
+            let image = self.image_from_manifest(r, m, store, reporter)?;
             return Ok(LoadedBase {
                 image,
                 top: top_digest,
@@ -210,7 +211,7 @@ impl BaseOptions {
                 platform: want.to_string(),
             });
         }
-        let image = self.image_from_manifest(r, top, store)?;
+        let image = self.image_from_manifest(r, top, store, reporter)?;
         let platform = Platform::parse(&image.platform())
             .map(|p| p.to_string())
             .unwrap_or_else(|_| image.platform());
@@ -231,7 +232,7 @@ impl BaseOptions {
         reporter: &dyn Reporter,
     ) -> Result<Manifest> {
         if let Some(d) = r.digest {
-            return self.manifest_by_digest(r, &d, store);
+            return self.manifest_by_digest(r, &d, store, reporter);
         }
         if self.offline {
             let rec: Option<TagRecord> = store.get_meta(TAGS_META, &tag_key(r));
@@ -241,7 +242,7 @@ impl BaseOptions {
                      build without --offline first"
                 )));
             };
-            return self.manifest_by_digest(r, &rec.digest, store);
+            return self.manifest_by_digest(r, &rec.digest, store, reporter);
         }
         self.fetch_tag(r, store, reporter)
     }
@@ -250,7 +251,7 @@ impl BaseOptions {
         let name = r.to_string();
         let client = self.client(&format!("base {name}"))?;
         let tag = r.tag.as_deref().unwrap_or("latest");
-        let m = client.get_manifest(r.registry_host(), &r.repository, tag, &name)?;
+        let m = client.get_manifest(&repo(r, &name, reporter), tag)?;
         store.put(&m.bytes)?;
         store.put_meta(
             TAGS_META,
@@ -272,6 +273,7 @@ impl BaseOptions {
         r: &Reference,
         digest: &Digest,
         store: &Store,
+        reporter: &dyn Reporter,
     ) -> Result<Manifest> {
         if store.has(digest) {
             let bytes = store.read(digest)?;
@@ -287,17 +289,19 @@ impl BaseOptions {
             return Err(Error::Offline(format!("{what} is not in the store")));
         }
         let client = self.client(&what)?;
-        let m = client.get_manifest(
-            r.registry_host(),
-            &r.repository,
-            &digest.to_string(),
-            &r.to_string(),
-        )?;
+        let name = r.to_string();
+        let m = client.get_manifest(&repo(r, &name, reporter), &digest.to_string())?;
         store.put(&m.bytes)?;
         Ok(m)
     }
 
-    fn image_from_manifest(&self, r: &Reference, m: Manifest, store: &Store) -> Result<Image> {
+    fn image_from_manifest(
+        &self,
+        r: &Reference,
+        m: Manifest,
+        store: &Store,
+        reporter: &dyn Reporter,
+    ) -> Result<Image> {
         let what = format!("base {r}: manifest {}", m.digest);
         if m.is_index() {
             return Err(Error::format(
@@ -324,12 +328,7 @@ impl BaseOptions {
         } else {
             let client = self.client(&what)?;
             let name = r.to_string();
-            let at = Repo {
-                host: r.registry_host(),
-                repository: &r.repository,
-                what: &name,
-            };
-            client.fetch_small_blob(&at, &config_digest, cd.size(), store)?
+            client.fetch_small_blob(&repo(r, &name, reporter), &config_digest, cd.size(), store)?
         };
         let config_what = format!("base {r}: config {config_digest}");
         let config = ImageConfig::parse(&config_bytes)
@@ -425,15 +424,19 @@ impl BaseOptions {
                     )));
                 }
                 let client = self.client(&what)?;
-                let at = Repo {
-                    host: r.registry_host(),
-                    repository: &r.repository,
-                    what: &what,
-                };
-                client.fetch_blob(&at, &l.digest, l.size, store, reporter)?;
+                client.fetch_blob(&repo(&r, &what, reporter), &l.digest, l.size, store)?;
             }
         }
         Ok(())
+    }
+}
+
+fn repo<'a>(r: &'a Reference, what: &'a str, reporter: &'a dyn Reporter) -> Repo<'a> {
+    Repo {
+        host: r.registry_host(),
+        repository: &r.repository,
+        what,
+        reporter,
     }
 }
 

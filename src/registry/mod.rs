@@ -81,12 +81,14 @@ impl ClientOptions {
     }
 }
 
-/// A repository as contacted, and how messages name what is fetched from it.
-#[derive(Debug, Clone, Copy)]
+/// A repository as contacted, how messages name what is fetched from it,
+/// and where retries and downloads are reported.
+#[derive(Clone, Copy)]
 pub struct Repo<'a> {
     pub host: &'a str,
     pub repository: &'a str,
     pub what: &'a str,
+    pub reporter: &'a dyn Reporter,
 }
 
 /// What a manifest request returned, verified against the digest.
@@ -179,26 +181,14 @@ impl Client {
     /// Fetches the manifest `reference` (a tag or a digest) of `repository`.
     /// A digest reference is checked against the bytes; a tag's digest is
     /// computed from them.
-    pub fn get_manifest(
-        &self,
-        host: &str,
-        repository: &str,
-        reference: &str,
-        what: &str,
-    ) -> Result<Manifest> {
+    pub fn get_manifest(&self, at: &Repo<'_>, reference: &str) -> Result<Manifest> {
+        let (host, repository, what) = (at.host, at.repository, at.what);
         let path = format!("/v2/{repository}/manifests/{reference}");
         let expected: Option<Digest> = reference.parse().ok();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let resp = self.send(
-                host,
-                repository,
-                what,
-                Method::GET,
-                &path,
-                Some(MANIFEST_ACCEPT),
-            )?;
+            let resp = self.send(at, Method::GET, &path, Some(MANIFEST_ACCEPT))?;
             let header_type = resp
                 .headers()
                 .get(CONTENT_TYPE)
@@ -220,8 +210,8 @@ impl Client {
                         format!("the manifest is larger than {MAX_MANIFEST} bytes"),
                     ))
                 }
-                Err(BodyError::Io(_)) if attempt < self.opts.retry.attempts => {
-                    self.pause(attempt, None);
+                Err(BodyError::Io(e)) if attempt < self.opts.retry.attempts => {
+                    self.retrying(at, attempt, None, &format!("reading the manifest: {e}"));
                     continue;
                 }
                 Err(BodyError::Io(e)) => {
@@ -289,13 +279,12 @@ impl Client {
         digest: &Digest,
         size: u64,
         store: &Store,
-        reporter: &dyn Reporter,
     ) -> Result<()> {
-        let (host, repository, what) = (at.host, at.repository, at.what);
+        let (host, what, reporter) = (at.host, at.what, at.reporter);
         if store.size(digest) == Some(size) && store.has(digest) {
             return Ok(());
         }
-        let path = format!("/v2/{repository}/blobs/{digest}");
+        let path = format!("/v2/{}/blobs/{digest}", at.repository);
         reporter.report(Event::DownloadStarted {
             reference: what,
             digest,
@@ -304,7 +293,7 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let resp = self.send(host, repository, what, Method::GET, &path, None)?;
+            let resp = self.send(at, Method::GET, &path, None)?;
             let mut writer = store.writer()?;
             let mut source = Marked {
                 inner: resp,
@@ -330,13 +319,12 @@ impl Client {
                 Err(CopyError::Write(e)) => return Err(Error::io(store.root().join("tmp"), e)),
                 Err(CopyError::Read(e)) if source.failed => {
                     if attempt < self.opts.retry.attempts {
-                        self.warn(
-                            reporter,
-                            &format!(
-                                "registry {host}: download of {digest} broke off ({e}); retrying"
-                            ),
+                        self.retrying(
+                            at,
+                            attempt,
+                            None,
+                            &format!("download of {digest} broke off ({e})"),
                         );
-                        self.pause(attempt, None);
                         continue;
                     }
                     return Err(self.err(
@@ -378,16 +366,24 @@ impl Client {
                 format!("blob {digest} is {size} bytes, too large for a JSON document"),
             ));
         }
-        self.fetch_blob(at, digest, size, store, &crate::progress::Silent)?;
+        self.fetch_blob(at, digest, size, store)?;
         store.read(digest)
     }
 
-    fn warn(&self, reporter: &dyn Reporter, message: &str) {
-        reporter.report(Event::Warning { message });
-    }
-
-    fn pause(&self, attempt: u32, retry_after: Option<Duration>) {
-        std::thread::sleep(self.opts.retry.delay(attempt, retry_after));
+    /// Says why and for how long, then waits before another attempt.
+    fn retrying(&self, at: &Repo<'_>, attempt: u32, retry_after: Option<Duration>, why: &str) {
+        let delay = self.opts.retry.delay(attempt, retry_after);
+        at.reporter.report(Event::Warning {
+            message: &format!(
+                "registry {}: {}: {why}; retrying in {:.1} s (attempt {} of {})",
+                at.host,
+                at.what,
+                delay.as_secs_f64(),
+                attempt + 1,
+                self.opts.retry.attempts
+            ),
+        });
+        std::thread::sleep(delay);
     }
 
     fn err(
@@ -412,19 +408,18 @@ impl Client {
     /// carrying the registry's code and message.
     fn send(
         &self,
-        host: &str,
-        repository: &str,
-        what: &str,
+        at: &Repo<'_>,
         method: Method,
         path: &str,
         accept: Option<&str>,
     ) -> Result<Response> {
-        let base = self.base_url(host, what)?;
+        let (host, repository, what) = (at.host, at.repository, at.what);
+        let base = self.base_url(at)?;
         let url = format!("{base}{path}");
         let mut renewed = false;
         loop {
-            let auth = self.authorization(host, repository, what)?;
-            let resp = self.execute(host, what, || {
+            let auth = self.authorization(at)?;
+            let resp = self.execute(at, || {
                 let mut req = self.http.request(method.clone(), &url);
                 if let Some(a) = accept {
                     req = req.header(ACCEPT, a);
@@ -456,12 +451,8 @@ impl Client {
     }
 
     /// Runs a request, retrying connection failures and 408/429/5xx.
-    fn execute(
-        &self,
-        host: &str,
-        what: &str,
-        build: impl Fn() -> RequestBuilder,
-    ) -> Result<Response> {
+    fn execute(&self, at: &Repo<'_>, build: impl Fn() -> RequestBuilder) -> Result<Response> {
+        let (host, what) = (at.host, at.what);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -475,14 +466,14 @@ impl Client {
                             .get(RETRY_AFTER)
                             .and_then(|v| v.to_str().ok())
                             .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
-                        self.pause(attempt, after);
+                        self.retrying(at, attempt, after, &format!("HTTP {status}"));
                         continue;
                     }
                     return Ok(resp);
                 }
                 Err(e) => match classify(&e) {
-                    SendError::Transient(_) if !last => {
-                        self.pause(attempt, None);
+                    SendError::Transient(m) if !last => {
+                        self.retrying(at, attempt, None, &m);
                         continue;
                     }
                     SendError::Transient(m) => return Err(self.err(host, what, None, None, m)),
@@ -515,7 +506,8 @@ impl Client {
     /// `https://host` or, where allowed and HTTPS does not answer,
     /// `http://host`; found once per host by pinging `/v2/`, which also
     /// tells how the registry wants to be authenticated.
-    fn base_url(&self, host: &str, what: &str) -> Result<String> {
+    fn base_url(&self, at: &Repo<'_>) -> Result<String> {
+        let host = at.host;
         if let Some(u) = self.with_host(host, |h| h.base_url.clone()) {
             return Ok(u);
         }
@@ -533,12 +525,12 @@ impl Client {
                 }
                 Err(_) => {
                     let http = format!("http://{host}");
-                    let r = self.execute(host, what, || ping(&http))?;
+                    let r = self.execute(at, || ping(&http))?;
                     (http, r)
                 }
             }
         } else {
-            let r = self.execute(host, what, || ping(&https))?;
+            let r = self.execute(at, || ping(&https))?;
             (https, r)
         };
         let challenge = if resp.status().as_u16() == 401 {
@@ -573,7 +565,8 @@ impl Client {
     }
 
     /// The `Authorization` value for a request, if the registry wants one.
-    fn authorization(&self, host: &str, repository: &str, what: &str) -> Result<Option<String>> {
+    fn authorization(&self, at: &Repo<'_>) -> Result<Option<String>> {
+        let (host, repository) = (at.host, at.repository);
         let Some(challenge) = self.with_host(host, |h| h.challenge.clone()) else {
             return Ok(None);
         };
@@ -595,7 +588,7 @@ impl Client {
                         return Ok(Some(format!("Bearer {}", t.value)));
                     }
                 }
-                let token = self.fetch_token(host, what, &realm, service.as_deref(), &scope)?;
+                let token = self.fetch_token(at, &realm, service.as_deref(), &scope)?;
                 let header = format!("Bearer {}", token.value);
                 self.tokens.lock().expect("tokens lock").insert(key, token);
                 Ok(Some(header))
@@ -605,12 +598,12 @@ impl Client {
 
     fn fetch_token(
         &self,
-        host: &str,
-        what: &str,
+        at: &Repo<'_>,
         realm: &str,
         service: Option<&str>,
         scope: &str,
     ) -> Result<Token> {
+        let (host, what) = (at.host, at.what);
         let credential = self.credential(host)?;
         let realm_host = reqwest::Url::parse(realm)
             .ok()
@@ -630,7 +623,7 @@ impl Client {
                 ));
             }
         }
-        let resp = self.execute(host, what, || match &credential {
+        let resp = self.execute(at, || match &credential {
             Some(Credential::IdentityToken(refresh)) => {
                 let mut form = vec![
                     ("grant_type", "refresh_token"),
