@@ -1,5 +1,6 @@
 //! `gantry pull`.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -71,6 +72,9 @@ pub fn run(args: PullArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
         image: &r.to_string(),
         path: &args.output.display().to_string(),
     });
-    println!("{r} {}", loaded.image.manifest_digest);
-    Ok(())
+    // print! panics on a closed pipe; a reader that went away is an error.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{r} {}", loaded.image.manifest_digest)
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::io("<stdout>", e))
 }
