@@ -418,3 +418,70 @@ fn tls_with_a_private_ca_and_htpasswd_basic_auth() {
     assert!(e.contains("HTTP 401") && e.contains("UNAUTHORIZED"), "{e}");
     secret_free(&out, &bad_auth, bad);
 }
+
+#[test]
+fn docker_manifest_lists_and_schema2_manifests_are_read() {
+    if !peers() {
+        return;
+    }
+    let Some(busybox) = common::busybox() else {
+        return;
+    };
+    let reg = DockerRegistry::start(Options::default());
+    let work = tempfile::tempdir().unwrap();
+    let (layout, _, _) = umoci_layout(work.path(), &busybox);
+    let name = format!("{}/test/busybox:v2s2", reg.host());
+    skopeo_push(
+        &layout,
+        "multi",
+        &name,
+        &["--dest-tls-verify=false", "--format=v2s2"],
+    );
+    let raw = sh(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{name}")));
+    assert!(
+        raw.contains("application/vnd.docker.distribution.manifest.list.v2+json"),
+        "{raw}"
+    );
+
+    let p = project(&name, Some("linux/arm64"));
+    ok(&p, &["build", "-o", "out/"]);
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(p.join("out/index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &fs::read(
+            p.join("out/blobs/sha256")
+                .join(digest.strip_prefix("sha256:").unwrap()),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    // The base's schema2 manifest is the recorded base; its Docker layer
+    // media types are written with their OCI names.
+    let base = manifest["annotations"]["org.opencontainers.image.base.digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let base_raw = sh(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{}/test/busybox@{base}", reg.host())));
+    assert!(
+        base_raw.contains("application/vnd.docker.distribution.manifest.v2+json"),
+        "{base_raw}"
+    );
+    for l in manifest["layers"].as_array().unwrap() {
+        assert!(
+            l["mediaType"]
+                .as_str()
+                .unwrap()
+                .starts_with("application/vnd.oci.image.layer."),
+            "{l}"
+        );
+    }
+    let arch = sh(Command::new("skopeo")
+        .args(["inspect", "--config"])
+        .arg(format!("oci:{}", p.join("out").display())));
+    assert!(arch.contains("\"arm64\""), "{arch}");
+}
