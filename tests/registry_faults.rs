@@ -305,6 +305,29 @@ fn credential_helpers_are_asked_with_the_docker_protocol() {
         reg.host(),
         "the helper is asked once, for the host"
     );
+
+    // The same helper as the default store (`credsStore`).
+    p.write(".docker/config.json", r#"{"credsStore":"test"}"#);
+    fs::remove_dir_all(p.store.path()).unwrap();
+    let out = p
+        .cmd()
+        .env("DOCKER_CONFIG", p.join(".docker"))
+        .env("REGISTRY_AUTH_FILE", p.join("none.json"))
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("MARKER", p.join("asked"))
+        .args(["build"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let asked = fs::read_to_string(p.join("asked")).unwrap();
+    assert_eq!(asked.lines().count(), 2, "{asked}");
     for line in reg.log().iter().filter(|l| l.contains("/v2/test/")) {
         assert!(line.ends_with("basic"), "{line}");
     }

@@ -323,6 +323,25 @@ mod tests {
     }
 
     #[test]
+    fn helpers_are_asked_for_docker_hub_by_its_v1_key() {
+        assert_eq!(server_url("registry-1.docker.io"), DOCKER_HUB_KEY);
+        assert_eq!(server_url("docker.io"), DOCKER_HUB_KEY);
+        assert_eq!(server_url("ghcr.io"), "ghcr.io");
+        assert!(same_registry(
+            "https://index.docker.io/v1/",
+            "registry-1.docker.io"
+        ));
+        assert!(same_registry(
+            "https://registry.internal:5000",
+            "registry.internal:5000"
+        ));
+        assert!(!same_registry(
+            "registry.internal",
+            "registry.internal:5000"
+        ));
+    }
+
+    #[test]
     fn debug_never_shows_secrets() {
         let c = Credential::Basic {
             username: "u".into(),
