@@ -31,6 +31,8 @@ pub struct BuildOptions {
     pub stamp: Option<StampSources>,
     /// SOURCE_DATE_EPOCH, when set (stamped builds use it for BUILD_TIMESTAMP).
     pub source_date_epoch: Option<u64>,
+    /// How registry bases are reached (network, lock, offline).
+    pub registry: std::sync::Arc<crate::registry::bases::BaseOptions>,
 }
 
 impl BuildOptions {
@@ -42,6 +44,7 @@ impl BuildOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             stamp: None,
             source_date_epoch: sde,
+            registry: Default::default(),
         })
     }
 }
@@ -128,7 +131,7 @@ fn build_one(
     reporter: &dyn Reporter,
 ) -> Result<BuiltImage> {
     let created = values.created.clone();
-    let (base, base_annotations) = base_image(spec, built, store)?;
+    let (base, base_annotations) = base_image(spec, built, store, opts, reporter)?;
 
     let mut config = match &base {
         Some(b) => b.config.clone(),
@@ -249,6 +252,8 @@ fn base_image(
     spec: &ImageSpec,
     built: &HashMap<String, Image>,
     store: &Store,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
 ) -> Result<(Option<Image>, BTreeMap<String, String>)> {
     let mut ann = BTreeMap::new();
     let base = match &spec.base {
@@ -261,22 +266,31 @@ fn base_image(
             location: spec.location.clone(),
             message: format!("image {:?}: base: {e}", spec.name),
         })?,
-        BaseSpec::Registry(r) => {
-            return Err(Error::BuildFile {
-                location: spec.location.clone(),
-                message: format!(
-                    "image {:?}: base {r} is in a registry; registry bases are not supported \
-                     by this version (use \"oci:PATH\" or \"docker-archive:PATH\")",
-                    spec.name
-                ),
-            })
-        }
+        BaseSpec::Registry(r) => registry_base(spec, r, store, opts, reporter)?,
     };
     ann.insert(
         ANNOTATION_BASE_DIGEST.into(),
         base.manifest_digest.to_string(),
     );
     Ok((Some(base), ann))
+}
+
+/// Loads a registry base (manifest and config only) and records it by name.
+fn registry_base(
+    spec: &ImageSpec,
+    r: &Reference,
+    store: &Store,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<Image> {
+    let loaded = opts
+        .registry
+        .load_base(r, spec.platform.as_ref(), store, reporter)
+        .map_err(|e| Error::BuildFile {
+            location: spec.location.clone(),
+            message: format!("image {:?}: base: {e}", spec.name),
+        })?;
+    Ok(loaded.image)
 }
 
 /// Docker's layer media types name the same bytes as OCI's; an OCI manifest

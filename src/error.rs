@@ -50,6 +50,26 @@ pub enum Error {
         message: String,
     },
 
+    /// A registry refused or failed a request. `code` and `message` are the
+    /// registry's own (from its `errors` body) when it sent them; nothing
+    /// here ever holds a credential or a token.
+    #[error("registry {registry}: {reference}: {}", describe_registry_error(*status, code.as_deref(), message))]
+    Registry {
+        registry: String,
+        reference: String,
+        status: Option<u16>,
+        code: Option<String>,
+        message: String,
+    },
+
+    /// Offline mode was asked for and something is not in the store.
+    #[error("offline: {0}")]
+    Offline(String),
+
+    /// `gantry.lock` is missing, unreadable or does not match the build file.
+    #[error("{}: {message}", path.display())]
+    Lock { path: PathBuf, message: String },
+
     /// The request itself does not make sense (bad flag combination, unknown image).
     #[error("{0}")]
     Usage(String),
@@ -69,6 +89,26 @@ impl Error {
             message: message.into(),
         }
     }
+}
+
+fn describe_registry_error(status: Option<u16>, code: Option<&str>, message: &str) -> String {
+    let mut out = String::new();
+    if let Some(s) = status {
+        out.push_str(&format!("HTTP {s}"));
+    }
+    if let Some(c) = code {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(c);
+    }
+    if !message.is_empty() {
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(message);
+    }
+    out
 }
 
 /// Attach a path to an `io::Result`, the way `fs-err` does, without a wrapper type.

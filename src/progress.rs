@@ -34,6 +34,26 @@ pub enum Event<'a> {
         image: &'a str,
         path: &'a str,
     },
+    /// A tag or digest reference was resolved in a registry.
+    BaseResolved {
+        reference: &'a str,
+        digest: &'a Digest,
+    },
+    /// A blob is being downloaded from a registry; `size` from its descriptor.
+    DownloadStarted {
+        reference: &'a str,
+        digest: &'a Digest,
+        size: u64,
+    },
+    DownloadProgress {
+        digest: &'a Digest,
+        done: u64,
+    },
+    DownloadFinished {
+        reference: &'a str,
+        digest: &'a Digest,
+        size: u64,
+    },
     Warning {
         message: &'a str,
     },

@@ -415,10 +415,6 @@ fn other_invalid_declarations_are_refused_where_they_are() {
             "[image.x]\nbase = \"oci:missing-layout\"\n".to_string(),
             &["gantry.toml:1:", "image \"x\": base", "missing-layout"],
         ),
-        (
-            "[image.x]\nbase = \"docker.io/library/busybox:latest\"\n".to_string(),
-            &["registry bases are not supported"],
-        ),
         ("".to_string(), &["no images declared"]),
     ];
     for (text, expect) in cases {

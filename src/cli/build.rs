@@ -38,6 +38,13 @@ pub struct BuildArgs {
 
     #[command(flatten)]
     stamp: StampArgs,
+
+    /// Fail unless gantry.lock exists and pins every registry base.
+    #[arg(long)]
+    locked: bool,
+
+    #[command(flatten)]
+    registry: super::registry::RegistryArgs,
 }
 
 /// Release stamping, shared by the verbs that build.
@@ -97,6 +104,7 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
         opts.threads = j;
     }
     opts.stamp = args.stamp.sources();
+    opts.registry = registry_options(&args, &file)?;
     let built = build::build(&file, &args.images, &store, &opts, reporter)?;
 
     let to_stdout = args.output.as_deref() == Some(Path::new("-"));
@@ -112,6 +120,8 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
             .map(|b| &b.image)
             .filter(|i| args.images.is_empty() || args.images.contains(&i.name))
             .collect();
+        // Registry bases are loaded without their layers; a sink needs them.
+        opts.registry.ensure_blobs(&selected, &store, reporter)?;
         write_output(&selected, &store, out, format)?;
         if !to_stdout {
             for i in &selected {
@@ -134,6 +144,15 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
             .map_err(|e| Error::io("<stdout>", e))?;
     }
     Ok(())
+}
+
+fn registry_options(
+    args: &BuildArgs,
+    file: &BuildFile,
+) -> Result<std::sync::Arc<gantry::registry::bases::BaseOptions>> {
+    let mut o = args.registry.base_options();
+    super::registry::attach_lock(&mut o, file, &args.file, args.locked)?;
+    Ok(std::sync::Arc::new(o))
 }
 
 fn output_format(out: &Path, explicit: Option<OutputFormat>) -> Result<Format> {

@@ -2,6 +2,9 @@
 
 mod build;
 mod inspect;
+mod lock;
+mod pull;
+mod registry;
 mod reporter;
 
 use std::path::PathBuf;
@@ -49,6 +52,10 @@ enum Command {
     Build(build::BuildArgs),
     /// Show what an image tarball or OCI layout contains.
     Inspect(inspect::InspectArgs),
+    /// Resolve every registry base to digests and write gantry.lock.
+    Lock(lock::LockArgs),
+    /// Copy an image from a registry into an OCI layout or docker tarball.
+    Pull(pull::PullArgs),
 }
 
 /// Runs the command line; returns the process exit status.
@@ -64,6 +71,8 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Command::Build(args) => build::run(args, &store_root, &reporter),
         Command::Inspect(args) => inspect::run(args),
+        Command::Lock(args) => lock::run(args, &store_root, &reporter),
+        Command::Pull(args) => pull::run(args, &store_root, &reporter),
     };
     reporter.finish();
     match result {

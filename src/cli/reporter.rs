@@ -66,6 +66,12 @@ fn short(d: &gantry::Digest) -> String {
     d.to_string()[..19].to_string()
 }
 
+/// Downloads share the bar map with layers; no image is named "" so the
+/// keys cannot collide.
+fn download_key(digest: &gantry::Digest) -> (String, String) {
+    (String::new(), digest.to_string())
+}
+
 impl Reporter for CliReporter {
     fn report(&self, event: Event<'_>) {
         match event {
@@ -127,6 +133,65 @@ impl Reporter for CliReporter {
             }
             Event::OutputWritten { image, path } => {
                 self.line(format!("{image}: written to {path}"));
+            }
+            Event::BaseResolved { reference, digest } => {
+                self.line(format!("{reference}: resolved to {}", short(digest)));
+            }
+            Event::DownloadStarted {
+                reference,
+                digest,
+                size,
+            } => {
+                if self.mode == ProgressMode::Bar {
+                    let bar = self.multi.add(ProgressBar::new(size));
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{prefix:.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                        )
+                        .expect("static template")
+                        .progress_chars("=> "),
+                    );
+                    bar.set_prefix(format!("pull {}", short(digest)));
+                    self.bars
+                        .lock()
+                        .expect("bars lock")
+                        .insert(download_key(digest), bar);
+                } else {
+                    self.line(format!(
+                        "{reference}: downloading {} ({})",
+                        short(digest),
+                        human_size(size)
+                    ));
+                }
+            }
+            Event::DownloadProgress { digest, done } => {
+                if let Some(bar) = self
+                    .bars
+                    .lock()
+                    .expect("bars lock")
+                    .get(&download_key(digest))
+                {
+                    bar.set_position(done);
+                }
+            }
+            Event::DownloadFinished {
+                reference,
+                digest,
+                size,
+            } => {
+                if let Some(bar) = self
+                    .bars
+                    .lock()
+                    .expect("bars lock")
+                    .remove(&download_key(digest))
+                {
+                    bar.finish_and_clear();
+                }
+                self.line(format!(
+                    "{reference}: downloaded {} ({})",
+                    short(digest),
+                    human_size(size)
+                ));
             }
             Event::Warning { message } => {
                 // Warnings show even in quiet mode.

@@ -5,6 +5,8 @@
 
 pub mod digest;
 pub mod docker;
+pub mod docker_registry;
+pub mod fake_registry;
 pub mod fixture;
 pub mod git;
 pub mod host;

@@ -1,0 +1,116 @@
+//! Registry options shared by `build`, `lock` and `pull`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use gantry::buildfile::{BaseSpec, BuildFile, Platform};
+use gantry::error::{Error, Result};
+use gantry::lock::{self, LockFile};
+use gantry::reference::Reference;
+use gantry::registry::bases::BaseOptions;
+use gantry::registry::ClientOptions;
+
+#[derive(Args, Clone, Default)]
+pub struct RegistryArgs {
+    /// A registry (HOST[:PORT]) that may be reached over plain HTTP when it
+    /// does not answer HTTPS. Loopback registries always may. Repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure: Vec<String>,
+
+    /// Also trust the CA certificates in this PEM file. Repeatable.
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    pub ca_certs: Vec<PathBuf>,
+
+    /// Never use the network: every manifest, config and layer needed must be
+    /// in the store already.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+impl RegistryArgs {
+    pub fn client_options(&self) -> ClientOptions {
+        let mut o = ClientOptions::from_env();
+        o.insecure.extend(self.insecure.iter().cloned());
+        o.ca_certs.extend(self.ca_certs.iter().cloned());
+        o
+    }
+
+    pub fn base_options(&self) -> BaseOptions {
+        let mut b = BaseOptions::new(self.client_options());
+        b.offline = self.offline;
+        b
+    }
+}
+
+/// Every registry base of the build file with the platform it is used for,
+/// once each, in a stable order.
+pub fn registry_bases(file: &BuildFile) -> Vec<(Reference, Option<Platform>)> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for spec in file.images.values() {
+        if let BaseSpec::Registry(r) = &spec.base {
+            let r = &r.clone().with_default_tag();
+            if seen.insert((r.to_string(), spec.platform.as_ref().map(|p| p.to_string()))) {
+                out.push((r.clone(), spec.platform.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Reads `gantry.lock` beside the build file into `opts`. With `locked`, a
+/// missing lock, one that lacks a base, or one that lists bases the build
+/// file no longer uses is an error (a missing platform is caught when the
+/// base is loaded).
+pub fn attach_lock(
+    opts: &mut BaseOptions,
+    file: &BuildFile,
+    build_file: &Path,
+    locked: bool,
+) -> Result<()> {
+    let path = lock::path_for(build_file);
+    let lock = LockFile::load(&path)?;
+    let bases = registry_bases(file);
+    if locked {
+        let Some(l) = &lock else {
+            if bases.is_empty() {
+                return Ok(());
+            }
+            return Err(Error::Lock {
+                path,
+                message: format!(
+                    "--locked needs a lock file, and there is none; run `gantry lock` \
+                     (base {} is not locked)",
+                    bases[0].0
+                ),
+            });
+        };
+        if let Some((missing, _)) = bases
+            .iter()
+            .find(|(r, _)| !l.base.contains_key(&r.to_string()))
+        {
+            return Err(Error::Lock {
+                path,
+                message: format!(
+                    "base {missing} is not in the lock; run `gantry lock` (the lock is stale)"
+                ),
+            });
+        }
+        let used: BTreeSet<String> = bases.iter().map(|(r, _)| r.to_string()).collect();
+        if let Some(extra) = l.base.keys().find(|k| !used.contains(*k)) {
+            return Err(Error::Lock {
+                path,
+                message: format!(
+                    "base {extra} is locked but no image uses it; run `gantry lock` (the lock \
+                     is stale)"
+                ),
+            });
+        }
+    }
+    opts.lock = lock;
+    opts.lock_path = Some(path);
+    opts.locked = locked;
+    Ok(())
+}

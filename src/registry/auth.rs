@@ -1,0 +1,208 @@
+//! Authentication challenges and bearer tokens.
+//!
+//! A registry answers 401 with `WWW-Authenticate`: `Basic realm=..` (send the
+//! credential on every request) or `Bearer realm=..,service=..,scope=..`
+//! (exchange the credential, or nothing, for a token at `realm`). Tokens are
+//! scoped to repositories and expire (`expires_in`, 60 s when absent), so
+//! they are cached per scope and renewed shortly before they run out.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+/// A token is renewed this long before it expires, so that a request sent
+/// just before expiry does not arrive just after.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
+/// What the token spec says to assume when `expires_in` is absent.
+pub const DEFAULT_EXPIRES_IN: u64 = 60;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
+}
+
+/// Parses a `WWW-Authenticate` value. Unknown schemes give `None`.
+pub fn parse_challenge(header: &str) -> Option<Challenge> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    let params = parse_params(rest);
+    match scheme.to_ascii_lowercase().as_str() {
+        "basic" => Some(Challenge::Basic),
+        "bearer" => Some(Challenge::Bearer {
+            realm: params.get("realm")?.clone(),
+            service: params.get("service").cloned(),
+            scope: params.get("scope").cloned(),
+        }),
+        _ => None,
+    }
+}
+
+/// `key=value` or `key="quoted, value"` pairs separated by commas.
+fn parse_params(s: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c == ',' {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        if key.is_empty() {
+            break;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'=') {
+            chars.next();
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            if let Some(n) = chars.next() {
+                                value.push(n);
+                            }
+                        }
+                        '"' => break,
+                        c => value.push(c),
+                    }
+                }
+            } else {
+                while let Some(&c) = chars.peek() {
+                    if c == ',' {
+                        break;
+                    }
+                    value.push(c);
+                    chars.next();
+                }
+                value = value.trim().to_string();
+            }
+        }
+        out.insert(key.trim().to_ascii_lowercase(), value);
+    }
+    out
+}
+
+/// A bearer token and when to stop using it.
+#[derive(Clone)]
+pub struct Token {
+    pub value: String,
+    pub renew_at: Instant,
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl Token {
+    pub fn new(value: String, expires_in: Option<u64>, now: Instant) -> Token {
+        let life = Duration::from_secs(expires_in.unwrap_or(DEFAULT_EXPIRES_IN).max(1));
+        // A short-lived token is still used at least once.
+        let margin = EXPIRY_MARGIN.min(life / 2);
+        Token {
+            value,
+            renew_at: now + life - margin,
+        }
+    }
+
+    pub fn fresh(&self, now: Instant) -> bool {
+        now < self.renew_at
+    }
+}
+
+/// The token endpoint's answer; `token` and `access_token` are synonyms.
+#[derive(Deserialize)]
+pub struct TokenResponse {
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub access_token: Option<String>,
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+}
+
+impl TokenResponse {
+    pub fn into_token(self, now: Instant) -> Option<Token> {
+        let value = self
+            .token
+            .filter(|t| !t.is_empty())
+            .or(self.access_token.filter(|t| !t.is_empty()))?;
+        Some(Token::new(value, self.expires_in, now))
+    }
+}
+
+/// `repository:<repo>:pull`, the scope a pull needs.
+pub fn pull_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_with_quoted_commas() {
+        let c = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull,push""#,
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Challenge::Bearer {
+                realm: "https://auth.docker.io/token".into(),
+                service: Some("registry.docker.io".into()),
+                scope: Some("repository:library/alpine:pull,push".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn parses_basic_and_refuses_unknown() {
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(parse_challenge("Negotiate"), None);
+        assert_eq!(
+            parse_challenge("Bearer service=x"),
+            None,
+            "realm is required"
+        );
+    }
+
+    #[test]
+    fn tokens_expire_with_a_margin_and_default_to_60s() {
+        let now = Instant::now();
+        let t = Token::new("t".into(), None, now);
+        assert!(t.fresh(now + Duration::from_secs(50)));
+        assert!(!t.fresh(now + Duration::from_secs(56)));
+        let short = Token::new("t".into(), Some(2), now);
+        assert!(short.fresh(now));
+        assert!(!short.fresh(now + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn token_response_accepts_both_names() {
+        let now = Instant::now();
+        let r: TokenResponse = serde_json::from_str(r#"{"access_token":"a"}"#).unwrap();
+        assert_eq!(r.into_token(now).unwrap().value, "a");
+        let r: TokenResponse = serde_json::from_str(r#"{"token":"","access_token":"b"}"#).unwrap();
+        assert_eq!(r.into_token(now).unwrap().value, "b");
+        let r: TokenResponse = serde_json::from_str(r#"{}"#).unwrap();
+        assert!(r.into_token(now).is_none());
+    }
+}

@@ -1,0 +1,454 @@
+//! Registry bases: from a reference (and perhaps a lock) to an [`Image`]
+//! whose manifest and config are in the store.
+//!
+//! Loading is shallow: layers are not downloaded, only recorded in the
+//! store's `meta/blob-sources/` as fetchable from their repository. An output
+//! that needs their bytes calls [`BaseOptions::ensure_blobs`] first, which
+//! downloads each missing layer once. Digests, not tags, decide everything
+//! after resolution, so a warm store builds offline with identical results.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::select::{self, host_platform};
+use super::{manifest_media_type, Client, ClientOptions, Manifest, Repo};
+use crate::buildfile::Platform;
+use crate::config::ImageConfig;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::image::{Image, LayerDesc};
+use crate::lock::{LockFile, LockedBase};
+use crate::progress::{Event, Reporter};
+use crate::reference::Reference;
+use crate::spec;
+use crate::store::Store;
+
+const TAGS_META: &str = "registry-tags";
+const SOURCES_META: &str = "blob-sources";
+
+/// How registry bases are reached: the network (or not), and the lock.
+#[derive(Debug, Default)]
+pub struct BaseOptions {
+    pub client_options: Option<ClientOptions>,
+    /// Never touch the network; everything must be in the store.
+    pub offline: bool,
+    /// `gantry.lock` as read, and where it was read from.
+    pub lock: Option<LockFile>,
+    pub lock_path: Option<PathBuf>,
+    /// Every base must be in the lock, as the build file has it.
+    pub locked: bool,
+    client: Mutex<Option<Arc<Client>>>,
+}
+
+/// Where a layer that is not in the store can be downloaded from.
+#[derive(Debug, Serialize, Deserialize)]
+struct BlobSource {
+    registry: String,
+    repository: String,
+}
+
+/// What a tag resolved to when last asked, for `--offline` without a lock.
+#[derive(Debug, Serialize, Deserialize)]
+struct TagRecord {
+    reference: String,
+    digest: Digest,
+}
+
+/// A base as loaded, and what pinned it.
+#[derive(Debug, Clone)]
+pub struct LoadedBase {
+    pub image: Image,
+    pub top: Digest,
+    pub top_media_type: String,
+    /// The platform key a lock records this manifest under.
+    pub platform: String,
+}
+
+impl BaseOptions {
+    pub fn new(client_options: ClientOptions) -> BaseOptions {
+        BaseOptions {
+            client_options: Some(client_options),
+            ..Default::default()
+        }
+    }
+
+    /// The client, made on first use so that builds without registry bases
+    /// never read credentials or certificates.
+    pub fn client(&self, what: &str) -> Result<Arc<Client>> {
+        if self.offline {
+            return Err(Error::Offline(format!(
+                "{what} would need the registry, and --offline forbids it"
+            )));
+        }
+        let mut slot = self.client.lock().expect("client lock");
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let opts = self
+            .client_options
+            .clone()
+            .unwrap_or_else(ClientOptions::from_env);
+        let c = Arc::new(Client::new(opts)?);
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    fn lock_error(&self, message: String) -> Error {
+        Error::Lock {
+            path: self
+                .lock_path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(crate::lock::LOCK_FILE_NAME)),
+            message,
+        }
+    }
+
+    /// Loads the base `r` for `want` (the build file's platform, if any).
+    pub fn load_base(
+        &self,
+        r: &Reference,
+        want: Option<&Platform>,
+        store: &Store,
+        reporter: &dyn Reporter,
+    ) -> Result<LoadedBase> {
+        let r = &r.clone().with_default_tag();
+        let name = r.to_string();
+        let key = want.cloned().unwrap_or_else(host_platform).to_string();
+        let locked = self.lock.as_ref().and_then(|l| l.base.get(&name));
+        if let (Some(entry), Some(d)) = (locked, r.digest) {
+            if entry.digest != d {
+                return Err(self.lock_error(format!(
+                    "base {name}: the lock has {}; run `gantry lock --update {name}`",
+                    entry.digest
+                )));
+            }
+        }
+        let from_lock = locked.and_then(|entry| {
+            let single = entry.platforms.len() == 1
+                && entry.platforms.values().next() == Some(&entry.digest);
+            if single && want.is_none() {
+                entry
+                    .platforms
+                    .iter()
+                    .next()
+                    .map(|(k, d)| (entry, k.clone(), *d))
+            } else {
+                entry.platforms.get(&key).map(|d| (entry, key.clone(), *d))
+            }
+        });
+        if self.locked && from_lock.is_none() {
+            let why = if locked.is_none() {
+                format!("base {name} is not in the lock")
+            } else {
+                format!("base {name} is locked without platform {key}")
+            };
+            return Err(self.lock_error(format!(
+                "{why}; run `gantry lock --update {name}` (the lock is stale)"
+            )));
+        }
+        if let Some((entry, platform, manifest)) = from_lock {
+            let m = self.manifest_by_digest(r, &manifest, store, reporter)?;
+            let image = self.image_from_manifest(r, m, store, reporter)?;
+            return Ok(LoadedBase {
+                image,
+                top: entry.digest,
+                top_media_type: entry.media_type.clone(),
+                platform,
+            });
+        }
+        let top = self.resolve_top(r, store, reporter)?;
+        self.load_top(r, top, want, store, reporter)
+    }
+
+    /// Resolves `r` in the registry, ignoring any lock, for `gantry lock`.
+    pub fn resolve_for_lock(
+        &self,
+        r: &Reference,
+        want: Option<&Platform>,
+        store: &Store,
+        reporter: &dyn Reporter,
+    ) -> Result<(String, LockedBase)> {
+        let r = &r.clone().with_default_tag();
+        let top = match r.digest {
+            Some(d) => self.manifest_by_digest(r, &d, store, reporter)?,
+            None => self.fetch_tag(r, store, reporter)?,
+        };
+        let loaded = self.load_top(r, top, want, store, reporter)?;
+        let entry = LockedBase {
+            digest: loaded.top,
+            media_type: loaded.top_media_type,
+            platforms: [(loaded.platform, loaded.image.manifest_digest)]
+                .into_iter()
+                .collect(),
+        };
+        Ok((r.to_string(), entry))
+    }
+
+    fn load_top(
+        &self,
+        r: &Reference,
+        top: Manifest,
+        want: Option<&Platform>,
+        store: &Store,
+        reporter: &dyn Reporter,
+    ) -> Result<LoadedBase> {
+        let (top_digest, top_media_type) = (top.digest, top.media_type.clone());
+        if top.is_index() {
+            let want = want.cloned().unwrap_or_else(host_platform);
+            let what = format!("base {r} (index {top_digest})");
+            let cands = select::candidates(&top.bytes, &what)?;
+            let chosen = select::choose(&cands, &want, &what)?;
+            let m = self.manifest_by_digest(r, &chosen.digest, store, reporter)?;
+            let image = self.image_from_manifest(r, m, store, reporter)?;
+            return Ok(LoadedBase {
+                image,
+                top: top_digest,
+                top_media_type,
+                platform: want.to_string(),
+            });
+        }
+        let image = self.image_from_manifest(r, top, store, reporter)?;
+        let platform = Platform::parse(&image.platform())
+            .map(|p| p.to_string())
+            .unwrap_or_else(|_| image.platform());
+        Ok(LoadedBase {
+            image,
+            top: top_digest,
+            top_media_type,
+            platform,
+        })
+    }
+
+    /// The manifest or index `r` names: by digest when it has one, else by
+    /// tag (over the network, or from the last resolution when offline).
+    fn resolve_top(
+        &self,
+        r: &Reference,
+        store: &Store,
+        reporter: &dyn Reporter,
+    ) -> Result<Manifest> {
+        if let Some(d) = r.digest {
+            return self.manifest_by_digest(r, &d, store, reporter);
+        }
+        if self.offline {
+            let rec: Option<TagRecord> = store.get_meta(TAGS_META, &tag_key(r));
+            let Some(rec) = rec else {
+                return Err(Error::Offline(format!(
+                    "base {r}: the store has never resolved this tag; run `gantry lock` or a \
+                     build without --offline first"
+                )));
+            };
+            return self.manifest_by_digest(r, &rec.digest, store, reporter);
+        }
+        self.fetch_tag(r, store, reporter)
+    }
+
+    fn fetch_tag(&self, r: &Reference, store: &Store, reporter: &dyn Reporter) -> Result<Manifest> {
+        let name = r.to_string();
+        let client = self.client(&format!("base {name}"))?;
+        let tag = r.tag.as_deref().unwrap_or("latest");
+        let m = client.get_manifest(&repo(r, &name, reporter), tag)?;
+        store.put(&m.bytes)?;
+        store.put_meta(
+            TAGS_META,
+            &tag_key(r),
+            &TagRecord {
+                reference: name.clone(),
+                digest: m.digest,
+            },
+        )?;
+        reporter.report(Event::BaseResolved {
+            reference: &name,
+            digest: &m.digest,
+        });
+        Ok(m)
+    }
+
+    fn manifest_by_digest(
+        &self,
+        r: &Reference,
+        digest: &Digest,
+        store: &Store,
+        reporter: &dyn Reporter,
+    ) -> Result<Manifest> {
+        if store.has(digest) {
+            let bytes = store.read(digest)?;
+            let media_type = manifest_media_type(&bytes, None);
+            return Ok(Manifest {
+                digest: *digest,
+                media_type,
+                bytes,
+            });
+        }
+        let what = format!("base {r}: manifest {digest}");
+        if self.offline {
+            return Err(Error::Offline(format!("{what} is not in the store")));
+        }
+        let client = self.client(&what)?;
+        let name = r.to_string();
+        let m = client.get_manifest(&repo(r, &name, reporter), &digest.to_string())?;
+        store.put(&m.bytes)?;
+        Ok(m)
+    }
+
+    fn image_from_manifest(
+        &self,
+        r: &Reference,
+        m: Manifest,
+        store: &Store,
+        reporter: &dyn Reporter,
+    ) -> Result<Image> {
+        let what = format!("base {r}: manifest {}", m.digest);
+        if m.is_index() {
+            return Err(Error::format(
+                what,
+                "is an index inside an index; gantry reads one level",
+            ));
+        }
+        let manifest = spec::parse_manifest(&m.bytes, &what)?;
+        let cd = manifest.config();
+        let config_media = cd.media_type().to_string();
+        if config_media != spec::OCI_CONFIG && config_media != spec::DOCKER_CONFIG {
+            return Err(Error::format(
+                what,
+                format!("not a container image: its config media type is {config_media}"),
+            ));
+        }
+        let config_digest = parse_digest(cd.digest(), &what)?;
+        let config_bytes = if store.size(&config_digest) == Some(cd.size()) {
+            store.read(&config_digest)?
+        } else if self.offline {
+            return Err(Error::Offline(format!(
+                "base {r}: config {config_digest} is not in the store"
+            )));
+        } else {
+            let client = self.client(&what)?;
+            let name = r.to_string();
+            client.fetch_small_blob(&repo(r, &name, reporter), &config_digest, cd.size(), store)?
+        };
+        let config_what = format!("base {r}: config {config_digest}");
+        let config = ImageConfig::parse(&config_bytes)
+            .map_err(|e| Error::format(&config_what, format!("not an image config: {e}")))?;
+        let ids = &config.rootfs.diff_ids;
+        if ids.len() != manifest.layers().len() {
+            return Err(Error::format(
+                config_what,
+                format!(
+                    "rootfs.diff_ids lists {} layers but the manifest has {}",
+                    ids.len(),
+                    manifest.layers().len()
+                ),
+            ));
+        }
+        let mut layers = Vec::new();
+        for (d, id) in manifest.layers().iter().zip(ids) {
+            let digest = parse_digest(d.digest(), &what)?;
+            let diff_id = Digest::from_str(id).map_err(|_| {
+                Error::format(
+                    &config_what,
+                    format!("diff_id {id:?} is not a sha256 digest"),
+                )
+            })?;
+            if store.size(&digest) != Some(d.size()) {
+                store.put_meta(
+                    SOURCES_META,
+                    &digest.hex(),
+                    &BlobSource {
+                        registry: r.registry.clone(),
+                        repository: r.repository.clone(),
+                    },
+                )?;
+            }
+            layers.push(LayerDesc {
+                media_type: d.media_type().to_string(),
+                digest,
+                size: d.size(),
+                diff_id,
+            });
+        }
+        let annotations: BTreeMap<String, String> = manifest
+            .annotations()
+            .as_ref()
+            .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        Ok(Image {
+            name: r.to_string(),
+            manifest_bytes: m.bytes,
+            manifest_digest: m.digest,
+            manifest_media_type: m.media_type,
+            config_bytes,
+            config_digest,
+            config,
+            layers,
+            tags: Vec::new(),
+            annotations,
+        })
+    }
+
+    /// Downloads, once, every layer of `images` the store lacks, from where
+    /// loading their base recorded it can be fetched. Sinks read only from
+    /// the store, so this runs before any of them.
+    pub fn ensure_blobs(
+        &self,
+        images: &[&Image],
+        store: &Store,
+        reporter: &dyn Reporter,
+    ) -> Result<()> {
+        for image in images {
+            for l in &image.layers {
+                if store.size(&l.digest) == Some(l.size) {
+                    continue;
+                }
+                let src: Option<BlobSource> = store.get_meta(SOURCES_META, &l.digest.hex());
+                let Some(src) = src else {
+                    return Err(Error::format(
+                        format!("image {:?}", image.name),
+                        format!("layer {} is not in the store", l.digest),
+                    ));
+                };
+                let r = Reference {
+                    registry: src.registry,
+                    repository: src.repository,
+                    tag: None,
+                    digest: None,
+                };
+                let what = r.to_string();
+                if self.offline {
+                    return Err(Error::Offline(format!(
+                        "image {:?}: layer {} of base {what} is not in the store",
+                        image.name, l.digest
+                    )));
+                }
+                let client = self.client(&what)?;
+                client.fetch_blob(&repo(&r, &what, reporter), &l.digest, l.size, store)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn repo<'a>(r: &'a Reference, what: &'a str, reporter: &'a dyn Reporter) -> Repo<'a> {
+    Repo {
+        host: r.registry_host(),
+        repository: &r.repository,
+        what,
+        reporter,
+    }
+}
+
+fn tag_key(r: &Reference) -> String {
+    Digest::of(r.to_string().as_bytes()).hex()
+}
+
+fn parse_digest(d: &oci_spec::image::Digest, what: &str) -> Result<Digest> {
+    Digest::from_str(d.as_ref()).map_err(|_| {
+        Error::format(
+            what,
+            format!("digest {d} is not supported (only sha256 is)"),
+        )
+    })
+}

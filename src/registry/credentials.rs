@@ -1,0 +1,365 @@
+//! Registry credentials, found where docker and podman keep them, so that a
+//! `docker login` or `podman login` done earlier is all gantry needs.
+//!
+//! Order (docker/cli's): in `$DOCKER_CONFIG/config.json` (or
+//! `~/.docker/config.json`), a `credHelpers` entry for the host, then
+//! `credsStore`, then `auths`; then podman's `auth.json`
+//! (`$REGISTRY_AUTH_FILE`, else `$XDG_RUNTIME_DIR/containers/auth.json`).
+//!
+//! `Debug` on the types here never shows a secret, so a credential cannot
+//! leak through a log line or an error built with `{:?}`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64::Engine;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The key Docker Hub credentials are stored under, a relic of the v1 API.
+pub const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
+const DOCKER_HUB_HOSTS: [&str; 4] = [
+    "docker.io",
+    "index.docker.io",
+    "registry-1.docker.io",
+    "registry.hub.docker.com",
+];
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    Basic {
+        username: String,
+        password: String,
+    },
+    /// An OAuth2 refresh token, exchanged at the token endpoint.
+    IdentityToken(String),
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
+            Credential::IdentityToken(_) => f.write_str("IdentityToken(<redacted>)"),
+        }
+    }
+}
+
+/// Where to look; [`CredentialSources::from_env`] is what users get, tests
+/// point it at temp files.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialSources {
+    pub docker_config: Option<PathBuf>,
+    pub podman_auth: Option<PathBuf>,
+}
+
+impl CredentialSources {
+    pub fn from_env() -> CredentialSources {
+        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        let docker_config = env("DOCKER_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| dirs::home_dir().map(|h| h.join(".docker")))
+            .map(|d| d.join("config.json"));
+        let podman_auth = env("REGISTRY_AUTH_FILE").map(PathBuf::from).or_else(|| {
+            env("XDG_RUNTIME_DIR").map(|d| PathBuf::from(d).join("containers/auth.json"))
+        });
+        CredentialSources {
+            docker_config,
+            podman_auth,
+        }
+    }
+
+    /// The credential for `host` (as contacted, e.g. `registry-1.docker.io`),
+    /// or `None` for anonymous access.
+    pub fn lookup(&self, host: &str) -> Result<Option<Credential>> {
+        if let Some(path) = &self.docker_config {
+            if let Some(cfg) = read_config(path)? {
+                if let Some(c) = cfg.lookup(host, path)? {
+                    return Ok(Some(c));
+                }
+            }
+        }
+        if let Some(path) = &self.podman_auth {
+            if let Some(cfg) = read_config(path)? {
+                if let Some(c) = cfg.lookup(host, path)? {
+                    return Ok(Some(c));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct ConfigFile {
+    #[serde(default)]
+    auths: BTreeMap<String, AuthEntry>,
+    #[serde(default, rename = "credsStore")]
+    creds_store: Option<String>,
+    #[serde(default, rename = "credHelpers")]
+    cred_helpers: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+struct AuthEntry {
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default, rename = "identitytoken")]
+    identity_token: Option<String>,
+}
+
+fn read_config(path: &Path) -> Result<Option<ConfigFile>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    // serde_json's message names a line and column, never the content.
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        Error::format(
+            path.display().to_string(),
+            format!("not a credentials file: {e}"),
+        )
+    })
+}
+
+fn is_docker_hub(host: &str) -> bool {
+    DOCKER_HUB_HOSTS.contains(&host)
+}
+
+/// `https://host:port/v1/` and `host:port` are the same key to docker.
+fn key_host(key: &str) -> &str {
+    let k = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    k.split('/').next().unwrap_or(k)
+}
+
+fn same_registry(key: &str, host: &str) -> bool {
+    let k = key_host(key);
+    k == host || (is_docker_hub(host) && is_docker_hub(k))
+}
+
+/// What a credential helper is asked for: docker/cli passes the hub's v1 URL
+/// for Docker Hub and the bare host otherwise.
+fn server_url(host: &str) -> String {
+    if is_docker_hub(host) {
+        DOCKER_HUB_KEY.to_string()
+    } else {
+        host.to_string()
+    }
+}
+
+impl ConfigFile {
+    fn lookup(&self, host: &str, path: &Path) -> Result<Option<Credential>> {
+        if let Some((_, helper)) = self
+            .cred_helpers
+            .iter()
+            .find(|(k, _)| same_registry(k, host))
+        {
+            return run_helper(helper, &server_url(host));
+        }
+        if let Some(store) = self.creds_store.as_deref().filter(|s| !s.is_empty()) {
+            if let Some(c) = run_helper(store, &server_url(host))? {
+                return Ok(Some(c));
+            }
+        }
+        // An exact key wins over one that only names the same host.
+        let entry = self.auths.get(host).or_else(|| {
+            self.auths
+                .iter()
+                .find(|(k, _)| same_registry(k, host))
+                .map(|(_, v)| v)
+        });
+        let Some(entry) = entry else {
+            return Ok(None);
+        };
+        if let Some(t) = entry.identity_token.as_deref().filter(|t| !t.is_empty()) {
+            return Ok(Some(Credential::IdentityToken(t.to_string())));
+        }
+        if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
+            let bad = || {
+                Error::format(
+                    path.display().to_string(),
+                    format!("the \"auth\" entry for {host} is not base64 of user:password"),
+                )
+            };
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(auth.trim())
+                .map_err(|_| bad())?;
+            let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+            let (user, pass) = decoded.split_once(':').ok_or_else(bad)?;
+            return Ok(Some(Credential::Basic {
+                username: user.to_string(),
+                password: pass.to_string(),
+            }));
+        }
+        if let (Some(u), Some(p)) = (&entry.username, &entry.password) {
+            return Ok(Some(Credential::Basic {
+                username: u.clone(),
+                password: p.clone(),
+            }));
+        }
+        Ok(None)
+    }
+}
+
+#[derive(Deserialize)]
+struct HelperAnswer {
+    #[serde(rename = "Username", default)]
+    username: String,
+    #[serde(rename = "Secret", default)]
+    secret: String,
+}
+
+/// Runs `docker-credential-<name> get` with the server URL on stdin.
+fn run_helper(name: &str, server: &str) -> Result<Option<Credential>> {
+    let program = format!("docker-credential-{name}");
+    let helper_err = |message: String| Error::Registry {
+        registry: server.to_string(),
+        reference: format!("credential helper {program}"),
+        status: None,
+        code: None,
+        message,
+    };
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| helper_err(format!("cannot run it: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper that exits without reading its input is judged by its
+        // exit status below, so a broken pipe here is not an error.
+        let _ = stdin.write_all(server.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| helper_err(format!("cannot run it: {e}")))?;
+    if !out.status.success() {
+        // Helpers answer "credentials not found" on stdout with a failure
+        // status; that means anonymous access, not an error. Anything else
+        // is not quoted, since a helper's output is where secrets live.
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.to_ascii_lowercase().contains("credentials not found") {
+            return Ok(None);
+        }
+        return Err(helper_err(format!("`get` failed ({})", out.status)));
+    }
+    let answer: HelperAnswer = serde_json::from_slice(&out.stdout)
+        .map_err(|_| helper_err("`get` did not answer with the expected JSON".into()))?;
+    if answer.secret.is_empty() {
+        return Ok(None);
+    }
+    if answer.username == "<token>" {
+        return Ok(Some(Credential::IdentityToken(answer.secret)));
+    }
+    Ok(Some(Credential::Basic {
+        username: answer.username,
+        password: answer.secret,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(dir: &Path, docker: &str) -> CredentialSources {
+        std::fs::write(dir.join("config.json"), docker).unwrap();
+        CredentialSources {
+            docker_config: Some(dir.join("config.json")),
+            podman_auth: Some(dir.join("auth.json")),
+        }
+    }
+
+    #[test]
+    fn auths_by_host_and_hub_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sources(
+            dir.path(),
+            r#"{"auths":{
+                "https://index.docker.io/v1/":{"auth":"dXNlcjpwYXNz"},
+                "registry.internal:5000":{"identitytoken":"refresh"}}}"#,
+        );
+        assert_eq!(
+            s.lookup("registry-1.docker.io").unwrap(),
+            Some(Credential::Basic {
+                username: "user".into(),
+                password: "pass".into()
+            })
+        );
+        assert_eq!(
+            s.lookup("registry.internal:5000").unwrap(),
+            Some(Credential::IdentityToken("refresh".into()))
+        );
+        assert_eq!(s.lookup("ghcr.io").unwrap(), None);
+    }
+
+    #[test]
+    fn podman_auth_file_is_the_fallback() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sources(dir.path(), r#"{"auths":{}}"#);
+        std::fs::write(
+            dir.path().join("auth.json"),
+            r#"{"auths":{"quay.io":{"auth":"YTpi"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s.lookup("quay.io").unwrap(),
+            Some(Credential::Basic {
+                username: "a".into(),
+                password: "b".into()
+            })
+        );
+    }
+
+    #[test]
+    fn helpers_are_asked_for_docker_hub_by_its_v1_key() {
+        assert_eq!(server_url("registry-1.docker.io"), DOCKER_HUB_KEY);
+        assert_eq!(server_url("docker.io"), DOCKER_HUB_KEY);
+        assert_eq!(server_url("ghcr.io"), "ghcr.io");
+        assert!(same_registry(
+            "https://index.docker.io/v1/",
+            "registry-1.docker.io"
+        ));
+        assert!(same_registry(
+            "https://registry.internal:5000",
+            "registry.internal:5000"
+        ));
+        assert!(!same_registry(
+            "registry.internal",
+            "registry.internal:5000"
+        ));
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let c = Credential::Basic {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let t = Credential::IdentityToken("tok-123".into());
+        assert!(!format!("{t:?}").contains("tok-123"));
+    }
+
+    #[test]
+    fn bad_auth_names_the_file_not_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sources(
+            dir.path(),
+            r#"{"auths":{"r.example":{"auth":"!!secret!!"}}}"#,
+        );
+        let e = s.lookup("r.example").unwrap_err().to_string();
+        assert!(e.contains("config.json") && !e.contains("secret"), "{e}");
+    }
+}

@@ -1,0 +1,952 @@
+//! A small client for the OCI distribution protocol: resolve a reference to
+//! a manifest, fetch a manifest or a blob, with docker's credentials, bearer
+//! tokens, verified TLS and bounded retries.
+//!
+//! It is blocking on purpose: gantry fetches a handful of documents and a
+//! few layers per build, and a blocking client keeps every byte's path
+//! (response → verifying reader → store temp file) visible in one function.
+//! Nothing enters the store unless it hashes to the digest that named it.
+
+pub mod auth;
+pub mod bases;
+pub mod credentials;
+pub mod retry;
+pub mod select;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, Read};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use reqwest::blocking::{RequestBuilder, Response};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::Method;
+
+use crate::digest::{Digest, VerifyingReader};
+use crate::error::{Error, Result};
+use crate::progress::{Event, Reporter};
+use crate::spec;
+use crate::store::Store;
+
+use auth::{Challenge, Token, TokenResponse};
+use credentials::{Credential, CredentialSources};
+use retry::RetryPolicy;
+
+/// Registries must accept manifests of 4 MiB; anything larger is refused
+/// rather than read into memory.
+pub const MAX_MANIFEST: u64 = 4 << 20;
+
+/// Every manifest type gantry reads, best first. Schema 1 is accepted only
+/// so that it can be refused with a useful message instead of a 404.
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, \
+application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.v2+json;q=0.9, \
+application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.1, \
+application/vnd.docker.distribution.manifest.v1+json;q=0.1";
+
+const SCHEMA1_UNSIGNED: &str = "application/vnd.docker.distribution.manifest.v1+json";
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// `host[:port]` that may be reached over plain HTTP (loopback always may).
+    pub insecure: Vec<String>,
+    /// PEM files of extra trusted roots, added to the system's.
+    pub ca_certs: Vec<PathBuf>,
+    pub retry: RetryPolicy,
+    pub credentials: CredentialSources,
+    pub connect_timeout: Duration,
+}
+
+impl ClientOptions {
+    /// Credentials as docker and podman find them; `SSL_CERT_FILE` is added
+    /// to the trusted roots as OpenSSL-based tools do.
+    pub fn from_env() -> ClientOptions {
+        let ca_certs = std::env::var_os("SSL_CERT_FILE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .into_iter()
+            .collect();
+        ClientOptions {
+            insecure: Vec::new(),
+            ca_certs,
+            retry: RetryPolicy::default(),
+            credentials: CredentialSources::from_env(),
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A repository as contacted, how messages name what is fetched from it,
+/// and where retries and downloads are reported.
+#[derive(Clone, Copy)]
+pub struct Repo<'a> {
+    pub host: &'a str,
+    pub repository: &'a str,
+    pub what: &'a str,
+    pub reporter: &'a dyn Reporter,
+}
+
+/// What a manifest request returned, verified against the digest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Manifest {
+    pub fn is_index(&self) -> bool {
+        self.media_type == spec::OCI_INDEX || self.media_type == spec::DOCKER_MANIFEST_LIST
+    }
+}
+
+#[derive(Default)]
+struct HostState {
+    base_url: Option<String>,
+    challenge: Option<Challenge>,
+    credential: Option<Option<Credential>>,
+}
+
+pub struct Client {
+    http: reqwest::blocking::Client,
+    opts: ClientOptions,
+    hosts: Mutex<HashMap<String, HostState>>,
+    tokens: Mutex<HashMap<(String, String), Token>>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("insecure", &self.opts.insecure)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A failure before any HTTP status: worth another attempt or not.
+enum SendError {
+    Transient(String),
+    Fatal(Error),
+}
+
+impl Client {
+    pub fn new(opts: ClientOptions) -> Result<Client> {
+        let mut builder = reqwest::blocking::Client::builder()
+            .user_agent(concat!("gantry/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(opts.connect_timeout)
+            // Layers can take longer than any fixed limit; a dead peer is
+            // noticed by keepalive instead.
+            .timeout(None)
+            .tcp_keepalive(Duration::from_secs(30));
+        let mut extra = Vec::new();
+        for path in &opts.ca_certs {
+            let pem = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::format(
+                    path.display().to_string(),
+                    format!("not a PEM certificate: {e}"),
+                )
+            })?;
+            if certs.is_empty() {
+                return Err(Error::format(
+                    path.display().to_string(),
+                    "holds no PEM certificate",
+                ));
+            }
+            extra.extend(certs);
+        }
+        if !extra.is_empty() {
+            builder = builder.tls_certs_merge(extra);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(Client {
+            http,
+            opts,
+            hosts: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Loopback registries, and those the user named, may speak plain HTTP.
+    pub fn plain_http_allowed(&self, host: &str) -> bool {
+        self.opts.insecure.iter().any(|h| h == host) || is_loopback(host)
+    }
+
+    /// Fetches the manifest `reference` (a tag or a digest) of `repository`.
+    /// A digest reference is checked against the bytes; a tag's digest is
+    /// computed from them.
+    pub fn get_manifest(&self, at: &Repo<'_>, reference: &str) -> Result<Manifest> {
+        let (host, repository, what) = (at.host, at.repository, at.what);
+        let path = format!("/v2/{repository}/manifests/{reference}");
+        let expected: Option<Digest> = reference.parse().ok();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let resp = self.send(at, Method::GET, &path, Some(MANIFEST_ACCEPT))?;
+            let header_type = resp
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+            let header_digest = resp
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<Digest>().ok());
+            let bytes = match read_limited(resp, MAX_MANIFEST) {
+                Ok(b) => b,
+                Err(BodyError::TooLarge) => {
+                    return Err(self.err(
+                        host,
+                        what,
+                        None,
+                        None,
+                        format!("the manifest is larger than {MAX_MANIFEST} bytes"),
+                    ))
+                }
+                Err(BodyError::Io(e)) if attempt < self.opts.retry.attempts => {
+                    self.retrying(at, attempt, None, &format!("reading the manifest: {e}"));
+                    continue;
+                }
+                Err(BodyError::Io(e)) => {
+                    return Err(self.err(
+                        host,
+                        what,
+                        None,
+                        None,
+                        format!("reading the manifest: {e}"),
+                    ))
+                }
+            };
+            let digest = Digest::of(&bytes);
+            if let Some(want) = expected.or(header_digest) {
+                if want != digest {
+                    return Err(Error::Mismatch {
+                        what: format!("registry {host}: manifest of {what}"),
+                        expected: want.to_string(),
+                        actual: format!("{} bytes hashing to {digest}", bytes.len()),
+                    });
+                }
+            }
+            let media_type = manifest_media_type(&bytes, header_type.as_deref());
+            if media_type == spec::DOCKER_SCHEMA1 || media_type == SCHEMA1_UNSIGNED {
+                return Err(self.err(
+                    host,
+                    what,
+                    None,
+                    None,
+                    "is a Docker schema 1 manifest, a format retired in 2019 that gantry does \
+                     not read; ask for a current tag or convert it (skopeo copy --format v2s2)"
+                        .into(),
+                ));
+            }
+            if ![
+                spec::OCI_INDEX,
+                spec::DOCKER_MANIFEST_LIST,
+                spec::OCI_MANIFEST,
+                spec::DOCKER_MANIFEST,
+            ]
+            .contains(&media_type.as_str())
+            {
+                return Err(self.err(
+                    host,
+                    what,
+                    None,
+                    None,
+                    format!("is not an image (manifest media type {media_type:?})"),
+                ));
+            }
+            return Ok(Manifest {
+                digest,
+                media_type,
+                bytes,
+            });
+        }
+    }
+
+    /// Downloads a blob into the store unless it is there. The bytes are
+    /// hashed on their way to a temp file, which becomes the blob only if
+    /// size and digest match; a connection lost midway starts over.
+    pub fn fetch_blob(
+        &self,
+        at: &Repo<'_>,
+        digest: &Digest,
+        size: u64,
+        store: &Store,
+    ) -> Result<()> {
+        let (host, what, reporter) = (at.host, at.what, at.reporter);
+        if store.size(digest) == Some(size) && store.has(digest) {
+            return Ok(());
+        }
+        let path = format!("/v2/{}/blobs/{digest}", at.repository);
+        reporter.report(Event::DownloadStarted {
+            reference: what,
+            digest,
+            size,
+        });
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let resp = self.send(at, Method::GET, &path, None)?;
+            let mut writer = store.writer()?;
+            let mut source = Marked {
+                inner: resp,
+                failed: false,
+            };
+            let mut verified = VerifyingReader::new(
+                &mut source,
+                *digest,
+                Some(size),
+                format!("registry {host}: blob {digest} of {what}"),
+            );
+            let copied = copy_with_progress(&mut verified, &mut writer, digest, reporter);
+            match copied {
+                Ok(_) => {
+                    writer.commit()?;
+                    reporter.report(Event::DownloadFinished {
+                        reference: what,
+                        digest,
+                        size,
+                    });
+                    return Ok(());
+                }
+                Err(CopyError::Write(e)) => return Err(Error::io(store.root().join("tmp"), e)),
+                Err(CopyError::Read(e)) if source.failed => {
+                    if attempt < self.opts.retry.attempts {
+                        self.retrying(
+                            at,
+                            attempt,
+                            None,
+                            &format!("download of {digest} broke off ({e})"),
+                        );
+                        continue;
+                    }
+                    return Err(self.err(
+                        host,
+                        what,
+                        None,
+                        None,
+                        format!("downloading {digest}: {e}"),
+                    ));
+                }
+                Err(CopyError::Read(e)) => {
+                    // The registry sent bytes that are not what the digest
+                    // names; the temp file is dropped, the store untouched.
+                    return Err(Error::Mismatch {
+                        what: format!("registry {host}: blob {digest} of {what}"),
+                        expected: format!("{size} bytes hashing to {digest}"),
+                        actual: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Fetches a small blob (a config) into the store and returns its bytes.
+    pub fn fetch_small_blob(
+        &self,
+        at: &Repo<'_>,
+        digest: &Digest,
+        size: u64,
+        store: &Store,
+    ) -> Result<Vec<u8>> {
+        let (host, what) = (at.host, at.what);
+        if size > MAX_MANIFEST {
+            return Err(self.err(
+                host,
+                what,
+                None,
+                None,
+                format!("blob {digest} is {size} bytes, too large for a JSON document"),
+            ));
+        }
+        self.fetch_blob(at, digest, size, store)?;
+        store.read(digest)
+    }
+
+    /// Says why and for how long, then waits before another attempt.
+    fn retrying(&self, at: &Repo<'_>, attempt: u32, retry_after: Option<Duration>, why: &str) {
+        let delay = self.opts.retry.delay(attempt, retry_after);
+        at.reporter.report(Event::Warning {
+            message: &format!(
+                "registry {}: {}: {why}; retrying in {:.1} s (attempt {} of {})",
+                at.host,
+                at.what,
+                delay.as_secs_f64(),
+                attempt + 1,
+                self.opts.retry.attempts
+            ),
+        });
+        std::thread::sleep(delay);
+    }
+
+    fn err(
+        &self,
+        host: &str,
+        what: &str,
+        status: Option<u16>,
+        code: Option<String>,
+        message: String,
+    ) -> Error {
+        Error::Registry {
+            registry: host.to_string(),
+            reference: what.to_string(),
+            status,
+            code,
+            message,
+        }
+    }
+
+    /// Sends one request with authentication, renewing the token once on a
+    /// 401, and retrying transient failures. Error statuses become errors
+    /// carrying the registry's code and message.
+    fn send(
+        &self,
+        at: &Repo<'_>,
+        method: Method,
+        path: &str,
+        accept: Option<&str>,
+    ) -> Result<Response> {
+        let (host, repository, what) = (at.host, at.repository, at.what);
+        let base = self.base_url(at)?;
+        let url = format!("{base}{path}");
+        let mut renewed = false;
+        loop {
+            let auth = self.authorization(at)?;
+            let resp = self.execute(at, || {
+                let mut req = self.http.request(method.clone(), &url);
+                if let Some(a) = accept {
+                    req = req.header(ACCEPT, a);
+                }
+                if let Some(h) = &auth {
+                    req = req.header(AUTHORIZATION, h);
+                }
+                req
+            })?;
+            let status = resp.status().as_u16();
+            if status == 401 && !renewed {
+                renewed = true;
+                let challenge = resp
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(auth::parse_challenge);
+                self.forget_token(host, repository);
+                if let Some(c) = challenge {
+                    self.with_host(host, |h| h.challenge = Some(c));
+                }
+                continue;
+            }
+            if status >= 400 {
+                return Err(self.status_error(host, what, resp));
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// Runs a request, retrying connection failures and 408/429/5xx.
+    fn execute(&self, at: &Repo<'_>, build: impl Fn() -> RequestBuilder) -> Result<Response> {
+        let (host, what) = (at.host, at.what);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt >= self.opts.retry.attempts;
+            match build().send() {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    if retry::retryable_status(status) && !last {
+                        let after = resp
+                            .headers()
+                            .get(RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+                        self.retrying(at, attempt, after, &format!("HTTP {status}"));
+                        continue;
+                    }
+                    return Ok(resp);
+                }
+                Err(e) => match classify(&e) {
+                    SendError::Transient(m) if !last => {
+                        self.retrying(at, attempt, None, &m);
+                        continue;
+                    }
+                    SendError::Transient(m) => return Err(self.err(host, what, None, None, m)),
+                    SendError::Fatal(err) => return Err(err),
+                },
+            }
+        }
+    }
+
+    fn status_error(&self, host: &str, what: &str, resp: Response) -> Error {
+        let status = resp.status();
+        let body = read_limited(resp, 64 * 1024).unwrap_or_default();
+        let (code, message) = registry_error_body(&body).unwrap_or_else(|| {
+            (
+                None,
+                status
+                    .canonical_reason()
+                    .unwrap_or("request failed")
+                    .to_string(),
+            )
+        });
+        self.err(host, what, Some(status.as_u16()), code, message)
+    }
+
+    fn with_host<T>(&self, host: &str, f: impl FnOnce(&mut HostState) -> T) -> T {
+        let mut hosts = self.hosts.lock().expect("hosts lock");
+        f(hosts.entry(host.to_string()).or_default())
+    }
+
+    /// `https://host` or, where allowed and HTTPS does not answer,
+    /// `http://host`; found once per host by pinging `/v2/`, which also
+    /// tells how the registry wants to be authenticated.
+    fn base_url(&self, at: &Repo<'_>) -> Result<String> {
+        let host = at.host;
+        if let Some(u) = self.with_host(host, |h| h.base_url.clone()) {
+            return Ok(u);
+        }
+        let https = format!("https://{host}");
+        let ping = |base: &str| self.http.get(format!("{base}/v2/"));
+        let (base, resp) = if self.plain_http_allowed(host) {
+            // One HTTPS attempt without retries: a plain-HTTP registry
+            // answers it with a failed handshake, which is the answer.
+            match ping(&https).send() {
+                Ok(r) => (https, r),
+                // A registry that speaks TLS with a certificate we cannot
+                // verify must not be quietly talked to in plain text.
+                Err(e) if is_certificate_error(&error_chain(&e)) => {
+                    return Err(certificate_error(host, &error_chain(&e)));
+                }
+                Err(_) => {
+                    let http = format!("http://{host}");
+                    let r = self.execute(at, || ping(&http))?;
+                    (http, r)
+                }
+            }
+        } else {
+            let r = self.execute(at, || ping(&https))?;
+            (https, r)
+        };
+        let challenge = if resp.status().as_u16() == 401 {
+            resp.headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(auth::parse_challenge)
+        } else {
+            None
+        };
+        self.with_host(host, |h| {
+            h.base_url = Some(base.clone());
+            h.challenge = challenge;
+        });
+        Ok(base)
+    }
+
+    fn credential(&self, host: &str) -> Result<Option<Credential>> {
+        if let Some(c) = self.with_host(host, |h| h.credential.clone()) {
+            return Ok(c);
+        }
+        let c = self.opts.credentials.lookup(host)?;
+        self.with_host(host, |h| h.credential = Some(c.clone()));
+        Ok(c)
+    }
+
+    fn forget_token(&self, host: &str, repository: &str) {
+        self.tokens
+            .lock()
+            .expect("tokens lock")
+            .remove(&(host.to_string(), auth::pull_scope(repository)));
+    }
+
+    /// The `Authorization` value for a request, if the registry wants one.
+    fn authorization(&self, at: &Repo<'_>) -> Result<Option<String>> {
+        let (host, repository) = (at.host, at.repository);
+        let Some(challenge) = self.with_host(host, |h| h.challenge.clone()) else {
+            return Ok(None);
+        };
+        match challenge {
+            Challenge::Basic => Ok(match self.credential(host)? {
+                Some(Credential::Basic { username, password }) => Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{username}:{password}"))
+                )),
+                _ => None,
+            }),
+            Challenge::Bearer { realm, service, .. } => {
+                let scope = auth::pull_scope(repository);
+                let key = (host.to_string(), scope.clone());
+                let now = Instant::now();
+                if let Some(t) = self.tokens.lock().expect("tokens lock").get(&key) {
+                    if t.fresh(now) {
+                        return Ok(Some(format!("Bearer {}", t.value)));
+                    }
+                }
+                let token = self.fetch_token(at, &realm, service.as_deref(), &scope)?;
+                let header = format!("Bearer {}", token.value);
+                self.tokens.lock().expect("tokens lock").insert(key, token);
+                Ok(Some(header))
+            }
+        }
+    }
+
+    fn fetch_token(
+        &self,
+        at: &Repo<'_>,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+    ) -> Result<Token> {
+        let (host, what) = (at.host, at.what);
+        let credential = self.credential(host)?;
+        let realm_host = reqwest::Url::parse(realm)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| host.to_string());
+        if let Ok(u) = reqwest::Url::parse(realm) {
+            if u.scheme() == "http" && !self.plain_http_allowed(&authority(&u)) {
+                return Err(self.err(
+                    host,
+                    what,
+                    None,
+                    None,
+                    format!(
+                        "the token service {realm_host} is plain HTTP; name it with \
+                         --insecure-registry to allow that"
+                    ),
+                ));
+            }
+        }
+        let resp = self.execute(at, || match &credential {
+            Some(Credential::IdentityToken(refresh)) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("client_id", "gantry"),
+                    ("refresh_token", refresh.as_str()),
+                    ("scope", scope),
+                ];
+                if let Some(s) = service {
+                    form.push(("service", s));
+                }
+                self.http.post(realm).form(&form)
+            }
+            other => {
+                let mut query = vec![("scope", scope)];
+                if let Some(s) = service {
+                    query.push(("service", s));
+                }
+                let mut req = self.http.get(realm).query(&query);
+                if let Some(Credential::Basic { username, password }) = other {
+                    req = req.basic_auth(username, Some(password));
+                }
+                req
+            }
+        })?;
+        let status = resp.status().as_u16();
+        if status >= 400 {
+            let e = self.status_error(&realm_host, what, resp);
+            return Err(match e {
+                Error::Registry {
+                    status,
+                    code,
+                    message,
+                    ..
+                } => Error::Registry {
+                    registry: host.to_string(),
+                    reference: what.to_string(),
+                    status,
+                    code,
+                    message: format!("token service {realm_host} refused {scope}: {message}"),
+                },
+                e => e,
+            });
+        }
+        let body = read_limited(resp, 1 << 20).map_err(|_| {
+            self.err(
+                host,
+                what,
+                None,
+                None,
+                format!("token service {realm_host}: unreadable answer"),
+            )
+        })?;
+        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
+            self.err(
+                host,
+                what,
+                None,
+                None,
+                format!("token service {realm_host}: not a token answer"),
+            )
+        })?;
+        parsed.into_token(Instant::now()).ok_or_else(|| {
+            self.err(
+                host,
+                what,
+                None,
+                None,
+                format!("token service {realm_host}: answer holds no token"),
+            )
+        })
+    }
+}
+
+fn authority(u: &reqwest::Url) -> String {
+    match (u.host_str(), u.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// `localhost`, 127.0.0.0/8 and ::1, with or without a port.
+pub fn is_loopback(host: &str) -> bool {
+    let name = if host.parse::<IpAddr>().is_ok() {
+        host
+    } else if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        host.rsplit_once(':')
+            .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host, |(h, _)| h)
+    };
+    name == "localhost"
+        || name
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+fn classify(e: &reqwest::Error) -> SendError {
+    // The URL in reqwest's message holds no credentials: they travel in
+    // headers and bodies only.
+    let msg = error_chain(e);
+    if e.is_builder() {
+        return SendError::Fatal(Error::Usage(msg));
+    }
+    if e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() {
+        if is_certificate_error(&msg) {
+            let host = e.url().map(authority).unwrap_or_default();
+            return SendError::Fatal(certificate_error(&host, &msg));
+        }
+        return SendError::Transient(msg);
+    }
+    SendError::Transient(msg)
+}
+
+fn is_certificate_error(msg: &str) -> bool {
+    msg.contains("certificate") || msg.contains("UnknownIssuer") || msg.contains("NotValidForName")
+}
+
+fn certificate_error(host: &str, msg: &str) -> Error {
+    Error::Registry {
+        registry: host.to_string(),
+        reference: "TLS".into(),
+        status: None,
+        code: None,
+        message: format!("{msg} (trust its CA with --ca-cert FILE or SSL_CERT_FILE)"),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = c.source();
+    }
+    s
+}
+
+/// The registry's own `{"errors":[{"code","message"}]}`, first error.
+fn registry_error_body(body: &[u8]) -> Option<(Option<String>, String)> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        #[serde(default)]
+        errors: Vec<Item>,
+        #[serde(default)]
+        details: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        #[serde(default)]
+        code: Option<String>,
+        #[serde(default)]
+        message: Option<String>,
+    }
+    let b: Body = serde_json::from_slice(body).ok()?;
+    if let Some(first) = b.errors.into_iter().next() {
+        return Some((first.code, first.message.unwrap_or_default()));
+    }
+    b.details.map(|d| (None, d))
+}
+
+/// The body's `mediaType` wins over `Content-Type`, which some registries
+/// and proxies get wrong; without either, the shape decides.
+fn manifest_media_type(bytes: &[u8], header: Option<&str>) -> String {
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        #[serde(rename = "schemaVersion")]
+        schema_version: Option<u32>,
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<serde_json::Value>,
+    }
+    let peek: Option<Peek> = serde_json::from_slice(bytes).ok();
+    if let Some(p) = &peek {
+        if p.schema_version == Some(1) {
+            return spec::DOCKER_SCHEMA1.to_string();
+        }
+        if let Some(m) = &p.media_type {
+            return m.clone();
+        }
+    }
+    match header {
+        Some(h) if h != "application/json" && h != "text/plain" && !h.is_empty() => h.to_string(),
+        _ if peek.as_ref().is_some_and(|p| p.manifests.is_some()) => spec::OCI_INDEX.to_string(),
+        _ => spec::OCI_MANIFEST.to_string(),
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Io(io::Error),
+}
+
+fn read_limited(resp: Response, limit: u64) -> std::result::Result<Vec<u8>, BodyError> {
+    let mut out = Vec::new();
+    resp.take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(BodyError::Io)?;
+    if out.len() as u64 > limit {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(out)
+}
+
+/// Remembers whether the network (rather than the verifier above it) failed.
+struct Marked<R> {
+    inner: R,
+    failed: bool,
+}
+
+impl<R: Read> Read for Marked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|_| self.failed = true)
+    }
+}
+
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+fn copy_with_progress(
+    src: &mut dyn Read,
+    dst: &mut dyn io::Write,
+    digest: &Digest,
+    reporter: &dyn Reporter,
+) -> std::result::Result<u64, CopyError> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut done = 0u64;
+    let mut last_report = Instant::now();
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        dst.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        done += n as u64;
+        if last_report.elapsed() >= Duration::from_millis(100) {
+            reporter.report(Event::DownloadProgress { digest, done });
+            last_report = Instant::now();
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1",
+            "127.3.4.5:80",
+            "[::1]:5000",
+            "::1",
+        ] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in [
+            "registry.internal:5000",
+            "10.0.0.1:5000",
+            "localhost.example",
+            "[::2]:1",
+        ] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback_and_named_registries() {
+        let mut opts = ClientOptions::from_env();
+        opts.insecure = vec!["registry.internal:5000".into()];
+        let c = Client::new(opts).unwrap();
+        assert!(c.plain_http_allowed("registry.internal:5000"));
+        assert!(c.plain_http_allowed("127.0.0.1:5000"));
+        assert!(
+            !c.plain_http_allowed("registry.internal"),
+            "the port is part of the name"
+        );
+        assert!(!c.plain_http_allowed("ghcr.io"));
+    }
+
+    #[test]
+    fn registry_error_bodies() {
+        assert_eq!(
+            registry_error_body(
+                br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#
+            ),
+            Some((Some("MANIFEST_UNKNOWN".into()), "manifest unknown".into()))
+        );
+        assert_eq!(registry_error_body(b"<html>"), None);
+    }
+
+    #[test]
+    fn media_type_from_body_then_header() {
+        assert_eq!(
+            manifest_media_type(
+                br#"{"schemaVersion":1,"name":"x"}"#,
+                Some(spec::OCI_MANIFEST)
+            ),
+            spec::DOCKER_SCHEMA1
+        );
+        assert_eq!(
+            manifest_media_type(
+                br#"{"schemaVersion":2,"manifests":[]}"#,
+                Some("application/json")
+            ),
+            spec::OCI_INDEX
+        );
+        assert_eq!(
+            manifest_media_type(br#"{"schemaVersion":2}"#, Some(spec::DOCKER_MANIFEST)),
+            spec::DOCKER_MANIFEST
+        );
+    }
+}
