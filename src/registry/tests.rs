@@ -1,0 +1,72 @@
+//! Tests of the registry client, kept apart so the module reads as one concept.
+
+use super::*;
+
+#[test]
+fn loopback_hosts() {
+    for h in [
+        "localhost",
+        "localhost:5000",
+        "127.0.0.1",
+        "127.3.4.5:80",
+        "[::1]:5000",
+        "::1",
+    ] {
+        assert!(is_loopback(h), "{h}");
+    }
+    for h in [
+        "registry.internal:5000",
+        "10.0.0.1:5000",
+        "localhost.example",
+        "[::2]:1",
+    ] {
+        assert!(!is_loopback(h), "{h}");
+    }
+}
+
+#[test]
+fn plain_http_only_for_loopback_and_named_registries() {
+    let mut opts = ClientOptions::from_env();
+    opts.insecure = vec!["registry.internal:5000".into()];
+    let c = Client::new(opts).unwrap();
+    assert!(c.plain_http_allowed("registry.internal:5000"));
+    assert!(c.plain_http_allowed("127.0.0.1:5000"));
+    assert!(
+        !c.plain_http_allowed("registry.internal"),
+        "the port is part of the name"
+    );
+    assert!(!c.plain_http_allowed("ghcr.io"));
+}
+
+#[test]
+fn registry_error_bodies() {
+    assert_eq!(
+        registry_error_body(
+            br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#
+        ),
+        Some((Some("MANIFEST_UNKNOWN".into()), "manifest unknown".into()))
+    );
+    assert_eq!(registry_error_body(b"<html>"), None);
+}
+
+#[test]
+fn media_type_from_body_then_header() {
+    assert_eq!(
+        manifest_media_type(
+            br#"{"schemaVersion":1,"name":"x"}"#,
+            Some(spec::OCI_MANIFEST)
+        ),
+        spec::DOCKER_SCHEMA1
+    );
+    assert_eq!(
+        manifest_media_type(
+            br#"{"schemaVersion":2,"manifests":[]}"#,
+            Some("application/json")
+        ),
+        spec::OCI_INDEX
+    );
+    assert_eq!(
+        manifest_media_type(br#"{"schemaVersion":2}"#, Some(spec::DOCKER_MANIFEST)),
+        spec::DOCKER_MANIFEST
+    );
+}
