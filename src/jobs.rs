@@ -1,0 +1,224 @@
+//! Running a graph of tasks in parallel within one budget of cores.
+//!
+//! Every running task holds at least one of `budget` tokens, so at most
+//! `budget` tasks run at once. A task that can use more threads (a layer
+//! being compressed) is also given a share of the tokens nobody is waiting
+//! for: with six layers queued on four cores each gets one, and the last
+//! layer of a build gets all four. Tasks are started in the order they were
+//! added, as soon as the tasks they depend on have finished.
+//!
+//! The first task to fail stops the graph: nothing new starts, the running
+//! tasks finish, and that first error is returned. Which bytes a task
+//! produces never depends on the budget or on the order tasks ran in; only
+//! when they ran does.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex};
+
+use crate::error::Result;
+
+type Work<'a> = Box<dyn FnOnce(usize) -> Result<()> + Send + 'a>;
+
+/// A task graph under construction.
+#[derive(Default)]
+pub struct Graph<'a> {
+    tasks: Vec<Task<'a>>,
+}
+
+struct Task<'a> {
+    deps: Vec<usize>,
+    /// The task can use more than one thread.
+    wide: bool,
+    work: Option<Work<'a>>,
+}
+
+/// A task's handle, to name it as a dependency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskId(usize);
+
+impl<'a> Graph<'a> {
+    pub fn new() -> Graph<'a> {
+        Graph { tasks: Vec::new() }
+    }
+
+    /// Adds a task that runs after `deps`; it is called with the number of
+    /// threads it may use (always 1 unless `wide`).
+    pub fn add(
+        &mut self,
+        deps: &[TaskId],
+        wide: bool,
+        work: impl FnOnce(usize) -> Result<()> + Send + 'a,
+    ) -> TaskId {
+        self.tasks.push(Task {
+            deps: deps.iter().map(|d| d.0).collect(),
+            wide,
+            work: Some(Box::new(work)),
+        });
+        TaskId(self.tasks.len() - 1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Runs every task, at most `budget` threads' worth at a time.
+    pub fn run(mut self, budget: usize) -> Result<()> {
+        let budget = budget.max(1);
+        let n = self.tasks.len();
+        let mut waiting_on = vec![0usize; n];
+        let mut dependents = vec![Vec::new(); n];
+        for (i, t) in self.tasks.iter().enumerate() {
+            for &d in &t.deps {
+                assert!(d < i, "a task depends only on tasks added before it");
+                waiting_on[i] += 1;
+                dependents[d].push(i);
+            }
+        }
+        let state = Mutex::new(State {
+            ready: (0..n).filter(|&i| waiting_on[i] == 0).collect(),
+            waiting_on,
+            free: budget,
+            finished: 0,
+            failed: None,
+            works: self.tasks.iter_mut().map(|t| t.work.take()).collect(),
+        });
+        let wide: Vec<bool> = self.tasks.iter().map(|t| t.wide).collect();
+        let wake = Condvar::new();
+        let worker = || loop {
+            let mut s = state.lock().expect("jobs lock");
+            let (i, tokens, work) = loop {
+                if s.failed.is_some() || s.finished == n {
+                    return;
+                }
+                if s.free > 0 {
+                    if let Some(i) = s.ready.pop_front() {
+                        let mut tokens = 1;
+                        if wide[i] {
+                            // Share what is free with the wide tasks still
+                            // queued, so none of them is starved.
+                            let queued = s.ready.iter().filter(|&&j| wide[j]).count();
+                            tokens += (s.free - 1) / (queued + 1);
+                        }
+                        s.free -= tokens;
+                        let work = s.works[i].take().expect("each task runs once");
+                        break (i, tokens, work);
+                    }
+                }
+                s = wake.wait(s).expect("jobs lock");
+            };
+            drop(s);
+            let result = work(tokens);
+            let mut s = state.lock().expect("jobs lock");
+            s.free += tokens;
+            s.finished += 1;
+            match result {
+                Ok(()) => {
+                    for &j in &dependents[i] {
+                        s.waiting_on[j] -= 1;
+                        if s.waiting_on[j] == 0 {
+                            s.ready.push_back(j);
+                        }
+                    }
+                }
+                Err(e) => {
+                    if s.failed.is_none() {
+                        s.failed = Some(e);
+                    }
+                }
+            }
+            wake.notify_all();
+        };
+        std::thread::scope(|scope| {
+            for _ in 0..budget.min(n) {
+                scope.spawn(worker);
+            }
+        });
+        let s = state.into_inner().expect("jobs lock");
+        match s.failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+struct State<'a> {
+    ready: VecDeque<usize>,
+    waiting_on: Vec<usize>,
+    free: usize,
+    finished: usize,
+    failed: Option<crate::error::Error>,
+    works: Vec<Option<Work<'a>>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn dependencies_run_first_and_the_budget_bounds_concurrency() {
+        let running = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        let order = Mutex::new(Vec::new());
+        let mut g = Graph::new();
+        let step = |name: &'static str| {
+            let (running, peak, order) = (&running, &peak, &order);
+            move |_threads: usize| {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(30));
+                order.lock().unwrap().push(name);
+                running.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            }
+        };
+        let a = g.add(&[], false, step("a"));
+        let b = g.add(&[], false, step("b"));
+        let c = g.add(&[], false, step("c"));
+        g.add(&[a, b, c], false, step("d"));
+        g.run(2).unwrap();
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
+        assert_eq!(order.lock().unwrap().last(), Some(&"d"));
+    }
+
+    #[test]
+    fn the_last_wide_task_gets_the_whole_budget() {
+        let seen = Mutex::new(Vec::new());
+        let mut g = Graph::new();
+        for _ in 0..3 {
+            g.add(&[], true, |t| {
+                seen.lock().unwrap().push(t);
+                Ok(())
+            });
+        }
+        g.run(1).unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![1, 1, 1]);
+        let mut g = Graph::new();
+        g.add(&[], true, |t| {
+            seen.lock().unwrap().push(t);
+            Ok(())
+        });
+        g.run(4).unwrap();
+        assert_eq!(seen.lock().unwrap().last(), Some(&4));
+    }
+
+    #[test]
+    fn first_failure_stops_the_graph() {
+        let ran = AtomicUsize::new(0);
+        let mut g = Graph::new();
+        let bad = g.add(&[], false, |_| Err(Error::Usage("boom".into())));
+        g.add(&[bad], false, |_| {
+            ran.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        });
+        let e = g.run(2).unwrap_err();
+        assert!(e.to_string().contains("boom"));
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+    }
+}
