@@ -1,22 +1,41 @@
-//! Building the images of a build file: base → config → layers → manifest,
-//! every blob into the store. Nothing here reads the wall clock: the one
-//! timestamp is SOURCE_DATE_EPOCH or [`crate::epoch::DEFAULT_EPOCH`].
+//! Building the images of a build file: base → config → layers → manifest
+//! (→ index), every blob into the store. Nothing here reads the wall clock
+//! for the image: the one timestamp is SOURCE_DATE_EPOCH or
+//! [`crate::epoch::DEFAULT_EPOCH`].
+//!
+//! A build is a graph of tasks run in parallel within one budget of cores
+//! ([`crate::jobs`]): per platform of each image, loading the base, one
+//! task per layer, and assembling config and manifest; per multi-platform
+//! image, the index. Layers do not depend on the base, so every layer of
+//! every image can be laid down at once; an image is assembled only once
+//! its base (another image of the file, for `:NAME`) is. Results are
+//! collected in build order, so nothing in the output depends on which
+//! task finished first.
 
-use std::collections::{BTreeMap, HashMap};
+mod assemble;
+mod expand;
+mod plan;
+pub mod report;
 
-use crate::buildfile::{BaseSpec, BuildFile, ImageSpec, Platform, Templated};
-use crate::config::{History, ImageConfig};
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::buildfile::{BuildFile, Platform};
 use crate::digest::Digest;
 use crate::epoch;
 use crate::error::{Error, Result};
-use crate::image::{Image, LayerDesc};
+use crate::image::{Image, ImageIndex, LayerDesc};
+use crate::jobs::{Graph, TaskId};
 use crate::layer::{self, compress::CompressOptions, fileset, LayerJob};
-use crate::layout::read as layout_read;
 use crate::progress::{Event, Reporter};
 use crate::reference::Reference;
 use crate::spec;
 use crate::stamp::{Stamp, StampSources};
 use crate::store::Store;
+
+pub use assemble::assemble;
+pub use expand::expand;
 
 pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 
@@ -24,7 +43,8 @@ pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 pub struct BuildOptions {
     /// Seconds since the epoch for every timestamp in the image.
     pub epoch: u64,
-    /// Compression threads; changes speed only, never bytes.
+    /// The budget of cores for the whole build: images, layers and their
+    /// compression together (`--jobs`). Changes speed only, never bytes.
     pub threads: usize,
     /// `Some` to stamp the build with values from git, the clock, status
     /// files and variables; `None` keeps it reproducible.
@@ -33,6 +53,9 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<u64>,
     /// How registry bases are reached (network, lock, offline).
     pub registry: std::sync::Arc<crate::registry::bases::BaseOptions>,
+    /// Build multi-platform images for this platform only, as single
+    /// images (`--platform`); `None` builds every platform and the index.
+    pub platform: Option<Platform>,
 }
 
 impl BuildOptions {
@@ -45,29 +68,96 @@ impl BuildOptions {
             stamp: None,
             source_date_epoch: sde,
             registry: Default::default(),
+            platform: None,
         })
     }
 }
 
-/// What a build produced for one image.
+/// What a build produced for one image of the build file.
 #[derive(Debug, Clone)]
 pub struct BuiltImage {
-    pub image: Image,
-    /// Per layer of this image (not its base): was it reused from the store?
-    pub layers: Vec<LayerReport>,
+    /// The image's name in the build file.
+    pub name: String,
+    /// What to write or push.
+    pub result: Built,
+    /// Per platform built, in the build file's order (one entry for a
+    /// single-platform image): its manifest and how each layer was made.
+    pub platforms: Vec<PlatformReport>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+/// A built image: one manifest, or an index over one per platform.
+// One per image of a build: boxing the larger variant would save nothing
+// worth the indirection.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Built {
+    Image(Image),
+    Index(ImageIndex),
+}
+
+impl Built {
+    /// The digest of the manifest or index: what names the image.
+    pub fn digest(&self) -> &Digest {
+        match self {
+            Built::Image(i) => &i.manifest_digest,
+            Built::Index(x) => &x.digest,
+        }
+    }
+
+    pub fn media_type(&self) -> &str {
+        match self {
+            Built::Image(i) => &i.manifest_media_type,
+            Built::Index(x) => &x.media_type,
+        }
+    }
+
+    pub fn tags(&self) -> &[String] {
+        match self {
+            Built::Image(i) => &i.tags,
+            Built::Index(x) => &x.tags,
+        }
+    }
+
+    /// Every image manifest: the one image, or the index's children.
+    pub fn images(&self) -> Vec<&Image> {
+        match self {
+            Built::Image(i) => vec![i],
+            Built::Index(x) => x.children.iter().collect(),
+        }
+    }
+}
+
+/// One platform of a built image.
+#[derive(Debug, Clone)]
+pub struct PlatformReport {
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    pub manifest_digest: Digest,
+    pub config_digest: Digest,
+    /// The image's own layers (not its base's), in order.
+    pub layers: Vec<LayerReport>,
+    /// When config and manifest were assembled, in milliseconds since the
+    /// build started.
+    pub started_ms: u64,
+    pub finished_ms: u64,
+}
+
+#[derive(Debug, Clone)]
 pub struct LayerReport {
     pub name: String,
     pub digest: Digest,
     pub diff_id: Digest,
     pub size: u64,
+    /// The layer was already in the store and nothing was compressed.
     pub reused: bool,
+    /// When the layer was laid down, in milliseconds since the build started.
+    pub started_ms: u64,
+    pub finished_ms: u64,
 }
 
 /// Builds `targets` (every image when empty) and the images they are based
-/// on, bases first. Returns every image built, in build order.
+/// on, bases first, in parallel within `opts.threads`. Returns every image
+/// built, in build order.
 pub fn build(
     file: &BuildFile,
     targets: &[String],
@@ -80,21 +170,23 @@ pub fn build(
         Some(sources) => Stamp::stamped(&file.stamp, sources, &file.dir, opts.source_date_epoch)?,
         None => Stamp::unstamped(&file.stamp, opts.epoch)?,
     };
+    let plan = plan::plan(&order, opts.platform.as_ref())?;
+
     // Expanded up front, so a stamp problem or two images ending up with
     // one tag is reported before any work is done.
-    let mut expanded = Vec::new();
+    let mut tags: Vec<Vec<String>> = Vec::new();
     let mut tag_owner: HashMap<String, &str> = HashMap::new();
     for spec in &order {
-        let values = expand_spec(spec, &stamp)?;
-        let mut tags = if values.tags.is_empty() {
+        let values = expand::expand_spec(spec, &stamp)?;
+        let mut refs = if values.tags.is_empty() {
             vec![Reference::parse_tagged(&format!("{}:latest", spec.name))?]
         } else {
-            values.tags.clone()
+            values.tags
         };
         // Two templates of one image may expand alike (both `unstamped`).
-        let mut seen = std::collections::HashSet::new();
-        tags.retain(|t| seen.insert(t.to_string()));
-        for t in &tags {
+        let mut seen = HashSet::new();
+        refs.retain(|t| seen.insert(t.to_string()));
+        for t in &refs {
             if let Some(other) = tag_owner.insert(t.to_string(), &spec.name) {
                 return Err(Error::BuildFile {
                     location: spec.location.clone(),
@@ -106,482 +198,265 @@ pub fn build(
                 });
             }
         }
-        expanded.push(Expanded { tags, ..values });
+        tags.push(refs.iter().map(|t| t.to_string()).collect());
     }
-    let mut built: HashMap<String, Image> = HashMap::new();
-    let mut out = Vec::new();
-    for (spec, values) in order.into_iter().zip(&expanded) {
-        let b = build_one(spec, values, &built, store, opts, reporter)?;
-        reporter.report(Event::ImageBuilt {
-            image: &spec.name,
-            digest: &b.image.manifest_digest,
+    let mut values = Vec::new();
+    for node in &plan.nodes {
+        values.push(expand::expand_spec(&node.spec, &stamp)?);
+    }
+
+    let start = Instant::now();
+    let ms = || start.elapsed().as_millis() as u64;
+    let n = plan.nodes.len();
+    let bases: Vec<Mutex<Option<assemble::Base>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    // A layer whose `src` paths name no placeholder is the same for every
+    // platform of its image: it is laid down once and shared.
+    let mut slot_of: Vec<Vec<usize>> = Vec::new();
+    let mut shared: HashMap<(usize, usize), usize> = HashMap::new();
+    let mut slots = 0;
+    for node in &plan.nodes {
+        let mut mine = Vec::new();
+        for (l, spec) in order[node.image].layers.iter().enumerate() {
+            let slot = if spec.has_placeholders() {
+                None
+            } else {
+                shared.get(&(node.image, l)).copied()
+            };
+            mine.push(slot.unwrap_or_else(|| {
+                slots += 1;
+                shared.insert((node.image, l), slots - 1);
+                slots - 1
+            }));
+        }
+        slot_of.push(mine);
+    }
+    let layers: Vec<Mutex<Option<(LayerDesc, LayerReport)>>> =
+        (0..slots).map(|_| Mutex::new(None)).collect();
+    let mut layer_task: HashMap<usize, TaskId> = HashMap::new();
+    let images: Vec<Mutex<Option<(Image, u64, u64)>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    let indexes: Vec<Mutex<Option<ImageIndex>>> =
+        (0..order.len()).map(|_| Mutex::new(None)).collect();
+
+    let mut graph = Graph::new();
+    let mut assembled: Vec<TaskId> = Vec::new();
+    for (i, node) in plan.nodes.iter().enumerate() {
+        let multi = plan.images[node.image].1;
+        let base_deps: Vec<TaskId> = node.base.map(|b| assembled[b]).into_iter().collect();
+        let (base_slot, images_ref) = (&bases[i], &images);
+        let base_task = graph.add(&base_deps, false, move |_| {
+            let other = node.base.map(|b| {
+                images_ref[b]
+                    .lock()
+                    .expect("slot")
+                    .as_ref()
+                    .expect("a base is assembled before its dependents")
+                    .0
+                    .clone()
+            });
+            let base = assemble::load_base(&node.spec, other.as_ref(), store, opts, reporter)?;
+            *base_slot.lock().expect("slot") = Some(base);
+            Ok(())
         });
-        built.insert(spec.name.clone(), b.image.clone());
-        out.push(b);
+        let mut deps = vec![base_task];
+        for (l, spec) in node.spec.layers.iter().enumerate() {
+            let slot_index = slot_of[i][l];
+            if let Some(task) = layer_task.get(&slot_index) {
+                deps.push(*task);
+                continue;
+            }
+            // A platform known only from the base fills placeholders late.
+            let late = node.platform.is_none() && spec.has_placeholders();
+            let slot = &layers[slot_index];
+            let ms = &ms;
+            // A layer shared by every platform is the image's, not one child's.
+            let label = if order[node.image].layers[l].has_placeholders() {
+                &node.label
+            } else {
+                &node.spec.name
+            };
+            let deps_of_layer: Vec<TaskId> = if late { vec![base_task] } else { vec![] };
+            let task = graph.add(&deps_of_layer, true, move |threads| {
+                let started_ms = ms();
+                let filled;
+                let spec = if late {
+                    let guard = base_slot.lock().expect("slot");
+                    let base = guard.as_ref().expect("base loaded");
+                    match assemble::platform_on(&node.spec, base) {
+                        Some(p) => {
+                            filled = spec.for_platform(&p);
+                            &filled
+                        }
+                        None => spec,
+                    }
+                } else {
+                    spec
+                };
+                let mtime = spec.mtime.unwrap_or(opts.epoch);
+                let entries = fileset::resolve(label, spec, mtime)?;
+                let job = LayerJob {
+                    image: label,
+                    name: &spec.name,
+                    entries: &entries,
+                    compress: CompressOptions {
+                        compression: spec.compression,
+                        level: spec.compression_level,
+                        threads,
+                    },
+                };
+                let done = layer::build(store, &job, reporter)?;
+                let report = LayerReport {
+                    name: spec.name.clone(),
+                    digest: done.desc.digest,
+                    diff_id: done.desc.diff_id,
+                    size: done.desc.size,
+                    reused: done.reused,
+                    started_ms,
+                    finished_ms: ms(),
+                };
+                *slot.lock().expect("slot") = Some((done.desc, report));
+                Ok(())
+            });
+            layer_task.insert(slot_index, task);
+            deps.push(task);
+        }
+        let (values, image_slot, image_tags) = (&values[i], &images[i], &tags[node.image]);
+        let (node_slots, layers) = (&slot_of[i], &layers);
+        let ms = &ms;
+        assembled.push(graph.add(&deps, false, move |_| {
+            let started = ms();
+            let base = base_slot.lock().expect("slot").take().expect("base loaded");
+            let built: Vec<(String, LayerDesc)> = node_slots
+                .iter()
+                .map(|&s| {
+                    let (desc, report) = layers[s]
+                        .lock()
+                        .expect("slot")
+                        .clone()
+                        .expect("layer built");
+                    (report.name, desc)
+                })
+                .collect();
+            let mut annotations = values.standard_annotations.clone();
+            annotations.extend(values.annotations.clone());
+            // A child of an index is named by digest; the index carries the tags.
+            let tags = if multi {
+                Vec::new()
+            } else {
+                image_tags.clone()
+            };
+            let image =
+                assemble::finish(&node.spec, values, base, built, &annotations, tags, store)?;
+            if !multi {
+                reporter.report(Event::ImageBuilt {
+                    image: &node.spec.name,
+                    digest: &image.manifest_digest,
+                });
+            }
+            *image_slot.lock().expect("slot") = Some((image, started, ms()));
+            Ok(())
+        }));
+    }
+    for (k, (nodes, multi)) in plan.images.iter().enumerate() {
+        if !multi {
+            continue;
+        }
+        let deps: Vec<TaskId> = nodes.iter().map(|&n| assembled[n]).collect();
+        let (images, slot, tags, name) = (&images, &indexes[k], &tags[k], &order[k].name);
+        let node_values = &values[nodes[0]];
+        graph.add(&deps, false, move |_| {
+            let children: Vec<Image> = nodes
+                .iter()
+                .map(|&n| {
+                    images[n]
+                        .lock()
+                        .expect("slot")
+                        .as_ref()
+                        .expect("child")
+                        .0
+                        .clone()
+                })
+                .collect();
+            let mut annotations = node_values.standard_annotations.clone();
+            annotations.extend(node_values.annotations.clone());
+            let index = build_index(name, children, tags.clone(), annotations, store)?;
+            reporter.report(Event::ImageBuilt {
+                image: name,
+                digest: &index.digest,
+            });
+            *slot.lock().expect("slot") = Some(index);
+            Ok(())
+        });
+    }
+    graph.run(opts.threads)?;
+
+    let mut out = Vec::new();
+    for (k, (nodes, multi)) in plan.images.iter().enumerate() {
+        let mut platforms = Vec::new();
+        let mut children = Vec::new();
+        for &n in nodes {
+            let (image, started_ms, finished_ms) = images[n]
+                .lock()
+                .expect("slot")
+                .take()
+                .expect("every task ran");
+            platforms.push(PlatformReport {
+                platform: image.platform(),
+                manifest_digest: image.manifest_digest,
+                config_digest: image.config_digest,
+                layers: slot_of[n]
+                    .iter()
+                    .map(|&s| {
+                        layers[s]
+                            .lock()
+                            .expect("slot")
+                            .clone()
+                            .expect("layer built")
+                            .1
+                    })
+                    .collect(),
+                started_ms,
+                finished_ms,
+            });
+            children.push(image);
+        }
+        let result = if *multi {
+            Built::Index(
+                indexes[k]
+                    .lock()
+                    .expect("slot")
+                    .take()
+                    .expect("index built"),
+            )
+        } else {
+            Built::Image(children.pop().expect("one image"))
+        };
+        out.push(BuiltImage {
+            name: order[k].name.clone(),
+            result,
+            platforms,
+        });
     }
     Ok(out)
 }
 
-fn build_one(
-    spec: &ImageSpec,
-    values: &Expanded,
-    built: &HashMap<String, Image>,
-    store: &Store,
-    opts: &BuildOptions,
-    reporter: &dyn Reporter,
-) -> Result<BuiltImage> {
-    let created = values.created.clone();
-    let (base, base_annotations) = base_image(spec, built, store, opts, reporter)?;
-
-    let mut config = match &base {
-        Some(b) => b.config.clone(),
-        None => {
-            let p = spec
-                .platform
-                .as_ref()
-                .expect("validated: scratch has a platform");
-            ImageConfig {
-                architecture: p.architecture.clone(),
-                os: p.os.clone(),
-                variant: p.variant.clone(),
-                ..Default::default()
-            }
-        }
-    };
-    if let (Some(want), Some(b)) = (&spec.platform, &base) {
-        let have = Platform {
-            os: b.config.os.clone(),
-            architecture: b.config.architecture.clone(),
-            variant: b.config.variant.clone(),
-        };
-        let have_norm = Platform::parse(&have.to_string()).unwrap_or(have);
-        if &have_norm != want {
-            return Err(Error::BuildFile {
-                location: spec.location.clone(),
-                message: format!(
-                    "image {:?} asks for platform {want}, but its base is {have_norm}",
-                    spec.name
-                ),
-            });
-        }
-    }
-    apply_spec(&mut config, spec, values);
-
-    let mut layers: Vec<LayerDesc> = base
-        .as_ref()
-        .map(|b| b.layers.iter().map(oci_layer).collect())
-        .unwrap_or_default();
-    let mut reports = Vec::new();
-    for l in &spec.layers {
-        let mtime = l.mtime.unwrap_or(opts.epoch);
-        let entries = fileset::resolve(&spec.name, l, mtime)?;
-        let job = LayerJob {
-            image: &spec.name,
-            name: &l.name,
-            entries: &entries,
-            compress: CompressOptions {
-                compression: l.compression,
-                level: l.compression_level,
-                threads: opts.threads,
-            },
-        };
-        let done = layer::build(store, &job, reporter)?;
-        config.rootfs.diff_ids.push(done.desc.diff_id.to_string());
-        config.history.push(History {
-            created: Some(created.clone()),
-            created_by: Some(format!("gantry layer {}", l.name)),
-            ..Default::default()
-        });
-        reports.push(LayerReport {
-            name: l.name.clone(),
-            digest: done.desc.digest,
-            diff_id: done.desc.diff_id,
-            size: done.desc.size,
-            reused: done.reused,
-        });
-        layers.push(done.desc);
-    }
-
-    let mut annotations = base_annotations;
-    annotations.extend(values.standard_annotations.clone());
-    annotations.extend(values.annotations.clone());
-    let tags = values.tags.clone();
-    let image = assemble(
-        store,
-        &spec.name,
-        config,
-        layers,
-        annotations,
-        tags.iter().map(|t| t.to_string()).collect(),
-    )?;
-    Ok(BuiltImage {
-        image,
-        layers: reports,
-    })
-}
-
-/// Writes config and manifest into the store and returns the image.
-pub fn assemble(
-    store: &Store,
+/// Writes the index over `children` into the store.
+pub fn build_index(
     name: &str,
-    config: ImageConfig,
-    layers: Vec<LayerDesc>,
-    annotations: BTreeMap<String, String>,
+    children: Vec<Image>,
     tags: Vec<String>,
-) -> Result<Image> {
-    let config_bytes = config.to_canonical_json();
-    let (config_digest, config_size) = store.put(&config_bytes)?;
-    let manifest_bytes = spec::oci_manifest(&config_digest, config_size, &layers, &annotations);
-    let (manifest_digest, _) = store.put(&manifest_bytes)?;
-    Ok(Image {
+    annotations: std::collections::BTreeMap<String, String>,
+    store: &Store,
+) -> Result<ImageIndex> {
+    let refs: Vec<&Image> = children.iter().collect();
+    let bytes = spec::oci_index(&refs, &annotations);
+    let (digest, _) = store.put(&bytes)?;
+    Ok(ImageIndex {
         name: name.to_string(),
-        manifest_bytes,
-        manifest_digest,
-        manifest_media_type: spec::OCI_MANIFEST.to_string(),
-        config_bytes,
-        config_digest,
-        config,
-        layers,
+        bytes,
+        digest,
+        media_type: spec::OCI_INDEX.to_string(),
+        children,
         tags,
         annotations,
     })
-}
-
-/// The base image (None for scratch) and the annotations that record it.
-fn base_image(
-    spec: &ImageSpec,
-    built: &HashMap<String, Image>,
-    store: &Store,
-    opts: &BuildOptions,
-    reporter: &dyn Reporter,
-) -> Result<(Option<Image>, BTreeMap<String, String>)> {
-    let mut ann = BTreeMap::new();
-    let base = match &spec.base {
-        BaseSpec::Scratch => return Ok((None, ann)),
-        BaseSpec::Image(name) => built
-            .get(name)
-            .cloned()
-            .expect("build order puts bases first"),
-        BaseSpec::Local(src) => layout_read::import(src, store).map_err(|e| Error::BuildFile {
-            location: spec.location.clone(),
-            message: format!("image {:?}: base: {e}", spec.name),
-        })?,
-        BaseSpec::Registry(r) => registry_base(spec, r, store, opts, reporter)?,
-    };
-    ann.insert(
-        ANNOTATION_BASE_DIGEST.into(),
-        base.manifest_digest.to_string(),
-    );
-    Ok((Some(base), ann))
-}
-
-/// Loads a registry base (manifest and config only) and records it by name.
-fn registry_base(
-    spec: &ImageSpec,
-    r: &Reference,
-    store: &Store,
-    opts: &BuildOptions,
-    reporter: &dyn Reporter,
-) -> Result<Image> {
-    let loaded = opts
-        .registry
-        .load_base(r, spec.platform.as_ref(), store, reporter)
-        .map_err(|e| Error::BuildFile {
-            location: spec.location.clone(),
-            message: format!("image {:?}: base: {e}", spec.name),
-        })?;
-    Ok(loaded.image)
-}
-
-/// Docker's layer media types name the same bytes as OCI's; an OCI manifest
-/// should not mix the two vocabularies.
-fn oci_layer(l: &LayerDesc) -> LayerDesc {
-    let media_type = match spec::layer_compression(&l.media_type) {
-        Some(c) => match c {
-            spec::LayerCompression::None => spec::OCI_LAYER_TAR,
-            spec::LayerCompression::Gzip => spec::OCI_LAYER_GZIP,
-            spec::LayerCompression::Zstd => spec::OCI_LAYER_ZSTD,
-        }
-        .to_string(),
-        None => l.media_type.clone(),
-    };
-    LayerDesc {
-        media_type,
-        ..l.clone()
-    }
-}
-
-/// Applies the declared runtime settings over the base's config.
-fn apply_spec(config: &mut ImageConfig, spec: &ImageSpec, values: &Expanded) {
-    config.created = Some(values.created.clone());
-    let base_env: Vec<String> = config.env().to_vec();
-    let c = config.container();
-
-    if !values.env.is_empty() {
-        let mut env = base_env.clone();
-        for (k, v) in &values.env {
-            let value = expand(v, &base_env);
-            let item = format!("{k}={value}");
-            match env
-                .iter_mut()
-                .find(|e| e.split_once('=').map(|x| x.0) == Some(k.as_str()))
-            {
-                Some(slot) => *slot = item,
-                None => env.push(item),
-            }
-        }
-        c.env = Some(env);
-    }
-    if let Some(ep) = &spec.entrypoint {
-        c.entrypoint = Some(ep.clone());
-        // Docker's rule: a new entrypoint invalidates an inherited cmd.
-        if spec.cmd.is_none() {
-            c.cmd = None;
-        }
-    }
-    if let Some(cmd) = &spec.cmd {
-        c.cmd = Some(cmd.clone());
-    }
-    if let Some(u) = &spec.user {
-        c.user = Some(u.clone());
-    }
-    if let Some(w) = &spec.workdir {
-        c.working_dir = Some(w.clone());
-    }
-    if !values.labels.is_empty() {
-        c.labels
-            .get_or_insert_with(Default::default)
-            .extend(values.labels.clone());
-    }
-    for p in &spec.exposed_ports {
-        c.exposed_ports
-            .get_or_insert_with(Default::default)
-            .insert(p.clone(), serde_json::json!({}));
-    }
-    for v in &spec.volumes {
-        c.volumes
-            .get_or_insert_with(Default::default)
-            .insert(v.clone(), serde_json::json!({}));
-    }
-    if let Some(s) = &spec.stop_signal {
-        c.stop_signal = Some(s.clone());
-    }
-    if config.config.as_ref() == Some(&Default::default()) {
-        config.config = None;
-    }
-}
-
-/// The image's settings with every stamp template filled in.
-struct Expanded {
-    created: String,
-    /// The standard OCI annotations of a stamped build (empty otherwise).
-    standard_annotations: BTreeMap<String, String>,
-    env: BTreeMap<String, String>,
-    labels: BTreeMap<String, String>,
-    annotations: BTreeMap<String, String>,
-    tags: Vec<Reference>,
-}
-
-fn expand_spec(spec: &ImageSpec, stamp: &Stamp) -> Result<Expanded> {
-    let map = |what: &str, m: &BTreeMap<String, String>| -> Result<BTreeMap<String, String>> {
-        m.iter()
-            .map(|(k, v)| {
-                let at = format!("{} (image.{}.{what}.{k:?})", spec.location, spec.name);
-                let value = if what == "env" {
-                    // Env values go through `${NAME}` expansion afterwards;
-                    // a stamp value must arrive there as literal text.
-                    stamp.expand_escaped(v, &at, &|s| s.replace('$', "$$"))?
-                } else {
-                    stamp.expand(v, &at)?
-                };
-                Ok((k.clone(), value))
-            })
-            .collect()
-    };
-    let created = match &spec.created {
-        Some(t) => parse_created(&stamp.expand(&t.text, &t.location)?, &t.location)?,
-        None => {
-            let secs = stamp.get("BUILD_TIMESTAMP").unwrap_or("0");
-            parse_created(secs, &spec.location)?
-        }
-    };
-    let mut tags = Vec::new();
-    for t in &spec.tags {
-        tags.push(expand_tag(stamp, t)?);
-    }
-    let mut values = Expanded {
-        created,
-        standard_annotations: BTreeMap::new(),
-        env: map("env", &spec.env)?,
-        labels: map("labels", &spec.labels)?,
-        annotations: map("annotations", &spec.annotations)?,
-        tags,
-    };
-    if stamp.stamped {
-        values.standard_annotations = standard_annotations(stamp, &values);
-    }
-    Ok(values)
-}
-
-/// Expands a templated tag. The name and the tag part are expanded apart,
-/// so a value can only ever fill the part it stands in: a branch named
-/// `1234/fix` must not turn `app:{{GIT_BRANCH}}` into registry `app:1234`.
-fn expand_tag(stamp: &Stamp, t: &Templated) -> Result<Reference> {
-    let refuse = |text: &str, e: String| Error::BuildFile {
-        location: t.location.clone(),
-        message: if text == t.text {
-            e
-        } else {
-            format!(
-                "tag {:?} expands to {text:?}, which is not a valid tag: {e} \
-                 (`{{{{KEY|tag}}}}` makes any value a valid tag)",
-                t.text
-            )
-        },
-    };
-    // The tag separator is the last `:` after the last `/`, outside templates.
-    let split = tag_separator(&t.text);
-    let text = match split {
-        Some(i) => {
-            let name = stamp.expand(&t.text[..i], &t.location)?;
-            let tag = stamp.expand(&t.text[i + 1..], &t.location)?;
-            let text = format!("{name}:{tag}");
-            crate::reference::validate_tag(&tag).map_err(|e| refuse(&text, e))?;
-            text
-        }
-        None => stamp.expand(&t.text, &t.location)?,
-    };
-    let r = Reference::parse_tagged(&text).map_err(|e| refuse(&text, e.to_string()))?;
-    if split.is_some() && r.tag.is_none() {
-        return Err(refuse(&text, "the tag part is missing".into()));
-    }
-    Ok(r)
-}
-
-/// Byte offset of the `:` that separates name and tag in a (templated) tag
-/// reference, ignoring anything inside `{{ }}`.
-fn tag_separator(text: &str) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut sep = None;
-    let b = text.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i..].starts_with(b"{{") {
-            depth += 1;
-            i += 2;
-            continue;
-        }
-        if b[i..].starts_with(b"}}") && depth > 0 {
-            depth -= 1;
-            i += 2;
-            continue;
-        }
-        if depth == 0 {
-            match b[i] {
-                b'/' => sep = None,
-                b':' => sep = Some(i),
-                b'@' => return sep,
-                _ => {}
-            }
-        }
-        i += 1;
-    }
-    sep
-}
-
-/// `created` as written: seconds since 1970, or an RFC 3339 UTC time.
-fn parse_created(text: &str, location: &str) -> Result<String> {
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        let secs = epoch::parse(text).map_err(|e| Error::BuildFile {
-            location: location.to_string(),
-            message: format!("created {text:?}: {e}"),
-        })?;
-        return Ok(epoch::rfc3339(secs));
-    }
-    if epoch::is_rfc3339(text) {
-        return Ok(text.to_string());
-    }
-    Err(Error::BuildFile {
-        location: location.to_string(),
-        message: format!(
-            "created {text:?} must be seconds since 1970 or an RFC 3339 time like 2024-01-02T03:04:05Z"
-        ),
-    })
-}
-
-/// The OCI annotations a release image should carry, from the stamp; the
-/// build file's own annotations win over these.
-fn standard_annotations(stamp: &Stamp, values: &Expanded) -> BTreeMap<String, String> {
-    let mut a = BTreeMap::new();
-    let version = stamp
-        .get("VERSION")
-        .filter(|v| !v.is_empty())
-        .or(stamp.get("GIT_DESCRIBE"))
-        .unwrap_or("");
-    let mut put = |k: &str, v: &str| {
-        if !v.is_empty() {
-            a.insert(format!("org.opencontainers.image.{k}"), v.to_string());
-        }
-    };
-    put("version", version);
-    put("revision", stamp.get("GIT_COMMIT").unwrap_or(""));
-    put("created", &values.created);
-    let source = values
-        .labels
-        .get("org.opencontainers.image.source")
-        .cloned()
-        .unwrap_or_else(|| stamp.source_url.clone());
-    put("source", &source);
-    a
-}
-
-/// Expands `${NAME}` from `env` (`K=V` items); an unset name expands to the
-/// empty string, as in a Dockerfile. `$$` is a literal `$`.
-pub fn expand(value: &str, env: &[String]) -> String {
-    let lookup = |name: &str| {
-        env.iter()
-            .rev()
-            .find_map(|e| e.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
-            .unwrap_or("")
-            .to_string()
-    };
-    let mut out = String::with_capacity(value.len());
-    let mut rest = value;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(r) = after.strip_prefix('$') {
-            out.push('$');
-            rest = r;
-        } else if let Some(r) = after.strip_prefix('{') {
-            match r.find('}') {
-                Some(end) => {
-                    out.push_str(&lookup(&r[..end]));
-                    rest = &r[end + 1..];
-                }
-                None => {
-                    out.push_str(&rest[i..]);
-                    rest = "";
-                }
-            }
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expands_from_base_env_only() {
-        let env = vec!["PATH=/usr/bin:/bin".to_string(), "A=1".to_string()];
-        assert_eq!(expand("/app/bin:${PATH}", &env), "/app/bin:/usr/bin:/bin");
-        assert_eq!(expand("${MISSING}x", &env), "x");
-        assert_eq!(expand("$$A $A ${A", &env), "$A $A ${A");
-    }
 }
