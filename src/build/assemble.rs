@@ -12,6 +12,7 @@ use crate::image::{Image, LayerDesc};
 use crate::layout::read as layout_read;
 use crate::progress::Reporter;
 use crate::reference::Reference;
+use crate::registry::select::host_platform;
 use crate::spec;
 use crate::store::Store;
 
@@ -67,11 +68,15 @@ pub(super) fn load_base(
             })
         }
         BaseSpec::Image(_) => other.cloned().expect("the plan runs bases first"),
-        BaseSpec::Local(src) => layout_read::import_for(src, spec.platform.as_ref(), store)
-            .map_err(|e| Error::BuildFile {
+        BaseSpec::Local(src) => {
+            // As for registry bases, an index offers the machine's platform
+            // when the image names none.
+            let want = spec.platform.clone().unwrap_or_else(host_platform);
+            layout_read::import_for(src, Some(&want), store).map_err(|e| Error::BuildFile {
                 location: spec.location.clone(),
                 message: format!("image {:?}: base: {e}", spec.name),
-            })?,
+            })?
+        }
         BaseSpec::Registry(r) => registry_base(spec, r, store, opts, reporter)?,
     };
     annotations.insert(

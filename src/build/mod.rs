@@ -291,29 +291,10 @@ pub fn build(
                 } else {
                     spec
                 };
-                let mtime = spec.mtime.unwrap_or(opts.epoch);
-                let entries = fileset::resolve(label, spec, mtime)?;
-                let job = LayerJob {
-                    image: label,
-                    name: &spec.name,
-                    entries: &entries,
-                    compress: CompressOptions {
-                        compression: spec.compression,
-                        level: spec.compression_level,
-                        threads,
-                    },
-                };
-                let done = layer::build(store, &job, reporter)?;
-                let report = LayerReport {
-                    name: spec.name.clone(),
-                    digest: done.desc.digest,
-                    diff_id: done.desc.diff_id,
-                    size: done.desc.size,
-                    reused: done.reused,
-                    started_ms,
-                    finished_ms: ms(),
-                };
-                *slot.lock().expect("slot") = Some((done.desc, report));
+                let (desc, mut report) = lay_down(label, spec, threads, store, opts, reporter)?;
+                report.started_ms = started_ms;
+                report.finished_ms = ms();
+                *slot.lock().expect("slot") = Some((desc, report));
                 Ok(())
             });
             layer_task.insert(slot_index, task);
@@ -437,6 +418,41 @@ pub fn build(
         });
     }
     Ok(out)
+}
+
+/// Lays down one layer of the image `label` into the store with up to
+/// `threads` compression threads.
+fn lay_down(
+    label: &str,
+    spec: &crate::buildfile::LayerSpec,
+    threads: usize,
+    store: &Store,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<(LayerDesc, LayerReport)> {
+    let mtime = spec.mtime.unwrap_or(opts.epoch);
+    let entries = fileset::resolve(label, spec, mtime)?;
+    let job = LayerJob {
+        image: label,
+        name: &spec.name,
+        entries: &entries,
+        compress: CompressOptions {
+            compression: spec.compression,
+            level: spec.compression_level,
+            threads,
+        },
+    };
+    let done = layer::build(store, &job, reporter)?;
+    let report = LayerReport {
+        name: spec.name.clone(),
+        digest: done.desc.digest,
+        diff_id: done.desc.diff_id,
+        size: done.desc.size,
+        reused: done.reused,
+        started_ms: 0,
+        finished_ms: 0,
+    };
+    Ok((done.desc, report))
 }
 
 /// Writes the index over `children` into the store.

@@ -686,8 +686,8 @@ fn resolve_manifest(
     Err(bad(
         container,
         format!(
-            "{label} is a multi-platform image ({platforms}); give the build \
-             file's image a `platform`, or save or copy a single platform"
+            "{label} is a multi-platform image ({platforms}); choose one platform \
+             (`--platform` for inspect)"
         ),
     ))
 }
