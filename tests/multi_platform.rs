@@ -270,6 +270,15 @@ fn a_docker_tarball_of_a_multi_platform_image_holds_one_platform_and_says_which(
     p.ok(&["build", "app", "--platform", "linux/arm64", "-o", "arm.tar"]);
     let arm = common::inspect::inspect_json(&p, &["arm.tar"]);
     assert_eq!(arm["platform"], "linux/arm64");
+    // Built alone, a platform's image is the very child the index names.
+    let report = parse_json(&p.ok(&["build", "app", "--json"]));
+    let app = &report["images"][1];
+    assert_eq!(app["name"], "app");
+    assert_eq!(app["platforms"][1]["platform"], "linux/arm64");
+    assert_eq!(
+        arm["manifest_digest"],
+        app["platforms"][1]["manifest_digest"]
+    );
 
     if !require_docker() {
         return;
