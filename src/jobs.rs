@@ -84,6 +84,7 @@ impl<'a> Graph<'a> {
             free: budget,
             finished: 0,
             failed: None,
+            panicked: false,
             works: self.tasks.iter_mut().map(|t| t.work.take()).collect(),
         });
         let wide: Vec<bool> = self.tasks.iter().map(|t| t.wide).collect();
@@ -91,7 +92,7 @@ impl<'a> Graph<'a> {
         let worker = || loop {
             let mut s = state.lock().expect("jobs lock");
             let (i, tokens, work) = loop {
-                if s.failed.is_some() || s.finished == n {
+                if s.failed.is_some() || s.panicked || s.finished == n {
                     return;
                 }
                 if s.free > 0 {
@@ -111,7 +112,12 @@ impl<'a> Graph<'a> {
                 s = wake.wait(s).expect("jobs lock");
             };
             drop(s);
+            let guard = PanicGuard {
+                state: &state,
+                wake: &wake,
+            };
             let result = work(tokens);
+            std::mem::forget(guard);
             let mut s = state.lock().expect("jobs lock");
             s.free += tokens;
             s.finished += 1;
@@ -151,7 +157,25 @@ struct State<'a> {
     free: usize,
     finished: usize,
     failed: Option<crate::error::Error>,
+    /// A task panicked: the other workers stop waiting, and the panic
+    /// reaches the caller when the scope ends.
+    panicked: bool,
     works: Vec<Option<Work<'a>>>,
+}
+
+/// Wakes the other workers if a task panics, so they do not wait forever
+/// for a task that will never finish. Forgotten when the task returns.
+struct PanicGuard<'s, 'a> {
+    state: &'s Mutex<State<'a>>,
+    wake: &'s Condvar,
+}
+
+impl Drop for PanicGuard<'_, '_> {
+    fn drop(&mut self) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.panicked = true;
+        self.wake.notify_all();
+    }
 }
 
 #[cfg(test)]
@@ -206,6 +230,21 @@ mod tests {
         });
         g.run(4).unwrap();
         assert_eq!(seen.lock().unwrap().last(), Some(&4));
+    }
+
+    #[test]
+    fn a_panicking_task_does_not_leave_the_others_waiting() {
+        let result = std::panic::catch_unwind(|| {
+            let mut g = Graph::new();
+            let bad = g.add(&[], false, |_| panic!("task bug"));
+            g.add(&[bad], false, |_| Ok(()));
+            g.add(&[], false, |_| {
+                std::thread::sleep(Duration::from_millis(20));
+                Ok(())
+            });
+            g.run(3)
+        });
+        assert!(result.is_err(), "the panic reaches the caller");
     }
 
     #[test]
