@@ -288,9 +288,18 @@ fn json_report_lists_every_layer_with_its_digests_and_status() {
             assert!(!l[key].is_null(), "{key} missing from {l}");
         }
     }
-    // --json replaces the result lines; with a tarball on stdout it has no place.
+    // --json replaces the result lines; with a tarball on stdout it has no
+    // place, and --report writes the same report to a file instead.
     let err = p.fails(&["build", "--json", "-o", "-"]);
-    assert!(err.contains("--json"), "{err}");
+    assert!(err.contains("--json") && err.contains("--report"), "{err}");
+    let out = p.run(&["build", "api", "-o", "-", "--report", "report.json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = common::oci::read_json(&p.join("report.json"));
+    assert_eq!(image(&written, "api")["digest"], api["digest"]);
 }
 
 #[test]

@@ -47,6 +47,11 @@ pub struct BuildArgs {
     #[arg(long)]
     json: bool,
 
+    /// Also write the JSON report to this file (atomically, once every
+    /// output is written).
+    #[arg(long, value_name = "PATH")]
+    report: Option<PathBuf>,
+
     #[command(flatten)]
     stamp: StampArgs,
 
@@ -109,6 +114,11 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
         }
         None => None,
     };
+    if args.json && args.output.as_deref() == Some(Path::new("-")) {
+        return Err(Error::Usage(
+            "--json and -o - both want stdout; use --report PATH for the report".into(),
+        ));
+    }
     let file = BuildFile::load(&args.file)?;
     let store = Store::open(store_root)?;
     let mut opts = BuildOptions::from_env()?;
@@ -124,19 +134,15 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
     let built = build::build(&file, &args.images, &store, &opts, reporter)?;
 
     let to_stdout = args.output.as_deref() == Some(Path::new("-"));
-    if to_stdout && args.json {
-        return Err(Error::Usage(
-            "--json and -o - both want stdout; write the output to a file".into(),
-        ));
-    }
     let mut lines = String::new();
     for b in &built {
         lines.push_str(&format!("{} {}\n", b.name, b.result.digest()));
     }
+    let mut report = serde_json::to_string_pretty(&Report::of(&built))
+        .map_err(|e| Error::Usage(format!("cannot render the report as JSON: {e}")))?;
+    report.push('\n');
     if args.json {
-        lines = serde_json::to_string_pretty(&Report::of(&built))
-            .map_err(|e| Error::Usage(format!("cannot render the report as JSON: {e}")))?;
-        lines.push('\n');
+        lines = report.clone();
     }
 
     if let (Some(out), Some(format)) = (&args.output, format) {
@@ -178,6 +184,10 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
                 });
             }
         }
+    }
+
+    if let Some(path) = &args.report {
+        gantry::fsutil::write_atomic(path, report.as_bytes())?;
     }
 
     // Results go to stdout unless stdout carries the tarball.
