@@ -400,3 +400,30 @@ fn eight_concurrent_builds_of_overlapping_graphs_share_one_store_soundly() {
     let again = report(&p.ok(&["build", "--json"]));
     assert_eq!(rebuilt(&again), Vec::<String>::new());
 }
+
+#[test]
+fn concurrent_builds_into_one_output_directory_all_succeed_and_leave_one_layout() {
+    let p = Project::new();
+    shared_base(&p, 1 << 20);
+    p.ok(&["build"]);
+    let children: Vec<_> = (0..16)
+        .map(|_| {
+            let mut c = p.cmd();
+            c.args(["build", "-o", "same/"]);
+            c.stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        assert_ok(&c.wait_with_output().unwrap(), "build into a shared output");
+    }
+    assert_blobs_sound(&p.join("same"));
+    let leftovers: Vec<String> = fs::read_dir(p.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".gantry-"))
+        .collect();
+    assert_eq!(leftovers, Vec::<String>::new());
+}
