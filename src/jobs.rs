@@ -2,10 +2,13 @@
 //!
 //! Every running task holds at least one of `budget` tokens, so at most
 //! `budget` tasks run at once. A task that can use more threads (a layer
-//! being compressed) is also given a share of the tokens nobody is waiting
-//! for: with six layers queued on four cores each gets one, and the last
-//! layer of a build gets all four. Tasks are started in the order they were
-//! added, as soon as the tasks they depend on have finished.
+//! being compressed) has a weight (its input bytes) and takes a share of
+//! the free tokens in proportion to its weight against the weights of the
+//! other such tasks waiting: a large layer queued with two small ones takes
+//! every core, two layers of the same size take half each. A task's thread
+//! count is fixed when it starts (the compressor's is), so the share is
+//! decided then. Tasks are started in the order they were added, as soon as
+//! the tasks they depend on have finished.
 //!
 //! The first task to fail stops the graph: nothing new starts, the running
 //! tasks finish, and that first error is returned. Which bytes a task
@@ -27,8 +30,9 @@ pub struct Graph<'a> {
 
 struct Task<'a> {
     deps: Vec<usize>,
-    /// The task can use more than one thread.
-    wide: bool,
+    /// 0 for a task that uses one thread; otherwise how much work it has,
+    /// to share threads by.
+    weight: u64,
     work: Option<Work<'a>>,
 }
 
@@ -42,16 +46,16 @@ impl<'a> Graph<'a> {
     }
 
     /// Adds a task that runs after `deps`; it is called with the number of
-    /// threads it may use (always 1 unless `wide`).
+    /// threads it may use (always 1 when `weight` is 0).
     pub fn add(
         &mut self,
         deps: &[TaskId],
-        wide: bool,
+        weight: u64,
         work: impl FnOnce(usize) -> Result<()> + Send + 'a,
     ) -> TaskId {
         self.tasks.push(Task {
             deps: deps.iter().map(|d| d.0).collect(),
-            wide,
+            weight,
             work: Some(Box::new(work)),
         });
         TaskId(self.tasks.len() - 1)
@@ -87,7 +91,7 @@ impl<'a> Graph<'a> {
             panicked: false,
             works: self.tasks.iter_mut().map(|t| t.work.take()).collect(),
         });
-        let wide: Vec<bool> = self.tasks.iter().map(|t| t.wide).collect();
+        let weight: Vec<u64> = self.tasks.iter().map(|t| t.weight).collect();
         let wake = Condvar::new();
         let worker = || loop {
             let mut s = state.lock().expect("jobs lock");
@@ -97,13 +101,12 @@ impl<'a> Graph<'a> {
                 }
                 if s.free > 0 {
                     if let Some(i) = s.ready.pop_front() {
-                        let mut tokens = 1;
-                        if wide[i] {
-                            // Share what is free with the wide tasks still
-                            // queued, so none of them is starved.
-                            let queued = s.ready.iter().filter(|&&j| wide[j]).count();
-                            tokens += (s.free - 1) / (queued + 1);
-                        }
+                        let tokens = if weight[i] == 0 {
+                            1
+                        } else {
+                            let queued: u64 = s.ready.iter().map(|&j| weight[j]).sum();
+                            share(s.free, weight[i], queued)
+                        };
                         s.free -= tokens;
                         let work = s.works[i].take().expect("each task runs once");
                         break (i, tokens, work);
@@ -149,6 +152,15 @@ impl<'a> Graph<'a> {
             None => Ok(()),
         }
     }
+}
+
+/// Of `free` tokens, the share of a task of weight `mine` against `queued`
+/// waiting: in proportion, rounded to nearest, at least one.
+fn share(free: usize, mine: u64, queued: u64) -> usize {
+    let total = u128::from(mine) + u128::from(queued);
+    let exact = free as u128 * u128::from(mine);
+    let rounded = (exact + total / 2) / total;
+    (rounded as usize).clamp(1, free)
 }
 
 struct State<'a> {
@@ -202,43 +214,45 @@ mod tests {
                 Ok(())
             }
         };
-        let a = g.add(&[], false, step("a"));
-        let b = g.add(&[], false, step("b"));
-        let c = g.add(&[], false, step("c"));
-        g.add(&[a, b, c], false, step("d"));
+        let a = g.add(&[], 0, step("a"));
+        let b = g.add(&[], 0, step("b"));
+        let c = g.add(&[], 0, step("c"));
+        g.add(&[a, b, c], 0, step("d"));
         g.run(2).unwrap();
         assert_eq!(peak.load(Ordering::SeqCst), 2);
         assert_eq!(order.lock().unwrap().last(), Some(&"d"));
     }
 
     #[test]
-    fn the_last_wide_task_gets_the_whole_budget() {
+    fn threads_are_shared_by_weight() {
+        // A large layer queued with small ones takes every core; equal ones
+        // share; a lone one takes all; nobody gets none.
+        assert_eq!(share(4, 500, 2), 4);
+        assert_eq!(share(4, 100, 100), 2);
+        assert_eq!(share(2, 24, 24), 1);
+        assert_eq!(share(4, 1, 0), 4);
+        assert_eq!(share(4, 1, 1000), 1);
+        assert_eq!(share(1, 1000, 0), 1);
+
         let seen = Mutex::new(Vec::new());
         let mut g = Graph::new();
-        for _ in 0..3 {
-            g.add(&[], true, |t| {
+        for w in [1000, 1, 1] {
+            g.add(&[], w, |t| {
                 seen.lock().unwrap().push(t);
                 Ok(())
             });
         }
-        g.run(1).unwrap();
-        assert_eq!(*seen.lock().unwrap(), vec![1, 1, 1]);
-        let mut g = Graph::new();
-        g.add(&[], true, |t| {
-            seen.lock().unwrap().push(t);
-            Ok(())
-        });
         g.run(4).unwrap();
-        assert_eq!(seen.lock().unwrap().last(), Some(&4));
+        assert_eq!(seen.lock().unwrap()[0], 4);
     }
 
     #[test]
     fn a_panicking_task_does_not_leave_the_others_waiting() {
         let result = std::panic::catch_unwind(|| {
             let mut g = Graph::new();
-            let bad = g.add(&[], false, |_| panic!("task bug"));
-            g.add(&[bad], false, |_| Ok(()));
-            g.add(&[], false, |_| {
+            let bad = g.add(&[], 0, |_| panic!("task bug"));
+            g.add(&[bad], 0, |_| Ok(()));
+            g.add(&[], 0, |_| {
                 std::thread::sleep(Duration::from_millis(20));
                 Ok(())
             });
@@ -251,8 +265,8 @@ mod tests {
     fn first_failure_stops_the_graph() {
         let ran = AtomicUsize::new(0);
         let mut g = Graph::new();
-        let bad = g.add(&[], false, |_| Err(Error::Usage("boom".into())));
-        g.add(&[bad], false, |_| {
+        let bad = g.add(&[], 0, |_| Err(Error::Usage("boom".into())));
+        g.add(&[bad], 0, |_| {
             ran.fetch_add(1, Ordering::SeqCst);
             Ok(())
         });

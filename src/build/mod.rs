@@ -21,13 +21,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::buildfile::{BuildFile, Platform};
+use crate::buildfile::{BuildFile, LayerSpec, Platform};
 use crate::digest::Digest;
 use crate::epoch;
 use crate::error::{Error, Result};
 use crate::image::{Image, ImageIndex, LayerDesc};
 use crate::jobs::{Graph, TaskId};
-use crate::layer::{self, compress::CompressOptions, fileset, LayerJob};
+use crate::layer::{self, compress::CompressOptions, fileset, tar::EntryKind, LayerJob};
 use crate::progress::{Event, Reporter};
 use crate::reference::Reference;
 use crate::spec;
@@ -243,7 +243,7 @@ pub fn build(
         let multi = plan.images[node.image].1;
         let base_deps: Vec<TaskId> = node.base.map(|b| assembled[b]).into_iter().collect();
         let (base_slot, images_ref) = (&bases[i], &images);
-        let base_task = graph.add(&base_deps, false, move |_| {
+        let base_task = graph.add(&base_deps, 0, move |_| {
             let other = node.base.map(|b| {
                 images_ref[b]
                     .lock()
@@ -274,8 +274,17 @@ pub fn build(
             } else {
                 &node.spec.name
             };
-            let deps_of_layer: Vec<TaskId> = if late { vec![base_task] } else { vec![] };
-            let task = graph.add(&deps_of_layer, true, move |threads| {
+            // Resolved now, so that a missing input fails before any work
+            // and the layer's size can share out the cores; a layer that
+            // waits for its base's platform is resolved when it runs.
+            let (deps_of_layer, entries, weight) = if late {
+                (vec![base_task], None, 1)
+            } else {
+                let entries = resolve(label, spec, opts)?;
+                let weight = 1 + input_bytes(&entries);
+                (vec![], Some(entries), weight)
+            };
+            let task = graph.add(&deps_of_layer, weight, move |threads| {
                 let started_ms = ms();
                 let filled;
                 let spec = if late {
@@ -291,7 +300,11 @@ pub fn build(
                 } else {
                     spec
                 };
-                let (desc, mut report) = lay_down(label, spec, threads, store, opts, reporter)?;
+                let entries = match entries {
+                    Some(e) => e,
+                    None => resolve(label, spec, opts)?,
+                };
+                let (desc, mut report) = lay_down(label, spec, &entries, threads, store, reporter)?;
                 report.started_ms = started_ms;
                 report.finished_ms = ms();
                 *slot.lock().expect("slot") = Some((desc, report));
@@ -303,7 +316,7 @@ pub fn build(
         let (values, image_slot, image_tags) = (&values[i], &images[i], &tags[node.image]);
         let (node_slots, layers) = (&slot_of[i], &layers);
         let ms = &ms;
-        assembled.push(graph.add(&deps, false, move |_| {
+        assembled.push(graph.add(&deps, 0, move |_| {
             let started = ms();
             let base = base_slot.lock().expect("slot").take().expect("base loaded");
             let built: Vec<(String, LayerDesc)> = node_slots
@@ -344,7 +357,7 @@ pub fn build(
         let deps: Vec<TaskId> = nodes.iter().map(|&n| assembled[n]).collect();
         let (images, slot, tags, name) = (&images, &indexes[k], &tags[k], &order[k].name);
         let node_values = &values[nodes[0]];
-        graph.add(&deps, false, move |_| {
+        graph.add(&deps, 0, move |_| {
             let children: Vec<Image> = nodes
                 .iter()
                 .map(|&n| {
@@ -420,22 +433,36 @@ pub fn build(
     Ok(out)
 }
 
+/// The exact entries of a layer, from the file system.
+fn resolve(label: &str, spec: &LayerSpec, opts: &BuildOptions) -> Result<Vec<fileset::Entry>> {
+    fileset::resolve(label, spec, spec.mtime.unwrap_or(opts.epoch))
+}
+
+/// The bytes of file content a layer reads.
+fn input_bytes(entries: &[fileset::Entry]) -> u64 {
+    entries
+        .iter()
+        .map(|e| match e.header.kind {
+            EntryKind::File { size } => size,
+            _ => 0,
+        })
+        .sum()
+}
+
 /// Lays down one layer of the image `label` into the store with up to
 /// `threads` compression threads.
 fn lay_down(
     label: &str,
-    spec: &crate::buildfile::LayerSpec,
+    spec: &LayerSpec,
+    entries: &[fileset::Entry],
     threads: usize,
     store: &Store,
-    opts: &BuildOptions,
     reporter: &dyn Reporter,
 ) -> Result<(LayerDesc, LayerReport)> {
-    let mtime = spec.mtime.unwrap_or(opts.epoch);
-    let entries = fileset::resolve(label, spec, mtime)?;
     let job = LayerJob {
         image: label,
         name: &spec.name,
-        entries: &entries,
+        entries,
         compress: CompressOptions {
             compression: spec.compression,
             level: spec.compression_level,
