@@ -308,3 +308,23 @@ fn a_local_layout_index_is_a_base_for_each_platform() {
     assert_eq!(info["platform"], "linux/arm64");
     assert_eq!(info["layers"].as_array().unwrap().len(), 3, "{info}");
 }
+
+#[test]
+fn placeholders_take_the_base_platform_when_the_image_names_none() {
+    let p = two_platforms();
+    p.ok(&["build", "app", "--platform", "linux/arm64", "-o", "arm/"]);
+    let q = Project::new();
+    // Only the arm64 file exists: the base decides which one is read.
+    q.write("bin/arm64/tool", "arm64 tool\n");
+    q.write(
+        "gantry.toml",
+        format!(
+            "[image.top]\nbase = \"oci:{}:1\"\n\
+             [[image.top.layer]]\nfiles = [{{ src = \"bin/{{arch}}/tool\", dst = \"/tool\" }}]\n",
+            p.join("arm").display()
+        ),
+    );
+    q.ok(&["build", "-o", "top/"]);
+    let info = common::inspect::inspect_json(&q, &["top/"]);
+    assert_eq!(info["platform"], "linux/arm64");
+}
