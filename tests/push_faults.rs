@@ -1,0 +1,186 @@
+//! `gantry push` through a proxy in front of the reference registry that
+//! misbehaves on purpose: seeded random faults (dropped connections before
+//! and after the registry acted, truncated answers, 500, 503, 429, revoked
+//! tokens), a registry that keeps failing, and a token service that grants
+//! exactly the scopes asked for. Whatever happens, a tag either points at a
+//! complete image (skopeo copies every blob, verified) or is not there.
+
+mod common;
+
+use common::docker_registry::{self, DockerRegistry, Options};
+use common::proxy::{self, Fault, Proxy};
+use common::push::{actions, app_project, metadata, pushed, skopeo_copy_verifies, skopeo_digest};
+use common::{digest_of, require};
+
+fn peers() -> bool {
+    require(docker_registry::BIN) && require("skopeo")
+}
+
+#[test]
+fn seeded_faults_end_in_a_verified_image_or_a_clear_failure_with_no_broken_tag() {
+    if !peers() {
+        return;
+    }
+    let reg = DockerRegistry::start(Options::default());
+    let p = app_project(&[]);
+    let digest = digest_of(&p.ok(&["build"]), "app");
+    let (mut succeeded, mut failed, mut faults) = (0, 0, 0);
+    for seed in 1..=12u64 {
+        let proxy = Proxy::start(
+            reg.port,
+            proxy::Options {
+                bearer: seed % 2 == 0,
+                fault_rate: 0.25,
+                seed,
+                ..Default::default()
+            },
+        );
+        let repo = format!("faults/s{seed}");
+        let through_proxy = format!("{}/{repo}:1", proxy.host());
+        let direct = format!("{}/{repo}:1", reg.host());
+        let out = p.run(&["push", "app", "-t", &through_proxy]);
+        faults += proxy.log().iter().filter(|l| l.fault.is_some()).count();
+        if out.status.success() {
+            succeeded += 1;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(pushed(&stdout), [(through_proxy.clone(), digest.clone())]);
+            assert_eq!(skopeo_digest(&direct).as_deref(), Some(digest.as_str()));
+            let copy = tempfile::tempdir().unwrap();
+            skopeo_copy_verifies(&direct, copy.path());
+        } else {
+            failed += 1;
+            let err = String::from_utf8_lossy(&out.stderr);
+            eprintln!("seed {seed} failed: {}", err.lines().last().unwrap_or(""));
+            assert!(
+                err.contains("error: registry 127.0.0.1:"),
+                "seed {seed}: {err}"
+            );
+            assert!(
+                err.contains("nothing was tagged") || err.contains("only these were tagged"),
+                "seed {seed}: {err}"
+            );
+            // A tag that exists must point at a whole image.
+            if let Some(d) = skopeo_digest(&direct) {
+                assert_eq!(d, digest, "seed {seed}");
+                let copy = tempfile::tempdir().unwrap();
+                skopeo_copy_verifies(&direct, copy.path());
+            }
+        }
+    }
+    eprintln!("{succeeded} pushes succeeded, {failed} failed cleanly, {faults} faults injected");
+    assert!(faults >= 12, "the proxy injected faults: {faults}");
+    assert!(
+        succeeded >= 6,
+        "retries carry most pushes through: {succeeded} of 12"
+    );
+}
+
+#[test]
+fn a_registry_that_keeps_failing_uploads_names_the_blob_and_tags_nothing() {
+    if !peers() {
+        return;
+    }
+    let reg = DockerRegistry::start(Options::default());
+    let scripted = (0..20)
+        .map(|_| {
+            (
+                "PUT".to_string(),
+                "/blobs/uploads/".to_string(),
+                Fault::Status(500),
+            )
+        })
+        .collect();
+    let proxy = Proxy::start(
+        reg.port,
+        proxy::Options {
+            scripted,
+            ..Default::default()
+        },
+    );
+    let target = format!("{}/broken/app:1", proxy.host());
+    let p = app_project(&[&target]);
+    let err = p.fails(&["push", "--jobs", "1"]);
+    assert!(err.contains(&format!("registry {}", proxy.host())), "{err}");
+    assert!(err.contains("blob sha256:"), "names the blob: {err}");
+    assert!(
+        err.contains("HTTP 500 UNKNOWN: injected"),
+        "what it answered: {err}"
+    );
+    assert!(err.contains("nothing was tagged"), "{err}");
+    assert!(err.contains("retrying"), "it retried first: {err}");
+    assert_eq!(skopeo_digest(&format!("{}/broken/app:1", reg.host())), None);
+    assert!(
+        !proxy
+            .log()
+            .iter()
+            .any(|l| l.method == "PUT" && l.path.contains("/manifests/")),
+        "no manifest was put"
+    );
+}
+
+#[test]
+fn a_mount_token_carries_pull_on_the_source_and_push_on_the_target() {
+    if !peers() {
+        return;
+    }
+    let reg = DockerRegistry::start(Options::default());
+    let proxy = Proxy::start(
+        reg.port,
+        proxy::Options {
+            bearer: true,
+            ..Default::default()
+        },
+    );
+    let one = format!("{}/team/one:1", proxy.host());
+    let two = format!("{}/team/two:1", proxy.host());
+    let p = app_project(&[&one]);
+    p.ok(&["push"]);
+    proxy.clear_log();
+    p.ok(&["push", "app", "-t", &two, "--metadata-file", "m.json"]);
+    // The proxy refuses a mount whose token lacks pull on the source.
+    assert_eq!(
+        actions(
+            &metadata(&p.join("m.json")),
+            &format!("{}/team/two", proxy.host())
+        ),
+        ["mounted"; 3]
+    );
+    let token_requests: Vec<_> = proxy
+        .log()
+        .into_iter()
+        .filter(|l| l.path == "/token")
+        .collect();
+    assert!(
+        token_requests.iter().any(|l| l.query.contains(
+            "scope=repository%3Ateam%2Ftwo%3Apull%2Cpush&scope=repository%3Ateam%2Fone%3Apull"
+        )),
+        "{token_requests:#?}"
+    );
+}
+
+#[test]
+fn a_token_revoked_mid_upload_is_renewed_and_the_push_completes() {
+    if !peers() {
+        return;
+    }
+    let reg = DockerRegistry::start(Options::default());
+    let proxy = Proxy::start(
+        reg.port,
+        proxy::Options {
+            bearer: true,
+            scripted: vec![("PUT".into(), "/blobs/uploads/".into(), Fault::Revoke)],
+            ..Default::default()
+        },
+    );
+    let target = format!("{}/revoked/app:1", proxy.host());
+    let p = app_project(&[&target]);
+    let out = p.ok(&["push", "--jobs", "1"]);
+    let digest = &pushed(&out)[0].1;
+    assert!(
+        proxy.log().iter().any(|l| l.fault == Some(Fault::Revoke)),
+        "the revocation happened"
+    );
+    assert!(proxy.tokens_issued() >= 2, "a new token was fetched");
+    let direct = format!("{}/revoked/app:1", reg.host());
+    assert_eq!(skopeo_digest(&direct).as_deref(), Some(digest.as_str()));
+}
