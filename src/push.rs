@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -306,13 +306,19 @@ impl Run<'_> {
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         let first_error: Mutex<Option<Error>> = Mutex::new(None);
-        let done = AtomicBool::new(false);
+        let done = (Mutex::new(false), Condvar::new());
         std::thread::scope(|s| {
             // One thread turns byte counters into progress events, since the
-            // uploads themselves are inside blocking sends.
+            // uploads themselves are inside blocking sends. It is woken when
+            // the work ends rather than polled, so it adds no latency.
             s.spawn(|| {
-                while !done.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(100));
+                let (lock, cv) = &done;
+                let mut finished = lock.lock().expect("done lock");
+                while !*finished {
+                    finished = cv
+                        .wait_timeout(finished, Duration::from_millis(100))
+                        .expect("done lock")
+                        .0;
                     for (target, digest, n) in self.active.lock().expect("active lock").iter() {
                         self.reporter.report(Event::PushProgress {
                             target,
@@ -342,7 +348,8 @@ impl Run<'_> {
             for w in workers {
                 let _ = w.join();
             }
-            done.store(true, Ordering::SeqCst);
+            *done.0.lock().expect("done lock") = true;
+            done.1.notify_all();
         });
         match first_error.into_inner().expect("error lock") {
             Some(e) => Err(e),

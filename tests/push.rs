@@ -255,3 +255,43 @@ fn push_tag_flag_needs_exactly_one_image() {
     let err = p.fails(&["push", "--offline"]);
     assert!(err.contains("needs the network"), "{err}");
 }
+
+#[test]
+fn many_tags_and_registries_in_one_run_send_each_blob_once_per_registry() {
+    if !peers() {
+        return;
+    }
+    let a = DockerRegistry::start(Options::default());
+    let b = DockerRegistry::start(Options::default());
+    let targets = [
+        format!("{}/team/one:1.4.0", a.host()),
+        format!("{}/team/one:latest", a.host()),
+        format!("{}/team/two:1.4.0", a.host()),
+        format!("{}/mirror/app:1.4.0", b.host()),
+    ];
+    let p = app_project(&[]);
+    let mut args = vec!["push", "app", "--metadata-file", "m.json"];
+    for t in &targets {
+        args.extend(["-t", t.as_str()]);
+    }
+    let out = p.ok(&args);
+    let refs: Vec<String> = pushed(&out).into_iter().map(|(r, _)| r).collect();
+    assert_eq!(refs, targets, "every tag, in the order given");
+    let meta = metadata(&p.join("m.json"));
+    assert_eq!(
+        actions(&meta, &format!("{}/team/one", a.host())),
+        ["uploaded"; 3]
+    );
+    assert_eq!(
+        actions(&meta, &format!("{}/team/two", a.host())),
+        ["mounted"; 3]
+    );
+    assert_eq!(
+        actions(&meta, &format!("{}/mirror/app", b.host())),
+        ["uploaded"; 3]
+    );
+    let digest = &pushed(&out)[0].1;
+    for t in &targets {
+        assert_eq!(skopeo_digest(t).as_ref(), Some(digest), "{t}");
+    }
+}

@@ -547,8 +547,24 @@ impl Client {
             return Ok(u);
         }
         let https = format!("https://{host}");
+        let http = format!("http://{host}");
         let ping = |base: &str| self.http.get(format!("{base}/v2/"));
-        let (base, resp) = if self.plain_http_allowed(host) {
+        // A loopback registry is asked in plain HTTP first: no one can sit
+        // between, and it spares loading the system's trusted roots (tens of
+        // milliseconds) for a registry that speaks no TLS. A TLS server
+        // answers plain HTTP with 400 or a closed connection, and is then
+        // asked over HTTPS as any other.
+        let plain_first = if is_loopback(host) {
+            ping(&http)
+                .send()
+                .ok()
+                .filter(|r| matches!(r.status().as_u16(), 200 | 401))
+        } else {
+            None
+        };
+        let (base, resp) = if let Some(r) = plain_first {
+            (http, r)
+        } else if self.plain_http_allowed(host) {
             // One HTTPS attempt without retries: a plain-HTTP registry
             // answers it with a failed handshake, which is the answer.
             match ping(&https).send() {
@@ -559,7 +575,6 @@ impl Client {
                     return Err(certificate_error(host, &error_chain(&e)));
                 }
                 Err(_) => {
-                    let http = format!("http://{host}");
                     let r = self.execute(at, || ping(&http))?;
                     (http, r)
                 }
