@@ -496,11 +496,7 @@ impl Client {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     if retry::retryable_status(status) && !last {
-                        let after = resp
-                            .headers()
-                            .get(RETRY_AFTER)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+                        let after = retry_after(&resp);
                         self.retrying(at, attempt, after, &format!("HTTP {status}"));
                         continue;
                     }
@@ -783,6 +779,14 @@ pub fn is_loopback(host: &str) -> bool {
             .parse::<IpAddr>()
             .map(|ip| ip.is_loopback())
             .unwrap_or(false)
+}
+
+/// How long the registry asked to wait before the next attempt.
+fn retry_after(resp: &Response) -> Option<Duration> {
+    resp.headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| retry::parse_retry_after(v, SystemTime::now()))
 }
 
 fn classify(e: &reqwest::Error) -> SendError {

@@ -11,13 +11,12 @@
 
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use reqwest::blocking::{Body, Response};
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, Url};
 
-use super::{classify, retry, Access, Client, Repo, SendError};
+use super::{classify, retry, retry_after, Access, Client, Repo, SendError};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
@@ -114,11 +113,7 @@ impl Client {
                         continue;
                     }
                     if retry::retryable_status(status) && !last {
-                        let after = resp
-                            .headers()
-                            .get(RETRY_AFTER)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+                        let after = retry_after(&resp);
                         self.retrying(at, attempt, after, &format!("upload: HTTP {status}"));
                         continue;
                     }
