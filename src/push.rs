@@ -47,12 +47,49 @@ impl Default for PushOptions {
     }
 }
 
-/// An image and the references to push it to.
+/// A manifest as pushed: these exact bytes, under this media type.
+#[derive(Debug, Clone, Copy)]
+pub struct ManifestBytes<'a> {
+    pub digest: Digest,
+    pub media_type: &'a str,
+    pub bytes: &'a [u8],
+}
+
+/// What one image (single- or multi-platform) puts into a repository, and
+/// the references to push it to.
 #[derive(Debug, Clone)]
 pub struct PushRequest<'a> {
-    pub image: &'a Image,
+    pub name: &'a str,
+    /// The manifest the tags point at: an image manifest or an index.
+    pub top: ManifestBytes<'a>,
+    /// Manifests `top` names (an index's per-platform images), put by
+    /// digest before it.
+    pub children: Vec<ManifestBytes<'a>>,
+    /// Every blob the manifests name, configs first.
+    pub blobs: Vec<(Digest, u64)>,
     /// Tagged references; a digest in them is refused by the caller.
     pub targets: Vec<Reference>,
+}
+
+impl<'a> PushRequest<'a> {
+    /// A single-platform image.
+    pub fn image(image: &'a Image, targets: Vec<Reference>) -> PushRequest<'a> {
+        PushRequest {
+            name: &image.name,
+            top: manifest_of(image),
+            children: Vec::new(),
+            blobs: image_blobs(image).collect(),
+            targets,
+        }
+    }
+}
+
+fn manifest_of(image: &Image) -> ManifestBytes<'_> {
+    ManifestBytes {
+        digest: image.manifest_digest,
+        media_type: &image.manifest_media_type,
+        bytes: &image.manifest_bytes,
+    }
 }
 
 /// What happened to one blob in one repository.
@@ -170,8 +207,10 @@ pub fn push(
     let mut references: Vec<Vec<String>> = vec![Vec::new(); requests.len()];
     let mut tagged = Vec::new();
     for p in &plans {
+        let mut children_done = BTreeSet::new();
         for (tag, i) in &p.tags {
-            let image = requests[*i].image;
+            let request = &requests[*i];
+            let top = request.top;
             let full = format!("{}:{tag}", p.name());
             let what = format!("manifest {full}");
             let at = Repo {
@@ -181,17 +220,27 @@ pub fn push(
                 access: Access::Push { mount_from: None },
                 reporter,
             };
-            let result = client
-                .manifest_digest(&at, tag, &image.manifest_media_type)
+            // Children first: a registry refuses an index naming manifests
+            // it does not have.
+            let children: &[ManifestBytes] = if children_done.insert(*i) {
+                &request.children
+            } else {
+                &[]
+            };
+            let result = children
+                .iter()
+                .try_for_each(|c| {
+                    let by_digest = c.digest.to_string();
+                    if client.manifest_digest(&at, &by_digest, c.media_type)? != Some(c.digest) {
+                        client.put_manifest(&at, &by_digest, c.media_type, c.bytes)?;
+                    }
+                    Ok(())
+                })
+                .and_then(|()| client.manifest_digest(&at, tag, top.media_type))
                 .and_then(|current| {
-                    let unchanged = current == Some(image.manifest_digest);
+                    let unchanged = current == Some(top.digest);
                     if !unchanged {
-                        client.put_manifest(
-                            &at,
-                            tag,
-                            &image.manifest_media_type,
-                            &image.manifest_bytes,
-                        )?;
+                        client.put_manifest(&at, tag, top.media_type, top.bytes)?;
                     }
                     Ok(unchanged)
                 });
@@ -201,10 +250,10 @@ pub fn push(
             })?;
             reporter.report(Event::ManifestPushed {
                 reference: &full,
-                digest: &image.manifest_digest,
+                digest: &top.digest,
                 unchanged,
             });
-            let pushed = format!("{full}@{}", image.manifest_digest);
+            let pushed = format!("{full}@{}", top.digest);
             tagged.push(pushed.clone());
             references[*i].push(pushed);
         }
@@ -227,11 +276,11 @@ pub fn push(
         .iter()
         .zip(references)
         .map(|(r, references)| {
-            let mine: BTreeSet<Digest> = image_blobs(r.image).map(|(d, _)| d).collect();
+            let mine: BTreeSet<Digest> = r.blobs.iter().map(|(d, _)| *d).collect();
             let targets: BTreeSet<String> = r.targets.iter().map(Reference::name).collect();
             ImageReport {
-                name: r.image.name.clone(),
-                digest: r.image.manifest_digest,
+                name: r.name.to_string(),
+                digest: r.top.digest,
                 references,
                 blobs: blobs
                     .iter()
@@ -271,9 +320,9 @@ fn plan(requests: &[PushRequest<'_>]) -> Vec<RepoPlan> {
                 }
             };
             let p = &mut plans[idx];
-            for b in image_blobs(r.image) {
+            for b in &r.blobs {
                 if !p.blobs.iter().any(|(d, _)| *d == b.0) {
-                    p.blobs.push(b);
+                    p.blobs.push(*b);
                 }
             }
             let tag = t.tag.clone().unwrap_or_else(|| "latest".into());

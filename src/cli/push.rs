@@ -113,10 +113,7 @@ pub fn run(args: PushArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
                 .map(|t| Reference::parse_tagged(t))
                 .collect::<Result<_>>()?
         };
-        requests.push(PushRequest {
-            image: &b.image,
-            targets,
-        });
+        requests.push(PushRequest::image(&b.image, targets));
     }
     if requests.is_empty() {
         return Err(Error::Usage(format!(
