@@ -184,3 +184,53 @@ fn a_token_revoked_mid_upload_is_renewed_and_the_push_completes() {
     let direct = format!("{}/revoked/app:1", reg.host());
     assert_eq!(skopeo_digest(&direct).as_deref(), Some(digest.as_str()));
 }
+
+#[test]
+fn relative_upload_locations_are_followed_with_their_query() {
+    if !peers() {
+        return;
+    }
+    let reg = DockerRegistry::start(Options::default());
+    let proxy = Proxy::start(
+        reg.port,
+        proxy::Options {
+            relative_locations: true,
+            ..Default::default()
+        },
+    );
+    let target = format!("{}/relative/app:1", proxy.host());
+    let head = {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(proxy.host()).unwrap();
+        write!(
+            c,
+            "POST /v2/relative/app/blobs/uploads/ HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\n\r\n",
+            proxy.host()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).unwrap();
+        answer.to_ascii_lowercase()
+    };
+    assert!(
+        head.contains("location: /v2/relative/app/blobs/uploads/"),
+        "{head}"
+    );
+    let p = app_project(&[&target]);
+    let out = p.ok(&["push"]);
+    let digest = &pushed(&out)[0].1;
+    // distribution keeps the upload's state in the query of its Location.
+    let puts: Vec<_> = proxy
+        .log()
+        .into_iter()
+        .filter(|l| l.method == "PUT" && l.path.contains("/blobs/uploads/"))
+        .collect();
+    assert_eq!(puts.len(), 3);
+    assert!(
+        puts.iter()
+            .all(|l| l.query.contains("_state=") && l.query.contains("digest=sha256")),
+        "{puts:#?}"
+    );
+    let direct = format!("{}/relative/app:1", reg.host());
+    assert_eq!(skopeo_digest(&direct).as_deref(), Some(digest.as_str()));
+}

@@ -51,6 +51,9 @@ pub struct Options {
     /// Faults to inject, in order, on requests whose method and path
     /// contain the given strings (before any random ones).
     pub scripted: Vec<(String, String, Fault)>,
+    /// Turn the registry's absolute `Location` answers into relative ones
+    /// (`/v2/…?…`), as some registries send them.
+    pub relative_locations: bool,
 }
 
 struct State {
@@ -436,7 +439,8 @@ fn serve(conn: TcpStream, upstream: u16, port: u16, state: &Arc<Mutex<State>>) {
         _ => {}
     }
 
-    let Some((status, head, body)) = forward(&req, upstream) else {
+    let relative = state.lock().unwrap().opts.relative_locations;
+    let Some((status, head, body)) = forward(&req, upstream, relative) else {
         let _ = conn.shutdown(Shutdown::Both);
         log(0, fault);
         return;
@@ -466,7 +470,7 @@ fn serve(conn: TcpStream, upstream: u16, port: u16, state: &Arc<Mutex<State>>) {
 /// Sends the request to the registry and reads its whole answer. The Host
 /// header is passed through, so the Locations the registry builds point at
 /// the proxy. Returns the status, the rewritten head and the body.
-fn forward(req: &Request, upstream: u16) -> Option<(u16, Vec<u8>, Vec<u8>)> {
+fn forward(req: &Request, upstream: u16, relative: bool) -> Option<(u16, Vec<u8>, Vec<u8>)> {
     let mut up = TcpStream::connect(("127.0.0.1", upstream)).ok()?;
     let mut head = format!("{} {} HTTP/1.1\r\n", req.method, req.target);
     for (k, v) in &req.headers {
@@ -494,7 +498,13 @@ fn forward(req: &Request, upstream: u16) -> Option<(u16, Vec<u8>, Vec<u8>)> {
             continue;
         }
         has_length |= lower.starts_with("content-length:");
-        out.push_str(l);
+        match l.split_once("://") {
+            Some((_, rest)) if relative && lower.starts_with("location:") => {
+                let path = rest.find('/').map_or("/", |i| &rest[i..]);
+                out.push_str(&format!("Location: {path}"));
+            }
+            _ => out.push_str(l),
+        }
         out.push_str("\r\n");
     }
     let body = if head_text
