@@ -228,13 +228,18 @@ impl<R: Read> Read for VerifyingReader<R> {
                         ),
                     ));
                 }
+                // Readers that stop at the declared length (an HTTP body of
+                // known size) never ask for EOF: check with the last byte.
+                if self.hasher.len() == size {
+                    self.check_digest()?;
+                }
             }
             return Ok(n);
         }
         if buf.is_empty() {
             return Ok(0);
         }
-        let (actual, len) = self.hasher.clone().finish();
+        let len = self.hasher.len();
         if let Some(size) = self.expected_size {
             if len != size {
                 return Err(io::Error::new(
@@ -243,6 +248,14 @@ impl<R: Read> Read for VerifyingReader<R> {
                 ));
             }
         }
+        self.check_digest()?;
+        Ok(0)
+    }
+}
+
+impl<R> VerifyingReader<R> {
+    fn check_digest(&self) -> io::Result<()> {
+        let (actual, _) = self.hasher.clone().finish();
         if actual != self.expected {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -252,7 +265,7 @@ impl<R: Read> Read for VerifyingReader<R> {
                 ),
             ));
         }
-        Ok(0)
+        Ok(())
     }
 }
 

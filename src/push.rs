@@ -541,6 +541,7 @@ impl Run<'_> {
             ));
         };
         let what = format!("blob {digest} from {}", src.name());
+        let source_name = src.name();
         let at = Repo {
             host: src.registry_host(),
             repository: &src.repository,
@@ -549,7 +550,7 @@ impl Run<'_> {
             reporter: self.reporter,
         };
         let resp = self.client.open_blob(&at, digest)?;
-        let verified = VerifyingReader::new(resp, *digest, Some(size), what.clone());
+        let verified = VerifyingReader::new(resp, *digest, Some(size), source_name);
         Ok(Box::new(Counting {
             inner: verified,
             counter,

@@ -234,3 +234,60 @@ fn relative_upload_locations_are_followed_with_their_query() {
     let direct = format!("{}/relative/app:1", reg.host());
     assert_eq!(skopeo_digest(&direct).as_deref(), Some(digest.as_str()));
 }
+
+#[test]
+fn a_base_registry_that_lies_about_a_layer_fails_the_push_and_tags_nothing() {
+    if !peers() {
+        return;
+    }
+    let a = DockerRegistry::start(Options::default());
+    let b = DockerRegistry::start(Options::default());
+    let base_ref = format!("{}/lib/base:1", a.host());
+    let base = app_project(&[&base_ref]);
+    base.ok(&["push", "--metadata-file", "base.json"]);
+    let layers: Vec<String> = metadata(&base.join("base.json"))["images"][0]["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1) // the config
+        .map(|b| b["digest"].as_str().unwrap().to_string())
+        .collect();
+    let scripted = layers
+        .iter()
+        .flat_map(|d| (0..8).map(move |_| ("GET".to_string(), format!("/blobs/{d}"), Fault::Lie)))
+        .collect();
+    let liar = Proxy::start(
+        a.port,
+        proxy::Options {
+            scripted,
+            ..Default::default()
+        },
+    );
+
+    let p = common::Project::new();
+    p.write(
+        "gantry.toml",
+        format!(
+            "[image.svc]\nbase = \"{}/lib/base:1\"\n\n\
+             [[image.svc.layer]]\nname = \"svc\"\nfiles = [{{ src = \"svc.txt\", dst = \"/svc.txt\" }}]\n",
+            liar.host()
+        ),
+    );
+    p.write("svc.txt", "service\n");
+    let target = format!("{}/svc/app:1", b.host());
+    let err = p.fails(&["push", "svc", "-t", &target]);
+    assert!(
+        err.contains("content digest is sha256:"),
+        "names the digest: {err}"
+    );
+    assert!(
+        err.contains(&liar.host()),
+        "names the source registry: {err}"
+    );
+    assert!(err.contains("nothing was tagged"), "{err}");
+    assert_eq!(skopeo_digest(&target), None);
+    for d in &layers {
+        let hex = d.strip_prefix("sha256:").unwrap();
+        assert!(!p.store.path().join("blobs/sha256").join(hex).exists());
+    }
+}

@@ -125,11 +125,7 @@ impl Client {
                         // does not match its digest is final, a dropped
                         // download from a source registry is not.
                         if src.kind() == io::ErrorKind::InvalidData || last {
-                            return Err(Error::Mismatch {
-                                what: format!("source of {}", at.what),
-                                expected: format!("{size} bytes hashing to {digest}"),
-                                actual: src.to_string(),
-                            });
+                            return Err(Error::format(at.what, src.to_string()));
                         }
                         format!("reading the blob: {src}")
                     } else {

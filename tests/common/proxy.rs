@@ -28,6 +28,8 @@ pub enum Fault {
     TooMany,
     /// 401, as for a token revoked mid-push (bearer mode).
     Revoke,
+    /// Forward, then answer with other bytes of the same length.
+    Lie,
 }
 
 #[derive(Clone, Debug)]
@@ -449,6 +451,14 @@ fn serve(conn: TcpStream, upstream: u16, port: u16, state: &Arc<Mutex<State>>) {
         Some(Fault::DropAfter) => {
             let _ = conn.shutdown(Shutdown::Both);
             log(0, fault);
+        }
+        Some(Fault::Lie) => {
+            let mut c = &conn;
+            let other: Vec<u8> = body.iter().map(|b| b ^ 0x5a).collect();
+            let _ = c.write_all(&head);
+            let _ = c.write_all(&other);
+            let _ = c.flush();
+            log(status, fault);
         }
         Some(Fault::Truncate) => {
             let mut c = &conn;
