@@ -299,6 +299,17 @@ mod tests {
     }
 
     #[test]
+    fn verifying_reader_fails_at_the_last_declared_byte_without_waiting_for_eof() {
+        // An HTTP client sending a body of known length stops reading there.
+        let mut r = VerifyingReader::new(&b"abc"[..], Digest::of(b"abd"), Some(3), "blob".into());
+        let mut buf = [0u8; 3];
+        let e = r.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        let mut ok = VerifyingReader::new(&b"abc"[..], Digest::of(b"abc"), Some(3), "blob".into());
+        assert_eq!(ok.read(&mut buf).unwrap(), 3);
+    }
+
+    #[test]
     fn verifying_reader_fails_on_wrong_size() {
         let mut r = VerifyingReader::new(&b"abc"[..], Digest::of(b"abc"), Some(4), "blob".into());
         let mut out = Vec::new();
