@@ -228,13 +228,18 @@ impl<R: Read> Read for VerifyingReader<R> {
                         ),
                     ));
                 }
+                // Readers that stop at the declared length (an HTTP body of
+                // known size) never ask for EOF: check with the last byte.
+                if self.hasher.len() == size {
+                    self.check_digest()?;
+                }
             }
             return Ok(n);
         }
         if buf.is_empty() {
             return Ok(0);
         }
-        let (actual, len) = self.hasher.clone().finish();
+        let len = self.hasher.len();
         if let Some(size) = self.expected_size {
             if len != size {
                 return Err(io::Error::new(
@@ -243,6 +248,14 @@ impl<R: Read> Read for VerifyingReader<R> {
                 ));
             }
         }
+        self.check_digest()?;
+        Ok(0)
+    }
+}
+
+impl<R> VerifyingReader<R> {
+    fn check_digest(&self) -> io::Result<()> {
+        let (actual, _) = self.hasher.clone().finish();
         if actual != self.expected {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -252,7 +265,7 @@ impl<R: Read> Read for VerifyingReader<R> {
                 ),
             ));
         }
-        Ok(0)
+        Ok(())
     }
 }
 
@@ -283,6 +296,17 @@ mod tests {
         let mut out = Vec::new();
         let err = r.read_to_end(&mut out).unwrap_err();
         assert!(err.to_string().contains("content digest"), "{err}");
+    }
+
+    #[test]
+    fn verifying_reader_fails_at_the_last_declared_byte_without_waiting_for_eof() {
+        // An HTTP client sending a body of known length stops reading there.
+        let mut r = VerifyingReader::new(&b"abc"[..], Digest::of(b"abd"), Some(3), "blob".into());
+        let mut buf = [0u8; 3];
+        let e = r.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        let mut ok = VerifyingReader::new(&b"abc"[..], Digest::of(b"abc"), Some(3), "blob".into());
+        assert_eq!(ok.read(&mut buf).unwrap(), 3);
     }
 
     #[test]

@@ -70,6 +70,14 @@ pub enum Error {
     #[error("{}: {message}", path.display())]
     Lock { path: PathBuf, message: String },
 
+    /// A push failed. Blobs go up before any tag is put, so `tagged` (what
+    /// was tagged before the failure) is empty unless a manifest failed.
+    #[error("{failed}; {}", describe_tagged(tagged))]
+    Push {
+        failed: Box<Error>,
+        tagged: Vec<String>,
+    },
+
     /// The request itself does not make sense (bad flag combination, unknown image).
     #[error("{0}")]
     Usage(String),
@@ -109,6 +117,14 @@ fn describe_registry_error(status: Option<u16>, code: Option<&str>, message: &st
         out.push_str(message);
     }
     out
+}
+
+fn describe_tagged(tagged: &[String]) -> String {
+    if tagged.is_empty() {
+        "nothing was tagged".to_string()
+    } else {
+        format!("only these were tagged: {}", tagged.join(", "))
+    }
 }
 
 /// Attach a path to an `io::Result`, the way `fs-err` does, without a wrapper type.

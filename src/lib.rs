@@ -21,6 +21,7 @@ pub mod layer;
 pub mod layout;
 pub mod lock;
 pub mod progress;
+pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod spec;

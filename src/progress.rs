@@ -2,6 +2,7 @@
 //! [`Reporter`] what they are doing and the CLI decides how to show it.
 
 use crate::digest::Digest;
+use crate::push::BlobAction;
 
 #[derive(Debug, Clone, Copy)]
 pub enum Event<'a> {
@@ -53,6 +54,33 @@ pub enum Event<'a> {
         reference: &'a str,
         digest: &'a Digest,
         size: u64,
+    },
+    /// A blob is going to `target` (`registry/repository`), mounted or
+    /// uploaded; blobs the repository has already are not started.
+    PushStarted {
+        target: &'a str,
+        digest: &'a Digest,
+        size: u64,
+    },
+    /// `done` bytes of the current upload attempt have been sent.
+    PushProgress {
+        target: &'a str,
+        digest: &'a Digest,
+        done: u64,
+    },
+    /// The blob is in `target`; `from` is the repository it was mounted from.
+    PushFinished {
+        target: &'a str,
+        digest: &'a Digest,
+        size: u64,
+        action: BlobAction,
+        from: Option<&'a str>,
+    },
+    /// A tag points at the manifest; `unchanged` when it already did.
+    ManifestPushed {
+        reference: &'a str,
+        digest: &'a Digest,
+        unchanged: bool,
     },
     Warning {
         message: &'a str,

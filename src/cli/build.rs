@@ -119,19 +119,20 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
             "--json and -o - both want stdout; use --report PATH for the report".into(),
         ));
     }
-    let file = BuildFile::load(&args.file)?;
     let store = Store::open(store_root)?;
-    let mut opts = BuildOptions::from_env()?;
-    if let Some(j) = args.jobs {
-        if j == 0 {
-            return Err(Error::Usage("--jobs must be at least 1".into()));
-        }
-        opts.threads = j;
-    }
-    opts.platform = args.platform.clone();
-    opts.stamp = args.stamp.sources();
-    opts.registry = registry_options(&args, &file)?;
-    let built = build::build(&file, &args.images, &store, &opts, reporter)?;
+    let (_, opts, built) = build_from_file(
+        &BuildInputs {
+            file: &args.file,
+            images: &args.images,
+            jobs: args.jobs,
+            platform: args.platform.clone(),
+            stamp: &args.stamp,
+            locked: args.locked,
+            registry: &args.registry,
+        },
+        &store,
+        reporter,
+    )?;
 
     let to_stdout = args.output.as_deref() == Some(Path::new("-"));
     let mut lines = String::new();
@@ -232,13 +233,40 @@ fn docker_child(b: &BuiltImage) -> Result<Option<gantry::image::Image>> {
     Ok(Some(child))
 }
 
-fn registry_options(
-    args: &BuildArgs,
-    file: &BuildFile,
-) -> Result<std::sync::Arc<gantry::registry::bases::BaseOptions>> {
-    let mut o = args.registry.base_options();
-    super::registry::attach_lock(&mut o, file, &args.file, args.locked)?;
-    Ok(std::sync::Arc::new(o))
+/// What the verbs that build (`build`, `push`) share on the command line.
+pub struct BuildInputs<'a> {
+    pub file: &'a Path,
+    pub images: &'a [String],
+    pub jobs: Option<usize>,
+    /// Build multi-platform images for this platform only.
+    pub platform: Option<Platform>,
+    pub stamp: &'a StampArgs,
+    pub locked: bool,
+    pub registry: &'a super::registry::RegistryArgs,
+}
+
+/// Loads the build file and builds the images asked for (and their bases)
+/// into the store.
+pub fn build_from_file(
+    inputs: &BuildInputs<'_>,
+    store: &Store,
+    reporter: &dyn Reporter,
+) -> Result<(BuildFile, BuildOptions, Vec<BuiltImage>)> {
+    let file = BuildFile::load(inputs.file)?;
+    let mut opts = BuildOptions::from_env()?;
+    if let Some(j) = inputs.jobs {
+        if j == 0 {
+            return Err(Error::Usage("--jobs must be at least 1".into()));
+        }
+        opts.threads = j;
+    }
+    opts.platform = inputs.platform.clone();
+    opts.stamp = inputs.stamp.sources();
+    let mut o = inputs.registry.base_options();
+    super::registry::attach_lock(&mut o, &file, inputs.file, inputs.locked)?;
+    opts.registry = std::sync::Arc::new(o);
+    let built = build::build(&file, inputs.images, store, &opts, reporter)?;
+    Ok((file, opts, built))
 }
 
 fn output_format(out: &Path, explicit: Option<OutputFormat>) -> Result<Format> {

@@ -4,6 +4,7 @@ mod build;
 mod inspect;
 mod lock;
 mod pull;
+mod push;
 mod registry;
 mod reporter;
 
@@ -56,6 +57,8 @@ enum Command {
     Lock(lock::LockArgs),
     /// Copy an image from a registry into an OCI layout or docker tarball.
     Pull(pull::PullArgs),
+    /// Build if needed, then push images to their tags in registries.
+    Push(push::PushArgs),
 }
 
 /// Runs the command line; returns the process exit status.
@@ -73,6 +76,7 @@ pub fn run() -> i32 {
         Command::Inspect(args) => inspect::run(args),
         Command::Lock(args) => lock::run(args, &store_root, &reporter),
         Command::Pull(args) => pull::run(args, &store_root, &reporter),
+        Command::Push(args) => push::run(args, &store_root, &reporter),
     };
     reporter.finish();
     match result {

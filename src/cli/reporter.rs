@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use gantry::progress::{Event, Reporter};
+use gantry::push::BlobAction;
 
 use super::ProgressMode;
 
@@ -32,6 +33,35 @@ impl CliReporter {
 
     pub fn finish(&self) {
         for (_, bar) in self.bars.lock().expect("bars lock").drain() {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// A byte bar under `key`, on a terminal only.
+    fn start_bar(&self, key: (String, String), len: u64, prefix: String) {
+        if self.mode != ProgressMode::Bar {
+            return;
+        }
+        let bar = self.multi.add(ProgressBar::new(len));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(prefix);
+        self.bars.lock().expect("bars lock").insert(key, bar);
+    }
+
+    fn move_bar(&self, key: &(String, String), done: u64) {
+        if let Some(bar) = self.bars.lock().expect("bars lock").get(key) {
+            bar.set_position(done);
+        }
+    }
+
+    fn end_bar(&self, key: &(String, String)) {
+        if let Some(bar) = self.bars.lock().expect("bars lock").remove(key) {
             bar.finish_and_clear();
         }
     }
@@ -72,6 +102,12 @@ fn download_key(digest: &gantry::Digest) -> (String, String) {
     (String::new(), digest.to_string())
 }
 
+/// One blob may go to several repositories at once; no image name holds a
+/// space, so these cannot collide with layer keys either.
+fn push_key(target: &str, digest: &gantry::Digest) -> (String, String) {
+    (format!("push {target}"), digest.to_string())
+}
+
 impl Reporter for CliReporter {
     fn report(&self, event: Event<'_>) {
         match event {
@@ -79,32 +115,13 @@ impl Reporter for CliReporter {
                 image,
                 layer,
                 bytes,
-            } => {
-                if self.mode == ProgressMode::Bar {
-                    let bar = self.multi.add(ProgressBar::new(bytes));
-                    bar.set_style(
-                        ProgressStyle::with_template(
-                            "{prefix:.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-                        )
-                        .expect("static template")
-                        .progress_chars("=> "),
-                    );
-                    bar.set_prefix(format!("{image}/{layer}"));
-                    self.bars
-                        .lock()
-                        .expect("bars lock")
-                        .insert((image.to_string(), layer.to_string()), bar);
-                }
-            }
+            } => self.start_bar(
+                (image.to_string(), layer.to_string()),
+                bytes,
+                format!("{image}/{layer}"),
+            ),
             Event::LayerProgress { image, layer, done } => {
-                if let Some(bar) = self
-                    .bars
-                    .lock()
-                    .expect("bars lock")
-                    .get(&(image.to_string(), layer.to_string()))
-                {
-                    bar.set_position(done);
-                }
+                self.move_bar(&(image.to_string(), layer.to_string()), done)
             }
             Event::LayerFinished {
                 image,
@@ -113,14 +130,7 @@ impl Reporter for CliReporter {
                 size,
                 reused,
             } => {
-                if let Some(bar) = self
-                    .bars
-                    .lock()
-                    .expect("bars lock")
-                    .remove(&(image.to_string(), layer.to_string()))
-                {
-                    bar.finish_and_clear();
-                }
+                self.end_bar(&(image.to_string(), layer.to_string()));
                 let how = if reused { "reused" } else { "built" };
                 self.line(format!(
                     "{image}: layer {layer} {how}: {} ({})",
@@ -143,19 +153,11 @@ impl Reporter for CliReporter {
                 size,
             } => {
                 if self.mode == ProgressMode::Bar {
-                    let bar = self.multi.add(ProgressBar::new(size));
-                    bar.set_style(
-                        ProgressStyle::with_template(
-                            "{prefix:.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-                        )
-                        .expect("static template")
-                        .progress_chars("=> "),
+                    self.start_bar(
+                        download_key(digest),
+                        size,
+                        format!("pull {}", short(digest)),
                     );
-                    bar.set_prefix(format!("pull {}", short(digest)));
-                    self.bars
-                        .lock()
-                        .expect("bars lock")
-                        .insert(download_key(digest), bar);
                 } else {
                     self.line(format!(
                         "{reference}: downloading {} ({})",
@@ -164,34 +166,60 @@ impl Reporter for CliReporter {
                     ));
                 }
             }
-            Event::DownloadProgress { digest, done } => {
-                if let Some(bar) = self
-                    .bars
-                    .lock()
-                    .expect("bars lock")
-                    .get(&download_key(digest))
-                {
-                    bar.set_position(done);
-                }
-            }
+            Event::DownloadProgress { digest, done } => self.move_bar(&download_key(digest), done),
             Event::DownloadFinished {
                 reference,
                 digest,
                 size,
             } => {
-                if let Some(bar) = self
-                    .bars
-                    .lock()
-                    .expect("bars lock")
-                    .remove(&download_key(digest))
-                {
-                    bar.finish_and_clear();
-                }
+                self.end_bar(&download_key(digest));
                 self.line(format!(
                     "{reference}: downloaded {} ({})",
                     short(digest),
                     human_size(size)
                 ));
+            }
+            Event::PushStarted {
+                target,
+                digest,
+                size,
+            } => self.start_bar(
+                push_key(target, digest),
+                size,
+                format!("push {} {}", target, short(digest)),
+            ),
+            Event::PushProgress {
+                target,
+                digest,
+                done,
+            } => self.move_bar(&push_key(target, digest), done),
+            Event::PushFinished {
+                target,
+                digest,
+                size,
+                action,
+                from,
+            } => {
+                self.end_bar(&push_key(target, digest));
+                let how = match (action, from) {
+                    (BlobAction::Skipped, _) => "exists".to_string(),
+                    (BlobAction::Mounted, Some(f)) => format!("mounted from {f}"),
+                    (BlobAction::Mounted, None) => "mounted".to_string(),
+                    (BlobAction::Uploaded, _) => "uploaded".to_string(),
+                };
+                self.line(format!(
+                    "{target}: {} {how} ({})",
+                    short(digest),
+                    human_size(size)
+                ));
+            }
+            Event::ManifestPushed {
+                reference,
+                digest,
+                unchanged,
+            } => {
+                let how = if unchanged { "already points at" } else { "->" };
+                self.line(format!("{reference} {how} {}", short(digest)));
             }
             Event::Warning { message } => {
                 // Warnings show even in quiet mode.

@@ -150,6 +150,23 @@ pub fn pull_scope(repository: &str) -> String {
     format!("repository:{repository}:pull")
 }
 
+/// The scopes a request with `access` to `repository` needs, the one most
+/// likely missing first: some token services read only the first `scope`.
+/// A cross-repository mount needs pull on the source as well as push on the
+/// target, in one token.
+pub fn scopes(repository: &str, access: super::Access<'_>) -> Vec<String> {
+    match access {
+        super::Access::Pull => vec![pull_scope(repository)],
+        super::Access::Push { mount_from } => {
+            let mut s = vec![format!("repository:{repository}:pull,push")];
+            if let Some(from) = mount_from.filter(|f| *f != repository) {
+                s.push(pull_scope(from));
+            }
+            s
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +210,34 @@ mod tests {
         let short = Token::new("t".into(), Some(2), now);
         assert!(short.fresh(now));
         assert!(!short.fresh(now + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn push_scopes_put_push_first_and_add_the_mount_source() {
+        use super::super::Access;
+        assert_eq!(scopes("a/b", Access::Pull), ["repository:a/b:pull"]);
+        assert_eq!(
+            scopes("a/b", Access::Push { mount_from: None }),
+            ["repository:a/b:pull,push"]
+        );
+        assert_eq!(
+            scopes(
+                "a/b",
+                Access::Push {
+                    mount_from: Some("c/d")
+                }
+            ),
+            ["repository:a/b:pull,push", "repository:c/d:pull"]
+        );
+        assert_eq!(
+            scopes(
+                "a/b",
+                Access::Push {
+                    mount_from: Some("a/b")
+                }
+            ),
+            ["repository:a/b:pull,push"]
+        );
     }
 
     #[test]

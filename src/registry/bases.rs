@@ -403,18 +403,11 @@ impl BaseOptions {
                 if store.size(&l.digest) == Some(l.size) {
                     continue;
                 }
-                let src: Option<BlobSource> = store.get_meta(SOURCES_META, &l.digest.hex());
-                let Some(src) = src else {
+                let Some(r) = blob_source(store, &l.digest) else {
                     return Err(Error::format(
                         format!("image {:?}", image.name),
                         format!("layer {} is not in the store", l.digest),
                     ));
-                };
-                let r = Reference {
-                    registry: src.registry,
-                    repository: src.repository,
-                    tag: None,
-                    digest: None,
                 };
                 let what = r.to_string();
                 if self.offline {
@@ -431,11 +424,24 @@ impl BaseOptions {
     }
 }
 
+/// The repository a base layer missing from the store can be fetched
+/// from, as loading its base recorded it.
+pub fn blob_source(store: &Store, digest: &Digest) -> Option<Reference> {
+    let src: BlobSource = store.get_meta(SOURCES_META, &digest.hex())?;
+    Some(Reference {
+        registry: src.registry,
+        repository: src.repository,
+        tag: None,
+        digest: None,
+    })
+}
+
 fn repo<'a>(r: &'a Reference, what: &'a str, reporter: &'a dyn Reporter) -> Repo<'a> {
     Repo {
         host: r.registry_host(),
         repository: &r.repository,
         what,
+        access: super::Access::Pull,
         reporter,
     }
 }

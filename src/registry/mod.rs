@@ -12,6 +12,9 @@ pub mod bases;
 pub mod credentials;
 pub mod retry;
 pub mod select;
+mod upload;
+
+pub use upload::{MountOutcome, OpenBlob};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -82,13 +85,26 @@ impl ClientOptions {
 }
 
 /// A repository as contacted, how messages name what is fetched from it,
-/// and where retries and downloads are reported.
+/// what the requests need to be allowed, and where retries and transfers
+/// are reported.
 #[derive(Clone, Copy)]
 pub struct Repo<'a> {
     pub host: &'a str,
     pub repository: &'a str,
     pub what: &'a str,
+    pub access: Access<'a>,
     pub reporter: &'a dyn Reporter,
+}
+
+/// What a request needs to be allowed to do; it decides the token scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access<'a> {
+    Pull,
+    /// Pull and push on the repository, and pull on `mount_from` (another
+    /// repository of the same registry a blob is mounted from) when set.
+    Push {
+        mount_from: Option<&'a str>,
+    },
 }
 
 /// What a manifest request returned, verified against the digest.
@@ -413,40 +429,59 @@ impl Client {
         path: &str,
         accept: Option<&str>,
     ) -> Result<Response> {
-        let (host, repository, what) = (at.host, at.repository, at.what);
-        let base = self.base_url(at)?;
-        let url = format!("{base}{path}");
+        let url = format!("{}{path}", self.base_url(at)?);
+        let resp = self.request(at, method, &url, |req| match accept {
+            Some(a) => req.header(ACCEPT, a),
+            None => req,
+        })?;
+        if resp.status().as_u16() >= 400 {
+            return Err(self.status_error(at.host, at.what, resp));
+        }
+        Ok(resp)
+    }
+
+    /// Sends the request `build` makes of a fresh one to `url`, with
+    /// authentication, renewing the token once on a 401 and retrying
+    /// transient failures; any other status is the caller's to read. `build`
+    /// runs once per attempt, so its body must be one that can be sent again.
+    fn request(
+        &self,
+        at: &Repo<'_>,
+        method: Method,
+        url: &str,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response> {
         let mut renewed = false;
         loop {
             let auth = self.authorization(at)?;
             let resp = self.execute(at, || {
-                let mut req = self.http.request(method.clone(), &url);
-                if let Some(a) = accept {
-                    req = req.header(ACCEPT, a);
-                }
+                let mut req = build(self.http.request(method.clone(), url));
                 if let Some(h) = &auth {
                     req = req.header(AUTHORIZATION, h);
                 }
                 req
             })?;
-            let status = resp.status().as_u16();
-            if status == 401 && !renewed {
+            if resp.status().as_u16() == 401 && !renewed {
                 renewed = true;
-                let challenge = resp
-                    .headers()
-                    .get(WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(auth::parse_challenge);
-                self.forget_token(host, repository);
-                if let Some(c) = challenge {
-                    self.with_host(host, |h| h.challenge = Some(c));
-                }
+                self.renew_after_401(at, &resp);
                 continue;
             }
-            if status >= 400 {
-                return Err(self.status_error(host, what, resp));
-            }
             return Ok(resp);
+        }
+    }
+
+    /// A 401 means the token expired or was revoked, or the registry wants
+    /// another kind of authentication than the ping said: forget the token
+    /// and take the new challenge.
+    fn renew_after_401(&self, at: &Repo<'_>, resp: &Response) {
+        let challenge = resp
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(auth::parse_challenge);
+        self.forget_token(at);
+        if let Some(c) = challenge {
+            self.with_host(at.host, |h| h.challenge = Some(c));
         }
     }
 
@@ -461,11 +496,7 @@ impl Client {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     if retry::retryable_status(status) && !last {
-                        let after = resp
-                            .headers()
-                            .get(RETRY_AFTER)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+                        let after = retry_after(&resp);
                         self.retrying(at, attempt, after, &format!("HTTP {status}"));
                         continue;
                     }
@@ -512,8 +543,24 @@ impl Client {
             return Ok(u);
         }
         let https = format!("https://{host}");
+        let http = format!("http://{host}");
         let ping = |base: &str| self.http.get(format!("{base}/v2/"));
-        let (base, resp) = if self.plain_http_allowed(host) {
+        // A loopback registry is asked in plain HTTP first: no one can sit
+        // between, and it spares loading the system's trusted roots (tens of
+        // milliseconds) for a registry that speaks no TLS. A TLS server
+        // answers plain HTTP with 400 or a closed connection, and is then
+        // asked over HTTPS as any other.
+        let plain_first = if is_loopback(host) {
+            ping(&http)
+                .send()
+                .ok()
+                .filter(|r| matches!(r.status().as_u16(), 200 | 401))
+        } else {
+            None
+        };
+        let (base, resp) = if let Some(r) = plain_first {
+            (http, r)
+        } else if self.plain_http_allowed(host) {
             // One HTTPS attempt without retries: a plain-HTTP registry
             // answers it with a failed handshake, which is the answer.
             match ping(&https).send() {
@@ -524,7 +571,6 @@ impl Client {
                     return Err(certificate_error(host, &error_chain(&e)));
                 }
                 Err(_) => {
-                    let http = format!("http://{host}");
                     let r = self.execute(at, || ping(&http))?;
                     (http, r)
                 }
@@ -557,11 +603,18 @@ impl Client {
         Ok(c)
     }
 
-    fn forget_token(&self, host: &str, repository: &str) {
+    fn token_key(at: &Repo<'_>) -> (String, String) {
+        (
+            at.host.to_string(),
+            auth::scopes(at.repository, at.access).join(" "),
+        )
+    }
+
+    fn forget_token(&self, at: &Repo<'_>) {
         self.tokens
             .lock()
             .expect("tokens lock")
-            .remove(&(host.to_string(), auth::pull_scope(repository)));
+            .remove(&Self::token_key(at));
     }
 
     /// The `Authorization` value for a request, if the registry wants one.
@@ -580,15 +633,15 @@ impl Client {
                 _ => None,
             }),
             Challenge::Bearer { realm, service, .. } => {
-                let scope = auth::pull_scope(repository);
-                let key = (host.to_string(), scope.clone());
+                let scopes = auth::scopes(repository, at.access);
+                let key = Self::token_key(at);
                 let now = Instant::now();
                 if let Some(t) = self.tokens.lock().expect("tokens lock").get(&key) {
                     if t.fresh(now) {
                         return Ok(Some(format!("Bearer {}", t.value)));
                     }
                 }
-                let token = self.fetch_token(at, &realm, service.as_deref(), &scope)?;
+                let token = self.fetch_token(at, &realm, service.as_deref(), &scopes)?;
                 let header = format!("Bearer {}", token.value);
                 self.tokens.lock().expect("tokens lock").insert(key, token);
                 Ok(Some(header))
@@ -601,8 +654,12 @@ impl Client {
         at: &Repo<'_>,
         realm: &str,
         service: Option<&str>,
-        scope: &str,
+        scopes: &[String],
     ) -> Result<Token> {
+        // The OAuth2 form takes the scopes space-separated; the GET form
+        // one `scope` parameter each.
+        let joined = scopes.join(" ");
+        let scope = joined.as_str();
         let (host, what) = (at.host, at.what);
         let credential = self.credential(host)?;
         let realm_host = reqwest::Url::parse(realm)
@@ -637,7 +694,8 @@ impl Client {
                 self.http.post(realm).form(&form)
             }
             other => {
-                let mut query = vec![("scope", scope)];
+                let mut query: Vec<(&str, &str)> =
+                    scopes.iter().map(|s| ("scope", s.as_str())).collect();
                 if let Some(s) = service {
                     query.push(("service", s));
                 }
@@ -721,6 +779,14 @@ pub fn is_loopback(host: &str) -> bool {
             .parse::<IpAddr>()
             .map(|ip| ip.is_loopback())
             .unwrap_or(false)
+}
+
+/// How long the registry asked to wait before the next attempt.
+fn retry_after(resp: &Response) -> Option<Duration> {
+    resp.headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| retry::parse_retry_after(v, SystemTime::now()))
 }
 
 fn classify(e: &reqwest::Error) -> SendError {

@@ -12,6 +12,8 @@ pub mod git;
 pub mod host;
 pub mod inspect;
 pub mod oci;
+pub mod proxy;
+pub mod push;
 pub mod run;
 pub mod tarball;
 

@@ -1,0 +1,597 @@
+//! Pushing built images to registries.
+//!
+//! Every blob is asked for once (`HEAD`) in each target repository and is
+//! skipped when there. A missing blob that another repository of the same
+//! registry is known to hold (the base image's, or one pushed to earlier)
+//! is mounted from it; anything else is uploaded, streamed from the store or
+//! straight from the registry a base layer came from. Blobs go up in
+//! parallel, and only when every blob of every target is in place are
+//! manifests put, so a failure leaves no tag pointing at an image whose
+//! blobs are missing.
+//!
+//! Repositories of one registry are filled one after another (in the order
+//! the targets name them), so that a blob uploaded to the first can be
+//! mounted into the others instead of being sent again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{self, BufReader, Read};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::digest::{Digest, VerifyingReader};
+use crate::error::{Error, Result};
+use crate::image::{Image, ImageIndex};
+use crate::progress::{Event, Reporter};
+use crate::reference::Reference;
+use crate::registry::{bases, Access, Client, MountOutcome, Repo};
+use crate::store::Store;
+
+/// Records of the repositories a blob was pushed to or pulled from, per
+/// registry: the candidates a later push mounts from.
+const LOCATIONS_META: &str = "blob-locations";
+
+const READ_BUFFER: usize = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// Blobs in flight at once.
+    pub jobs: usize,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions { jobs: 4 }
+    }
+}
+
+/// A manifest as pushed: these exact bytes, under this media type.
+#[derive(Debug, Clone, Copy)]
+pub struct ManifestBytes<'a> {
+    pub digest: Digest,
+    pub media_type: &'a str,
+    pub bytes: &'a [u8],
+}
+
+/// What one image (single- or multi-platform) puts into a repository, and
+/// the references to push it to.
+#[derive(Debug, Clone)]
+pub struct PushRequest<'a> {
+    pub name: &'a str,
+    /// The manifest the tags point at: an image manifest or an index.
+    pub top: ManifestBytes<'a>,
+    /// Manifests `top` names (an index's per-platform images), put by
+    /// digest before it.
+    pub children: Vec<ManifestBytes<'a>>,
+    /// Every blob the manifests name, configs first.
+    pub blobs: Vec<(Digest, u64)>,
+    /// Tagged references; a digest in them is refused by the caller.
+    pub targets: Vec<Reference>,
+}
+
+impl<'a> PushRequest<'a> {
+    /// A single-platform image.
+    pub fn image(image: &'a Image, targets: Vec<Reference>) -> PushRequest<'a> {
+        PushRequest {
+            name: &image.name,
+            top: manifest_of(image),
+            children: Vec::new(),
+            blobs: image_blobs(image).collect(),
+            targets,
+        }
+    }
+}
+
+impl<'a> PushRequest<'a> {
+    /// A multi-platform image: the children by digest, then the index.
+    pub fn index(index: &'a ImageIndex, targets: Vec<Reference>) -> PushRequest<'a> {
+        let mut blobs: Vec<(Digest, u64)> = Vec::new();
+        for child in &index.children {
+            for b in image_blobs(child) {
+                if !blobs.contains(&b) {
+                    blobs.push(b);
+                }
+            }
+        }
+        PushRequest {
+            name: &index.name,
+            top: ManifestBytes {
+                digest: index.digest,
+                media_type: &index.media_type,
+                bytes: &index.bytes,
+            },
+            children: index.children.iter().map(manifest_of).collect(),
+            blobs,
+            targets,
+        }
+    }
+}
+
+fn manifest_of(image: &Image) -> ManifestBytes<'_> {
+    ManifestBytes {
+        digest: image.manifest_digest,
+        media_type: &image.manifest_media_type,
+        bytes: &image.manifest_bytes,
+    }
+}
+
+/// What happened to one blob in one repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobAction {
+    /// The repository had it: only the `HEAD` was sent.
+    Skipped,
+    /// Linked from another repository of the registry; no bytes sent.
+    Mounted,
+    Uploaded,
+}
+
+impl BlobAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlobAction::Skipped => "skipped",
+            BlobAction::Mounted => "mounted",
+            BlobAction::Uploaded => "uploaded",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BlobReport {
+    /// `registry/repository`.
+    pub repository: String,
+    pub digest: Digest,
+    pub size: u64,
+    pub action: BlobAction,
+    /// The repository it was mounted from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageReport {
+    pub name: String,
+    pub digest: Digest,
+    /// Every reference pushed, as `registry/repository:tag@digest`.
+    pub references: Vec<String>,
+    /// Each blob of the image in each repository it was pushed to.
+    pub blobs: Vec<BlobReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PushReport {
+    pub images: Vec<ImageReport>,
+}
+
+/// One repository of one registry and what goes into it.
+struct RepoPlan {
+    /// The repository, without tag or digest.
+    target: Reference,
+    /// Unique blobs, in first-seen order.
+    blobs: Vec<(Digest, u64)>,
+    /// (tag, index of the request).
+    tags: Vec<(String, usize)>,
+}
+
+impl RepoPlan {
+    fn name(&self) -> String {
+        self.target.name()
+    }
+
+    fn host(&self) -> &str {
+        self.target.registry_host()
+    }
+
+    fn repository(&self) -> &str {
+        &self.target.repository
+    }
+}
+
+/// Pushes every request's image to each of its targets. Returns what was
+/// done; on failure, says what failed and what had been tagged by then.
+pub fn push(
+    requests: &[PushRequest<'_>],
+    store: &Store,
+    client: &Client,
+    opts: &PushOptions,
+    reporter: &dyn Reporter,
+) -> Result<PushReport> {
+    let plans = plan(requests);
+    let run = Run {
+        store,
+        client,
+        reporter,
+        known: Mutex::new(HashMap::new()),
+        blobs: Mutex::new(Vec::new()),
+        active: Mutex::new(Vec::new()),
+    };
+
+    // Phase k fills the k-th repository of every registry.
+    let mut by_registry: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, p) in plans.iter().enumerate() {
+        by_registry.entry(p.host()).or_default().push(i);
+    }
+    let phases = by_registry.values().map(Vec::len).max().unwrap_or(0);
+    for k in 0..phases {
+        let mut tasks = Vec::new();
+        for repos in by_registry.values() {
+            if let Some(&i) = repos.get(k) {
+                tasks.extend(plans[i].blobs.iter().map(|&(d, s)| (i, d, s)));
+            }
+        }
+        run.parallel(&plans, &tasks, opts.jobs.max(1))
+            .map_err(|e| Error::Push {
+                failed: Box::new(e),
+                tagged: Vec::new(),
+            })?;
+    }
+
+    // Every blob is in place: now the tags.
+    let mut references: Vec<Vec<String>> = vec![Vec::new(); requests.len()];
+    let mut tagged = Vec::new();
+    for p in &plans {
+        let mut children_done = BTreeSet::new();
+        for (tag, i) in &p.tags {
+            let request = &requests[*i];
+            let top = request.top;
+            let full = format!("{}:{tag}", p.name());
+            let what = format!("manifest {full}");
+            let at = Repo {
+                host: p.host(),
+                repository: p.repository(),
+                what: &what,
+                access: Access::Push { mount_from: None },
+                reporter,
+            };
+            // Children first: a registry refuses an index naming manifests
+            // it does not have.
+            let children: &[ManifestBytes] = if children_done.insert(*i) {
+                &request.children
+            } else {
+                &[]
+            };
+            let result = children
+                .iter()
+                .try_for_each(|c| {
+                    let by_digest = c.digest.to_string();
+                    if client.manifest_digest(&at, &by_digest, c.media_type)? != Some(c.digest) {
+                        client.put_manifest(&at, &by_digest, c.media_type, c.bytes)?;
+                    }
+                    Ok(())
+                })
+                .and_then(|()| client.manifest_digest(&at, tag, top.media_type))
+                .and_then(|current| {
+                    let unchanged = current == Some(top.digest);
+                    if !unchanged {
+                        client.put_manifest(&at, tag, top.media_type, top.bytes)?;
+                    }
+                    Ok(unchanged)
+                });
+            let unchanged = result.map_err(|e| Error::Push {
+                failed: Box::new(e),
+                tagged: tagged.clone(),
+            })?;
+            reporter.report(Event::ManifestPushed {
+                reference: &full,
+                digest: &top.digest,
+                unchanged,
+            });
+            let pushed = format!("{full}@{}", top.digest);
+            tagged.push(pushed.clone());
+            references[*i].push(pushed);
+        }
+    }
+
+    // Parallel work finishes in any order; the report does not.
+    let mut blobs = run.blobs.into_inner().expect("blobs lock");
+    let rank = |b: &BlobReport| {
+        plans
+            .iter()
+            .enumerate()
+            .find_map(|(i, p)| {
+                let j = p.blobs.iter().position(|(d, _)| *d == b.digest)?;
+                (p.name() == b.repository).then_some((i, j))
+            })
+            .unwrap_or((usize::MAX, usize::MAX))
+    };
+    blobs.sort_by_key(rank);
+    let images = requests
+        .iter()
+        .zip(references)
+        .map(|(r, references)| {
+            let mine: BTreeSet<Digest> = r.blobs.iter().map(|(d, _)| *d).collect();
+            let targets: BTreeSet<String> = r.targets.iter().map(Reference::name).collect();
+            ImageReport {
+                name: r.name.to_string(),
+                digest: r.top.digest,
+                references,
+                blobs: blobs
+                    .iter()
+                    .filter(|b| mine.contains(&b.digest) && targets.contains(&b.repository))
+                    .cloned()
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok(PushReport { images })
+}
+
+/// Config first, then layers: the blobs a manifest names.
+fn image_blobs(image: &Image) -> impl Iterator<Item = (Digest, u64)> + '_ {
+    std::iter::once((image.config_digest, image.config_bytes.len() as u64))
+        .chain(image.layers.iter().map(|l| (l.digest, l.size)))
+}
+
+/// Groups the requests by target repository, in the order targets appear.
+fn plan(requests: &[PushRequest<'_>]) -> Vec<RepoPlan> {
+    let mut plans: Vec<RepoPlan> = Vec::new();
+    for (i, r) in requests.iter().enumerate() {
+        for t in &r.targets {
+            let idx = match plans.iter().position(|p| p.name() == t.name()) {
+                Some(idx) => idx,
+                None => {
+                    plans.push(RepoPlan {
+                        target: Reference {
+                            tag: None,
+                            digest: None,
+                            ..t.clone()
+                        },
+                        blobs: Vec::new(),
+                        tags: Vec::new(),
+                    });
+                    plans.len() - 1
+                }
+            };
+            let p = &mut plans[idx];
+            for b in &r.blobs {
+                if !p.blobs.iter().any(|(d, _)| *d == b.0) {
+                    p.blobs.push(*b);
+                }
+            }
+            let tag = t.tag.clone().unwrap_or_else(|| "latest".into());
+            if !p.tags.contains(&(tag.clone(), i)) {
+                p.tags.push((tag, i));
+            }
+        }
+    }
+    plans
+}
+
+struct Run<'a> {
+    store: &'a Store,
+    client: &'a Client,
+    reporter: &'a dyn Reporter,
+    /// Repositories of this run known to hold a blob, by (host, digest).
+    known: Mutex<HashMap<(String, Digest), Vec<String>>>,
+    blobs: Mutex<Vec<BlobReport>>,
+    /// Uploads in flight and their byte counters, for progress.
+    active: Mutex<Vec<(String, Digest, Arc<AtomicU64>)>>,
+}
+
+impl Run<'_> {
+    /// Runs `tasks` on `jobs` threads; the first failure stops the others
+    /// from starting new work and is returned.
+    fn parallel(
+        &self,
+        plans: &[RepoPlan],
+        tasks: &[(usize, Digest, u64)],
+        jobs: usize,
+    ) -> Result<()> {
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let first_error: Mutex<Option<Error>> = Mutex::new(None);
+        let done = (Mutex::new(false), Condvar::new());
+        std::thread::scope(|s| {
+            // One thread turns byte counters into progress events, since the
+            // uploads themselves are inside blocking sends. It is woken when
+            // the work ends rather than polled, so it adds no latency.
+            s.spawn(|| {
+                let (lock, cv) = &done;
+                let mut finished = lock.lock().expect("done lock");
+                while !*finished {
+                    finished = cv
+                        .wait_timeout(finished, Duration::from_millis(100))
+                        .expect("done lock")
+                        .0;
+                    for (target, digest, n) in self.active.lock().expect("active lock").iter() {
+                        self.reporter.report(Event::PushProgress {
+                            target,
+                            digest,
+                            done: n.load(Ordering::Relaxed),
+                        });
+                    }
+                }
+            });
+            let workers: Vec<_> = (0..jobs.min(tasks.len()))
+                .map(|_| {
+                    s.spawn(|| loop {
+                        if failed.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(&(p, digest, size)) = tasks.get(i) else {
+                            break;
+                        };
+                        if let Err(e) = self.one(&plans[p], digest, size) {
+                            failed.store(true, Ordering::SeqCst);
+                            first_error.lock().expect("error lock").get_or_insert(e);
+                        }
+                    })
+                })
+                .collect();
+            for w in workers {
+                let _ = w.join();
+            }
+            *done.0.lock().expect("done lock") = true;
+            done.1.notify_all();
+        });
+        match first_error.into_inner().expect("error lock") {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// One blob into one repository.
+    fn one(&self, p: &RepoPlan, digest: Digest, size: u64) -> Result<()> {
+        let target = p.name();
+        let what = format!("blob {digest} for {target}");
+        let at = Repo {
+            host: p.host(),
+            repository: p.repository(),
+            what: &what,
+            access: Access::Push { mount_from: None },
+            reporter: self.reporter,
+        };
+        let mut from = None;
+        let action = if self.client.blob_exists(&at, &digest)? {
+            BlobAction::Skipped
+        } else {
+            self.reporter.report(Event::PushStarted {
+                target: &target,
+                digest: &digest,
+                size,
+            });
+            let candidate = self.mount_candidate(p, &digest);
+            let counter = Arc::new(AtomicU64::new(0));
+            self.active.lock().expect("active lock").push((
+                target.clone(),
+                digest,
+                counter.clone(),
+            ));
+            let source = |/* one attempt */| self.open(&digest, size, counter.clone());
+            let outcome = self
+                .client
+                .push_blob(&at, &digest, size, candidate.as_deref(), &source);
+            self.active
+                .lock()
+                .expect("active lock")
+                .retain(|(t, d, _)| !(t == &target && *d == digest));
+            match outcome? {
+                MountOutcome::Mounted => {
+                    from = candidate.map(|c| format!("{}/{c}", p.target.registry));
+                    BlobAction::Mounted
+                }
+                MountOutcome::Uploaded => BlobAction::Uploaded,
+            }
+        };
+        self.remember(p, &digest);
+        self.reporter.report(Event::PushFinished {
+            target: &target,
+            digest: &digest,
+            size,
+            action,
+            from: from.as_deref(),
+        });
+        self.blobs.lock().expect("blobs lock").push(BlobReport {
+            repository: target,
+            digest,
+            size,
+            action,
+            from,
+        });
+        Ok(())
+    }
+
+    /// A repository of the same registry that holds the blob: one filled
+    /// earlier in this run, one a push recorded, or the base it came from.
+    fn mount_candidate(&self, p: &RepoPlan, digest: &Digest) -> Option<String> {
+        let host = p.host().to_string();
+        if let Some(r) = self
+            .known
+            .lock()
+            .expect("known lock")
+            .get(&(host, *digest))
+            .and_then(|v| v.iter().find(|r| *r != p.repository()))
+        {
+            return Some(r.clone());
+        }
+        let recorded: BTreeSet<String> = self
+            .store
+            .get_meta(LOCATIONS_META, &digest.hex())
+            .unwrap_or_default();
+        let prefix = format!("{}/", p.target.registry);
+        if let Some(r) = recorded
+            .iter()
+            .filter_map(|n| n.strip_prefix(&prefix))
+            .find(|r| *r != p.repository())
+        {
+            return Some(r.to_string());
+        }
+        bases::blob_source(self.store, digest)
+            .filter(|s| s.registry == p.target.registry && s.repository != p.repository())
+            .map(|s| s.repository)
+    }
+
+    /// Notes, for this run and later ones, that the repository has the blob.
+    fn remember(&self, p: &RepoPlan, digest: &Digest) {
+        self.known
+            .lock()
+            .expect("known lock")
+            .entry((p.host().to_string(), *digest))
+            .or_default()
+            .push(p.repository().to_string());
+        let mut recorded: BTreeSet<String> = self
+            .store
+            .get_meta(LOCATIONS_META, &digest.hex())
+            .unwrap_or_default();
+        if recorded.insert(p.name()) {
+            // A cache: losing an update to a concurrent push costs a mount.
+            let _ = self
+                .store
+                .put_meta(LOCATIONS_META, &digest.hex(), &recorded);
+        }
+    }
+
+    /// The blob's bytes for one upload attempt: from the store, or streamed
+    /// from the registry a base layer was found in. Verified either way.
+    fn open(
+        &self,
+        digest: &Digest,
+        size: u64,
+        counter: Arc<AtomicU64>,
+    ) -> Result<Box<dyn Read + Send>> {
+        counter.store(0, Ordering::Relaxed);
+        if self.store.size(digest) == Some(size) {
+            // The HTTP client asks for small pieces; read the file in large
+            // ones so a big layer is not thousands of tiny reads.
+            let r = BufReader::with_capacity(READ_BUFFER, self.store.open_blob(digest)?);
+            return Ok(Box::new(Counting { inner: r, counter }));
+        }
+        let Some(src) = bases::blob_source(self.store, digest) else {
+            return Err(Error::format(
+                format!("blob {digest}"),
+                "is neither in the store nor known in a registry",
+            ));
+        };
+        let what = format!("blob {digest} from {}", src.name());
+        let source_name = src.name();
+        let at = Repo {
+            host: src.registry_host(),
+            repository: &src.repository,
+            what: &what,
+            access: Access::Pull,
+            reporter: self.reporter,
+        };
+        let resp = self.client.open_blob(&at, digest)?;
+        let verified = VerifyingReader::new(resp, *digest, Some(size), source_name);
+        Ok(Box::new(Counting {
+            inner: verified,
+            counter,
+        }))
+    }
+}
+
+struct Counting<R> {
+    inner: R,
+    counter: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
