@@ -328,3 +328,65 @@ fn placeholders_take_the_base_platform_when_the_image_names_none() {
     let info = common::inspect::inspect_json(&q, &["top/"]);
     assert_eq!(info["platform"], "linux/arm64");
 }
+
+#[test]
+fn push_puts_both_children_and_the_index_into_the_reference_registry() {
+    if !(require(docker_registry::BIN) && require("skopeo")) {
+        return;
+    }
+    let p = two_platforms();
+    let reg = DockerRegistry::start(Options::default());
+    let target = format!("{}/test/pushed-multi:1", reg.host());
+    let out = p.ok(&["push", "app", "-t", &target]);
+    let report = parse_json(&p.ok(&["build", "app", "--json"]));
+    let app = &report["images"][1];
+    assert!(out.contains(app["digest"].as_str().unwrap()), "{out}");
+
+    let dest = format!("docker://{target}");
+    let pushed = parse_json(&sh(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &dest,
+    ])));
+    assert_eq!(
+        pushed["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let children = manifests(&pushed);
+    assert_eq!(
+        children,
+        app["platforms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (
+                p["platform"].as_str().unwrap().to_string(),
+                p["manifest_digest"].as_str().unwrap().to_string()
+            ))
+            .collect::<Vec<_>>()
+    );
+    let arm = format!(
+        "docker://{}/test/pushed-multi@{}",
+        reg.host(),
+        children[1].1
+    );
+    let config = parse_json(&sh(Command::new("skopeo").args([
+        "inspect",
+        "--config",
+        "--raw",
+        "--tls-verify=false",
+        &arm,
+    ])));
+    assert_eq!(config["architecture"], "arm64");
+    // And the whole index copies on.
+    let dir = tempfile::tempdir().unwrap();
+    sh(Command::new("skopeo").args([
+        "copy",
+        "--quiet",
+        "--all",
+        "--src-tls-verify=false",
+        &dest,
+        &format!("oci:{}:copy", dir.path().display()),
+    ]));
+}
