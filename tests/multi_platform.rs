@@ -67,6 +67,18 @@ fn manifests(index: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The config of the image `reference` (`docker://…`) names, as skopeo
+/// reads it from a plain-HTTP registry.
+fn registry_config(reference: &str) -> Value {
+    parse_json(&sh(Command::new("skopeo").args([
+        "inspect",
+        "--config",
+        "--raw",
+        "--tls-verify=false",
+        reference,
+    ])))
+}
+
 fn child_config(layout: &Path, manifest_digest: &str) -> Value {
     let m = read_json(&blob_path(layout, manifest_digest));
     read_json(&blob_path(layout, m["config"]["digest"].as_str().unwrap()))
@@ -203,13 +215,7 @@ fn a_two_platform_index_copies_whole_into_the_reference_registry() {
         ["linux/amd64", "linux/arm64"]
     );
     let arm = format!("docker://{}/test/multi-app@{}", reg.host(), children[1].1);
-    let config = parse_json(&sh(Command::new("skopeo").args([
-        "inspect",
-        "--config",
-        "--raw",
-        "--tls-verify=false",
-        &arm,
-    ])));
+    let config = registry_config(&arm);
     assert_eq!(config["architecture"], "arm64");
     assert_eq!(config["os"], "linux");
 
@@ -371,13 +377,7 @@ fn push_puts_both_children_and_the_index_into_the_reference_registry() {
         reg.host(),
         children[1].1
     );
-    let config = parse_json(&sh(Command::new("skopeo").args([
-        "inspect",
-        "--config",
-        "--raw",
-        "--tls-verify=false",
-        &arm,
-    ])));
+    let config = registry_config(&arm);
     assert_eq!(config["architecture"], "arm64");
     // And the whole index copies on.
     let dir = tempfile::tempdir().unwrap();
