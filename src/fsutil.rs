@@ -95,31 +95,62 @@ impl AtomicDir {
 
     /// Replaces `dest` with the new directory. An existing destination is
     /// moved aside first and removed only once the new one is in place.
-    pub fn commit(mut self) -> Result<()> {
+    ///
+    /// Another process may commit the same destination at the same moment:
+    /// whichever renames into place last wins, and neither fails, because a
+    /// directory that appears between moving the old one aside and renaming
+    /// the new one in is moved aside in turn.
+    pub fn commit(self) -> Result<()> {
+        self.commit_racing(|| {})
+    }
+
+    /// [`AtomicDir::commit`], calling `between` where another process's
+    /// commit could interleave (tests race through it).
+    fn commit_racing(mut self, mut between: impl FnMut()) -> Result<()> {
         let temp = self.temp.take().expect("commit once").keep();
-        let aside = if self.dest.exists() {
-            let aside = self.dest.with_file_name(format!(
-                ".gantry-old-{}-{}",
-                std::process::id(),
-                self.dest
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            ));
-            fs::rename(&self.dest, &aside).at(&self.dest)?;
-            Some(aside)
-        } else {
-            None
+        let mut asides = Vec::new();
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            if self.dest.exists() {
+                let aside = self.dest.with_file_name(format!(
+                    ".gantry-old-{}-{attempt}-{}",
+                    std::process::id(),
+                    self.dest
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                ));
+                match fs::rename(&self.dest, &aside) {
+                    Ok(()) => asides.push(aside),
+                    // Moved aside by another process in the meantime.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => break Err(Error::io(&self.dest, e)),
+                }
+            }
+            between();
+            match fs::rename(&temp, &self.dest) {
+                Ok(()) => break Ok(()),
+                Err(_) if attempt < 8 && self.dest.exists() => continue,
+                Err(e) => break Err(Error::io(&self.dest, e)),
+            }
         };
-        if let Err(e) = fs::rename(&temp, &self.dest) {
-            if let Some(aside) = &aside {
-                let _ = fs::rename(aside, &self.dest);
+        if let Err(e) = result {
+            // Put back what was there, if nothing took its place.
+            if let Some(first) = asides.first() {
+                if fs::rename(first, &self.dest).is_err() && self.dest.exists() {
+                    // Another process's output replaced it after all.
+                    let _ = fs::remove_dir_all(first);
+                }
+            }
+            for a in asides.iter().skip(1) {
+                let _ = fs::remove_dir_all(a);
             }
             let _ = fs::remove_dir_all(&temp);
-            return Err(Error::io(&self.dest, e));
+            return Err(e);
         }
-        if let Some(aside) = aside {
-            fs::remove_dir_all(&aside).at(&aside)?;
+        for a in &asides {
+            fs::remove_dir_all(a).at(a)?;
         }
         Ok(())
     }
@@ -154,4 +185,36 @@ fn dir_builder() -> tempfile::Builder<'static, 'static> {
         b.permissions(fs::Permissions::from_mode(0o777));
     }
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_committed_by_another_process_meanwhile_is_replaced_not_an_error() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("out");
+        fs::create_dir(&dest).unwrap();
+        fs::write(dest.join("old"), "old").unwrap();
+        let dir = AtomicDir::create(&dest, |_| true).unwrap();
+        fs::write(dir.path().join("mine"), "mine").unwrap();
+        let mut raced = false;
+        dir.commit_racing(|| {
+            // The other process's rename lands between ours.
+            if !raced {
+                raced = true;
+                fs::create_dir(&dest).unwrap();
+                fs::write(dest.join("theirs"), "theirs").unwrap();
+            }
+        })
+        .unwrap();
+        let names: Vec<String> = fs::read_dir(&dest)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["mine"]);
+        let left: Vec<_> = fs::read_dir(root.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "nothing but the output is left beside it");
+    }
 }

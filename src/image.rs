@@ -43,3 +43,39 @@ impl Image {
         s
     }
 }
+
+/// A multi-platform image: an OCI image index over one [`Image`] per
+/// platform, every blob of which is in the store.
+///
+/// A sink writes or pushes the children first (by digest; they carry no
+/// tags), then the index under `tags`.
+#[derive(Debug, Clone)]
+pub struct ImageIndex {
+    /// The image's name in the build file.
+    pub name: String,
+    /// The index as canonical JSON: the exact bytes `digest` names.
+    pub bytes: Vec<u8>,
+    pub digest: Digest,
+    /// Always `application/vnd.oci.image.index.v1+json`.
+    pub media_type: String,
+    /// One image per platform, in the order the build file lists them, which
+    /// is also the order of the index's `manifests`.
+    pub children: Vec<Image>,
+    /// Full references (`registry/repo:tag`) the index is known by.
+    pub tags: Vec<String>,
+    /// Index annotations, sorted.
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+impl ImageIndex {
+    /// The child built for `platform` (`os/arch[/variant]`, as
+    /// [`Image::platform`] writes it).
+    pub fn child(&self, platform: &str) -> Option<&Image> {
+        self.children.iter().find(|c| c.platform() == platform)
+    }
+
+    /// `os/arch[/variant]` of every child, in index order.
+    pub fn platforms(&self) -> Vec<String> {
+        self.children.iter().map(Image::platform).collect()
+    }
+}

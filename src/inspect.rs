@@ -71,6 +71,88 @@ pub fn inspect(path: &Path, select: Option<&str>) -> Result<Inspection> {
     Ok(Inspection::of(&image))
 }
 
+/// A multi-platform image: its index and the platforms it offers.
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexInspection {
+    pub index_digest: Digest,
+    pub media_type: String,
+    pub tags: Vec<String>,
+    pub annotations: BTreeMap<String, String>,
+    pub manifests: Vec<IndexEntry>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexEntry {
+    /// `os/arch[/variant]`, or `null` when the index names none.
+    pub platform: Option<String>,
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
+}
+
+/// What `gantry inspect` shows: an image, or an index over several.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Summary {
+    Image(Box<Inspection>),
+    Index(IndexInspection),
+}
+
+/// Like [`inspect`], but a multi-platform image is summarised as its index,
+/// unless `platform` chooses one of its images.
+pub fn inspect_any(
+    path: &Path,
+    select: Option<&str>,
+    platform: Option<&crate::buildfile::Platform>,
+) -> Result<Summary> {
+    if platform.is_none() {
+        if let Some(x) = read::open_index(path, select)? {
+            return Ok(Summary::Index(IndexInspection {
+                index_digest: x.digest,
+                media_type: x.media_type,
+                tags: x.tags,
+                annotations: x.annotations,
+                manifests: x
+                    .manifests
+                    .into_iter()
+                    .map(|c| IndexEntry {
+                        platform: c.platform.map(|p| p.to_string()),
+                        digest: c.digest,
+                        size: c.size,
+                        media_type: c.media_type,
+                    })
+                    .collect(),
+            }));
+        }
+    }
+    let (image, _) = read::open_for(path, select, platform)?;
+    Ok(Summary::Image(Box::new(Inspection::of(&image))))
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Summary::Image(i) => i.fmt(f),
+            Summary::Index(x) => x.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for IndexInspection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{:<LABEL$}{} (OCI index)", "digest", self.index_digest)?;
+        for (i, t) in self.tags.iter().enumerate() {
+            writeln!(f, "{:<LABEL$}{t}", if i == 0 { "tags" } else { "" })?;
+        }
+        writeln!(f, "{:<LABEL$}{}", "platforms", self.manifests.len())?;
+        for m in &self.manifests {
+            let p = m.platform.as_deref().unwrap_or("(no platform)");
+            writeln!(f, "  {p:<16}{}", m.digest)?;
+        }
+        writeln!(f, "(`--platform OS/ARCH` shows one of them)")
+    }
+}
+
 impl Inspection {
     /// Summarises an image already in memory, such as one just built.
     pub fn of(image: &Image) -> Inspection {

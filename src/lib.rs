@@ -15,6 +15,7 @@ pub mod error;
 pub mod fsutil;
 pub mod image;
 pub mod inspect;
+pub mod jobs;
 pub mod json;
 pub mod layer;
 pub mod layout;

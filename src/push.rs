@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, Result};
-use crate::image::Image;
+use crate::image::{Image, ImageIndex};
 use crate::progress::{Event, Reporter};
 use crate::reference::Reference;
 use crate::registry::{bases, Access, Client, MountOutcome, Repo};
@@ -79,6 +79,31 @@ impl<'a> PushRequest<'a> {
             top: manifest_of(image),
             children: Vec::new(),
             blobs: image_blobs(image).collect(),
+            targets,
+        }
+    }
+}
+
+impl<'a> PushRequest<'a> {
+    /// A multi-platform image: the children by digest, then the index.
+    pub fn index(index: &'a ImageIndex, targets: Vec<Reference>) -> PushRequest<'a> {
+        let mut blobs: Vec<(Digest, u64)> = Vec::new();
+        for child in &index.children {
+            for b in image_blobs(child) {
+                if !blobs.contains(&b) {
+                    blobs.push(b);
+                }
+            }
+        }
+        PushRequest {
+            name: &index.name,
+            top: ManifestBytes {
+                digest: index.digest,
+                media_type: &index.media_type,
+                bytes: &index.bytes,
+            },
+            children: index.children.iter().map(manifest_of).collect(),
+            blobs,
             targets,
         }
     }

@@ -57,17 +57,60 @@ pub fn oci_manifest(
                 .collect::<Vec<_>>(),
         );
     if !annotations.is_empty() {
-        builder = builder.annotations(
-            annotations
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<HashMap<_, _>>(),
-        );
+        builder = builder.annotations(self::annotations(annotations.clone()));
     }
     let manifest = builder
         .build()
         .expect("every required manifest field is set");
     crate::json::canonical(&manifest)
+}
+
+/// The canonical bytes of an OCI image index over `children`, in order,
+/// each described with its platform, with `annotations` (left out when
+/// empty).
+pub fn oci_index(
+    children: &[&crate::image::Image],
+    annotations: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    let manifests: Vec<Descriptor> = children
+        .iter()
+        .map(|c| {
+            let mut d = descriptor(
+                &c.manifest_media_type,
+                &c.manifest_digest,
+                c.manifest_bytes.len() as u64,
+            );
+            d.set_platform(image_platform(&c.config));
+            d
+        })
+        .collect();
+    let mut builder = oci_spec::image::ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests);
+    if !annotations.is_empty() {
+        builder = builder.annotations(self::annotations(annotations.clone()));
+    }
+    let index = builder.build().expect("every required index field is set");
+    crate::json::canonical(&index)
+}
+
+/// The platform of a descriptor for an image with this config; `None` when
+/// the config names no os or architecture.
+pub fn image_platform(c: &crate::config::ImageConfig) -> Option<Platform> {
+    if c.os.is_empty() || c.architecture.is_empty() {
+        return None;
+    }
+    let mut p = oci_spec::image::PlatformBuilder::default()
+        .os(c.os.as_str())
+        .architecture(c.architecture.as_str());
+    if let Some(v) = &c.variant {
+        p = p.variant(v.clone());
+    }
+    if let Some(v) = &c.os_version {
+        p = p.os_version(v.clone());
+    }
+    p.build().ok()
 }
 
 /// What kind of layer a media type names, by its compression.

@@ -15,6 +15,7 @@ use crate::stamp::{self, StampSpec};
 
 pub const DEFAULT_FILE_NAME: &str = "gantry.toml";
 
+mod platforms;
 mod raw;
 mod validate;
 mod values;
@@ -22,6 +23,7 @@ mod values;
 use raw::RawFile;
 use validate::{line_col, Cx};
 
+pub use platforms::PLACEHOLDERS;
 pub use values::{normalize_dst, parse_mode};
 
 // ---------------------------------------------------------------------------
@@ -50,7 +52,13 @@ pub struct ImageSpec {
     pub name: String,
     pub location: String,
     pub base: BaseSpec,
+    /// `platform`: the one platform of a single-platform image.
     pub platform: Option<Platform>,
+    /// `platforms`: one image per platform under an index, in the order
+    /// written. Empty unless declared (never both this and `platform`).
+    pub platforms: Vec<Platform>,
+    /// `[image.NAME.overrides."os/arch"]`, by platform.
+    pub overrides: BTreeMap<Platform, PlatformOverride>,
     pub entrypoint: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
     pub env: BTreeMap<String, String>,
@@ -67,6 +75,19 @@ pub struct ImageSpec {
     /// templates, and always after expansion.
     pub tags: Vec<Templated>,
     pub layers: Vec<LayerSpec>,
+}
+
+/// The settings that may differ for one platform of an image; each one
+/// given replaces (`entrypoint`, `cmd`) or is merged over (`env`, `labels`)
+/// the image's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlatformOverride {
+    /// Where the table was declared, for errors.
+    pub location: String,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub env: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

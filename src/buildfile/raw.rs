@@ -30,6 +30,9 @@ pub(super) struct RawStamp {
 pub(super) struct RawImage {
     pub(super) base: Spanned<String>,
     pub(super) platform: Option<Spanned<String>>,
+    pub(super) platforms: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub(super) overrides: BTreeMap<String, Spanned<RawOverride>>,
     pub(super) entrypoint: Option<Vec<String>>,
     pub(super) cmd: Option<Vec<String>>,
     #[serde(default)]
@@ -52,6 +55,18 @@ pub(super) struct RawImage {
     pub(super) compression_level: Option<Spanned<i64>>,
     #[serde(default)]
     pub(super) layer: Vec<Spanned<RawLayer>>,
+}
+
+/// `[image.NAME.overrides."os/arch"]`: what differs for one platform.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOverride {
+    pub(super) entrypoint: Option<Vec<String>>,
+    pub(super) cmd: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -71,11 +71,78 @@ impl Cx<'_> {
             ),
             None => None,
         };
-        if base == BaseSpec::Scratch && platform.is_none() {
+        let mut platforms = Vec::new();
+        if let Some(list) = &raw.platforms {
+            let loc = self.loc(list.span(), &format!("{path}.platforms"));
+            if platform.is_some() {
+                return Err(self.err(
+                    &loc,
+                    "`platform` and `platforms` exclude each other: give one platform, or a list",
+                ));
+            }
+            if list.get_ref().is_empty() {
+                return Err(self.err(&loc, "`platforms` is empty; list at least one platform"));
+            }
+            for p in list.get_ref() {
+                let at = self.loc(p.span(), &format!("{path}.platforms"));
+                let parsed = Platform::parse(p.get_ref()).map_err(|m| self.err(&at, m))?;
+                if platforms.contains(&parsed) {
+                    return Err(self.err(&at, format!("platform {parsed} is listed twice")));
+                }
+                platforms.push(parsed);
+            }
+        }
+        if base == BaseSpec::Scratch && platform.is_none() && platforms.is_empty() {
             return Err(self.err(
                 &location,
-                "a \"scratch\" image needs `platform` (e.g. \"linux/amd64\")",
+                "a \"scratch\" image needs `platform` (e.g. \"linux/amd64\") or `platforms`",
             ));
+        }
+        let mut overrides = std::collections::BTreeMap::new();
+        for (key, o) in raw.overrides {
+            let at = self.loc(o.span(), &format!("{path}.overrides.{key:?}"));
+            let p = Platform::parse(&key).map_err(|m| self.err(&at, m))?;
+            let declared: Vec<&Platform> = platform.iter().chain(&platforms).collect();
+            if !declared.is_empty() && !declared.contains(&&p) {
+                return Err(self.err(
+                    &at,
+                    format!(
+                        "image {name:?} is not built for {p} (it is built for {})",
+                        declared
+                            .iter()
+                            .map(|d| d.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            let o = o.into_inner();
+            for k in o.env.keys() {
+                if k.is_empty() || k.contains('=') {
+                    return Err(self.err(
+                        &at,
+                        format!("env: variable name {k:?} must be non-empty and contain no '='"),
+                    ));
+                }
+            }
+            for (what, map) in [("env", &o.env), ("labels", &o.labels)] {
+                for (k, v) in map {
+                    self.templated_ok(v, &format!("{at} ({what}.{k:?})"))?;
+                }
+            }
+            let value = super::PlatformOverride {
+                location: at,
+                entrypoint: o.entrypoint,
+                cmd: o.cmd,
+                env: o.env,
+                labels: o.labels,
+            };
+            if overrides.insert(p.clone(), value).is_some() {
+                return Err(self.err(
+                    &location,
+                    format!("{path}.overrides names platform {p} twice (under two spellings)"),
+                ));
+            }
         }
 
         for key in raw.env.keys() {
@@ -172,6 +239,8 @@ impl Cx<'_> {
             location,
             base,
             platform,
+            platforms,
+            overrides,
             entrypoint: raw.entrypoint,
             cmd: raw.cmd,
             env: raw.env,

@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-use gantry::build::{self, BuildOptions, BuiltImage};
-use gantry::buildfile::{BuildFile, DEFAULT_FILE_NAME};
+use gantry::build::{self, report::Report, BuildOptions, Built, BuiltImage};
+use gantry::buildfile::{BuildFile, Platform, DEFAULT_FILE_NAME};
 use gantry::error::{Error, Result};
-use gantry::image::Image;
-use gantry::layout::write::{self, Format};
+use gantry::layout::write::{self, Format, Root};
 use gantry::progress::{Event, Reporter};
+use gantry::registry::select::host_platform;
 use gantry::stamp::StampSources;
 use gantry::store::Store;
 
@@ -32,9 +32,25 @@ pub struct BuildArgs {
     #[arg(long, value_enum)]
     format: Option<OutputFormat>,
 
-    /// Compression threads (default: the number of cores).
+    /// Cores the whole build may use: independent images, layers and their
+    /// compression share them (default: the number of cores).
     #[arg(long, short = 'j', value_name = "N")]
     jobs: Option<usize>,
+
+    /// Build multi-platform images for this platform only (os/arch[/variant]).
+    /// A docker tarball holds one platform: this one, or the host's.
+    #[arg(long, value_name = "PLATFORM", value_parser = parse_platform)]
+    platform: Option<Platform>,
+
+    /// Print a JSON report on stdout: every image, per platform, per layer
+    /// whether it was rebuilt or reused.
+    #[arg(long)]
+    json: bool,
+
+    /// Also write the JSON report to this file (atomically, once every
+    /// output is written).
+    #[arg(long, value_name = "PATH")]
+    report: Option<PathBuf>,
 
     #[command(flatten)]
     stamp: StampArgs,
@@ -66,6 +82,10 @@ pub struct StampArgs {
     stamp_vars: Vec<(String, String)>,
 }
 
+fn parse_platform(s: &str) -> std::result::Result<Platform, String> {
+    Platform::parse(s)
+}
+
 fn parse_stamp_var(s: &str) -> std::result::Result<(String, String), String> {
     gantry::stamp::parse_var(s)
 }
@@ -94,12 +114,18 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
         }
         None => None,
     };
+    if args.json && args.output.as_deref() == Some(Path::new("-")) {
+        return Err(Error::Usage(
+            "--json and -o - both want stdout; use --report PATH for the report".into(),
+        ));
+    }
     let store = Store::open(store_root)?;
     let (_, opts, built) = build_from_file(
         &BuildInputs {
             file: &args.file,
             images: &args.images,
             jobs: args.jobs,
+            platform: args.platform.clone(),
             stamp: &args.stamp,
             locked: args.locked,
             registry: &args.registry,
@@ -111,27 +137,58 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
     let to_stdout = args.output.as_deref() == Some(Path::new("-"));
     let mut lines = String::new();
     for b in &built {
-        lines.push_str(&format!("{} {}\n", b.image.name, b.image.manifest_digest));
+        lines.push_str(&format!("{} {}\n", b.name, b.result.digest()));
+    }
+    let mut report = serde_json::to_string_pretty(&Report::of(&built))
+        .map_err(|e| Error::Usage(format!("cannot render the report as JSON: {e}")))?;
+    report.push('\n');
+    if args.json {
+        lines = report.clone();
     }
 
     if let (Some(out), Some(format)) = (&args.output, format) {
         // The images asked for, or every image when none was named.
-        let selected: Vec<&Image> = built
+        let selected: Vec<&BuiltImage> = built
             .iter()
-            .map(|b| &b.image)
-            .filter(|i| args.images.is_empty() || args.images.contains(&i.name))
+            .filter(|b| args.images.is_empty() || args.images.contains(&b.name))
+            .collect();
+        let mut chosen = Vec::new();
+        if format == Format::Docker {
+            for b in &selected {
+                chosen.extend(docker_child(b)?);
+            }
+        }
+        let mut chosen = chosen.iter();
+        let roots: Vec<Root> = selected
+            .iter()
+            .map(|b| match &b.result {
+                Built::Image(i) => Root::Image(i),
+                Built::Index(x) if format != Format::Docker => Root::Index(x),
+                Built::Index(_) => Root::Image(chosen.next().expect("one child per index")),
+            })
+            .collect();
+        let images: Vec<&gantry::image::Image> = roots
+            .iter()
+            .flat_map(|r| match r {
+                Root::Image(i) => vec![*i],
+                Root::Index(x) => x.children.iter().collect(),
+            })
             .collect();
         // Registry bases are loaded without their layers; a sink needs them.
-        opts.registry.ensure_blobs(&selected, &store, reporter)?;
-        write_output(&selected, &store, out, format)?;
+        opts.registry.ensure_blobs(&images, &store, reporter)?;
+        write_output(&roots, &store, out, format)?;
         if !to_stdout {
-            for i in &selected {
+            for b in &selected {
                 reporter.report(Event::OutputWritten {
-                    image: &i.name,
+                    image: &b.name,
                     path: &out.display().to_string(),
                 });
             }
         }
+    }
+
+    if let Some(path) = &args.report {
+        gantry::fsutil::write_atomic(path, report.as_bytes())?;
     }
 
     // Results go to stdout unless stdout carries the tarball.
@@ -147,11 +204,42 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
     Ok(())
 }
 
+/// The image a docker tarball holds of a multi-platform image: it holds
+/// single images, so it takes the host's platform (a build with
+/// --platform has no multi-platform images left), tagged as the index is,
+/// and says so.
+fn docker_child(b: &BuiltImage) -> Result<Option<gantry::image::Image>> {
+    let Built::Index(x) = &b.result else {
+        return Ok(None);
+    };
+    let host = host_platform().to_string();
+    let Some(child) = x.child(&host) else {
+        return Err(Error::Usage(format!(
+            "image {:?} is built for {}, not for this machine ({host}); a docker tarball \
+             holds one platform: choose it with --platform",
+            b.name,
+            x.platforms().join(", ")
+        )));
+    };
+    // Said on stderr whatever the progress mode: the tarball holds less
+    // than the build made.
+    eprintln!(
+        "{}: the docker tarball holds {host} (built: {}; choose another with --platform)",
+        b.name,
+        x.platforms().join(", ")
+    );
+    let mut child = child.clone();
+    child.tags = x.tags.clone();
+    Ok(Some(child))
+}
+
 /// What the verbs that build (`build`, `push`) share on the command line.
 pub struct BuildInputs<'a> {
     pub file: &'a Path,
     pub images: &'a [String],
     pub jobs: Option<usize>,
+    /// Build multi-platform images for this platform only.
+    pub platform: Option<Platform>,
     pub stamp: &'a StampArgs,
     pub locked: bool,
     pub registry: &'a super::registry::RegistryArgs,
@@ -172,6 +260,7 @@ pub fn build_from_file(
         }
         opts.threads = j;
     }
+    opts.platform = inputs.platform.clone();
     opts.stamp = inputs.stamp.sources();
     let mut o = inputs.registry.base_options();
     super::registry::attach_lock(&mut o, &file, inputs.file, inputs.locked)?;
@@ -207,11 +296,11 @@ fn output_format(out: &Path, explicit: Option<OutputFormat>) -> Result<Format> {
     Ok(f)
 }
 
-fn write_output(images: &[&Image], store: &Store, out: &Path, format: Format) -> Result<()> {
+fn write_output(roots: &[Root<'_>], store: &Store, out: &Path, format: Format) -> Result<()> {
     if out == Path::new("-") {
         let stdout = io::stdout().lock();
-        let mut w = write::write_archive(images, store, format, io::BufWriter::new(stdout))?;
+        let mut w = write::write_archive_roots(roots, store, format, io::BufWriter::new(stdout))?;
         return w.flush().map_err(|e| Error::io("<stdout>", e));
     }
-    write::write_archive_file(images, store, format, out)
+    write::write_roots_file(roots, store, format, out)
 }

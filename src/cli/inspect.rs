@@ -17,13 +17,19 @@ pub struct InspectArgs {
     #[arg(long, value_name = "NAME")]
     image: Option<String>,
 
+    /// Of a multi-platform image, show this platform's image
+    /// (os/arch[/variant]) instead of the index.
+    #[arg(long, value_name = "PLATFORM", value_parser = gantry::buildfile::Platform::parse)]
+    platform: Option<gantry::buildfile::Platform>,
+
     /// Machine-readable JSON on stdout.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: InspectArgs) -> Result<()> {
-    let info = gantry::inspect::inspect(&args.path, args.image.as_deref())?;
+    let info =
+        gantry::inspect::inspect_any(&args.path, args.image.as_deref(), args.platform.as_ref())?;
     let text = if args.json {
         let mut t = serde_json::to_string_pretty(&info)
             .map_err(|e| Error::Usage(format!("cannot render inspection as JSON: {e}")))?;

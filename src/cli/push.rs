@@ -15,6 +15,7 @@ use gantry::store::Store;
 
 use super::build::{build_from_file, BuildInputs, StampArgs};
 use super::registry::RegistryArgs;
+use gantry::build::Built;
 
 /// Uploads are network-bound; more than a few in flight rarely helps and
 /// makes rate limits more likely.
@@ -76,6 +77,7 @@ pub fn run(args: PushArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
             file: &args.file,
             images: &args.images,
             jobs: args.jobs,
+            platform: None,
             stamp: &args.stamp,
             locked: args.locked,
             registry: &args.registry,
@@ -86,34 +88,37 @@ pub fn run(args: PushArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
 
     let mut requests = Vec::new();
     for b in &built {
-        let named = args.images.contains(&b.image.name);
+        let named = args.images.contains(&b.name);
         if !args.images.is_empty() && !named {
             continue; // a base built for an image asked for
         }
         let targets = if !explicit.is_empty() {
             explicit.clone()
-        } else if file.images[&b.image.name].tags.is_empty() {
+        } else if file.images[&b.name].tags.is_empty() {
             if named {
                 return Err(Error::BuildFile {
-                    location: file.images[&b.image.name].location.clone(),
+                    location: file.images[&b.name].location.clone(),
                     message: format!(
                         "image {:?} has no tags to push to; add `tags = [...]` or give --tag",
-                        b.image.name
+                        b.name
                     ),
                 });
             }
             reporter.report(Event::Warning {
-                message: &format!("image {:?} has no tags; not pushed", b.image.name),
+                message: &format!("image {:?} has no tags; not pushed", b.name),
             });
             continue;
         } else {
-            b.image
-                .tags
+            b.result
+                .tags()
                 .iter()
                 .map(|t| Reference::parse_tagged(t))
                 .collect::<Result<_>>()?
         };
-        requests.push(PushRequest::image(&b.image, targets));
+        requests.push(match &b.result {
+            Built::Image(image) => PushRequest::image(image, targets),
+            Built::Index(index) => PushRequest::index(index, targets),
+        });
     }
     if requests.is_empty() {
         return Err(Error::Usage(format!(

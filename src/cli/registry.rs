@@ -44,7 +44,7 @@ impl RegistryArgs {
     }
 }
 
-/// Every registry base of the build file with the platform it is used for,
+/// Every registry base of the build file with each platform it is used for,
 /// once each, in a stable order.
 pub fn registry_bases(file: &BuildFile) -> Vec<(Reference, Option<Platform>)> {
     let mut seen = BTreeSet::new();
@@ -52,8 +52,16 @@ pub fn registry_bases(file: &BuildFile) -> Vec<(Reference, Option<Platform>)> {
     for spec in file.images.values() {
         if let BaseSpec::Registry(r) = &spec.base {
             let r = &r.clone().with_default_tag();
-            if seen.insert((r.to_string(), spec.platform.as_ref().map(|p| p.to_string()))) {
-                out.push((r.clone(), spec.platform.clone()));
+            // A multi-platform image needs its base for every platform.
+            let platforms: Vec<Option<Platform>> = if spec.is_multi_platform() {
+                spec.platforms.iter().cloned().map(Some).collect()
+            } else {
+                vec![spec.platform.clone()]
+            };
+            for p in platforms {
+                if seen.insert((r.to_string(), p.as_ref().map(|p| p.to_string()))) {
+                    out.push((r.clone(), p));
+                }
             }
         }
     }

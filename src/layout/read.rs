@@ -22,11 +22,13 @@ use serde::Deserialize;
 
 use super::container::{Container, MAX_JSON};
 use super::docker_save::open_docker_save;
+use crate::buildfile::Platform;
 use crate::config::ImageConfig;
 use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, Result};
 use crate::image::{Image, LayerDesc};
 use crate::reference::{normalize, same_image};
+use crate::registry::select;
 use crate::spec;
 use crate::store::Store;
 
@@ -127,9 +129,19 @@ pub trait BlobReader {
 /// manifest digest (`sha256:...`) also selects, as does an image ID (config
 /// digest) in a classic archive.
 pub fn open(path: &Path, select: Option<&str>) -> Result<(Image, Box<dyn BlobReader>)> {
+    open_for(path, select, None)
+}
+
+/// Like [`open`]; when the image selected is a multi-platform index,
+/// `want` chooses its manifest for that platform.
+pub fn open_for(
+    path: &Path,
+    select: Option<&str>,
+    want: Option<&Platform>,
+) -> Result<(Image, Box<dyn BlobReader>)> {
     let container = Container::open(path)?;
     let (image, blobs) = if container.has("index.json") && container.has("oci-layout") {
-        open_oci(container, select)?
+        open_oci(container, select, want)?
     } else if container.has("manifest.json") {
         open_docker_save(container, select)?
     } else if container.has("index.json") {
@@ -149,7 +161,12 @@ pub fn open(path: &Path, select: Option<&str>) -> Result<(Image, Box<dyn BlobRea
 
 /// Loads a local base image and copies its blobs, verified, into the store.
 pub fn import(source: &LocalSource, store: &Store) -> Result<Image> {
-    let (image, blobs) = open(source.path(), source.tag())?;
+    import_for(source, None, store)
+}
+
+/// Like [`import`], choosing `want`'s manifest from a multi-platform index.
+pub fn import_for(source: &LocalSource, want: Option<&Platform>, store: &Store) -> Result<Image> {
+    let (image, blobs) = open_for(source.path(), source.tag(), want)?;
     copy_to_store(&image, blobs.as_ref(), store)?;
     Ok(image)
 }
@@ -342,8 +359,9 @@ fn schema1_error(container: &Container, what: &str) -> Error {
     )
 }
 
-fn open_oci(container: Container, select: Option<&str>) -> Result<(Image, LocalBlobs)> {
-    check_layout_version(&container)?;
+/// The images a layout's `index.json` lists, checked.
+fn layout_entries(container: &Container) -> Result<Vec<Entry>> {
+    check_layout_version(container)?;
     let index_what = container.member_name("index.json");
     let index = spec::parse_index(&container.read_small("index.json")?, &index_what)?;
     if index.schema_version() != 2 {
@@ -362,20 +380,26 @@ fn open_oci(container: Container, select: Option<&str>) -> Result<(Image, LocalB
         }
         let annotation = |key: &str| d.annotations().as_ref().and_then(|a| a.get(key)).cloned();
         entries.push(Entry {
-            digest: parse_digest(
-                &container,
-                d.digest(),
-                &format!("index.json manifests[{i}]"),
-            )?,
+            digest: parse_digest(container, d.digest(), &format!("index.json manifests[{i}]"))?,
             media_type,
             ref_name: annotation(spec::ANNOTATION_REF_NAME),
             containerd_name: annotation(spec::ANNOTATION_CONTAINERD_NAME),
             descriptor: d.clone(),
         });
     }
+    Ok(entries)
+}
+
+/// The entry `select` names (see [`open`]) and every name the layout gives
+/// its digest.
+fn choose_entry<'a>(
+    container: &Container,
+    entries: &'a [Entry],
+    select: Option<&str>,
+) -> Result<(&'a Entry, Vec<String>)> {
     let chosen = select_one(
-        &container,
-        &entries,
+        container,
+        entries,
         select,
         |e, s| e.matches(s),
         |e| e.digest,
@@ -389,14 +413,81 @@ fn open_oci(container: Container, select: Option<&str>) -> Result<(Image, LocalB
             }
         }
     }
+    Ok((chosen, tags))
+}
+
+/// A multi-platform image as a location lists it.
+#[derive(Debug, Clone)]
+pub struct IndexInfo {
+    pub digest: Digest,
+    pub media_type: String,
+    /// The names the location gives the index.
+    pub tags: Vec<String>,
+    pub annotations: BTreeMap<String, String>,
+    /// Its image manifests (attestations left out), in order.
+    pub manifests: Vec<select::Candidate>,
+}
+
+/// The multi-platform index `select` names in the OCI layout (directory or
+/// archive) at `path`; `None` when it names a single image, or the location
+/// is not an OCI layout. Use [`open_for`] to read one platform's image.
+pub fn open_index(path: &Path, select: Option<&str>) -> Result<Option<IndexInfo>> {
+    let container = Container::open(path)?;
+    if !(container.has("index.json") && container.has("oci-layout")) {
+        return Ok(None);
+    }
+    let entries = layout_entries(&container)?;
+    let (chosen, tags) = choose_entry(&container, &entries, select)?;
+    let is_index =
+        chosen.media_type == spec::OCI_INDEX || chosen.media_type == spec::DOCKER_MANIFEST_LIST;
+    if !is_index {
+        return Ok(None);
+    }
+    let bytes = read_verified(
+        &container,
+        &blob_name(&chosen.digest),
+        &chosen.digest,
+        chosen.descriptor.size(),
+    )?;
+    let what = container.member_name(&blob_name(&chosen.digest));
+    let manifests = select::candidates(&bytes, &what)?;
+    if manifests.len() < 2 {
+        return Ok(None);
+    }
+    let index = spec::parse_index(&bytes, &what)?;
+    Ok(Some(IndexInfo {
+        digest: chosen.digest,
+        media_type: chosen.media_type.clone(),
+        tags,
+        annotations: index
+            .annotations()
+            .as_ref()
+            .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        manifests,
+    }))
+}
+
+fn open_oci(
+    container: Container,
+    select: Option<&str>,
+    want: Option<&Platform>,
+) -> Result<(Image, LocalBlobs)> {
+    let entries = layout_entries(&container)?;
+    let (chosen, tags) = choose_entry(&container, &entries, select)?;
     let label = select
         .map(str::to_string)
         .or_else(|| chosen.name())
         .unwrap_or_else(|| chosen.digest.to_string());
 
     let mut known = HashMap::new();
-    let (manifest_digest, manifest_bytes, media_type) =
-        resolve_manifest(&container, &chosen.descriptor, &chosen.media_type, &label)?;
+    let (manifest_digest, manifest_bytes, media_type) = resolve_manifest(
+        &container,
+        &chosen.descriptor,
+        &chosen.media_type,
+        &label,
+        want,
+    )?;
     known.insert(
         manifest_digest,
         Blob::Member {
@@ -510,6 +601,7 @@ fn resolve_manifest(
     desc: &Descriptor,
     media_type: &str,
     label: &str,
+    want: Option<&Platform>,
 ) -> Result<(Digest, Vec<u8>, String)> {
     if media_type == spec::DOCKER_SCHEMA1 || media_type == DOCKER_SCHEMA1_UNSIGNED {
         return Err(schema1_error(container, label));
@@ -561,7 +653,18 @@ fn resolve_manifest(
     if let [only] = images[..] {
         let mt = only.media_type().to_string();
         if mt != spec::OCI_INDEX && mt != spec::DOCKER_MANIFEST_LIST {
-            return resolve_manifest(container, only, &mt, label);
+            return resolve_manifest(container, only, &mt, label, want);
+        }
+    }
+    if let Some(want) = want {
+        let cands = select::candidates(&bytes, &what)?;
+        let chosen = select::choose(&cands, want, &format!("{label} (index {digest})"))?;
+        if let Some(d) = images
+            .iter()
+            .find(|d| d.digest().as_ref() == chosen.digest.to_string())
+        {
+            let mt = d.media_type().to_string();
+            return resolve_manifest(container, d, &mt, label, Some(want));
         }
     }
     let mut platforms = String::new();
@@ -583,8 +686,8 @@ fn resolve_manifest(
     Err(bad(
         container,
         format!(
-            "{label} is a multi-platform image ({platforms}); choosing one platform is not \
-             supported yet, so save or copy a single platform"
+            "{label} is a multi-platform image ({platforms}); choose one platform \
+             (`--platform` for inspect)"
         ),
     ))
 }

@@ -24,13 +24,13 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
-use oci_spec::image::{Descriptor, ImageIndexBuilder, MediaType, PlatformBuilder};
+use oci_spec::image::{Descriptor, ImageIndexBuilder, MediaType};
 use serde::Serialize;
 
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{AtomicDir, AtomicFile};
-use crate::image::Image;
+use crate::image::{Image, ImageIndex};
 use crate::reference::Reference;
 use crate::spec;
 use crate::store::Store;
@@ -45,6 +45,41 @@ pub enum Format {
     OciArchive,
 }
 
+/// What an output's `index.json` names: an image, or a multi-platform
+/// index (whose children are written with it).
+#[derive(Debug, Clone, Copy)]
+pub enum Root<'a> {
+    Image(&'a Image),
+    Index(&'a ImageIndex),
+}
+
+impl<'a> Root<'a> {
+    fn name(&self) -> &'a str {
+        match self {
+            Root::Image(i) => &i.name,
+            Root::Index(x) => &x.name,
+        }
+    }
+
+    fn tags(&self) -> &'a [String] {
+        match self {
+            Root::Image(i) => &i.tags,
+            Root::Index(x) => &x.tags,
+        }
+    }
+
+    fn digest(&self) -> Digest {
+        match self {
+            Root::Image(i) => i.manifest_digest,
+            Root::Index(x) => x.digest,
+        }
+    }
+}
+
+fn image_roots<'a>(images: &[&'a Image]) -> Vec<Root<'a>> {
+    images.iter().map(|i| Root::Image(i)).collect()
+}
+
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// How errors writing to a caller's stream name it; the stream may be
@@ -54,7 +89,12 @@ const STREAM_NAME: &str = "<archive output>";
 /// Writes an OCI layout directory at `dest`, atomically. An existing `dest`
 /// is replaced as a whole, never merged into.
 pub fn write_oci_dir(images: &[&Image], store: &Store, dest: &Path) -> Result<()> {
-    let plan = Plan::new(images, store, false)?;
+    write_oci_dir_roots(&image_roots(images), store, dest)
+}
+
+/// Like [`write_oci_dir`], for images and indexes.
+pub fn write_oci_dir_roots(roots: &[Root<'_>], store: &Store, dest: &Path) -> Result<()> {
+    let plan = Plan::new(roots, store, false)?;
     // Only an earlier OCI layout (or an empty directory) may be replaced.
     let dir = AtomicDir::create(dest, |d| d.join("oci-layout").is_file())?;
     let root = dir.path();
@@ -89,7 +129,24 @@ pub fn write_archive<W: Write>(
     format: Format,
     out: W,
 ) -> Result<W> {
-    write_archive_named(images, store, format, out, Path::new(STREAM_NAME))
+    write_archive_named(
+        &image_roots(images),
+        store,
+        format,
+        out,
+        Path::new(STREAM_NAME),
+    )
+}
+
+/// Like [`write_archive`], for images and indexes (an index only in an
+/// OCI archive: a docker tarball holds single images).
+pub fn write_archive_roots<W: Write>(
+    roots: &[Root<'_>],
+    store: &Store,
+    format: Format,
+    out: W,
+) -> Result<W> {
+    write_archive_named(roots, store, format, out, Path::new(STREAM_NAME))
 }
 
 /// Writes a docker tarball or OCI archive to the file `dest`, atomically;
@@ -100,16 +157,26 @@ pub fn write_archive_file(
     format: Format,
     dest: &Path,
 ) -> Result<()> {
+    write_roots_file(&image_roots(images), store, format, dest)
+}
+
+/// Like [`write_archive_file`], for images and indexes.
+pub fn write_roots_file(
+    roots: &[Root<'_>],
+    store: &Store,
+    format: Format,
+    dest: &Path,
+) -> Result<()> {
     if format == Format::Oci {
-        return write_oci_dir(images, store, dest);
+        return write_oci_dir_roots(roots, store, dest);
     }
     let file = AtomicFile::create(dest)?;
-    let file = write_archive_named(images, store, format, file, dest)?;
+    let file = write_archive_named(roots, store, format, file, dest)?;
     file.commit()
 }
 
 fn write_archive_named<W: Write>(
-    images: &[&Image],
+    roots: &[Root<'_>],
     store: &Store,
     format: Format,
     out: W,
@@ -124,7 +191,7 @@ fn write_archive_named<W: Write>(
             ))
         }
     };
-    let plan = Plan::new(images, store, docker)?;
+    let plan = Plan::new(roots, store, docker)?;
     let mut tar = tar::Builder::new(BufWriter::with_capacity(256 * 1024, out));
     // Every header is built here from constants; these settings only make
     // sure nothing would be taken from the local file system if a path
@@ -256,25 +323,40 @@ struct SaveEntry {
 }
 
 impl<'a> Plan<'a> {
-    fn new(images: &[&'a Image], store: &Store, docker: bool) -> Result<Plan<'a>> {
-        if images.is_empty() {
+    fn new(roots: &[Root<'a>], store: &Store, docker: bool) -> Result<Plan<'a>> {
+        if roots.is_empty() {
             return Err(Error::Usage("no images to write".into()));
         }
         let mut blobs = BTreeMap::new();
         let mut descriptors: Vec<Descriptor> = Vec::new();
         let mut named: Vec<(Digest, String)> = Vec::new();
         let mut save: Vec<(Digest, SaveEntry)> = Vec::new();
-        for image in images {
-            check_image(image, store)?;
-            blobs.insert(image.manifest_digest, Blob::Bytes(&image.manifest_bytes));
-            blobs.insert(image.config_digest, Blob::Bytes(&image.config_bytes));
-            for l in &image.layers {
-                blobs.insert(l.digest, Blob::Store { size: l.size });
-            }
-
-            let base = manifest_descriptor(image);
+        for root in roots {
+            let base = match root {
+                Root::Image(image) => {
+                    add_image(&mut blobs, image, store)?;
+                    manifest_descriptor(image)
+                }
+                Root::Index(index) => {
+                    if docker {
+                        return Err(Error::Usage(format!(
+                            "image {:?} is multi-platform ({}); a docker tarball holds one \
+                             platform: choose it with --platform",
+                            index.name,
+                            index.platforms().join(", ")
+                        )));
+                    }
+                    check_index(index)?;
+                    blobs.insert(index.digest, Blob::Bytes(&index.bytes));
+                    for child in &index.children {
+                        add_image(&mut blobs, child, store)?;
+                    }
+                    spec::descriptor(&index.media_type, &index.digest, index.bytes.len() as u64)
+                }
+            };
+            let digest = root.digest();
             let mut repo_tags = Vec::new();
-            for tag in &image.tags {
+            for tag in root.tags() {
                 let name = tag
                     .parse::<Reference>()
                     .ok()
@@ -284,7 +366,7 @@ impl<'a> Plan<'a> {
                         reference: tag.clone(),
                         reason: format!(
                             "image {:?}: an image in an archive is named by a tag",
-                            image.name
+                            root.name()
                         ),
                     })?;
                 let short = name.tag.clone().unwrap_or_default();
@@ -293,10 +375,10 @@ impl<'a> Plan<'a> {
                     ..name
                 };
                 let full = bare.to_string();
-                if named.contains(&(image.manifest_digest, full.clone())) {
+                if named.contains(&(digest, full.clone())) {
                     continue;
                 }
-                named.push((image.manifest_digest, full.clone()));
+                named.push((digest, full.clone()));
                 repo_tags.push(bare.familiar());
                 let mut d = base.clone();
                 d.set_annotations(Some(spec::annotations([
@@ -305,9 +387,14 @@ impl<'a> Plan<'a> {
                 ])));
                 descriptors.push(d);
             }
-            if image.tags.is_empty() && !descriptors.iter().any(|d| same_digest(d, image)) {
+            if root.tags().is_empty()
+                && !descriptors
+                    .iter()
+                    .any(|d| d.digest().to_string() == digest.to_string())
+            {
                 descriptors.push(base);
             }
+            let Root::Image(image) = root else { continue };
 
             // One manifest.json element per distinct image, holding all
             // of its tags.
@@ -353,8 +440,50 @@ impl<'a> Plan<'a> {
     }
 }
 
-fn same_digest(d: &Descriptor, image: &Image) -> bool {
-    d.digest().to_string() == image.manifest_digest.to_string()
+/// Adds the manifest, config and layers of a checked image to an output.
+fn add_image<'a>(
+    blobs: &mut BTreeMap<Digest, Blob<'a>>,
+    image: &'a Image,
+    store: &Store,
+) -> Result<()> {
+    check_image(image, store)?;
+    blobs.insert(image.manifest_digest, Blob::Bytes(&image.manifest_bytes));
+    blobs.insert(image.config_digest, Blob::Bytes(&image.config_bytes));
+    for l in &image.layers {
+        blobs.insert(l.digest, Blob::Store { size: l.size });
+    }
+    Ok(())
+}
+
+/// Checks that an index's bytes are what its digest says and that they
+/// list exactly its children, in order.
+fn check_index(index: &ImageIndex) -> Result<()> {
+    let what = format!("image {:?}: index", index.name);
+    let actual = Digest::of(&index.bytes);
+    if actual != index.digest {
+        return Err(Error::Mismatch {
+            what,
+            expected: index.digest.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    let parsed = spec::parse_index(&index.bytes, &what)?;
+    let listed: Vec<String> = parsed
+        .manifests()
+        .iter()
+        .map(|d| d.digest().to_string())
+        .collect();
+    let children: Vec<String> = index
+        .children
+        .iter()
+        .map(|c| c.manifest_digest.to_string())
+        .collect();
+    if listed != children {
+        return Err(Error::Usage(format!(
+            "{what}: the index lists {listed:?} but the image has children {children:?}"
+        )));
+    }
+    Ok(())
 }
 
 fn manifest_descriptor(image: &Image) -> Descriptor {
@@ -363,21 +492,7 @@ fn manifest_descriptor(image: &Image) -> Descriptor {
         &image.manifest_digest,
         image.manifest_bytes.len() as u64,
     );
-    let c = &image.config;
-    if !c.os.is_empty() && !c.architecture.is_empty() {
-        let mut p = PlatformBuilder::default()
-            .os(c.os.as_str())
-            .architecture(c.architecture.as_str());
-        if let Some(v) = &c.variant {
-            p = p.variant(v.clone());
-        }
-        if let Some(v) = &c.os_version {
-            p = p.os_version(v.clone());
-        }
-        if let Ok(p) = p.build() {
-            d.set_platform(Some(p));
-        }
-    }
+    d.set_platform(spec::image_platform(&image.config));
     d
 }
 

@@ -1,0 +1,139 @@
+//! One platform's view of an image: `{os}`, `{arch}` and `{variant}` filled
+//! in `src` paths, and the platform's `overrides` applied.
+
+use std::path::PathBuf;
+
+use super::{EntrySpecKind, ImageSpec, LayerSpec, Platform};
+
+/// The placeholders a `src` path may hold. They are always placeholders:
+/// a file whose name holds one literally cannot be named in `src`.
+pub const PLACEHOLDERS: [&str; 3] = ["{os}", "{arch}", "{variant}"];
+
+impl ImageSpec {
+    /// Whether the image is built once per platform under an index.
+    pub fn is_multi_platform(&self) -> bool {
+        !self.platforms.is_empty()
+    }
+
+    /// The image as built for `p`: a single-platform spec with `p` as its
+    /// platform, the placeholders of every `src` filled, and the overrides
+    /// for `p` applied.
+    pub fn for_platform(&self, p: &Platform) -> ImageSpec {
+        let mut spec = self.clone();
+        spec.platform = Some(p.clone());
+        spec.platforms = Vec::new();
+        spec.overrides = Default::default();
+        spec.layers = self.layers.iter().map(|l| l.for_platform(p)).collect();
+        if let Some(o) = self.overrides.get(p) {
+            if let Some(e) = &o.entrypoint {
+                spec.entrypoint = Some(e.clone());
+            }
+            if let Some(c) = &o.cmd {
+                spec.cmd = Some(c.clone());
+            }
+            spec.env.extend(o.env.clone());
+            spec.labels.extend(o.labels.clone());
+        }
+        spec
+    }
+}
+
+impl LayerSpec {
+    /// Whether any `src` of the layer names a placeholder.
+    pub fn has_placeholders(&self) -> bool {
+        self.entries.iter().any(|e| match &e.kind {
+            EntrySpecKind::Copy { src_text, .. } => {
+                PLACEHOLDERS.iter().any(|ph| src_text.contains(ph))
+            }
+            _ => false,
+        })
+    }
+
+    /// The layer with `{os}`, `{arch}` and `{variant}` (empty when the
+    /// platform has none) filled from `p` in every `src`.
+    pub fn for_platform(&self, p: &Platform) -> LayerSpec {
+        let mut layer = self.clone();
+        if !self.has_placeholders() {
+            return layer;
+        }
+        let fill = |s: &str| {
+            s.replace("{os}", &p.os)
+                .replace("{arch}", &p.architecture)
+                .replace("{variant}", p.variant.as_deref().unwrap_or(""))
+        };
+        for e in &mut layer.entries {
+            if let EntrySpecKind::Copy { src_text, src, .. } = &mut e.kind {
+                let filled = fill(src_text);
+                // `src` is the build file's directory joined with the text
+                // as written; only the written part is filled, so a
+                // directory above the build file is never rewritten.
+                if let Some(prefix) = src.to_str().and_then(|s| s.strip_suffix(src_text.as_str())) {
+                    *src = PathBuf::from(format!("{prefix}{filled}"));
+                }
+                *src_text = filled;
+            }
+        }
+        layer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::BuildFile;
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn placeholders_fill_src_and_overrides_apply_per_platform() {
+        let bf = BuildFile::parse(
+            r#"
+[image.api]
+base = "scratch"
+platforms = ["linux/amd64", "linux/arm/v7"]
+env = { A = "1", B = "2" }
+cmd = ["serve"]
+[image.api.overrides."linux/arm/v7"]
+env = { B = "arm" }
+cmd = ["serve", "--small"]
+[[image.api.layer]]
+files = [{ src = "target/{os}-{arch}{variant}/api", dst = "/api" }]
+"#,
+            Path::new("/proj/gantry.toml"),
+        )
+        .unwrap();
+        let api = &bf.images["api"];
+        let arm = api.for_platform(&Platform::parse("linux/arm/v7").unwrap());
+        let amd = api.for_platform(&Platform::parse("linux/amd64").unwrap());
+        let src = |s: &ImageSpec| match &s.layers[0].entries[0].kind {
+            EntrySpecKind::Copy { src, .. } => src.clone(),
+            _ => unreachable!(),
+        };
+        assert_eq!(src(&arm), Path::new("/proj/target/linux-armv7/api"));
+        assert_eq!(src(&amd), Path::new("/proj/target/linux-amd64/api"));
+        assert_eq!(arm.env["B"], "arm");
+        assert_eq!(amd.env["B"], "2");
+        assert_eq!(
+            arm.cmd.as_deref(),
+            Some(&["serve".into(), "--small".into()][..])
+        );
+        assert!(!arm.is_multi_platform());
+    }
+
+    #[test]
+    fn platform_and_platforms_exclude_each_other() {
+        let e = BuildFile::parse(
+            "[image.a]\nbase = \"scratch\"\nplatform = \"linux/amd64\"\nplatforms = [\"linux/arm64\"]\n",
+            Path::new("/p/gantry.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("exclude each other") && e.contains(":4:"), "{e}");
+        let e = BuildFile::parse(
+            "[image.a]\nbase = \"scratch\"\nplatforms = [\"linux/amd64\"]\n[image.a.overrides.\"linux/s390x\"]\ncmd = []\n",
+            Path::new("/p/gantry.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not built for linux/s390x"), "{e}");
+    }
+}

@@ -1,0 +1,277 @@
+//! Running a graph of tasks in parallel within one budget of cores.
+//!
+//! Every running task holds at least one of `budget` tokens, so at most
+//! `budget` tasks run at once. A task that can use more threads (a layer
+//! being compressed) has a weight (its input bytes) and takes a share of
+//! the free tokens in proportion to its weight against the weights of the
+//! other such tasks waiting: a large layer queued with two small ones takes
+//! every core, two layers of the same size take half each. A task's thread
+//! count is fixed when it starts (the compressor's is), so the share is
+//! decided then. Tasks are started in the order they were added, as soon as
+//! the tasks they depend on have finished.
+//!
+//! The first task to fail stops the graph: nothing new starts, the running
+//! tasks finish, and that first error is returned. Which bytes a task
+//! produces never depends on the budget or on the order tasks ran in; only
+//! when they ran does.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex};
+
+use crate::error::Result;
+
+type Work<'a> = Box<dyn FnOnce(usize) -> Result<()> + Send + 'a>;
+
+/// A task graph under construction.
+#[derive(Default)]
+pub struct Graph<'a> {
+    tasks: Vec<Task<'a>>,
+}
+
+struct Task<'a> {
+    deps: Vec<usize>,
+    /// 0 for a task that uses one thread; otherwise how much work it has,
+    /// to share threads by.
+    weight: u64,
+    work: Option<Work<'a>>,
+}
+
+/// A task's handle, to name it as a dependency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskId(usize);
+
+impl<'a> Graph<'a> {
+    pub fn new() -> Graph<'a> {
+        Graph { tasks: Vec::new() }
+    }
+
+    /// Adds a task that runs after `deps`; it is called with the number of
+    /// threads it may use (always 1 when `weight` is 0).
+    pub fn add(
+        &mut self,
+        deps: &[TaskId],
+        weight: u64,
+        work: impl FnOnce(usize) -> Result<()> + Send + 'a,
+    ) -> TaskId {
+        self.tasks.push(Task {
+            deps: deps.iter().map(|d| d.0).collect(),
+            weight,
+            work: Some(Box::new(work)),
+        });
+        TaskId(self.tasks.len() - 1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Runs every task, at most `budget` threads' worth at a time.
+    pub fn run(mut self, budget: usize) -> Result<()> {
+        let budget = budget.max(1);
+        let n = self.tasks.len();
+        let mut waiting_on = vec![0usize; n];
+        let mut dependents = vec![Vec::new(); n];
+        for (i, t) in self.tasks.iter().enumerate() {
+            for &d in &t.deps {
+                assert!(d < i, "a task depends only on tasks added before it");
+                waiting_on[i] += 1;
+                dependents[d].push(i);
+            }
+        }
+        let state = Mutex::new(State {
+            ready: (0..n).filter(|&i| waiting_on[i] == 0).collect(),
+            waiting_on,
+            free: budget,
+            finished: 0,
+            failed: None,
+            panicked: false,
+            works: self.tasks.iter_mut().map(|t| t.work.take()).collect(),
+        });
+        let weight: Vec<u64> = self.tasks.iter().map(|t| t.weight).collect();
+        let wake = Condvar::new();
+        let worker = || loop {
+            let mut s = state.lock().expect("jobs lock");
+            let (i, tokens, work) = loop {
+                if s.failed.is_some() || s.panicked || s.finished == n {
+                    return;
+                }
+                if s.free > 0 {
+                    if let Some(i) = s.ready.pop_front() {
+                        let tokens = if weight[i] == 0 {
+                            1
+                        } else {
+                            let queued: u64 = s.ready.iter().map(|&j| weight[j]).sum();
+                            share(s.free, weight[i], queued)
+                        };
+                        s.free -= tokens;
+                        let work = s.works[i].take().expect("each task runs once");
+                        break (i, tokens, work);
+                    }
+                }
+                s = wake.wait(s).expect("jobs lock");
+            };
+            drop(s);
+            let guard = PanicGuard {
+                state: &state,
+                wake: &wake,
+            };
+            let result = work(tokens);
+            std::mem::forget(guard);
+            let mut s = state.lock().expect("jobs lock");
+            s.free += tokens;
+            s.finished += 1;
+            match result {
+                Ok(()) => {
+                    for &j in &dependents[i] {
+                        s.waiting_on[j] -= 1;
+                        if s.waiting_on[j] == 0 {
+                            s.ready.push_back(j);
+                        }
+                    }
+                }
+                Err(e) => {
+                    if s.failed.is_none() {
+                        s.failed = Some(e);
+                    }
+                }
+            }
+            wake.notify_all();
+        };
+        std::thread::scope(|scope| {
+            for _ in 0..budget.min(n) {
+                scope.spawn(worker);
+            }
+        });
+        let s = state.into_inner().expect("jobs lock");
+        match s.failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Of `free` tokens, the share of a task of weight `mine` against `queued`
+/// waiting: in proportion, rounded to nearest, at least one.
+fn share(free: usize, mine: u64, queued: u64) -> usize {
+    let total = u128::from(mine) + u128::from(queued);
+    let exact = free as u128 * u128::from(mine);
+    let rounded = (exact + total / 2) / total;
+    (rounded as usize).clamp(1, free)
+}
+
+struct State<'a> {
+    ready: VecDeque<usize>,
+    waiting_on: Vec<usize>,
+    free: usize,
+    finished: usize,
+    failed: Option<crate::error::Error>,
+    /// A task panicked: the other workers stop waiting, and the panic
+    /// reaches the caller when the scope ends.
+    panicked: bool,
+    works: Vec<Option<Work<'a>>>,
+}
+
+/// Wakes the other workers if a task panics, so they do not wait forever
+/// for a task that will never finish. Forgotten when the task returns.
+struct PanicGuard<'s, 'a> {
+    state: &'s Mutex<State<'a>>,
+    wake: &'s Condvar,
+}
+
+impl Drop for PanicGuard<'_, '_> {
+    fn drop(&mut self) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.panicked = true;
+        self.wake.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn dependencies_run_first_and_the_budget_bounds_concurrency() {
+        let running = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        let order = Mutex::new(Vec::new());
+        let mut g = Graph::new();
+        let step = |name: &'static str| {
+            let (running, peak, order) = (&running, &peak, &order);
+            move |_threads: usize| {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(30));
+                order.lock().unwrap().push(name);
+                running.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            }
+        };
+        let a = g.add(&[], 0, step("a"));
+        let b = g.add(&[], 0, step("b"));
+        let c = g.add(&[], 0, step("c"));
+        g.add(&[a, b, c], 0, step("d"));
+        g.run(2).unwrap();
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
+        assert_eq!(order.lock().unwrap().last(), Some(&"d"));
+    }
+
+    #[test]
+    fn threads_are_shared_by_weight() {
+        // A large layer queued with small ones takes every core; equal ones
+        // share; a lone one takes all; nobody gets none.
+        assert_eq!(share(4, 500, 2), 4);
+        assert_eq!(share(4, 100, 100), 2);
+        assert_eq!(share(2, 24, 24), 1);
+        assert_eq!(share(4, 1, 0), 4);
+        assert_eq!(share(4, 1, 1000), 1);
+        assert_eq!(share(1, 1000, 0), 1);
+
+        let seen = Mutex::new(Vec::new());
+        let mut g = Graph::new();
+        for w in [1000, 1, 1] {
+            g.add(&[], w, |t| {
+                seen.lock().unwrap().push(t);
+                Ok(())
+            });
+        }
+        g.run(4).unwrap();
+        assert_eq!(seen.lock().unwrap()[0], 4);
+    }
+
+    #[test]
+    fn a_panicking_task_does_not_leave_the_others_waiting() {
+        let result = std::panic::catch_unwind(|| {
+            let mut g = Graph::new();
+            let bad = g.add(&[], 0, |_| panic!("task bug"));
+            g.add(&[bad], 0, |_| Ok(()));
+            g.add(&[], 0, |_| {
+                std::thread::sleep(Duration::from_millis(20));
+                Ok(())
+            });
+            g.run(3)
+        });
+        assert!(result.is_err(), "the panic reaches the caller");
+    }
+
+    #[test]
+    fn first_failure_stops_the_graph() {
+        let ran = AtomicUsize::new(0);
+        let mut g = Graph::new();
+        let bad = g.add(&[], 0, |_| Err(Error::Usage("boom".into())));
+        g.add(&[bad], 0, |_| {
+            ran.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        });
+        let e = g.run(2).unwrap_err();
+        assert!(e.to_string().contains("boom"));
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+    }
+}
