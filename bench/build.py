@@ -5,10 +5,12 @@ inputs in the same run: `tar --sort=name | gzip -6 -n | sha256sum` and
 sizes and peak RSS as a Markdown table.
 
     bench/build.py [--runs 5] [--work /tmp/gantry-bench] [--gantry target/release/gantry]
-                   [--levels 3,5,6]
+                   [--levels 3,5,6] [--baseline path/to/other/gantry]
 
 `--levels` adds a cold `gantry build` at each of these gzip levels to every
-round, for the level table of docs/performance.md.
+round, for the level table of docs/performance.md. `--baseline` adds a cold
+build by another gantry binary (say, the last release) to every round, so a
+change is measured against what it replaces under the same load.
 
 The input trees are copied from files every machine of this project has
 (/usr/share, /usr/lib and the Rust toolchain), chosen deterministically.
@@ -129,6 +131,8 @@ def bench_tree(label, tree, args, results):
                    for lv in args.levels}
     names = ["tar \\| gzip -6 -n", "umoci insert", "gantry build", "gantry build (no-op rebuild)"]
     names += list(level_files)
+    if args.baseline:
+        names.append("gantry build (baseline)")
     samples = {n: [] for n in names}
     sizes = {names[0]: gz_size}
     # Each round runs every tool once, in turn, so that load from other work
@@ -142,6 +146,10 @@ def bench_tree(label, tree, args, results):
         samples[names[3]].append(warm)
         for name, path in level_files.items():
             cold, _, sizes[name] = gantry_build(path, args.gantry, args.work, rebuild=False)
+            samples[name].append(cold)
+        if args.baseline:
+            name = "gantry build (baseline)"
+            cold, _, sizes[name] = gantry_build(build_file, args.baseline, args.work, rebuild=False)
             samples[name].append(cold)
     sizes[names[3]] = sizes[names[2]]
     base = statistics.median(w for w, _, _ in samples["umoci insert"])
@@ -158,10 +166,11 @@ def main():
     ap.add_argument("--work", default="/tmp/gantry-bench")
     ap.add_argument("--levels", type=lambda s: [int(v) for v in s.split(",") if v], default=[],
                     help="gzip levels to time besides the default, e.g. 3,5,6")
+    ap.add_argument("--baseline", help="another gantry binary to time in the same rounds")
     ap.add_argument("--gantry", default=str(Path(__file__).resolve().parent.parent / "target/release/gantry"))
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
-    for tool in ["umoci", "tar", "gzip", args.gantry]:
+    for tool in ["umoci", "tar", "gzip", args.gantry] + ([args.baseline] if args.baseline else []):
         if not shutil.which(tool):
             sys.exit(f"{tool} not found (build gantry with cargo build --release; scripts/setup installs umoci)")
 
@@ -181,8 +190,10 @@ def main():
     print("| input | tool | wall s | CPU s | MB/s | speed vs umoci | compressed MB | peak RSS MiB |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for label, size, name, wall, cpu, mbps, ratio, csize, rss in results:
-        print(f"| {label} ({size / MB:.0f} MB) | {name} | {wall:.2f} | {cpu:.2f} | {mbps:.0f} | "
-              f"{ratio:.2f}x | {csize / MB:.1f} | {rss:.0f} |")
+        # A rebuild that reads nothing takes a few milliseconds: its speed is noise.
+        speed = f"{mbps:.0f} | {ratio:.2f}x" if wall >= 0.05 else "— | —"
+        print(f"| {label} ({size / MB:.0f} MB) | {name} | {wall:.2f} | {cpu:.2f} | {speed} | "
+              f"{csize / MB:.1f} | {rss:.0f} |")
 
 
 if __name__ == "__main__":
