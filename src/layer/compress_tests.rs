@@ -467,6 +467,42 @@ fn gzip_throughput() {
     }
 }
 
+/// What the block size trades: every block starts without history, so
+/// smaller blocks compress worse. Run with
+/// `cargo test --release --lib layer::compress::tests::gzip_block_sizes -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark; reads ~200 MB of system files"]
+fn gzip_block_sizes() {
+    let data = bench_corpus(200 * MIB);
+    let mb = data.len() as f64 / 1e6;
+    println!(
+        "corpus: {mb:.1} MB, level {}",
+        Compression::Gzip.default_level()
+    );
+    let level = CompressionLvl::new(Compression::Gzip.default_level()).unwrap();
+    let mut deflater = Compressor::new(level);
+    for size in [256 * 1024, 512 * 1024, MIB, 2 * MIB, 4 * MIB] {
+        let start = std::time::Instant::now();
+        let mut total = 0;
+        for (seq, chunk) in data.chunks(size).enumerate() {
+            let mut block = Block {
+                seq: seq as u64,
+                input: chunk.to_vec(),
+                output: Vec::new(),
+            };
+            gzip_member(&mut block, &mut deflater).unwrap();
+            total += block.output.len();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{:>5} KiB blocks: {:.1} MB/s on one thread, {total} bytes ({:.3}%)",
+            size / 1024,
+            mb / secs,
+            100.0 * total as f64 / data.len() as f64
+        );
+    }
+}
+
 /// Shared libraries and text from /usr, concatenated in sorted path
 /// order, up to `limit` bytes.
 fn bench_corpus(limit: usize) -> Vec<u8> {
