@@ -5,6 +5,12 @@ inputs in the same run: `tar --sort=name | gzip -6 -n | sha256sum` and
 sizes and peak RSS as a Markdown table.
 
     bench/build.py [--runs 5] [--work /tmp/gantry-bench] [--gantry target/release/gantry]
+                   [--levels 3,5,6] [--baseline path/to/other/gantry]
+
+`--levels` adds a cold `gantry build` at each of these gzip levels to every
+round, for the level table of docs/performance.md. `--baseline` adds a cold
+build by another gantry binary (say, the last release) to every round, so a
+change is measured against what it replaces under the same load.
 
 The input trees are copied from files every machine of this project has
 (/usr/share, /usr/lib and the Rust toolchain), chosen deterministically.
@@ -88,12 +94,12 @@ def umoci_insert(tree, work):
     return sample, size
 
 
-def gantry_build(build_file, gantry, work):
+def gantry_build(build_file, gantry, work, rebuild=True):
     store = Path(tempfile.mkdtemp(dir=work))
     env = dict(os.environ, GANTRY_STORE=str(store))
     cmd = [gantry, "--progress=none", "build", "-f", str(build_file)]
     cold = run(cmd, env=env)
-    warm = run(cmd, env=env)
+    warm = run(cmd, env=env) if rebuild else None
     metas = list((store / "meta/layers-by-content").glob("*.json"))
     size = json.loads(metas[0].read_text())["desc"]["size"]
     shutil.rmtree(store)
@@ -110,12 +116,23 @@ def bench_tree(label, tree, args, results):
         ["sh", "-c", pipeline.replace("| sha256sum", "| wc -c")]))
     proj = Path(args.work) / f"proj-{label}"
     proj.mkdir(exist_ok=True)
-    build_file = proj / "gantry.toml"
-    build_file.write_text(
-        '[image.bench]\nbase = "scratch"\nplatform = "linux/amd64"\n'
-        f'[[image.bench.layer]]\nname = "data"\nfiles = [{{ src = "{tree}", dst = "/data" }}]\n'
-    )
+    def write_build_file(name, level=None):
+        build_file = proj / name
+        extra = "" if level is None else f"compression_level = {level}\n"
+        build_file.write_text(
+            '[image.bench]\nbase = "scratch"\nplatform = "linux/amd64"\n'
+            f'[[image.bench.layer]]\nname = "data"\n{extra}'
+            f'files = [{{ src = "{tree}", dst = "/data" }}]\n'
+        )
+        return build_file
+
+    build_file = write_build_file("gantry.toml")
+    level_files = {f"gantry build (level {lv})": write_build_file(f"level-{lv}.toml", lv)
+                   for lv in args.levels}
     names = ["tar \\| gzip -6 -n", "umoci insert", "gantry build", "gantry build (no-op rebuild)"]
+    names += list(level_files)
+    if args.baseline:
+        names.append("gantry build (baseline)")
     samples = {n: [] for n in names}
     sizes = {names[0]: gz_size}
     # Each round runs every tool once, in turn, so that load from other work
@@ -127,6 +144,13 @@ def bench_tree(label, tree, args, results):
         cold, warm, sizes[names[2]] = gantry_build(build_file, args.gantry, args.work)
         samples[names[2]].append(cold)
         samples[names[3]].append(warm)
+        for name, path in level_files.items():
+            cold, _, sizes[name] = gantry_build(path, args.gantry, args.work, rebuild=False)
+            samples[name].append(cold)
+        if args.baseline:
+            name = "gantry build (baseline)"
+            cold, _, sizes[name] = gantry_build(build_file, args.baseline, args.work, rebuild=False)
+            samples[name].append(cold)
     sizes[names[3]] = sizes[names[2]]
     base = statistics.median(w for w, _, _ in samples["umoci insert"])
     for name in names:
@@ -140,10 +164,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--work", default="/tmp/gantry-bench")
+    ap.add_argument("--levels", type=lambda s: [int(v) for v in s.split(",") if v], default=[],
+                    help="gzip levels to time besides the default, e.g. 3,5,6")
+    ap.add_argument("--baseline", help="another gantry binary to time in the same rounds")
     ap.add_argument("--gantry", default=str(Path(__file__).resolve().parent.parent / "target/release/gantry"))
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
-    for tool in ["umoci", "tar", "gzip", args.gantry]:
+    for tool in ["umoci", "tar", "gzip", args.gantry] + ([args.baseline] if args.baseline else []):
         if not shutil.which(tool):
             sys.exit(f"{tool} not found (build gantry with cargo build --release; scripts/setup installs umoci)")
 
@@ -163,8 +190,10 @@ def main():
     print("| input | tool | wall s | CPU s | MB/s | speed vs umoci | compressed MB | peak RSS MiB |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for label, size, name, wall, cpu, mbps, ratio, csize, rss in results:
-        print(f"| {label} ({size / MB:.0f} MB) | {name} | {wall:.2f} | {cpu:.2f} | {mbps:.0f} | "
-              f"{ratio:.2f}x | {csize / MB:.1f} | {rss:.0f} |")
+        # A rebuild that reads nothing takes a few milliseconds: its speed is noise.
+        speed = f"{mbps:.0f} | {ratio:.2f}x" if wall >= 0.05 else "— | —"
+        print(f"| {label} ({size / MB:.0f} MB) | {name} | {wall:.2f} | {cpu:.2f} | {speed} | "
+              f"{csize / MB:.1f} | {rss:.0f} |")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build import MB, make_tree, pick_files, run, tree_size  # noqa: E402
 
 # One "response completed" line per request in distribution's log.
-REQUEST = re.compile(r'msg="response completed".*?http\.request\.method=(\w+)'
+REQUEST = re.compile(r'msg="response completed[^"]*".*?http\.request\.method=(\w+)'
                      r'.*?http\.request\.uri="?([^" ]+)')
 
 

@@ -4,16 +4,16 @@
 //! level and the pinned library versions: never on the thread count, the
 //! machine, how the input was split into `write` calls, or `flush` calls.
 //!
-//! Gzip is written pigz-style: the input is cut into fixed [`GZIP_BLOCK_SIZE`]
-//! blocks, each compressed on its own as raw deflate primed with the last
-//! 32 KiB of the previous block. Every block but the last ends with a sync
-//! flush (an empty stored block, `00 00 ff ff`, ending on a byte boundary)
-//! and the last one with the final-block bit, so the pieces concatenate into
-//! one deflate stream inside a single gzip member. Because the cut points are
-//! a constant, any number of threads gives the same bytes. The header is
-//! always `1f 8b 08 00 00 00 00 00 00 ff` (no name, MTIME 0, XFL 0, OS 255);
-//! the trailer is the CRC-32 and the length modulo 2^32 of the input, both
-//! little-endian.
+//! Gzip is a series of gzip members (RFC 1952 §2.2: a gzip file is one or
+//! more members, and readers decompress them in turn). The input is cut into
+//! fixed [`GZIP_BLOCK_SIZE`] blocks and each block becomes one complete
+//! member, compressed on its own by libdeflate. Because the cut points are a
+//! constant and a member depends on nothing but its block, any number of
+//! threads gives the same bytes. Every member has the header
+//! `1f 8b 08 00 00 00 00 00 00 ff` (no name, MTIME 0, XFL 0, OS 255) and the
+//! trailer of its own block: CRC-32 and length, both little-endian. A full
+//! block is only closed once more input arrives, so the last member is never
+//! empty; empty input gives one member with an empty deflate stream.
 //!
 //! Zstd is one frame from the pinned libzstd at the given level, without a
 //! checksum, dictionary id or content size.
@@ -26,7 +26,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use flate2::{Compress, FlushCompress, Status};
+use libdeflater::{CompressionLvl, Compressor};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -72,13 +72,9 @@ pub struct CompressOptions {
     pub threads: usize,
 }
 
-/// Size of the independently compressed gzip blocks. Part of the output
-/// format: changing it changes every gzip layer's bytes.
+/// Size of the blocks compressed into one gzip member each. Part of the
+/// output format: changing it changes every gzip layer's bytes.
 pub const GZIP_BLOCK_SIZE: usize = 1 << 20;
-
-/// The most a deflate stream can refer back, and so the most of the previous
-/// block worth giving each block as a dictionary.
-const DICT_SIZE: usize = 32 * 1024;
 
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff];
 
@@ -122,7 +118,7 @@ impl<W: Write> Encoder<W> {
                 out,
                 opts.level,
                 opts.threads.max(1),
-                deflate_block,
+                gzip_member,
             )?),
             Compression::Zstd => {
                 let mut z = zstd::stream::write::Encoder::new(out, opts.level)?;
@@ -175,17 +171,14 @@ impl<W: Write> Write for Encoder<W> {
 /// One block of gzip input on its way through compression.
 struct Block {
     seq: u64,
-    /// The previous block's last `dict_len` bytes, then this block's input.
     input: Vec<u8>,
-    dict_len: usize,
-    last: bool,
-    /// Raw deflate output for this block.
+    /// The whole gzip member for `input`: header, deflate data, trailer.
     output: Vec<u8>,
 }
 
 /// What compresses one block; a parameter only so tests can inject failures
 /// into the worker threads.
-type BlockFn = fn(&mut Block, flate2::Compression) -> io::Result<()>;
+type BlockFn = fn(&mut Block, &mut Compressor) -> io::Result<()>;
 
 struct Done {
     seq: u64,
@@ -193,70 +186,52 @@ struct Done {
     result: io::Result<()>,
 }
 
-/// Compresses one block with a fresh compressor. A reset compressor is not
-/// enough: it carries state over from whichever block it compressed before,
-/// and which block that was depends on thread scheduling. (Reusing one reset
-/// compressor per worker was tried and gave output that changed with the
-/// thread count and from run to run; the fresh one costs no measurable
-/// throughput against 1 MiB of compression work.)
-fn deflate_block(block: &mut Block, level: flate2::Compression) -> io::Result<()> {
-    let mut z = Compress::new(level, false);
-    if block.dict_len > 0 {
-        z.set_dictionary(&block.input[..block.dict_len])
-            .map_err(|e| io::Error::other(format!("gzip: setting deflate dictionary: {e}")))?;
-    }
-    let input = &block.input[block.dict_len..];
-    let flush = if block.last {
-        FlushCompress::Finish
-    } else {
-        FlushCompress::Sync
-    };
-
-    // Larger than deflate's worst case (stored blocks, 5 bytes per 64 KiB,
-    // plus the flush marker), so one call normally finishes the block. The
-    // buffer size depends only on the input length, so even a second call
-    // would happen at the same point on every machine.
-    let bound = input.len() + input.len() / 16 + 4096;
+/// Writes one block as a complete gzip member.
+///
+/// libdeflate keeps no state from one call to the next (each call compresses
+/// a whole buffer from scratch), so a compressor can be reused for blocks in
+/// any order; `gzip_output_is_identical_for_any_thread_count` checks this
+/// with data that exposed carried-over state in a streaming deflate.
+fn gzip_member(block: &mut Block, deflater: &mut Compressor) -> io::Result<()> {
+    let input = &block.input;
+    // The bound depends only on the compressor and the input length, and a
+    // buffer of that size never runs short, so the output never depends on
+    // how much room happened to be left.
+    let bound = deflater.deflate_compress_bound(input.len());
+    let head = GZIP_HEADER.len();
     let out = &mut block.output;
     out.clear();
-    out.resize(bound, 0);
-    let mut written = 0;
-    loop {
-        let consumed = z.total_in() as usize;
-        let status = z
-            .compress(&input[consumed..], &mut out[written..], flush)
-            .map_err(|e| io::Error::other(format!("gzip: deflate failed: {e}")))?;
-        written = z.total_out() as usize;
-        let all_in = z.total_in() as usize == input.len();
-        let done = match flush {
-            FlushCompress::Finish => status == Status::StreamEnd,
-            // Sync is complete once all input is in and output space was
-            // left over (so nothing is still pending inside the compressor).
-            _ => all_in && written < out.len(),
-        };
-        if done {
-            break;
-        }
-        if written == out.len() {
-            out.resize(out.len() + 64 * 1024, 0);
-        }
-    }
-    out.truncate(written);
+    out.resize(head + bound, 0);
+    out[..head].copy_from_slice(&GZIP_HEADER);
+    let n = deflater
+        .deflate_compress(input, &mut out[head..])
+        .map_err(|e| io::Error::other(format!("gzip: block {}: {e}", block.seq)))?;
+    out.truncate(head + n);
+    out.extend_from_slice(&libdeflater::crc32(input).to_le_bytes());
+    // ISIZE is the length modulo 2^32 by definition; a block always fits.
+    out.extend_from_slice(&(input.len() as u32).to_le_bytes());
     Ok(())
 }
 
-/// The pigz-style gzip writer. Compression runs on worker threads (or inline
-/// for one thread); output is reordered and written from the caller's thread
-/// so the sink need not be `Send`.
+fn compression_level(level: i32) -> io::Result<CompressionLvl> {
+    CompressionLvl::new(level).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("gzip compression level {level} is not supported by libdeflate"),
+        )
+    })
+}
+
+/// The block-parallel gzip writer. Compression runs on worker threads (or
+/// inline for one thread); output is reordered and written from the caller's
+/// thread so the sink need not be `Send`.
 struct GzipWriter<W: Write> {
     out: W,
-    level: flate2::Compression,
     compress: BlockFn,
-    crc: crc32fast::Hasher,
-    total_in: u64,
-    /// Dictionary prefix plus the input of the block being filled.
+    /// The compressor for one thread; workers have their own.
+    inline: Option<Compressor>,
+    /// Input of the block being filled.
     cur: Vec<u8>,
-    cur_dict: usize,
     next_seq: u64,
     next_write: u64,
     pool: Option<Pool>,
@@ -270,22 +245,18 @@ struct GzipWriter<W: Write> {
 }
 
 impl<W: Write> GzipWriter<W> {
-    fn new(mut out: W, level: i32, threads: usize, compress: BlockFn) -> io::Result<Self> {
-        out.write_all(&GZIP_HEADER)?;
-        let level = flate2::Compression::new(level as u32);
-        let pool = if threads > 1 {
-            Some(Pool::start(threads, level, compress)?)
+    fn new(out: W, level: i32, threads: usize, compress: BlockFn) -> io::Result<Self> {
+        let level = compression_level(level)?;
+        let (pool, inline) = if threads > 1 {
+            (Some(Pool::start(threads, level, compress)?), None)
         } else {
-            None
+            (None, Some(Compressor::new(level)))
         };
         Ok(GzipWriter {
             out,
-            level,
             compress,
-            crc: crc32fast::Hasher::new(),
-            total_in: 0,
-            cur: Vec::with_capacity(DICT_SIZE + GZIP_BLOCK_SIZE),
-            cur_dict: 0,
+            inline,
+            cur: Vec::with_capacity(GZIP_BLOCK_SIZE),
             next_seq: 0,
             next_write: 0,
             pool,
@@ -321,18 +292,15 @@ impl<W: Write> GzipWriter<W> {
         let mut rest = buf;
         while !rest.is_empty() {
             // A full block is only sent once more input shows it is not the
-            // last one, so the final block never ends up empty.
-            if self.cur.len() - self.cur_dict == GZIP_BLOCK_SIZE {
-                let r = self.dispatch(false);
+            // last one, so the last member never ends up empty.
+            if self.cur.len() == GZIP_BLOCK_SIZE {
+                let r = self.dispatch();
                 self.guard(r)?;
             }
-            let room = GZIP_BLOCK_SIZE - (self.cur.len() - self.cur_dict);
-            let take = room.min(rest.len());
+            let take = (GZIP_BLOCK_SIZE - self.cur.len()).min(rest.len());
             self.cur.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
         }
-        self.crc.update(buf);
-        self.total_in += buf.len() as u64;
         Ok(buf.len())
     }
 
@@ -344,52 +312,43 @@ impl<W: Write> GzipWriter<W> {
 
     fn finish(mut self) -> io::Result<W> {
         self.check()?;
-        let r = self.dispatch(true).and_then(|()| self.drain(0));
+        // Empty input still needs one member to be a gzip file at all.
+        let r = if !self.cur.is_empty() || self.next_seq == 0 {
+            self.dispatch()
+        } else {
+            Ok(())
+        };
+        let r = r.and_then(|()| self.drain(0));
         self.guard(r)?;
-        let mut trailer = [0u8; 8];
-        trailer[..4].copy_from_slice(&self.crc.clone().finalize().to_le_bytes());
-        // ISIZE is the input length modulo 2^32, by definition.
-        trailer[4..].copy_from_slice(&(self.total_in as u32).to_le_bytes());
-        self.out.write_all(&trailer)?;
         if let Some(pool) = self.pool.take() {
             pool.shutdown()?;
         }
         Ok(self.out)
     }
 
-    /// Hands the current block over for compression and starts the next one
-    /// with its dictionary.
-    fn dispatch(&mut self, last: bool) -> io::Result<()> {
+    /// Hands the current block over for compression and starts the next one.
+    fn dispatch(&mut self) -> io::Result<()> {
         let mut next = self.spare_inputs.pop().unwrap_or_default();
         next.clear();
-        next.reserve(DICT_SIZE + GZIP_BLOCK_SIZE);
-        let data = &self.cur[self.cur_dict..];
-        let dict = &data[data.len().saturating_sub(DICT_SIZE)..];
-        next.extend_from_slice(dict);
-        let next_dict = dict.len();
-
+        next.reserve(GZIP_BLOCK_SIZE);
         let mut output = self.spare_outputs.pop().unwrap_or_default();
         output.clear();
-        let block = Block {
+        let mut block = Block {
             seq: self.next_seq,
             input: std::mem::replace(&mut self.cur, next),
-            dict_len: self.cur_dict,
-            last,
             output,
         };
-        self.cur_dict = next_dict;
         self.next_seq += 1;
 
-        if self.pool.is_none() {
-            let mut block = block;
-            (self.compress)(&mut block, self.level)?;
+        if let Some(deflater) = &mut self.inline {
+            (self.compress)(&mut block, deflater)?;
             return self.write_block(block);
         }
         // `next_seq` already counts this block, so this leaves room for it.
         self.drain(self.max_in_flight)?;
         self.pool
             .as_ref()
-            .expect("pool checked above")
+            .ok_or_else(|| io::Error::other("gzip: no compressor"))?
             .submit(block)
     }
 
@@ -433,7 +392,7 @@ struct Pool {
 }
 
 impl Pool {
-    fn start(threads: usize, level: flate2::Compression, compress: BlockFn) -> io::Result<Pool> {
+    fn start(threads: usize, level: CompressionLvl, compress: BlockFn) -> io::Result<Pool> {
         let (job_tx, job_rx) = mpsc::channel::<Block>();
         let (done_tx, done_rx) = mpsc::channel::<Done>();
         let job_rx = Arc::new(Mutex::new(job_rx));
@@ -500,9 +459,10 @@ fn worker(
     jobs: &Mutex<Receiver<Block>>,
     done: &Sender<Done>,
     cancel: &AtomicBool,
-    level: flate2::Compression,
+    level: CompressionLvl,
     compress: BlockFn,
 ) {
+    let mut deflater = Compressor::new(level);
     loop {
         // No code panics while holding the lock, but a poisoned lock still
         // guards a usable receiver.
@@ -516,20 +476,21 @@ fn worker(
         let seq = block.seq;
         // A panic must reach the caller as an error: without a reply for
         // this block the caller would wait for it forever.
-        let reply = match panic::catch_unwind(AssertUnwindSafe(|| compress(&mut block, level))) {
-            Ok(result) => Done {
-                seq,
-                block: Some(block),
-                result,
-            },
-            Err(_) => Done {
-                seq,
-                block: None,
-                result: Err(io::Error::other(format!(
-                    "gzip: compression thread panicked on block {seq}"
-                ))),
-            },
-        };
+        let reply =
+            match panic::catch_unwind(AssertUnwindSafe(|| compress(&mut block, &mut deflater))) {
+                Ok(result) => Done {
+                    seq,
+                    block: Some(block),
+                    result,
+                },
+                Err(_) => Done {
+                    seq,
+                    block: None,
+                    result: Err(io::Error::other(format!(
+                        "gzip: compression thread panicked on block {seq}"
+                    ))),
+                },
+            };
         if done.send(reply).is_err() {
             return;
         }

@@ -32,7 +32,7 @@ use tar::{EntryKind, TarWriter};
 
 /// Bumped whenever the tar or compression output for the same inputs
 /// changes, so stale cache records are never trusted.
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 
 /// Report progress every this many bytes.
 const PROGRESS_STEP: u64 = 8 << 20;

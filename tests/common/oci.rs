@@ -55,7 +55,8 @@ pub fn layer_digests(manifest: &Value) -> Vec<String> {
 pub fn uncompress(media_type: &str, bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     if media_type.ends_with("+gzip") {
-        flate2::read::GzDecoder::new(bytes)
+        // A gzip layer is a series of members; GzDecoder stops after the first.
+        flate2::read::MultiGzDecoder::new(bytes)
             .read_to_end(&mut out)
             .unwrap();
     } else if media_type.ends_with("+zstd") {
