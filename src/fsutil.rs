@@ -64,20 +64,34 @@ impl AtomicDir {
     /// delete a user's directory, and a regular file is never replaced by one.
     pub fn create(dest: &Path, replaceable: impl Fn(&Path) -> bool) -> Result<AtomicDir> {
         let dest = dest.components().collect::<PathBuf>();
-        if let Ok(meta) = fs::symlink_metadata(&dest) {
-            let refuse = |why: &str| {
-                Err(Error::io(
-                    &dest,
-                    io::Error::new(io::ErrorKind::AlreadyExists, why.to_string()),
-                ))
+        let refuse = |why: &str| {
+            Err(Error::io(
+                &dest,
+                io::Error::new(io::ErrorKind::AlreadyExists, why.to_string()),
+            ))
+        };
+        // Another process committing the same destination can move it aside
+        // in the middle of this check; only a directory that stayed the same
+        // directory throughout is refused.
+        for _ in 0..64 {
+            let Ok(meta) = fs::symlink_metadata(&dest) else {
+                break;
             };
             if !meta.is_dir() {
                 return refuse("exists and is not a directory; remove it or choose another path");
             }
-            let empty = fs::read_dir(&dest).at(&dest)?.next().is_none();
-            if !empty && !replaceable(&dest) {
+            let empty = match fs::read_dir(&dest) {
+                Ok(mut entries) => entries.next().is_none(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(&dest, e)),
+            };
+            if empty || replaceable(&dest) {
+                break;
+            }
+            if same_file(&meta, &fs::symlink_metadata(&dest).ok()) {
                 return refuse(
-                    "exists and is not an earlier output of this kind;                      remove it or choose another path",
+                    "exists and is not an earlier output of this kind; \
+                     remove it or choose another path",
                 );
             }
         }
@@ -154,6 +168,12 @@ impl AtomicDir {
         }
         Ok(())
     }
+}
+
+fn same_file(a: &fs::Metadata, b: &Option<fs::Metadata>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    b.as_ref()
+        .is_some_and(|b| a.dev() == b.dev() && a.ino() == b.ino())
 }
 
 fn parent_dir(dest: &Path) -> PathBuf {
