@@ -60,6 +60,12 @@ struct App {
 impl App {
     fn new(test: &str) -> Option<App> {
         let busybox = busybox()?;
+        // gzip layers are one member per MiB of tar; a busybox layer over a
+        // MiB makes every peer below read a multi-member layer.
+        assert!(
+            fs::metadata(&busybox).unwrap().len() > 1 << 20,
+            "the peer image's busybox layer must span several gzip members"
+        );
         let (repo, tag) = unique_ref(test);
         let project = Project::new();
         let src = testdata("peers").join("app");
