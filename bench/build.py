@@ -63,6 +63,26 @@ def pick_files(roots, want_bytes, keep):
     return out, total
 
 
+def mixed_files(want_bytes=100 * MB):
+    """Small files (under 4 MB) from /usr/share and /usr/lib: text,
+    documentation, small libraries."""
+    return pick_files(["/usr/share", "/usr/lib/x86_64-linux-gnu"], want_bytes,
+                      lambda s: s < 4 * MB)[0]
+
+
+def large_files(want_bytes):
+    """Large binaries (8 MB and over) from /usr/lib and the Rust toolchain."""
+    toolchains = sorted(str(p) for p in Path.home().glob(".rustup/toolchains/*/lib"))
+    return pick_files(["/usr/lib"] + toolchains, want_bytes, lambda s: s >= 8 * MB)[0]
+
+
+def standard_trees(work):
+    """The ~100 MB mixed tree and the ~500 MB tree of large binaries."""
+    make_tree(work / "mixed", mixed_files())
+    make_tree(work / "large", large_files(500 * MB))
+    return work / "mixed", work / "large"
+
+
 def make_tree(dest, picks):
     if dest.exists():
         return
@@ -174,17 +194,10 @@ def main():
         if not shutil.which(tool):
             sys.exit(f"{tool} not found (build gantry with cargo build --release; scripts/setup installs umoci)")
 
-    work = Path(args.work)
-    mixed, _ = pick_files(["/usr/share", "/usr/lib/x86_64-linux-gnu"], 100 * MB,
-                          lambda s: s < 4 * MB)
-    make_tree(work / "mixed", mixed)
-    toolchains = sorted(str(p) for p in Path.home().glob(".rustup/toolchains/*/lib"))
-    large, _ = pick_files(["/usr/lib"] + toolchains, 500 * MB, lambda s: s >= 8 * MB)
-    make_tree(work / "large", large)
-
+    mixed, large = standard_trees(Path(args.work))
     results = []
-    bench_tree("mixed", work / "mixed", args, results)
-    bench_tree("large", work / "large", args, results)
+    bench_tree("mixed", mixed, args, results)
+    bench_tree("large", large, args, results)
 
     print(f"runs per figure: {args.runs} (median wall time; peak RSS is the max over runs)\n")
     print("| input | tool | wall s | CPU s | MB/s | speed vs umoci | compressed MB | peak RSS MiB |")

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build import MB, make_tree, pick_files, run  # noqa: E402
+from build import MB, large_files, make_tree, mixed_files, run  # noqa: E402
 
 BUILD_FILE = """
 [image.base]
@@ -50,10 +50,8 @@ files = [{{ src = "{worker}", dst = "/opt/worker/" }}]
 def trees(work):
     """base: ~100 MB of small files; api and worker: ~200 MB of large
     binaries each (alternate files of one deterministic pick)."""
-    base, _ = pick_files(["/usr/share", "/usr/lib/x86_64-linux-gnu"], 100 * MB,
-                         lambda s: s < 4 * MB)
-    toolchains = sorted(str(p) for p in Path.home().glob(".rustup/toolchains/*/lib"))
-    large, _ = pick_files(["/usr/lib"] + toolchains, 400 * MB, lambda s: s >= 8 * MB)
+    base = mixed_files()
+    large = large_files(400 * MB)
     made = not all((work / n).exists() for n in ["graph-base", "graph-api", "graph-worker"])
     make_tree(work / "graph-base", base)
     make_tree(work / "graph-api", large[0::2])

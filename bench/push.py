@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build import MB, make_tree, pick_files, run, tree_size  # noqa: E402
+from build import MB, run, standard_trees, tree_size  # noqa: E402
 
 # One "response completed" line per request in distribution's log.
 REQUEST = re.compile(r'msg="response completed[^"]*".*?http\.request\.method=(\w+)'
@@ -153,18 +153,12 @@ def main():
         if not shutil.which(tool):
             sys.exit(f"{tool} not found (cargo build --release; scripts/setup installs the peers)")
     work = Path(args.work)
-    mixed, _ = pick_files(["/usr/share", "/usr/lib/x86_64-linux-gnu"], 100 * MB,
-                          lambda s: s < 4 * MB)
-    make_tree(work / "mixed", mixed)
-    toolchains = sorted(str(p) for p in Path.home().glob(".rustup/toolchains/*/lib"))
-    large, _ = pick_files(["/usr/lib"] + toolchains, 500 * MB, lambda s: s >= 8 * MB)
-    make_tree(work / "large", large)
-
+    mixed, large = standard_trees(work)
     reg = Registry(work)
     results = []
     try:
-        bench_image("mixed", work / "mixed", args, reg, results)
-        bench_image("large", work / "large", args, reg, results)
+        bench_image("mixed", mixed, args, reg, results)
+        bench_image("large", large, args, reg, results)
     finally:
         reg.stop()
         shutil.rmtree(reg.dir, ignore_errors=True)
