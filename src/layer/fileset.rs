@@ -173,43 +173,17 @@ impl Resolver<'_> {
         dir_mode: Option<u32>,
         exclude: Option<&globset::GlobSet>,
     ) -> Result<()> {
-        let mut it = walkdir::WalkDir::new(root)
-            .follow_links(false)
-            .sort_by_file_name()
-            .min_depth(1)
-            .into_iter();
-        while let Some(item) = it.next() {
-            let item = item.map_err(|e| {
-                let path = e
-                    .path()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default();
-                self.err(&spec.location, format!("{path}: {e}"))
-            })?;
-            let rel = item
-                .path()
-                .strip_prefix(root)
-                .expect("walkdir yields paths under its root");
-            let rel_str = rel.to_str().ok_or_else(|| {
+        let items = super::scan::scan(root, exclude)
+            .map_err(|(p, e)| self.err(&spec.location, format!("{}: {e}", p.display())))?;
+        for item in items {
+            let rel_str = item.rel.to_str().ok_or_else(|| {
                 self.err(
                     &spec.location,
-                    format!("{}: file name is not valid UTF-8", item.path().display()),
+                    format!("{}: file name is not valid UTF-8", item.path.display()),
                 )
             })?;
-            if let Some(ex) = exclude {
-                if ex.is_match(rel) {
-                    if item.file_type().is_dir() {
-                        it.skip_current_dir();
-                    }
-                    continue;
-                }
-            }
             let path = join(dst, rel_str);
-            let meta = item
-                .path()
-                .symlink_metadata()
-                .map_err(|e| self.err(&spec.location, format!("{}: {e}", item.path().display())))?;
-            let ft = meta.file_type();
+            let ft = item.meta.file_type();
             if ft.is_dir() {
                 let h = self.header(
                     path,
@@ -218,17 +192,11 @@ impl Resolver<'_> {
                     &spec.owner,
                 );
                 self.insert(h, None, None, &spec.location)?;
-            } else if ft.is_symlink() {
-                let target = fs::read_link(item.path()).map_err(|e| {
-                    self.err(&spec.location, format!("{}: {e}", item.path().display()))
-                })?;
+            } else if let Some(target) = &item.target {
                 let target = target.to_str().ok_or_else(|| {
                     self.err(
                         &spec.location,
-                        format!(
-                            "{}: symlink target is not valid UTF-8",
-                            item.path().display()
-                        ),
+                        format!("{}: symlink target is not valid UTF-8", item.path.display()),
                     )
                 })?;
                 let h = self.header(
@@ -241,10 +209,17 @@ impl Resolver<'_> {
                 );
                 self.insert(h, None, None, &spec.location)?;
             } else {
-                check_file_type(&meta).map_err(|m| {
-                    self.err(&spec.location, format!("{}: {m}", item.path().display()))
+                check_file_type(&item.meta).map_err(|m| {
+                    self.err(&spec.location, format!("{}: {m}", item.path.display()))
                 })?;
-                self.add_file(path, item.path(), &meta, mode, &spec.owner, &spec.location)?;
+                self.add_file(
+                    path,
+                    &item.path,
+                    &item.meta,
+                    mode,
+                    &spec.owner,
+                    &spec.location,
+                )?;
             }
         }
         Ok(())

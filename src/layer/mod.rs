@@ -13,6 +13,7 @@
 
 pub mod compress;
 pub mod fileset;
+mod scan;
 pub mod tar;
 
 use std::fs::File;
@@ -28,7 +29,7 @@ use crate::progress::{Event, Reporter};
 use crate::store::Store;
 use compress::{CompressOptions, Encoder};
 use fileset::Entry;
-use tar::{EntryKind, TarWriter};
+use tar::{EntryHeader, EntryKind, TarWriter};
 
 /// Bumped whenever the tar or compression output for the same inputs
 /// changes, so stale cache records are never trusted.
@@ -194,12 +195,76 @@ fn key(job: &LayerJob<'_>, with_sources: bool) -> Digest {
     // Thread count changes speed, never bytes, so it is not part of the key.
     h.update(format!("{:?}\0{}\0", job.compress.compression, job.compress.level).as_bytes());
     for e in job.entries {
-        h.update(format!("{:?}\0", e.header).as_bytes());
-        if with_sources {
-            h.update(format!("{:?}\0{:?}\0", e.source, e.stat).as_bytes());
-        }
+        hash_entry(&mut h, e, with_sources);
     }
     h.finish().0
+}
+
+/// Feeds everything that identifies an entry into `h`, every variable-length
+/// field length-prefixed so that two different entries never feed the same
+/// bytes. The structs are destructured whole, so a field added to them does
+/// not compile until it is added here: the key cannot silently miss it.
+fn hash_entry(h: &mut Hasher, e: &Entry, with_sources: bool) {
+    use std::os::unix::ffi::OsStrExt;
+    let Entry {
+        header,
+        source,
+        stat,
+    } = e;
+    let EntryHeader {
+        path,
+        kind,
+        mode,
+        uid,
+        gid,
+        uname,
+        gname,
+        mtime,
+    } = header;
+    let bytes = |h: &mut Hasher, b: &[u8]| {
+        h.update(&(b.len() as u64).to_le_bytes());
+        h.update(b);
+    };
+    bytes(h, path.as_bytes());
+    match kind {
+        EntryKind::File { size } => {
+            h.update(b"f");
+            h.update(&size.to_le_bytes());
+        }
+        EntryKind::Dir => h.update(b"d"),
+        EntryKind::Symlink { target } => {
+            h.update(b"l");
+            bytes(h, target.as_bytes());
+        }
+    }
+    for n in [u64::from(*mode), *uid, *gid, *mtime] {
+        h.update(&n.to_le_bytes());
+    }
+    bytes(h, uname.as_bytes());
+    bytes(h, gname.as_bytes());
+    if !with_sources {
+        return;
+    }
+    match source {
+        Some(p) => bytes(h, p.as_os_str().as_bytes()),
+        None => h.update(b"-"),
+    }
+    match stat {
+        Some(fileset::FileStat {
+            dev,
+            ino,
+            size,
+            mtime_ns,
+            ctime_ns,
+        }) => {
+            for n in [dev, ino, size] {
+                h.update(&n.to_le_bytes());
+            }
+            h.update(&mtime_ns.to_le_bytes());
+            h.update(&ctime_ns.to_le_bytes());
+        }
+        None => h.update(b"-"),
+    }
 }
 
 /// A file changed within the last moments could change again within the
