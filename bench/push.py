@@ -167,7 +167,7 @@ def main():
     print("| image | registry | tool | wall s | CPU s | speed vs skopeo | peak RSS MiB | requests |")
     print("|---|---|---|---:|---:|---:|---:|---|")
     for label, size, phase, name, wall, cpu, ratio, rss, reqs in results:
-        print(f"| {label} ({size / MB:.0f} MB) | {phase} | {name} | {wall:.2f} | {cpu:.2f} | "
+        print(f"| {label} ({size / MB:.0f} MB) | {phase} | {name} | {wall:.3f} | {cpu:.3f} | "
               f"{ratio:.2f}x | {rss:.0f} | {reqs} |")
 
 
