@@ -129,7 +129,9 @@ struct HostState {
 }
 
 pub struct Client {
-    http: reqwest::blocking::Client,
+    plain: reqwest::blocking::Client,
+    tls: Mutex<Option<reqwest::blocking::Client>>,
+    extra_roots: Vec<reqwest::Certificate>,
     opts: ClientOptions,
     hosts: Mutex<HashMap<String, HostState>>,
     tokens: Mutex<HashMap<(String, String), Token>>,
@@ -151,14 +153,9 @@ enum SendError {
 
 impl Client {
     pub fn new(opts: ClientOptions) -> Result<Client> {
-        let mut builder = reqwest::blocking::Client::builder()
-            .user_agent(concat!("gantry/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(opts.connect_timeout)
-            // Layers can take longer than any fixed limit; a dead peer is
-            // noticed by keepalive instead.
-            .timeout(None)
-            .tcp_keepalive(Duration::from_secs(30));
-        let mut extra = Vec::new();
+        // Certificate files are read now, so a bad one is reported before
+        // any work; the HTTPS client that trusts them is made on first use.
+        let mut extra_roots = Vec::new();
         for path in &opts.ca_certs {
             let pem = std::fs::read(path).map_err(|e| Error::io(path, e))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
@@ -173,20 +170,43 @@ impl Client {
                     "holds no PEM certificate",
                 ));
             }
-            extra.extend(certs);
+            extra_roots.extend(certs);
         }
-        if !extra.is_empty() {
-            builder = builder.tls_certs_merge(extra);
-        }
-        let http = builder
+        // No roots at all: this client is only ever given http:// URLs.
+        let plain = http_builder(&opts)
+            .tls_certs_only(std::iter::empty())
             .build()
             .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))?;
         Ok(Client {
-            http,
+            plain,
+            tls: Mutex::new(None),
+            extra_roots,
             opts,
             hosts: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The HTTP client for `url`. Loading the system's trusted roots takes
+    /// tens of milliseconds, so it happens on the first HTTPS request only,
+    /// never for a registry reached over plain HTTP.
+    fn http(&self, url: &str) -> Result<reqwest::blocking::Client> {
+        if url.starts_with("http://") {
+            return Ok(self.plain.clone());
+        }
+        let mut slot = self.tls.lock().expect("tls client lock");
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let mut builder = http_builder(&self.opts);
+        if !self.extra_roots.is_empty() {
+            builder = builder.tls_certs_merge(self.extra_roots.clone());
+        }
+        let c = builder
+            .build()
+            .map_err(|e| Error::Usage(format!("cannot set up the HTTPS client: {e}")))?;
+        *slot = Some(c.clone());
+        Ok(c)
     }
 
     /// Loopback registries, and those the user named, may speak plain HTTP.
@@ -451,11 +471,12 @@ impl Client {
         url: &str,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response> {
+        let http = self.http(url)?;
         let mut renewed = false;
         loop {
             let auth = self.authorization(at)?;
             let resp = self.execute(at, || {
-                let mut req = build(self.http.request(method.clone(), url));
+                let mut req = build(http.request(method.clone(), url));
                 if let Some(h) = &auth {
                     req = req.header(AUTHORIZATION, h);
                 }
@@ -544,14 +565,14 @@ impl Client {
         }
         let https = format!("https://{host}");
         let http = format!("http://{host}");
-        let ping = |base: &str| self.http.get(format!("{base}/v2/"));
+        let ping_plain = || self.plain.get(format!("{http}/v2/"));
         // A loopback registry is asked in plain HTTP first: no one can sit
         // between, and it spares loading the system's trusted roots (tens of
         // milliseconds) for a registry that speaks no TLS. A TLS server
         // answers plain HTTP with 400 or a closed connection, and is then
         // asked over HTTPS as any other.
         let plain_first = if is_loopback(host) {
-            ping(&http)
+            ping_plain()
                 .send()
                 .ok()
                 .filter(|r| matches!(r.status().as_u16(), 200 | 401))
@@ -560,24 +581,28 @@ impl Client {
         };
         let (base, resp) = if let Some(r) = plain_first {
             (http, r)
-        } else if self.plain_http_allowed(host) {
-            // One HTTPS attempt without retries: a plain-HTTP registry
-            // answers it with a failed handshake, which is the answer.
-            match ping(&https).send() {
-                Ok(r) => (https, r),
-                // A registry that speaks TLS with a certificate we cannot
-                // verify must not be quietly talked to in plain text.
-                Err(e) if is_certificate_error(&error_chain(&e)) => {
-                    return Err(certificate_error(host, &error_chain(&e)));
-                }
-                Err(_) => {
-                    let r = self.execute(at, || ping(&http))?;
-                    (http, r)
-                }
-            }
         } else {
-            let r = self.execute(at, || ping(&https))?;
-            (https, r)
+            let tls = self.http(&https)?;
+            let ping_tls = || tls.get(format!("{https}/v2/"));
+            if self.plain_http_allowed(host) {
+                // One HTTPS attempt without retries: a plain-HTTP registry
+                // answers it with a failed handshake, which is the answer.
+                match ping_tls().send() {
+                    Ok(r) => (https, r),
+                    // A registry that speaks TLS with a certificate we cannot
+                    // verify must not be quietly talked to in plain text.
+                    Err(e) if is_certificate_error(&error_chain(&e)) => {
+                        return Err(certificate_error(host, &error_chain(&e)));
+                    }
+                    Err(_) => {
+                        let r = self.execute(at, ping_plain)?;
+                        (http, r)
+                    }
+                }
+            } else {
+                let r = self.execute(at, ping_tls)?;
+                (https, r)
+            }
         };
         let challenge = if resp.status().as_u16() == 401 {
             resp.headers()
@@ -680,6 +705,7 @@ impl Client {
                 ));
             }
         }
+        let http = self.http(realm)?;
         let resp = self.execute(at, || match &credential {
             Some(Credential::IdentityToken(refresh)) => {
                 let mut form = vec![
@@ -691,7 +717,7 @@ impl Client {
                 if let Some(s) = service {
                     form.push(("service", s));
                 }
-                self.http.post(realm).form(&form)
+                http.post(realm).form(&form)
             }
             other => {
                 let mut query: Vec<(&str, &str)> =
@@ -699,7 +725,7 @@ impl Client {
                 if let Some(s) = service {
                     query.push(("service", s));
                 }
-                let mut req = self.http.get(realm).query(&query);
+                let mut req = http.get(realm).query(&query);
                 if let Some(Credential::Basic { username, password }) = other {
                     req = req.basic_auth(username, Some(password));
                 }
@@ -753,6 +779,16 @@ impl Client {
             )
         })
     }
+}
+
+fn http_builder(opts: &ClientOptions) -> reqwest::blocking::ClientBuilder {
+    reqwest::blocking::Client::builder()
+        .user_agent(concat!("gantry/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(opts.connect_timeout)
+        // Layers can take longer than any fixed limit; a dead peer is
+        // noticed by keepalive instead.
+        .timeout(None)
+        .tcp_keepalive(Duration::from_secs(30))
 }
 
 fn authority(u: &reqwest::Url) -> String {

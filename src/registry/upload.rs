@@ -91,7 +91,7 @@ impl Client {
             };
             let auth = self.authorization(at)?;
             let mut req = self
-                .http
+                .http(url.as_str())?
                 .put(url)
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .header(CONTENT_LENGTH, size)
