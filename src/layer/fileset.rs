@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::buildfile::{EntrySpec, EntrySpecKind, LayerSpec, Owner};
 use crate::error::{Error, Result};
+use crate::layer::scan::Kind;
 use crate::layer::tar::{EntryHeader, EntryKind};
 
 /// One entry of a layer, with where its content comes from.
@@ -183,43 +184,39 @@ impl Resolver<'_> {
                 )
             })?;
             let path = join(dst, rel_str);
-            let ft = item.meta.file_type();
-            if ft.is_dir() {
-                let h = self.header(
-                    path,
-                    EntryKind::Dir,
-                    dir_mode.unwrap_or(DIR_MODE),
-                    &spec.owner,
-                );
-                self.insert(h, None, None, &spec.location)?;
-            } else if let Some(target) = &item.target {
-                let target = target.to_str().ok_or_else(|| {
-                    self.err(
-                        &spec.location,
-                        format!("{}: symlink target is not valid UTF-8", item.path.display()),
-                    )
-                })?;
-                let h = self.header(
-                    path,
-                    EntryKind::Symlink {
-                        target: target.to_string(),
-                    },
-                    SYMLINK_MODE,
-                    &spec.owner,
-                );
-                self.insert(h, None, None, &spec.location)?;
-            } else {
-                check_file_type(&item.meta).map_err(|m| {
-                    self.err(&spec.location, format!("{}: {m}", item.path.display()))
-                })?;
-                self.add_file(
-                    path,
-                    &item.path,
-                    &item.meta,
-                    mode,
-                    &spec.owner,
-                    &spec.location,
-                )?;
+            match &item.kind {
+                Kind::Dir => {
+                    let h = self.header(
+                        path,
+                        EntryKind::Dir,
+                        dir_mode.unwrap_or(DIR_MODE),
+                        &spec.owner,
+                    );
+                    self.insert(h, None, None, &spec.location)?;
+                }
+                Kind::Symlink { target } => {
+                    let target = target.to_str().ok_or_else(|| {
+                        self.err(
+                            &spec.location,
+                            format!("{}: symlink target is not valid UTF-8", item.path.display()),
+                        )
+                    })?;
+                    let h = self.header(
+                        path,
+                        EntryKind::Symlink {
+                            target: target.to_string(),
+                        },
+                        SYMLINK_MODE,
+                        &spec.owner,
+                    );
+                    self.insert(h, None, None, &spec.location)?;
+                }
+                Kind::Other(meta) => {
+                    check_file_type(meta).map_err(|m| {
+                        self.err(&spec.location, format!("{}: {m}", item.path.display()))
+                    })?;
+                    self.add_file(path, &item.path, meta, mode, &spec.owner, &spec.location)?;
+                }
             }
         }
         Ok(())

@@ -25,9 +25,19 @@ pub struct Scanned {
     /// Relative to the root.
     pub rel: PathBuf,
     pub path: PathBuf,
-    pub meta: fs::Metadata,
-    /// For a symlink, where it points.
-    pub target: Option<PathBuf>,
+    pub kind: Kind,
+}
+
+#[derive(Debug)]
+pub enum Kind {
+    /// Nothing of a directory's own metadata goes into a layer, so none is
+    /// read: its type comes from the directory listing.
+    Dir,
+    Symlink {
+        target: PathBuf,
+    },
+    /// A regular file, or something a layer cannot hold (the caller says).
+    Other(fs::Metadata),
 }
 
 /// Every entry below `root` (not `root` itself) that `exclude` does not
@@ -96,21 +106,20 @@ fn read(
             continue;
         }
         let path = entry.path();
-        let meta = entry.metadata().map_err(|e| (path.clone(), e))?;
-        let target = if meta.file_type().is_symlink() {
-            Some(fs::read_link(&path).map_err(|e| (path.clone(), e))?)
-        } else {
-            None
-        };
-        if meta.is_dir() {
+        // The listing's type (d_type) costs no system call; std stats the
+        // entry only where the file system does not provide it.
+        let file_type = entry.file_type().map_err(|e| (path.clone(), e))?;
+        let kind = if file_type.is_dir() {
             subdirs.push(rel.clone());
-        }
-        out.push(Scanned {
-            rel,
-            path,
-            meta,
-            target,
-        });
+            Kind::Dir
+        } else if file_type.is_symlink() {
+            Kind::Symlink {
+                target: fs::read_link(&path).map_err(|e| (path.clone(), e))?,
+            }
+        } else {
+            Kind::Other(entry.metadata().map_err(|e| (path.clone(), e))?)
+        };
+        out.push(Scanned { rel, path, kind });
     }
     Ok(out)
 }
@@ -177,7 +186,9 @@ mod tests {
             ]
         );
         let link = got.iter().find(|s| s.rel == Path::new("link")).unwrap();
-        assert_eq!(link.target.as_deref(), Some(Path::new("a.txt")));
+        assert!(matches!(&link.kind, Kind::Symlink { target } if target == Path::new("a.txt")));
+        let dir = got.iter().find(|s| s.rel == Path::new("a/c")).unwrap();
+        assert!(matches!(dir.kind, Kind::Dir));
     }
 
     #[test]

@@ -131,7 +131,6 @@ struct HostState {
 pub struct Client {
     plain: reqwest::blocking::Client,
     tls: Mutex<Option<reqwest::blocking::Client>>,
-    extra_roots: Vec<reqwest::Certificate>,
     opts: ClientOptions,
     hosts: Mutex<HashMap<String, HostState>>,
     tokens: Mutex<HashMap<(String, String), Token>>,
@@ -153,24 +152,11 @@ enum SendError {
 
 impl Client {
     pub fn new(opts: ClientOptions) -> Result<Client> {
-        // Certificate files are read now, so a bad one is reported before
-        // any work; the HTTPS client that trusts them is made on first use.
-        let mut extra_roots = Vec::new();
+        // A missing certificate file is reported before any work; reading
+        // and parsing them (SSL_CERT_FILE is often the whole system bundle)
+        // waits for the first HTTPS request, with the HTTPS client.
         for path in &opts.ca_certs {
-            let pem = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::format(
-                    path.display().to_string(),
-                    format!("not a PEM certificate: {e}"),
-                )
-            })?;
-            if certs.is_empty() {
-                return Err(Error::format(
-                    path.display().to_string(),
-                    "holds no PEM certificate",
-                ));
-            }
-            extra_roots.extend(certs);
+            std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         }
         // No roots at all: this client is only ever given http:// URLs.
         let plain = http_builder(&opts)
@@ -180,7 +166,6 @@ impl Client {
         Ok(Client {
             plain,
             tls: Mutex::new(None),
-            extra_roots,
             opts,
             hosts: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
@@ -199,14 +184,37 @@ impl Client {
             return Ok(c.clone());
         }
         let mut builder = http_builder(&self.opts);
-        if !self.extra_roots.is_empty() {
-            builder = builder.tls_certs_merge(self.extra_roots.clone());
+        let extra_roots = self.extra_roots()?;
+        if !extra_roots.is_empty() {
+            builder = builder.tls_certs_merge(extra_roots);
         }
         let c = builder
             .build()
             .map_err(|e| Error::Usage(format!("cannot set up the HTTPS client: {e}")))?;
         *slot = Some(c.clone());
         Ok(c)
+    }
+
+    /// The certificates of `--ca-cert` files and `SSL_CERT_FILE`.
+    fn extra_roots(&self) -> Result<Vec<reqwest::Certificate>> {
+        let mut roots = Vec::new();
+        for path in &self.opts.ca_certs {
+            let pem = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::format(
+                    path.display().to_string(),
+                    format!("not a PEM certificate: {e}"),
+                )
+            })?;
+            if certs.is_empty() {
+                return Err(Error::format(
+                    path.display().to_string(),
+                    "holds no PEM certificate",
+                ));
+            }
+            roots.extend(certs);
+        }
+        Ok(roots)
     }
 
     /// Loopback registries, and those the user named, may speak plain HTTP.
