@@ -133,6 +133,9 @@ pub struct Client {
     tls: Mutex<Option<reqwest::blocking::Client>>,
     opts: ClientOptions,
     hosts: Mutex<HashMap<String, HostState>>,
+    /// Held while a host is first pinged, so that requests starting in
+    /// parallel ping it once.
+    discovery: Mutex<()>,
     tokens: Mutex<HashMap<(String, String), Token>>,
 }
 
@@ -168,6 +171,7 @@ impl Client {
             tls: Mutex::new(None),
             opts,
             hosts: Mutex::new(HashMap::new()),
+            discovery: Mutex::new(()),
             tokens: Mutex::new(HashMap::new()),
         })
     }
@@ -568,6 +572,10 @@ impl Client {
     /// tells how the registry wants to be authenticated.
     fn base_url(&self, at: &Repo<'_>) -> Result<String> {
         let host = at.host;
+        if let Some(u) = self.with_host(host, |h| h.base_url.clone()) {
+            return Ok(u);
+        }
+        let _one_at_a_time = self.discovery.lock().expect("discovery lock");
         if let Some(u) = self.with_host(host, |h| h.base_url.clone()) {
             return Ok(u);
         }
