@@ -129,6 +129,7 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
             stamp: &args.stamp,
             locked: args.locked,
             registry: &args.registry,
+            warm_up: None,
         },
         &store,
         reporter,
@@ -243,7 +244,13 @@ pub struct BuildInputs<'a> {
     pub stamp: &'a StampArgs,
     pub locked: bool,
     pub registry: &'a super::registry::RegistryArgs,
+    /// The registries (`host[:port]`) the command will talk to after the
+    /// build, found from the build file: contacted while the build runs.
+    pub warm_up: Option<&'a RegistriesOf<'a>>,
 }
+
+/// Finds, in a build file, the registries a command will contact.
+pub type RegistriesOf<'a> = dyn Fn(&BuildFile) -> Vec<String> + 'a;
 
 /// Loads the build file and builds the images asked for (and their bases)
 /// into the store.
@@ -265,6 +272,19 @@ pub fn build_from_file(
     let mut o = inputs.registry.base_options();
     super::registry::attach_lock(&mut o, &file, inputs.file, inputs.locked)?;
     opts.registry = std::sync::Arc::new(o);
+    if let Some(hosts) = inputs.warm_up.map(|f| f(&file)) {
+        // Reaching a registry (loading trusted roots, a TLS handshake, a
+        // ping) overlaps the build, which is mostly checking inputs when
+        // nothing changed. Not joined: a slow registry must not hold up a
+        // build that fails, and the push waits for it anyway.
+        if let (false, Ok(client)) = (hosts.is_empty(), opts.registry.client("push")) {
+            std::thread::spawn(move || {
+                for h in &hosts {
+                    client.warm_up(h);
+                }
+            });
+        }
+    }
     let built = build::build(&file, inputs.images, store, &opts, reporter)?;
     Ok((file, opts, built))
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use gantry::buildfile::DEFAULT_FILE_NAME;
+use gantry::buildfile::{BuildFile, DEFAULT_FILE_NAME};
 use gantry::error::{Error, Result};
 use gantry::fsutil;
 use gantry::progress::{Event, Reporter};
@@ -72,6 +72,24 @@ pub fn run(args: PushArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
         ));
     }
     let store = Store::open(store_root)?;
+    let hosts = |file: &BuildFile| -> Vec<String> {
+        let mut refs = explicit.clone();
+        if refs.is_empty() {
+            // Tags with stamp templates are known only once expanded.
+            refs = file
+                .images
+                .values()
+                .filter(|i| args.images.is_empty() || args.images.contains(&i.name))
+                .flat_map(|i| &i.tags)
+                .filter(|t| !t.text.contains("{{"))
+                .filter_map(|t| Reference::parse_tagged(&t.text).ok())
+                .collect();
+        }
+        let mut hosts: Vec<String> = refs.iter().map(|r| r.registry_host().to_string()).collect();
+        hosts.sort();
+        hosts.dedup();
+        hosts
+    };
     let (file, opts, built) = build_from_file(
         &BuildInputs {
             file: &args.file,
@@ -81,6 +99,7 @@ pub fn run(args: PushArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
             stamp: &args.stamp,
             locked: args.locked,
             registry: &args.registry,
+            warm_up: Some(&hosts),
         },
         &store,
         reporter,

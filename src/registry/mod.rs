@@ -582,20 +582,7 @@ impl Client {
         let https = format!("https://{host}");
         let http = format!("http://{host}");
         let ping_plain = || self.plain.get(format!("{http}/v2/"));
-        // A loopback registry is asked in plain HTTP first: no one can sit
-        // between, and it spares loading the system's trusted roots (tens of
-        // milliseconds) for a registry that speaks no TLS. A TLS server
-        // answers plain HTTP with 400 or a closed connection, and is then
-        // asked over HTTPS as any other.
-        let plain_first = if is_loopback(host) {
-            ping_plain()
-                .send()
-                .ok()
-                .filter(|r| matches!(r.status().as_u16(), 200 | 401))
-        } else {
-            None
-        };
-        let (base, resp) = if let Some(r) = plain_first {
+        let (base, resp) = if let Some(r) = self.ping_plain_first(host) {
             (http, r)
         } else {
             let tls = self.http(&https)?;
@@ -620,6 +607,29 @@ impl Client {
                 (https, r)
             }
         };
+        self.remember_ping(host, &base, &resp);
+        Ok(base)
+    }
+
+    /// A loopback registry is asked in plain HTTP first: no one can sit
+    /// between, and it spares loading the system's trusted roots (tens of
+    /// milliseconds) for a registry that speaks no TLS. A TLS server answers
+    /// plain HTTP with 400 or a closed connection, and is then asked over
+    /// HTTPS as any other.
+    fn ping_plain_first(&self, host: &str) -> Option<Response> {
+        if !is_loopback(host) {
+            return None;
+        }
+        self.plain
+            .get(format!("http://{host}/v2/"))
+            .send()
+            .ok()
+            .filter(|r| matches!(r.status().as_u16(), 200 | 401))
+    }
+
+    /// The ping's answer says where the registry is and how it wants to be
+    /// authenticated.
+    fn remember_ping(&self, host: &str, base: &str, resp: &Response) {
         let challenge = if resp.status().as_u16() == 401 {
             resp.headers()
                 .get(WWW_AUTHENTICATE)
@@ -629,10 +639,32 @@ impl Client {
             None
         };
         self.with_host(host, |h| {
-            h.base_url = Some(base.clone());
+            h.base_url = Some(base.to_string());
             h.challenge = challenge;
         });
-        Ok(base)
+    }
+
+    /// Contacts `host` once, quietly, so that the requests that follow find
+    /// it reached (and, for HTTPS, the trusted roots loaded and a connection
+    /// open). Meant to run while other work does; a failure is left for
+    /// those requests to meet, retry and report.
+    pub fn warm_up(&self, host: &str) {
+        let _one_at_a_time = self.discovery.lock().expect("discovery lock");
+        if self.with_host(host, |h| h.base_url.is_some()) {
+            return;
+        }
+        if let Some(r) = self.ping_plain_first(host) {
+            self.remember_ping(host, &format!("http://{host}"), &r);
+            return;
+        }
+        let https = format!("https://{host}");
+        let answer = self
+            .http(&https)
+            .ok()
+            .and_then(|c| c.get(format!("{https}/v2/")).send().ok());
+        if let Some(r) = answer.filter(|r| matches!(r.status().as_u16(), 200 | 401)) {
+            self.remember_ping(host, &https, &r);
+        }
     }
 
     fn credential(&self, host: &str) -> Result<Option<Credential>> {
