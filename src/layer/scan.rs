@@ -60,14 +60,19 @@ pub fn scan(
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
+                // Results stay with the thread until it is done, so the
+                // threads share nothing but the queue.
+                let (mut mine, mut errors) = (Vec::new(), Vec::new());
                 while let Some(rel_dir) = queue.take() {
                     let mut subdirs = Vec::new();
                     match read(root, &rel_dir, exclude, &mut subdirs) {
-                        Ok(items) => found.lock().expect("found lock").extend(items),
-                        Err(e) => failed.lock().expect("failed lock").push(e),
+                        Ok(items) => mine.extend(items),
+                        Err(e) => errors.push(e),
                     }
                     queue.done(subdirs);
                 }
+                found.lock().expect("found lock").extend(mine);
+                failed.lock().expect("failed lock").extend(errors);
             });
         }
     });
@@ -148,9 +153,13 @@ impl Queue {
 
     fn done(&self, subdirs: Vec<PathBuf>) {
         let mut st = self.state.lock().expect("queue lock");
+        let new_work = !subdirs.is_empty();
         st.0.extend(subdirs);
         st.1 -= 1;
-        self.ready.notify_all();
+        // Waiters need waking only for new work, or to learn it is over.
+        if new_work || (st.0.is_empty() && st.1 == 0) {
+            self.ready.notify_all();
+        }
     }
 }
 
