@@ -214,24 +214,33 @@ pub fn push(
         by_registry.entry(p.host()).or_default().push(i);
     }
     let phases = by_registry.values().map(Vec::len).max().unwrap_or(0);
-    for k in 0..phases {
-        let mut tasks = Vec::new();
-        for repos in by_registry.values() {
-            if let Some(&i) = repos.get(k) {
-                tasks.extend(plans[i].blobs.iter().map(|&(d, s)| (i, d, s)));
+    // What each tag points at now is asked while the blobs go up: reading
+    // it changes nothing, and a warm push then waits for no request after
+    // its blob HEADs.
+    let mut current: HashMap<(usize, String), Option<Digest>> = HashMap::new();
+    std::thread::scope(|s| -> Result<()> {
+        let asked = s.spawn(|| current_tags(&plans, requests, client, reporter));
+        for k in 0..phases {
+            let mut tasks = Vec::new();
+            for repos in by_registry.values() {
+                if let Some(&i) = repos.get(k) {
+                    tasks.extend(plans[i].blobs.iter().map(|&(d, s)| (i, d, s)));
+                }
             }
+            run.parallel(&plans, &tasks, opts.jobs.max(1))
+                .map_err(|e| Error::Push {
+                    failed: Box::new(e),
+                    tagged: Vec::new(),
+                })?;
         }
-        run.parallel(&plans, &tasks, opts.jobs.max(1))
-            .map_err(|e| Error::Push {
-                failed: Box::new(e),
-                tagged: Vec::new(),
-            })?;
-    }
+        current = asked.join().unwrap_or_default();
+        Ok(())
+    })?;
 
     // Every blob is in place: now the tags.
     let mut references: Vec<Vec<String>> = vec![Vec::new(); requests.len()];
     let mut tagged = Vec::new();
-    for p in &plans {
+    for (plan_index, p) in plans.iter().enumerate() {
         let mut children_done = BTreeSet::new();
         for (tag, i) in &p.tags {
             let request = &requests[*i];
@@ -261,7 +270,10 @@ pub fn push(
                     }
                     Ok(())
                 })
-                .and_then(|()| client.manifest_digest(&at, tag, top.media_type))
+                .and_then(|()| match current.get(&(plan_index, tag.clone())) {
+                    Some(d) => Ok(*d),
+                    None => client.manifest_digest(&at, tag, top.media_type),
+                })
                 .and_then(|current| {
                     let unchanged = current == Some(top.digest);
                     if !unchanged {
@@ -316,6 +328,33 @@ pub fn push(
         })
         .collect();
     Ok(PushReport { images })
+}
+
+/// The digest each tag of each plan names now (`None`: no such tag); a tag
+/// that could not be asked is left out, to be asked again when tagging.
+fn current_tags(
+    plans: &[RepoPlan],
+    requests: &[PushRequest<'_>],
+    client: &Client,
+    reporter: &dyn Reporter,
+) -> HashMap<(usize, String), Option<Digest>> {
+    let mut out = HashMap::new();
+    for (i, p) in plans.iter().enumerate() {
+        for (tag, r) in &p.tags {
+            let what = format!("manifest {}:{tag}", p.name());
+            let at = Repo {
+                host: p.host(),
+                repository: p.repository(),
+                what: &what,
+                access: Access::Push { mount_from: None },
+                reporter,
+            };
+            if let Ok(d) = client.manifest_digest(&at, tag, requests[*r].top.media_type) {
+                out.insert((i, tag.clone()), d);
+            }
+        }
+    }
+    out
 }
 
 /// Config first, then layers: the blobs a manifest names.
