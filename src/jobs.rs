@@ -100,7 +100,11 @@ impl<'a> Graph<'a> {
                     return;
                 }
                 if s.free > 0 {
-                    if let Some(i) = s.ready.pop_front() {
+                    // The heaviest ready task first: a light one taken first
+                    // would hold a token while the heavy one, started beside
+                    // it, is given fewer threads for its whole run.
+                    let heaviest = (0..s.ready.len()).rev().max_by_key(|&k| weight[s.ready[k]]);
+                    if let Some(i) = heaviest.and_then(|k| s.ready.remove(k)) {
                         let tokens = if weight[i] == 0 {
                             1
                         } else {
@@ -244,6 +248,27 @@ mod tests {
         }
         g.run(4).unwrap();
         assert_eq!(seen.lock().unwrap()[0], 4);
+    }
+
+    #[test]
+    fn a_heavy_task_added_after_a_light_one_still_gets_every_token() {
+        // A scratch image's light task is added before its one big layer;
+        // whichever worker wakes first must take the layer, or the layer
+        // compresses on one core while the light task's token sits idle.
+        for _ in 0..5 {
+            let seen = Mutex::new(Vec::new());
+            let mut g = Graph::new();
+            g.add(&[], 1, |_| {
+                std::thread::sleep(Duration::from_millis(20));
+                Ok(())
+            });
+            g.add(&[], 1_000_000, |t| {
+                seen.lock().unwrap().push(t);
+                Ok(())
+            });
+            g.run(2).unwrap();
+            assert_eq!(seen.into_inner().unwrap(), [2]);
+        }
     }
 
     #[test]
