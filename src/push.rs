@@ -187,6 +187,17 @@ impl RepoPlan {
     fn repository(&self) -> &str {
         &self.target.repository
     }
+
+    /// The repository, contacted to push into it.
+    fn push_to<'a>(&'a self, what: &'a str, reporter: &'a dyn Reporter) -> Repo<'a> {
+        Repo {
+            host: self.host(),
+            repository: self.repository(),
+            what,
+            access: Access::Push { mount_from: None },
+            reporter,
+        }
+    }
 }
 
 /// Pushes every request's image to each of its targets. Returns what was
@@ -247,13 +258,7 @@ pub fn push(
             let top = request.top;
             let full = format!("{}:{tag}", p.name());
             let what = format!("manifest {full}");
-            let at = Repo {
-                host: p.host(),
-                repository: p.repository(),
-                what: &what,
-                access: Access::Push { mount_from: None },
-                reporter,
-            };
+            let at = p.push_to(&what, reporter);
             // Children first: a registry refuses an index naming manifests
             // it does not have.
             let children: &[ManifestBytes] = if children_done.insert(*i) {
@@ -342,13 +347,7 @@ fn current_tags(
     for (i, p) in plans.iter().enumerate() {
         for (tag, r) in &p.tags {
             let what = format!("manifest {}:{tag}", p.name());
-            let at = Repo {
-                host: p.host(),
-                repository: p.repository(),
-                what: &what,
-                access: Access::Push { mount_from: None },
-                reporter,
-            };
+            let at = p.push_to(&what, reporter);
             if let Ok(d) = client.manifest_digest(&at, tag, requests[*r].top.media_type) {
                 out.insert((i, tag.clone()), d);
             }
@@ -476,13 +475,7 @@ impl Run<'_> {
     fn one(&self, p: &RepoPlan, digest: Digest, size: u64) -> Result<()> {
         let target = p.name();
         let what = format!("blob {digest} for {target}");
-        let at = Repo {
-            host: p.host(),
-            repository: p.repository(),
-            what: &what,
-            access: Access::Push { mount_from: None },
-            reporter: self.reporter,
-        };
+        let at = p.push_to(&what, self.reporter);
         let mut from = None;
         let action = if self.client.blob_exists(&at, &digest)? {
             BlobAction::Skipped

@@ -1,0 +1,175 @@
+//! How the client authenticates its requests: the credential for each host
+//! (looked up once), and bearer tokens cached per host and scope set,
+//! fetched from the token service the registry's challenge names.
+
+use std::time::Instant;
+
+use base64::Engine;
+
+use super::auth::{self, Challenge, Token, TokenResponse};
+use super::credentials::Credential;
+use super::{authority, read_limited, Client, Repo};
+use crate::error::{Error, Result};
+
+impl Client {
+    fn credential(&self, host: &str) -> Result<Option<Credential>> {
+        if let Some(c) = self.with_host(host, |h| h.credential.clone()) {
+            return Ok(c);
+        }
+        let c = self.opts.credentials.lookup(host)?;
+        self.with_host(host, |h| h.credential = Some(c.clone()));
+        Ok(c)
+    }
+
+    fn token_key(at: &Repo<'_>) -> (String, String) {
+        (
+            at.host.to_string(),
+            auth::scopes(at.repository, at.access).join(" "),
+        )
+    }
+
+    pub(super) fn forget_token(&self, at: &Repo<'_>) {
+        self.tokens
+            .lock()
+            .expect("tokens lock")
+            .remove(&Self::token_key(at));
+    }
+
+    /// The `Authorization` value for a request, if the registry wants one.
+    pub(super) fn authorization(&self, at: &Repo<'_>) -> Result<Option<String>> {
+        let (host, repository) = (at.host, at.repository);
+        let Some(challenge) = self.with_host(host, |h| h.challenge.clone()) else {
+            return Ok(None);
+        };
+        match challenge {
+            Challenge::Basic => Ok(match self.credential(host)? {
+                Some(Credential::Basic { username, password }) => Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{username}:{password}"))
+                )),
+                _ => None,
+            }),
+            Challenge::Bearer { realm, service, .. } => {
+                let scopes = auth::scopes(repository, at.access);
+                let key = Self::token_key(at);
+                let now = Instant::now();
+                if let Some(t) = self.tokens.lock().expect("tokens lock").get(&key) {
+                    if t.fresh(now) {
+                        return Ok(Some(format!("Bearer {}", t.value)));
+                    }
+                }
+                let token = self.fetch_token(at, &realm, service.as_deref(), &scopes)?;
+                let header = format!("Bearer {}", token.value);
+                self.tokens.lock().expect("tokens lock").insert(key, token);
+                Ok(Some(header))
+            }
+        }
+    }
+
+    fn fetch_token(
+        &self,
+        at: &Repo<'_>,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+    ) -> Result<Token> {
+        // The OAuth2 form takes the scopes space-separated; the GET form
+        // one `scope` parameter each.
+        let joined = scopes.join(" ");
+        let scope = joined.as_str();
+        let (host, what) = (at.host, at.what);
+        let credential = self.credential(host)?;
+        let realm_host = reqwest::Url::parse(realm)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| host.to_string());
+        if let Ok(u) = reqwest::Url::parse(realm) {
+            if u.scheme() == "http" && !self.plain_http_allowed(&authority(&u)) {
+                return Err(self.err(
+                    host,
+                    what,
+                    None,
+                    None,
+                    format!(
+                        "the token service {realm_host} is plain HTTP; name it with \
+                         --insecure-registry to allow that"
+                    ),
+                ));
+            }
+        }
+        let http = self.http(realm)?;
+        let resp = self.execute(at, || match &credential {
+            Some(Credential::IdentityToken(refresh)) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("client_id", "gantry"),
+                    ("refresh_token", refresh.as_str()),
+                    ("scope", scope),
+                ];
+                if let Some(s) = service {
+                    form.push(("service", s));
+                }
+                http.post(realm).form(&form)
+            }
+            other => {
+                let mut query: Vec<(&str, &str)> =
+                    scopes.iter().map(|s| ("scope", s.as_str())).collect();
+                if let Some(s) = service {
+                    query.push(("service", s));
+                }
+                let mut req = http.get(realm).query(&query);
+                if let Some(Credential::Basic { username, password }) = other {
+                    req = req.basic_auth(username, Some(password));
+                }
+                req
+            }
+        })?;
+        let status = resp.status().as_u16();
+        if status >= 400 {
+            let e = self.status_error(&realm_host, what, resp);
+            return Err(match e {
+                Error::Registry {
+                    status,
+                    code,
+                    message,
+                    ..
+                } => Error::Registry {
+                    registry: host.to_string(),
+                    reference: what.to_string(),
+                    status,
+                    code,
+                    message: format!("token service {realm_host} refused {scope}: {message}"),
+                },
+                e => e,
+            });
+        }
+        let body = read_limited(resp, 1 << 20).map_err(|_| {
+            self.err(
+                host,
+                what,
+                None,
+                None,
+                format!("token service {realm_host}: unreadable answer"),
+            )
+        })?;
+        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
+            self.err(
+                host,
+                what,
+                None,
+                None,
+                format!("token service {realm_host}: not a token answer"),
+            )
+        })?;
+        parsed.into_token(Instant::now()).ok_or_else(|| {
+            self.err(
+                host,
+                what,
+                None,
+                None,
+                format!("token service {realm_host}: answer holds no token"),
+            )
+        })
+    }
+}
