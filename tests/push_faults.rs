@@ -16,6 +16,13 @@ fn peers() -> bool {
     require(docker_registry::BIN) && require("skopeo")
 }
 
+/// The reference registry, and the proxy in front of it.
+fn behind_proxy(opts: proxy::Options) -> (DockerRegistry, Proxy) {
+    let reg = DockerRegistry::start(Options::default());
+    let proxy = Proxy::start(reg.port, opts);
+    (reg, proxy)
+}
+
 #[test]
 fn seeded_faults_end_in_a_verified_image_or_a_clear_failure_with_no_broken_tag() {
     if !peers() {
@@ -123,14 +130,10 @@ fn a_mount_token_carries_pull_on_the_source_and_push_on_the_target() {
     if !peers() {
         return;
     }
-    let reg = DockerRegistry::start(Options::default());
-    let proxy = Proxy::start(
-        reg.port,
-        proxy::Options {
-            bearer: true,
-            ..Default::default()
-        },
-    );
+    let (_registry, proxy) = behind_proxy(proxy::Options {
+        bearer: true,
+        ..Default::default()
+    });
     let one = format!("{}/team/one:1", proxy.host());
     let two = format!("{}/team/two:1", proxy.host());
     let p = app_project(&[&one]);
@@ -163,15 +166,11 @@ fn a_token_revoked_mid_upload_is_renewed_and_the_push_completes() {
     if !peers() {
         return;
     }
-    let reg = DockerRegistry::start(Options::default());
-    let proxy = Proxy::start(
-        reg.port,
-        proxy::Options {
-            bearer: true,
-            scripted: vec![("PUT".into(), "/blobs/uploads/".into(), Fault::Revoke)],
-            ..Default::default()
-        },
-    );
+    let (reg, proxy) = behind_proxy(proxy::Options {
+        bearer: true,
+        scripted: vec![("PUT".into(), "/blobs/uploads/".into(), Fault::Revoke)],
+        ..Default::default()
+    });
     let target = format!("{}/revoked/app:1", proxy.host());
     let p = app_project(&[&target]);
     let out = p.ok(&["push", "--jobs", "1"]);
@@ -190,14 +189,10 @@ fn relative_upload_locations_are_followed_with_their_query() {
     if !peers() {
         return;
     }
-    let reg = DockerRegistry::start(Options::default());
-    let proxy = Proxy::start(
-        reg.port,
-        proxy::Options {
-            relative_locations: true,
-            ..Default::default()
-        },
-    );
+    let (reg, proxy) = behind_proxy(proxy::Options {
+        relative_locations: true,
+        ..Default::default()
+    });
     let target = format!("{}/relative/app:1", proxy.host());
     let head = {
         use std::io::{Read, Write};
