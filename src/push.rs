@@ -313,7 +313,7 @@ pub fn push(
             })
             .unwrap_or((usize::MAX, usize::MAX))
     };
-    blobs.sort_by_key(rank);
+    blobs.sort_by_cached_key(rank);
     let images = requests
         .iter()
         .zip(references)
@@ -599,13 +599,7 @@ impl Run<'_> {
         };
         let what = format!("blob {digest} from {}", src.name());
         let source_name = src.name();
-        let at = Repo {
-            host: src.registry_host(),
-            repository: &src.repository,
-            what: &what,
-            access: Access::Pull,
-            reporter: self.reporter,
-        };
+        let at = Repo::pull(&src, &what, self.reporter);
         let resp = self.client.open_blob(&at, digest)?;
         let verified = VerifyingReader::new(resp, *digest, Some(size), source_name);
         Ok(Box::new(Counting {

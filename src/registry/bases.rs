@@ -251,7 +251,7 @@ impl BaseOptions {
         let name = r.to_string();
         let client = self.client(&format!("base {name}"))?;
         let tag = r.tag.as_deref().unwrap_or("latest");
-        let m = client.get_manifest(&repo(r, &name, reporter), tag)?;
+        let m = client.get_manifest(&Repo::pull(r, &name, reporter), tag)?;
         store.put(&m.bytes)?;
         store.put_meta(
             TAGS_META,
@@ -290,7 +290,7 @@ impl BaseOptions {
         }
         let client = self.client(&what)?;
         let name = r.to_string();
-        let m = client.get_manifest(&repo(r, &name, reporter), &digest.to_string())?;
+        let m = client.get_manifest(&Repo::pull(r, &name, reporter), &digest.to_string())?;
         store.put(&m.bytes)?;
         Ok(m)
     }
@@ -328,7 +328,12 @@ impl BaseOptions {
         } else {
             let client = self.client(&what)?;
             let name = r.to_string();
-            client.fetch_small_blob(&repo(r, &name, reporter), &config_digest, cd.size(), store)?
+            client.fetch_small_blob(
+                &Repo::pull(r, &name, reporter),
+                &config_digest,
+                cd.size(),
+                store,
+            )?
         };
         let config_what = format!("base {r}: config {config_digest}");
         let config = ImageConfig::parse(&config_bytes)
@@ -417,7 +422,7 @@ impl BaseOptions {
                     )));
                 }
                 let client = self.client(&what)?;
-                client.fetch_blob(&repo(&r, &what, reporter), &l.digest, l.size, store)?;
+                client.fetch_blob(&Repo::pull(&r, &what, reporter), &l.digest, l.size, store)?;
             }
         }
         Ok(())
@@ -434,16 +439,6 @@ pub fn blob_source(store: &Store, digest: &Digest) -> Option<Reference> {
         tag: None,
         digest: None,
     })
-}
-
-fn repo<'a>(r: &'a Reference, what: &'a str, reporter: &'a dyn Reporter) -> Repo<'a> {
-    Repo {
-        host: r.registry_host(),
-        repository: &r.repository,
-        what,
-        access: super::Access::Pull,
-        reporter,
-    }
 }
 
 fn tag_key(r: &Reference) -> String {

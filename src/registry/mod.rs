@@ -32,6 +32,7 @@ use reqwest::Method;
 use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, Result};
 use crate::progress::{Event, Reporter};
+use crate::reference::Reference;
 use crate::spec;
 use crate::store::Store;
 
@@ -94,6 +95,19 @@ pub struct Repo<'a> {
     pub what: &'a str,
     pub access: Access<'a>,
     pub reporter: &'a dyn Reporter,
+}
+
+impl<'a> Repo<'a> {
+    /// The repository `r` names, contacted to read from it.
+    pub fn pull(r: &'a Reference, what: &'a str, reporter: &'a dyn Reporter) -> Repo<'a> {
+        Repo {
+            host: r.registry_host(),
+            repository: &r.repository,
+            what,
+            access: Access::Pull,
+            reporter,
+        }
+    }
 }
 
 /// What a request needs to be allowed to do; it decides the token scopes.
