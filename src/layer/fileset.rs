@@ -10,6 +10,7 @@ use crate::buildfile::{EntrySpec, EntrySpecKind, LayerSpec, Owner};
 use crate::error::{Error, Result};
 use crate::layer::scan::Kind;
 use crate::layer::tar::{EntryHeader, EntryKind};
+use rustix::fs::FileType;
 
 /// One entry of a layer, with where its content comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,11 +40,11 @@ pub const DIR_MODE: u32 = 0o755;
 pub const SYMLINK_MODE: u32 = 0o777;
 
 #[derive(Debug)]
-struct Slot {
+struct Slot<'a> {
     entry: Entry,
     /// Made up as the parent of something declared, not declared itself.
     implicit: bool,
-    location: String,
+    location: &'a str,
 }
 
 /// Resolves `layer` into entries sorted by path, parents first.
@@ -52,25 +53,23 @@ pub fn resolve(image: &str, layer: &LayerSpec, mtime: u64) -> Result<Vec<Entry>>
         image,
         layer: &layer.name,
         mtime,
-        slots: BTreeMap::new(),
+        slots: Vec::new(),
     };
     for spec in &layer.entries {
         set.declare(spec)?;
     }
-    set.add_parents()?;
-    Ok(set.slots.into_values().map(|s| s.entry).collect())
+    set.finish()
 }
 
 struct Resolver<'a> {
     image: &'a str,
     layer: &'a str,
     mtime: u64,
-    /// Keyed by path; `BTreeMap<String>` orders by UTF-8 bytes, which is the
-    /// tar order we promise, and puts every directory before its contents.
-    slots: BTreeMap<String, Slot>,
+    /// In declaration order until [`Resolver::finish`] sorts them.
+    slots: Vec<Slot<'a>>,
 }
 
-impl Resolver<'_> {
+impl<'a> Resolver<'a> {
     fn err(&self, location: &str, message: impl std::fmt::Display) -> Error {
         Error::Layer {
             image: self.image.to_string(),
@@ -92,7 +91,7 @@ impl Resolver<'_> {
         }
     }
 
-    fn declare(&mut self, spec: &EntrySpec) -> Result<()> {
+    fn declare(&mut self, spec: &'a EntrySpec) -> Result<()> {
         match &spec.kind {
             EntrySpecKind::Dir { path, mode } => {
                 let h = self.header(
@@ -101,7 +100,8 @@ impl Resolver<'_> {
                     mode.unwrap_or(DIR_MODE),
                     &spec.owner,
                 );
-                self.insert(h, None, None, &spec.location)
+                self.insert(h, None, None, &spec.location);
+                Ok(())
             }
             EntrySpecKind::Symlink { path, target } => {
                 let h = self.header(
@@ -112,7 +112,8 @@ impl Resolver<'_> {
                     SYMLINK_MODE,
                     &spec.owner,
                 );
-                self.insert(h, None, None, &spec.location)
+                self.insert(h, None, None, &spec.location);
+                Ok(())
             }
             EntrySpecKind::Copy {
                 src_text,
@@ -144,11 +145,12 @@ impl Resolver<'_> {
                             dir_mode.unwrap_or(DIR_MODE),
                             &spec.owner,
                         );
-                        self.insert(h, None, None, &spec.location)?;
+                        self.insert(h, None, None, &spec.location);
                     }
                     self.walk(spec, src, dst, *mode, *dir_mode, exclude.as_ref())
                 } else {
-                    check_file_type(&meta).map_err(|m| {
+                    let st_mode = std::os::unix::fs::MetadataExt::mode(&meta);
+                    check_file_type(st_mode).map_err(|m| {
                         self.err(&spec.location, format!("src {}: {m}", src.display()))
                     })?;
                     let path = if *dst_is_dir {
@@ -159,7 +161,9 @@ impl Resolver<'_> {
                     } else {
                         dst.clone()
                     };
-                    self.add_file(path, src, &meta, *mode, &spec.owner, &spec.location)
+                    let source = (src.clone(), st_mode, file_stat(&meta));
+                    self.add_file(path, source, *mode, &spec.owner, &spec.location);
+                    Ok(())
                 }
             }
         }
@@ -167,7 +171,7 @@ impl Resolver<'_> {
 
     fn walk(
         &mut self,
-        spec: &EntrySpec,
+        spec: &'a EntrySpec,
         root: &Path,
         dst: &str,
         mode: Option<u32>,
@@ -176,15 +180,16 @@ impl Resolver<'_> {
     ) -> Result<()> {
         let items = super::scan::scan(root, exclude)
             .map_err(|(p, e)| self.err(&spec.location, format!("{}: {e}", p.display())))?;
+        self.slots.reserve(items.len());
         for item in items {
-            let rel_str = item.rel.to_str().ok_or_else(|| {
+            let rel_str = item.rel().to_str().ok_or_else(|| {
                 self.err(
                     &spec.location,
                     format!("{}: file name is not valid UTF-8", item.path.display()),
                 )
             })?;
             let path = join(dst, rel_str);
-            match &item.kind {
+            match item.kind {
                 Kind::Dir => {
                     let h = self.header(
                         path,
@@ -192,10 +197,10 @@ impl Resolver<'_> {
                         dir_mode.unwrap_or(DIR_MODE),
                         &spec.owner,
                     );
-                    self.insert(h, None, None, &spec.location)?;
+                    self.insert(h, None, None, &spec.location);
                 }
                 Kind::Symlink { target } => {
-                    let target = target.to_str().ok_or_else(|| {
+                    let target = target.into_os_string().into_string().map_err(|_| {
                         self.err(
                             &spec.location,
                             format!("{}: symlink target is not valid UTF-8", item.path.display()),
@@ -203,127 +208,174 @@ impl Resolver<'_> {
                     })?;
                     let h = self.header(
                         path,
-                        EntryKind::Symlink {
-                            target: target.to_string(),
-                        },
+                        EntryKind::Symlink { target },
                         SYMLINK_MODE,
                         &spec.owner,
                     );
-                    self.insert(h, None, None, &spec.location)?;
+                    self.insert(h, None, None, &spec.location);
                 }
-                Kind::Other(meta) => {
-                    check_file_type(meta).map_err(|m| {
+                Kind::Other {
+                    mode: st_mode,
+                    stat,
+                } => {
+                    check_file_type(st_mode).map_err(|m| {
                         self.err(&spec.location, format!("{}: {m}", item.path.display()))
                     })?;
-                    self.add_file(path, &item.path, meta, mode, &spec.owner, &spec.location)?;
+                    let source = (item.path, st_mode, stat);
+                    self.add_file(path, source, mode, &spec.owner, &spec.location);
                 }
             }
         }
         Ok(())
     }
 
+    /// `source` is the file, its `st_mode` and its identity.
     fn add_file(
         &mut self,
         path: String,
-        src: &Path,
-        meta: &fs::Metadata,
+        (src, st_mode, stat): (PathBuf, u32, FileStat),
         mode: Option<u32>,
         owner: &Owner,
-        location: &str,
-    ) -> Result<()> {
-        let mode = mode.unwrap_or_else(|| {
-            if is_executable(meta) {
-                EXEC_MODE
-            } else {
-                FILE_MODE
-            }
+        location: &'a str,
+    ) {
+        let mode = mode.unwrap_or(if st_mode & 0o111 != 0 {
+            EXEC_MODE
+        } else {
+            FILE_MODE
         });
-        let h = self.header(path, EntryKind::File { size: meta.len() }, mode, owner);
-        self.insert(h, Some(src.to_path_buf()), Some(file_stat(meta)), location)
+        let h = self.header(path, EntryKind::File { size: stat.size }, mode, owner);
+        self.insert(h, Some(src), Some(stat), location);
     }
 
+    /// Conflicts are found by [`Resolver::finish`], once everything is in.
     fn insert(
         &mut self,
         header: EntryHeader,
         source: Option<PathBuf>,
         stat: Option<FileStat>,
-        location: &str,
-    ) -> Result<()> {
-        let entry = Entry {
-            header,
-            source,
-            stat,
-        };
-        let key = entry.header.path.clone();
-        if let Some(prev) = self.slots.get(&key) {
-            if !same_content(&prev.entry, &entry) {
-                return Err(self.err(
-                    location,
-                    format!(
-                        "/{key} is declared twice with different content (first at {})",
-                        prev.location
-                    ),
+        location: &'a str,
+    ) {
+        self.slots.push(Slot {
+            entry: Entry {
+                header,
+                source,
+                stat,
+            },
+            implicit: false,
+            location,
+        });
+    }
+
+    /// Sorts by path, merges identical declarations of one path, refuses
+    /// different ones, and adds the missing parents.
+    fn finish(mut self) -> Result<Vec<Entry>> {
+        // A stable sort keeps the first declaration of a path first. A
+        // directory walk yields its entries in order already, and the sort
+        // finds such runs in linear time.
+        self.sort();
+        let mut conflict = None;
+        // `dedup_by` hands over (later, earlier) and drops the later one
+        // when told the two are the same path.
+        self.slots.dedup_by(|later, first| {
+            if later.entry.header.path != first.entry.header.path {
+                return false;
+            }
+            if conflict.is_none() && !same_content(&first.entry, &later.entry) {
+                conflict = Some((
+                    later.entry.header.path.clone(),
+                    later.location,
+                    first.location,
                 ));
             }
-            return Ok(());
+            true
+        });
+        if let Some((path, location, first)) = conflict {
+            return Err(self.err(
+                location,
+                format!("/{path} is declared twice with different content (first at {first})"),
+            ));
         }
-        self.slots.insert(
-            key,
-            Slot {
-                entry,
-                implicit: false,
-                location: location.to_string(),
-            },
-        );
-        Ok(())
+        self.add_parents()?;
+        Ok(self.slots.into_iter().map(|s| s.entry).collect())
+    }
+
+    fn sort(&mut self) {
+        self.slots
+            .sort_by(|a, b| a.entry.header.path.cmp(&b.entry.header.path));
     }
 
     /// Emits every missing parent directory as 0755 root-owned, and refuses
     /// a path whose parent was declared as something other than a directory.
+    /// The slots are sorted and unique.
     fn add_parents(&mut self) -> Result<()> {
-        let mut missing: BTreeMap<String, String> = BTreeMap::new();
-        for (path, slot) in &self.slots {
-            let mut cur = path.as_str();
+        let slots = &self.slots;
+        // The ancestors found for the path before: in path order, most
+        // entries share their parent with the one before or sit in a
+        // directory just above it, so most lookups end here.
+        let mut chain: Vec<(&str, usize)> = Vec::new();
+        let mut find = |path: &str| {
+            let i = match chain.iter().rev().find(|(p, _)| *p == path) {
+                Some(&(_, i)) => i,
+                None => {
+                    let i = slots
+                        .binary_search_by(|s| s.entry.header.path.as_str().cmp(path))
+                        .ok()?;
+                    chain.retain(|(p, _)| {
+                        path.len() > p.len()
+                            && path.starts_with(p)
+                            && path.as_bytes()[p.len()] == b'/'
+                    });
+                    chain.push((&slots[i].entry.header.path, i));
+                    i
+                }
+            };
+            Some(&slots[i])
+        };
+        let mut missing: BTreeMap<String, &'a str> = BTreeMap::new();
+        for slot in slots {
+            let mut cur = slot.entry.header.path.as_str();
             while let Some((parent, _)) = cur.rsplit_once('/') {
-                match self.slots.get(parent) {
+                match find(parent) {
                     Some(p) if p.entry.header.kind != EntryKind::Dir => {
                         return Err(self.err(
-                            &slot.location,
+                            slot.location,
                             format!(
-                                "/{path} is inside /{parent}, which is declared as a {} at {}",
+                                "/{} is inside /{parent}, which is declared as a {} at {}",
+                                slot.entry.header.path,
                                 kind_name(&p.entry.header.kind),
                                 p.location
                             ),
                         ));
                     }
                     Some(_) => break,
+                    // Its own parents were looked at when it was first missed.
+                    None if missing.contains_key(parent) => break,
                     None => {
-                        missing
-                            .entry(parent.to_string())
-                            .or_insert_with(|| slot.location.clone());
+                        missing.insert(parent.to_string(), slot.location);
                     }
                 }
                 cur = parent;
             }
         }
-        for (path, location) in missing {
-            let header = self.header(path.clone(), EntryKind::Dir, DIR_MODE, &Owner::default());
-            self.slots.insert(
-                path,
-                Slot {
-                    entry: Entry {
-                        header,
-                        source: None,
-                        stat: None,
-                    },
-                    implicit: true,
-                    location,
-                },
-            );
+        if missing.is_empty() {
+            return Ok(());
         }
+        for (path, location) in missing {
+            let header = self.header(path, EntryKind::Dir, DIR_MODE, &Owner::default());
+            self.slots.push(Slot {
+                entry: Entry {
+                    header,
+                    source: None,
+                    stat: None,
+                },
+                implicit: true,
+                location,
+            });
+        }
+        self.sort();
         debug_assert!(self
             .slots
-            .values()
+            .iter()
             .filter(|s| s.implicit)
             .all(|s| s.entry.source.is_none()));
         Ok(())
@@ -365,43 +417,18 @@ fn join(dst: &str, rel: &str) -> String {
     }
 }
 
-fn check_file_type(meta: &fs::Metadata) -> std::result::Result<(), String> {
-    if meta.is_file() {
-        return Ok(());
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        let ft = meta.file_type();
-        let what = if ft.is_socket() {
-            "a socket"
-        } else if ft.is_fifo() {
-            "a fifo"
-        } else if ft.is_block_device() {
-            "a block device"
-        } else if ft.is_char_device() {
-            "a character device"
-        } else {
-            "not a regular file, directory or symlink"
-        };
-        Err(format!("is {what}, which cannot be put in a layer"))
-    }
-    #[cfg(not(unix))]
-    Err("is not a regular file, directory or symlink".into())
+fn check_file_type(st_mode: u32) -> std::result::Result<(), String> {
+    let what = match FileType::from_raw_mode(st_mode as _) {
+        FileType::RegularFile => return Ok(()),
+        FileType::Socket => "a socket",
+        FileType::Fifo => "a fifo",
+        FileType::BlockDevice => "a block device",
+        FileType::CharacterDevice => "a character device",
+        _ => "not a regular file, directory or symlink",
+    };
+    Err(format!("is {what}, which cannot be put in a layer"))
 }
 
-#[cfg(unix)]
-fn is_executable(meta: &fs::Metadata) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    meta.permissions().mode() & 0o111 != 0
-}
-
-#[cfg(not(unix))]
-fn is_executable(_: &fs::Metadata) -> bool {
-    false
-}
-
-#[cfg(unix)]
 pub fn file_stat(meta: &fs::Metadata) -> FileStat {
     use std::os::unix::fs::MetadataExt;
     FileStat {
@@ -410,21 +437,6 @@ pub fn file_stat(meta: &fs::Metadata) -> FileStat {
         size: meta.len(),
         mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
         ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
-    }
-}
-
-#[cfg(not(unix))]
-pub fn file_stat(meta: &fs::Metadata) -> FileStat {
-    FileStat {
-        dev: 0,
-        ino: 0,
-        size: meta.len(),
-        mtime_ns: meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as i128),
-        ctime_ns: 0,
     }
 }
 

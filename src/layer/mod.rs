@@ -194,17 +194,21 @@ fn key(job: &LayerJob<'_>, with_sources: bool) -> Digest {
     h.update(format!("gantry-layer-v{FORMAT_VERSION}-{with_sources}\0").as_bytes());
     // Thread count changes speed, never bytes, so it is not part of the key.
     h.update(format!("{:?}\0{}\0", job.compress.compression, job.compress.level).as_bytes());
+    // One update per entry: many tiny updates cost more than the hashing.
+    let mut buf = Vec::with_capacity(256);
     for e in job.entries {
-        hash_entry(&mut h, e, with_sources);
+        buf.clear();
+        encode_entry(&mut buf, e, with_sources);
+        h.update(&buf);
     }
     h.finish().0
 }
 
-/// Feeds everything that identifies an entry into `h`, every variable-length
+/// Appends everything that identifies an entry to `out`, every variable-length
 /// field length-prefixed so that two different entries never feed the same
 /// bytes. The structs are destructured whole, so a field added to them does
 /// not compile until it is added here: the key cannot silently miss it.
-fn hash_entry(h: &mut Hasher, e: &Entry, with_sources: bool) {
+fn encode_entry(out: &mut Vec<u8>, e: &Entry, with_sources: bool) {
     use std::os::unix::ffi::OsStrExt;
     let Entry {
         header,
@@ -221,33 +225,33 @@ fn hash_entry(h: &mut Hasher, e: &Entry, with_sources: bool) {
         gname,
         mtime,
     } = header;
-    let bytes = |h: &mut Hasher, b: &[u8]| {
-        h.update(&(b.len() as u64).to_le_bytes());
-        h.update(b);
+    let bytes = |out: &mut Vec<u8>, b: &[u8]| {
+        out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        out.extend_from_slice(b);
     };
-    bytes(h, path.as_bytes());
+    bytes(out, path.as_bytes());
     match kind {
         EntryKind::File { size } => {
-            h.update(b"f");
-            h.update(&size.to_le_bytes());
+            out.extend_from_slice(b"f");
+            out.extend_from_slice(&size.to_le_bytes());
         }
-        EntryKind::Dir => h.update(b"d"),
+        EntryKind::Dir => out.extend_from_slice(b"d"),
         EntryKind::Symlink { target } => {
-            h.update(b"l");
-            bytes(h, target.as_bytes());
+            out.extend_from_slice(b"l");
+            bytes(out, target.as_bytes());
         }
     }
     for n in [u64::from(*mode), *uid, *gid, *mtime] {
-        h.update(&n.to_le_bytes());
+        out.extend_from_slice(&n.to_le_bytes());
     }
-    bytes(h, uname.as_bytes());
-    bytes(h, gname.as_bytes());
+    bytes(out, uname.as_bytes());
+    bytes(out, gname.as_bytes());
     if !with_sources {
         return;
     }
     match source {
-        Some(p) => bytes(h, p.as_os_str().as_bytes()),
-        None => h.update(b"-"),
+        Some(p) => bytes(out, p.as_os_str().as_bytes()),
+        None => out.extend_from_slice(b"-"),
     }
     match stat {
         Some(fileset::FileStat {
@@ -258,12 +262,12 @@ fn hash_entry(h: &mut Hasher, e: &Entry, with_sources: bool) {
             ctime_ns,
         }) => {
             for n in [dev, ino, size] {
-                h.update(&n.to_le_bytes());
+                out.extend_from_slice(&n.to_le_bytes());
             }
-            h.update(&mtime_ns.to_le_bytes());
-            h.update(&ctime_ns.to_le_bytes());
+            out.extend_from_slice(&mtime_ns.to_le_bytes());
+            out.extend_from_slice(&ctime_ns.to_le_bytes());
         }
-        None => h.update(b"-"),
+        None => out.extend_from_slice(b"-"),
     }
 }
 
