@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 
@@ -11,6 +12,7 @@ use gantry::error::{Error, Result};
 use gantry::layout::write::{self, Format, Root};
 use gantry::progress::{Event, Reporter};
 use gantry::registry::select::host_platform;
+use gantry::registry::Client;
 use gantry::stamp::StampSources;
 use gantry::store::Store;
 
@@ -129,7 +131,7 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
             stamp: &args.stamp,
             locked: args.locked,
             registry: &args.registry,
-            warm_up: None,
+            meanwhile: None,
         },
         &store,
         reporter,
@@ -244,13 +246,16 @@ pub struct BuildInputs<'a> {
     pub stamp: &'a StampArgs,
     pub locked: bool,
     pub registry: &'a super::registry::RegistryArgs,
-    /// The registries (`host[:port]`) the command will talk to after the
-    /// build, found from the build file: contacted while the build runs.
-    pub warm_up: Option<&'a RegistriesOf<'a>>,
+    /// Started once the build file is read, before the build: work with
+    /// the registries (reaching them, asking what they have) that can run
+    /// while the build, which is mostly checking inputs when nothing
+    /// changed, does. It must not wait for that work: a slow registry must
+    /// not hold up a build that fails.
+    pub meanwhile: Option<&'a Meanwhile<'a>>,
 }
 
-/// Finds, in a build file, the registries a command will contact.
-pub type RegistriesOf<'a> = dyn Fn(&BuildFile) -> Vec<String> + 'a;
+/// Starts work for after the build, given the build file and the client.
+pub type Meanwhile<'a> = dyn Fn(&BuildFile, Arc<Client>) + 'a;
 
 /// Loads the build file and builds the images asked for (and their bases)
 /// into the store.
@@ -272,17 +277,9 @@ pub fn build_from_file(
     let mut o = inputs.registry.base_options();
     super::registry::attach_lock(&mut o, &file, inputs.file, inputs.locked)?;
     opts.registry = std::sync::Arc::new(o);
-    if let Some(hosts) = inputs.warm_up.map(|f| f(&file)) {
-        // Reaching a registry (loading trusted roots, a TLS handshake, a
-        // ping) overlaps the build, which is mostly checking inputs when
-        // nothing changed. Not joined: a slow registry must not hold up a
-        // build that fails, and the push waits for it anyway.
-        if let (false, Ok(client)) = (hosts.is_empty(), opts.registry.client("push")) {
-            std::thread::spawn(move || {
-                for h in &hosts {
-                    client.warm_up(h);
-                }
-            });
+    if let Some(start) = inputs.meanwhile {
+        if let Ok(client) = opts.registry.client("push") {
+            start(&file, client);
         }
     }
     let built = build::build(&file, inputs.images, store, &opts, reporter)?;

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use clap::Args;
 
@@ -9,8 +10,9 @@ use gantry::buildfile::{BuildFile, DEFAULT_FILE_NAME};
 use gantry::error::{Error, Result};
 use gantry::fsutil;
 use gantry::progress::{Event, Reporter};
-use gantry::push::{self, PushOptions, PushRequest};
+use gantry::push::{self, Early, PushOptions, PushRequest};
 use gantry::reference::Reference;
+use gantry::registry::Client;
 use gantry::store::Store;
 
 use super::build::{build_from_file, BuildInputs, StampArgs};
@@ -72,7 +74,9 @@ pub fn run(args: PushArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
         ));
     }
     let store = Store::open(store_root)?;
-    let hosts = |file: &BuildFile| -> Vec<String> {
+    let jobs = args.jobs.unwrap_or(DEFAULT_PUSH_JOBS);
+    let early: Mutex<Option<Early>> = Mutex::new(None);
+    let ask_early = |file: &BuildFile, client: Arc<Client>| {
         let mut refs = explicit.clone();
         if refs.is_empty() {
             // Tags with stamp templates are known only once expanded.
@@ -85,10 +89,10 @@ pub fn run(args: PushArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
                 .filter_map(|t| Reference::parse_tagged(&t.text).ok())
                 .collect();
         }
-        let mut hosts: Vec<String> = refs.iter().map(|r| r.registry_host().to_string()).collect();
-        hosts.sort();
-        hosts.dedup();
-        hosts
+        if !refs.is_empty() {
+            let started = Early::start(client, store.clone(), refs, jobs);
+            *early.lock().expect("early lock") = Some(started);
+        }
     };
     let (file, opts, built) = build_from_file(
         &BuildInputs {
@@ -99,7 +103,7 @@ pub fn run(args: PushArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
             stamp: &args.stamp,
             locked: args.locked,
             registry: &args.registry,
-            warm_up: Some(&hosts),
+            meanwhile: Some(&ask_early),
         },
         &store,
         reporter,
@@ -147,10 +151,9 @@ pub fn run(args: PushArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
     }
 
     let client = opts.registry.client("push")?;
-    let push_opts = PushOptions {
-        jobs: args.jobs.unwrap_or(DEFAULT_PUSH_JOBS),
-    };
-    let report = push::push(&requests, &store, &client, &push_opts, reporter)?;
+    let push_opts = PushOptions { jobs };
+    let early = early.into_inner().expect("early lock");
+    let report = push::push(&requests, &store, &client, &push_opts, early, reporter)?;
 
     if let Some(path) = &args.metadata_file {
         let mut json = serde_json::to_vec_pretty(&report).expect("report serialises");

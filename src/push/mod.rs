@@ -29,6 +29,9 @@ use crate::reference::Reference;
 use crate::registry::{bases, Access, Client, MountOutcome, Repo};
 use crate::store::Store;
 
+mod early;
+pub use early::Early;
+
 /// Records of the repositories a blob was pushed to or pulled from, per
 /// registry: the candidates a later push mounts from.
 const LOCATIONS_META: &str = "blob-locations";
@@ -202,18 +205,23 @@ impl RepoPlan {
 
 /// Pushes every request's image to each of its targets. Returns what was
 /// done; on failure, says what failed and what had been tagged by then.
+/// `early`, if given, has been asking about the last push to the same
+/// targets; its answers stand in for the same questions.
 pub fn push(
     requests: &[PushRequest<'_>],
     store: &Store,
     client: &Client,
     opts: &PushOptions,
+    early: Option<Early>,
     reporter: &dyn Reporter,
 ) -> Result<PushReport> {
     let plans = plan(requests);
+    let answers = early.map(Early::answers).unwrap_or_default();
     let run = Run {
         store,
         client,
         reporter,
+        answers: &answers,
         known: Mutex::new(HashMap::new()),
         blobs: Mutex::new(Vec::new()),
         active: Mutex::new(Vec::new()),
@@ -230,7 +238,7 @@ pub fn push(
     // its blob HEADs.
     let mut current: HashMap<(usize, String), Option<Digest>> = HashMap::new();
     std::thread::scope(|s| -> Result<()> {
-        let asked = s.spawn(|| current_tags(&plans, requests, client, reporter));
+        let asked = s.spawn(|| current_tags(&plans, requests, client, &answers, reporter));
         for k in 0..phases {
             let mut tasks = Vec::new();
             for repos in by_registry.values() {
@@ -295,6 +303,8 @@ pub fn push(
                 digest: &top.digest,
                 unchanged,
             });
+            let blobs: Vec<Digest> = request.blobs.iter().map(|(d, _)| *d).collect();
+            early::record(store, &full, top.media_type, &blobs);
             let pushed = format!("{full}@{}", top.digest);
             tagged.push(pushed.clone());
             references[*i].push(pushed);
@@ -341,14 +351,20 @@ fn current_tags(
     plans: &[RepoPlan],
     requests: &[PushRequest<'_>],
     client: &Client,
+    answers: &early::Answers,
     reporter: &dyn Reporter,
 ) -> HashMap<(usize, String), Option<Digest>> {
     let mut out = HashMap::new();
     for (i, p) in plans.iter().enumerate() {
         for (tag, r) in &p.tags {
+            let media_type = requests[*r].top.media_type;
+            if let Some(d) = answers.tag(p.host(), p.repository(), tag, media_type) {
+                out.insert((i, tag.clone()), d);
+                continue;
+            }
             let what = format!("manifest {}:{tag}", p.name());
             let at = p.push_to(&what, reporter);
-            if let Ok(d) = client.manifest_digest(&at, tag, requests[*r].top.media_type) {
+            if let Ok(d) = client.manifest_digest(&at, tag, media_type) {
                 out.insert((i, tag.clone()), d);
             }
         }
@@ -401,6 +417,8 @@ struct Run<'a> {
     store: &'a Store,
     client: &'a Client,
     reporter: &'a dyn Reporter,
+    /// Asked while the build ran.
+    answers: &'a early::Answers,
     /// Repositories of this run known to hold a blob, by (host, digest).
     known: Mutex<HashMap<(String, Digest), Vec<String>>>,
     blobs: Mutex<Vec<BlobReport>>,
@@ -477,7 +495,11 @@ impl Run<'_> {
         let what = format!("blob {digest} for {target}");
         let at = p.push_to(&what, self.reporter);
         let mut from = None;
-        let action = if self.client.blob_exists(&at, &digest)? {
+        let there = match self.answers.blob(p.host(), p.repository(), &digest) {
+            Some(there) => there,
+            None => self.client.blob_exists(&at, &digest)?,
+        };
+        let action = if there {
             BlobAction::Skipped
         } else {
             self.reporter.report(Event::PushStarted {
