@@ -11,8 +11,8 @@ use gantry::buildfile::{BuildFile, Platform, DEFAULT_FILE_NAME};
 use gantry::error::{Error, Result};
 use gantry::layout::write::{self, Format, Root};
 use gantry::progress::{Event, Reporter};
+use gantry::registry::bases::BaseOptions;
 use gantry::registry::select::host_platform;
-use gantry::registry::Client;
 use gantry::stamp::StampSources;
 use gantry::store::Store;
 
@@ -254,8 +254,9 @@ pub struct BuildInputs<'a> {
     pub meanwhile: Option<&'a Meanwhile<'a>>,
 }
 
-/// Starts work for after the build, given the build file and the client.
-pub type Meanwhile<'a> = dyn Fn(&BuildFile, Arc<Client>) + 'a;
+/// Starts work for after the build, given the build file and how to reach
+/// registries.
+pub type Meanwhile<'a> = dyn Fn(&BuildFile, Arc<BaseOptions>) + 'a;
 
 /// Loads the build file and builds the images asked for (and their bases)
 /// into the store.
@@ -278,9 +279,7 @@ pub fn build_from_file(
     super::registry::attach_lock(&mut o, &file, inputs.file, inputs.locked)?;
     opts.registry = std::sync::Arc::new(o);
     if let Some(start) = inputs.meanwhile {
-        if let Ok(client) = opts.registry.client("push") {
-            start(&file, client);
-        }
+        start(&file, opts.registry.clone());
     }
     let built = build::build(&file, inputs.images, store, &opts, reporter)?;
     Ok((file, opts, built))

@@ -12,7 +12,7 @@ use gantry::fsutil;
 use gantry::progress::{Event, Reporter};
 use gantry::push::{self, Early, PushOptions, PushRequest};
 use gantry::reference::Reference;
-use gantry::registry::Client;
+use gantry::registry::bases::BaseOptions;
 use gantry::store::Store;
 
 use super::build::{build_from_file, BuildInputs, StampArgs};
@@ -76,7 +76,7 @@ pub fn run(args: PushArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
     let store = Store::open(store_root)?;
     let jobs = args.jobs.unwrap_or(DEFAULT_PUSH_JOBS);
     let early: Mutex<Option<Early>> = Mutex::new(None);
-    let ask_early = |file: &BuildFile, client: Arc<Client>| {
+    let ask_early = |file: &BuildFile, registry: Arc<BaseOptions>| {
         let mut refs = explicit.clone();
         if refs.is_empty() {
             // Tags with stamp templates are known only once expanded.
@@ -90,7 +90,7 @@ pub fn run(args: PushArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
                 .collect();
         }
         if !refs.is_empty() {
-            let started = Early::start(client, store.clone(), refs, jobs);
+            let started = Early::start(registry, store.clone(), refs, jobs);
             *early.lock().expect("early lock") = Some(started);
         }
     };

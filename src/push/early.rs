@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::progress::Silent;
 use crate::reference::Reference;
+use crate::registry::bases::BaseOptions;
 use crate::registry::{Access, Client, Repo};
 use crate::store::Store;
 
@@ -29,7 +30,7 @@ use crate::store::Store;
 /// by the digest of that text.
 const PUSHED_META: &str = "pushed";
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, PartialEq)]
 struct Pushed {
     /// The media type the tag's manifest was asked for and put with.
     media_type: String,
@@ -43,7 +44,10 @@ pub(super) fn record(store: &Store, reference: &str, media_type: &str, blobs: &[
         media_type: media_type.to_string(),
         blobs: blobs.to_vec(),
     };
-    let _ = store.put_meta(PUSHED_META, &key(reference), &record);
+    let key = key(reference);
+    if store.get_meta::<Pushed>(PUSHED_META, &key).as_ref() != Some(&record) {
+        let _ = store.put_meta(PUSHED_META, &key, &record);
+    }
 }
 
 fn key(reference: &str) -> String {
@@ -88,12 +92,21 @@ impl Answers {
 pub struct Early(JoinHandle<Answers>);
 
 impl Early {
-    /// Reaches each target's registry and asks what the last push to each
-    /// target sent, on up to `jobs` connections. Not waited for until the
-    /// push needs the answers; a build that fails leaves it behind.
-    pub fn start(client: Arc<Client>, store: Store, targets: Vec<Reference>, jobs: usize) -> Early {
-        Early(std::thread::spawn(move || {
-            ask(&client, &store, &targets, jobs.max(1))
+    /// Makes the registry client (which takes a while: it starts a
+    /// runtime and reads credentials), reaches each target's registry and
+    /// asks what the last push to each target sent, on up to `jobs`
+    /// connections. Not waited for until the push needs the answers; a
+    /// build that fails leaves it behind. A client that cannot be made
+    /// gives no answers; the push meets the same error and reports it.
+    pub fn start(
+        registry: Arc<BaseOptions>,
+        store: Store,
+        targets: Vec<Reference>,
+        jobs: usize,
+    ) -> Early {
+        Early(std::thread::spawn(move || match registry.client("push") {
+            Ok(client) => ask(&client, &store, &targets, jobs.max(1)),
+            Err(_) => Answers::default(),
         }))
     }
 
