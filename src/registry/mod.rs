@@ -10,9 +10,11 @@
 pub mod auth;
 mod authorize;
 pub mod bases;
+mod clients;
 pub mod credentials;
 pub mod retry;
 pub mod select;
+mod stream;
 mod upload;
 
 pub use upload::{MountOutcome, OpenBlob};
@@ -22,7 +24,7 @@ use std::fmt;
 use std::io::{self, Read};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::blocking::{RequestBuilder, Response};
@@ -151,6 +153,8 @@ pub struct Client {
     /// parallel ping it once.
     discovery: Mutex<()>,
     tokens: Mutex<HashMap<(String, String), Token>>,
+    /// The async client blob uploads go through, made on the first one.
+    streamer: OnceLock<clients::Streamer>,
 }
 
 impl fmt::Debug for Client {
@@ -176,7 +180,7 @@ impl Client {
             std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         }
         // No roots at all: this client is only ever given http:// URLs.
-        let plain = http_builder(&opts)
+        let plain = clients::http_builder(&opts)
             .tls_certs_only(std::iter::empty())
             .build()
             .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))?;
@@ -187,52 +191,8 @@ impl Client {
             hosts: Mutex::new(HashMap::new()),
             discovery: Mutex::new(()),
             tokens: Mutex::new(HashMap::new()),
+            streamer: OnceLock::new(),
         })
-    }
-
-    /// The HTTP client for `url`. Loading the system's trusted roots takes
-    /// tens of milliseconds, so it happens on the first HTTPS request only,
-    /// never for a registry reached over plain HTTP.
-    fn http(&self, url: &str) -> Result<reqwest::blocking::Client> {
-        if url.starts_with("http://") {
-            return Ok(self.plain.clone());
-        }
-        let mut slot = self.tls.lock().expect("tls client lock");
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
-        }
-        let mut builder = http_builder(&self.opts);
-        let extra_roots = self.extra_roots()?;
-        if !extra_roots.is_empty() {
-            builder = builder.tls_certs_merge(extra_roots);
-        }
-        let c = builder
-            .build()
-            .map_err(|e| Error::Usage(format!("cannot set up the HTTPS client: {e}")))?;
-        *slot = Some(c.clone());
-        Ok(c)
-    }
-
-    /// The certificates of `--ca-cert` files and `SSL_CERT_FILE`.
-    fn extra_roots(&self) -> Result<Vec<reqwest::Certificate>> {
-        let mut roots = Vec::new();
-        for path in &self.opts.ca_certs {
-            let pem = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::format(
-                    path.display().to_string(),
-                    format!("not a PEM certificate: {e}"),
-                )
-            })?;
-            if certs.is_empty() {
-                return Err(Error::format(
-                    path.display().to_string(),
-                    "holds no PEM certificate",
-                ));
-            }
-            roots.extend(certs);
-        }
-        Ok(roots)
     }
 
     /// Loopback registries, and those the user named, may speak plain HTTP.
@@ -680,16 +640,6 @@ impl Client {
             self.remember_ping(host, &https, &r);
         }
     }
-}
-
-fn http_builder(opts: &ClientOptions) -> reqwest::blocking::ClientBuilder {
-    reqwest::blocking::Client::builder()
-        .user_agent(concat!("gantry/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(opts.connect_timeout)
-        // Layers can take longer than any fixed limit; a dead peer is
-        // noticed by keepalive instead.
-        .timeout(None)
-        .tcp_keepalive(Duration::from_secs(30))
 }
 
 fn authority(u: &reqwest::Url) -> String {

@@ -2,20 +2,22 @@
 //! repository mounts, uploads, and manifests.
 //!
 //! A blob goes up as one monolithic `PUT <location>?digest=` with a body
-//! streamed from its source, never as small fixed chunks, after a `POST`
-//! opened the session. Each attempt opens a fresh session and a fresh
+//! streamed from its source (`registry::stream`), never as small fixed
+//! chunks, after a `POST` opened the session. Each attempt opens a fresh session and a fresh
 //! source, so an upload that failed half-way starts over cleanly instead of
 //! resuming a session whose state the registry may have dropped. The
 //! registry hashes what it received and refuses a wrong digest, so a source
 //! that lies cannot leave a wrong blob behind.
 
 use std::io::{self, Read};
-use std::sync::{Arc, Mutex};
 
-use reqwest::blocking::{Body, Response};
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::blocking::Response;
+use reqwest::header::{
+    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION,
+};
 use reqwest::{Method, Url};
 
+use super::stream::StreamError;
 use super::{classify, retry, retry_after, Access, Client, Repo, SendError};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -84,22 +86,20 @@ impl Client {
             let mut url = location;
             url.query_pairs_mut()
                 .append_pair("digest", &digest.to_string());
-            let failure = Arc::new(Mutex::new(None));
-            let reader = Recording {
-                inner: source()?,
-                failure: failure.clone(),
-            };
-            let auth = self.authorization(at)?;
-            let mut req = self
-                .http(url.as_str())?
-                .put(url)
-                .header(CONTENT_TYPE, "application/octet-stream")
-                .header(CONTENT_LENGTH, size)
-                .body(Body::sized(reader, size));
-            if let Some(h) = &auth {
-                req = req.header(AUTHORIZATION, h);
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(size));
+            if let Some(h) = self.authorization(at)? {
+                let mut h = HeaderValue::from_str(&h).map_err(|_| {
+                    self.err(at.host, at.what, None, None, "unusable credentials".into())
+                })?;
+                h.set_sensitive(true);
+                headers.insert(AUTHORIZATION, h);
             }
-            let why = match req.send() {
+            let why = match self.put_streamed(&url, headers, size, source()?)? {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     if (200..300).contains(&status) {
@@ -119,25 +119,24 @@ impl Client {
                     }
                     return Err(self.status_error(at.host, at.what, resp));
                 }
-                Err(e) => {
-                    if let Some(src) = failure.lock().expect("failure lock").take() {
-                        // The source, not the registry, failed: a blob that
-                        // does not match its digest is final, a dropped
-                        // download from a source registry is not.
-                        if src.kind() == io::ErrorKind::InvalidData || last {
-                            return Err(Error::format(at.what, src.to_string()));
-                        }
-                        format!("reading the blob: {src}")
-                    } else {
-                        match classify(&e) {
-                            SendError::Transient(m) if !last => format!("upload: {m}"),
-                            SendError::Transient(m) => {
-                                return Err(self.err(at.host, at.what, None, None, m))
-                            }
-                            SendError::Fatal(err) => return Err(err),
-                        }
+                // The source, not the registry, failed: a blob that does
+                // not match its digest is final, a dropped download from a
+                // source registry is not.
+                Err(StreamError::Source(src)) => {
+                    if src.kind() == io::ErrorKind::InvalidData || last {
+                        return Err(Error::format(at.what, src.to_string()));
                     }
+                    format!("reading the blob: {src}")
                 }
+                Err(StreamError::Send(e)) => match classify(&e) {
+                    SendError::Transient(m) if !last => format!("upload: {m}"),
+                    SendError::Transient(m) => {
+                        return Err(self.err(at.host, at.what, None, None, m))
+                    }
+                    SendError::Fatal(err) => return Err(err),
+                },
+                Err(StreamError::Lost(m)) if !last => format!("upload: {m}"),
+                Err(StreamError::Lost(m)) => return Err(self.err(at.host, at.what, None, None, m)),
             };
             self.retrying(at, attempt, None, &why);
         }
@@ -291,21 +290,5 @@ impl Client {
             }),
             _ => Ok(()),
         }
-    }
-}
-
-/// Keeps the source's own error, which reqwest would otherwise fold into
-/// a generic body error indistinguishable from a network failure.
-struct Recording {
-    inner: Box<dyn Read + Send>,
-    failure: Arc<Mutex<Option<io::Error>>>,
-}
-
-impl Read for Recording {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf).inspect_err(|e| {
-            *self.failure.lock().expect("failure lock") =
-                Some(io::Error::new(e.kind(), e.to_string()));
-        })
     }
 }

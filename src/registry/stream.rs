@@ -1,0 +1,272 @@
+//! Sending a large request body (a blob upload) in large pieces.
+//!
+//! reqwest's blocking client reads a streamed body 8 KiB at a time and
+//! hands each piece to its runtime thread through a channel with room for
+//! one: two thread switches per 8 KiB, which for a 170 MB layer made up
+//! half of gantry's CPU time during a push, on machines where the registry
+//! (hashing and storing what it receives) wants the same cores. Here the
+//! uploading thread reads the source in 1 MiB pieces into a queue of four,
+//! and the request is sent by reqwest's async client on a runtime of one
+//! thread shared by every upload. Memory stays bounded: at most five
+//! pieces per upload are held.
+//!
+//! Only the body differs: headers, retries and the reading of the answer
+//! stay with the caller, which gets a blocking `Response` as from any other
+//! request.
+
+use std::io::{self, Read};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Frame, SizeHint};
+use reqwest::blocking::Response;
+use reqwest::header::HeaderMap;
+use reqwest::Url;
+
+use super::Client;
+use crate::error::Result;
+
+/// Bytes per piece handed to the connection.
+const PIECE: usize = 1 << 20;
+/// Pieces read ahead of the connection.
+const QUEUE: usize = 4;
+/// Bytes of an error answer kept for the error message.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// Why a streamed request failed.
+pub(super) enum StreamError {
+    /// Reading the body's source failed (the caller decides whether that is
+    /// worth another attempt).
+    Source(io::Error),
+    /// The request failed.
+    Send(reqwest::Error),
+    /// The runtime lost the request.
+    Lost(String),
+}
+
+impl Client {
+    /// `PUT`s `size` bytes of `source` to `url` with `headers`. The answer
+    /// comes back whole for an error status (up to 64 KiB of body), with
+    /// its headers only otherwise.
+    pub(super) fn put_streamed(
+        &self,
+        url: &Url,
+        headers: HeaderMap,
+        size: u64,
+        mut source: Box<dyn Read + Send>,
+    ) -> Result<std::result::Result<Response, StreamError>> {
+        let streamer = self.streamer()?;
+        let client = self.async_http(streamer, url)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
+        let request = client
+            .put(url.clone())
+            .headers(headers)
+            .body(reqwest::Body::wrap(Pieces { rx, size }))
+            .send();
+        let answer = streamer.runtime.spawn(async move {
+            let resp = request.await?;
+            let mut answer = http::Response::builder().status(resp.status());
+            if let Some(h) = answer.headers_mut() {
+                *h = resp.headers().clone();
+            }
+            let mut body = Vec::new();
+            if !resp.status().is_success() {
+                let mut resp = resp;
+                while let Some(chunk) = resp.chunk().await? {
+                    body.extend_from_slice(&chunk);
+                    if body.len() >= ERROR_BODY_LIMIT {
+                        body.truncate(ERROR_BODY_LIMIT);
+                        break;
+                    }
+                }
+            }
+            Ok::<_, reqwest::Error>(answer.body(body).expect("status and headers are valid"))
+        });
+
+        let mut failed = None;
+        loop {
+            match read_piece(&mut source) {
+                Ok(piece) if piece.is_empty() => break,
+                Ok(piece) => {
+                    // The request has ended early (refused, or the
+                    // connection failed): its answer says why.
+                    if tx.blocking_send(Ok(piece)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let answer = streamer.runtime.block_on(answer);
+        if let Some(e) = failed {
+            return Ok(Err(StreamError::Source(e)));
+        }
+        Ok(match answer {
+            Ok(Ok(resp)) => Ok(Response::from(resp)),
+            Ok(Err(e)) => Err(StreamError::Send(e)),
+            Err(e) => Err(StreamError::Lost(e.to_string())),
+        })
+    }
+}
+
+/// Up to [`PIECE`] bytes of `source`; empty at its end.
+fn read_piece(source: &mut dyn Read) -> io::Result<Bytes> {
+    let mut buf = BytesMut::zeroed(PIECE);
+    let mut filled = 0;
+    while filled < PIECE {
+        match source.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf.freeze())
+}
+
+/// The request body: pieces as the uploading thread reads them, of a size
+/// known in advance (so the request carries a `Content-Length`).
+struct Pieces {
+    rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
+    size: u64,
+}
+
+impl http_body::Body for Pieces {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, io::Error>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|piece| piece.map(|r| r.map(Frame::data)))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::ClientOptions;
+    use std::io::{BufRead, BufReader, Cursor, Write};
+    use std::net::TcpListener;
+
+    /// Serves one request: returns its head and body, answers 201.
+    fn serve_one() -> (Url, std::thread::JoinHandle<(String, Vec<u8>)>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!(
+            "http://{}/up?digest=x",
+            listener.local_addr().unwrap()
+        ))
+        .unwrap();
+        let server = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line.to_ascii_lowercase());
+            }
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            let mut body = Vec::new();
+            let _ = r.by_ref().take(len as u64).read_to_end(&mut body);
+            if body.len() == len {
+                (&conn)
+                    .write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+                    .unwrap();
+            }
+            (head, body)
+        });
+        (url, server)
+    }
+
+    fn client() -> Client {
+        Client::new(ClientOptions {
+            ca_certs: Vec::new(),
+            ..ClientOptions::from_env()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_body_of_several_pieces_arrives_whole_with_its_length() {
+        let data: Vec<u8> = (0..PIECE * 5 / 2).map(|i| (i * 7 % 251) as u8).collect();
+        let (url, server) = serve_one();
+        let resp = client()
+            .put_streamed(
+                &url,
+                HeaderMap::new(),
+                data.len() as u64,
+                Box::new(Cursor::new(data.clone())),
+            )
+            .unwrap()
+            .unwrap_or_else(|_| panic!("upload failed"));
+        assert_eq!(resp.status().as_u16(), 201);
+        let (head, body) = server.join().unwrap();
+        assert!(head.starts_with("put /up?digest=x "), "{head}");
+        assert!(
+            head.contains(&format!("content-length: {}", data.len())),
+            "{head}"
+        );
+        assert!(!head.contains("transfer-encoding"), "{head}");
+        assert!(body == data, "the body arrived changed");
+    }
+
+    /// Fails after `ok` bytes.
+    struct Breaks {
+        ok: usize,
+    }
+
+    impl Read for Breaks {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.ok == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "digest mismatch",
+                ));
+            }
+            let n = buf.len().min(self.ok);
+            buf[..n].fill(1);
+            self.ok -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_source_that_fails_part_way_is_told_apart_from_the_network() {
+        let (url, server) = serve_one();
+        let got = client().put_streamed(
+            &url,
+            HeaderMap::new(),
+            4 << 20,
+            Box::new(Breaks { ok: 3 << 19 }),
+        );
+        match got.unwrap() {
+            Err(StreamError::Source(e)) => {
+                assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+                assert!(e.to_string().contains("digest mismatch"), "{e}");
+            }
+            _ => panic!("expected the source's error"),
+        }
+        let (_, body) = server.join().unwrap();
+        assert!(body.len() < 4 << 20, "no complete body was sent");
+    }
+}
