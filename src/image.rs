@@ -3,8 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use crate::config::ImageConfig;
 use crate::digest::Digest;
+use crate::spec;
 
 /// A layer as a manifest lists it, plus its uncompressed digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,10 +32,41 @@ pub struct Image {
     /// Full references (`registry/repo:tag`) this image is known by.
     pub tags: Vec<String>,
     /// Manifest annotations, sorted.
-    pub annotations: std::collections::BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl Image {
+    /// An image under a new OCI manifest over `layers` and `config_bytes`,
+    /// the exact bytes `config` was serialised to or read from.
+    pub fn with_oci_manifest(
+        name: String,
+        config: ImageConfig,
+        config_bytes: Vec<u8>,
+        layers: Vec<LayerDesc>,
+        annotations: BTreeMap<String, String>,
+        tags: Vec<String>,
+    ) -> Image {
+        let config_digest = Digest::of(&config_bytes);
+        let manifest_bytes = spec::oci_manifest(
+            &config_digest,
+            config_bytes.len() as u64,
+            &layers,
+            &annotations,
+        );
+        Image {
+            name,
+            manifest_digest: Digest::of(&manifest_bytes),
+            manifest_bytes,
+            manifest_media_type: spec::OCI_MANIFEST.to_string(),
+            config_bytes,
+            config_digest,
+            config,
+            layers,
+            tags,
+            annotations,
+        }
+    }
+
     /// `os/arch[/variant]` from the config.
     pub fn platform(&self) -> String {
         let mut s = format!("{}/{}", self.config.os, self.config.architecture);

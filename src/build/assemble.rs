@@ -26,21 +26,17 @@ pub fn assemble(
     tags: Vec<String>,
 ) -> Result<Image> {
     let config_bytes = config.to_canonical_json();
-    let (config_digest, config_size) = store.put(&config_bytes)?;
-    let manifest_bytes = spec::oci_manifest(&config_digest, config_size, &layers, &annotations);
-    let (manifest_digest, _) = store.put(&manifest_bytes)?;
-    Ok(Image {
-        name: name.to_string(),
-        manifest_bytes,
-        manifest_digest,
-        manifest_media_type: spec::OCI_MANIFEST.to_string(),
-        config_bytes,
-        config_digest,
+    let image = Image::with_oci_manifest(
+        name.to_string(),
         config,
+        config_bytes,
         layers,
-        tags,
         annotations,
-    })
+        tags,
+    );
+    store.put(&image.config_bytes)?;
+    store.put(&image.manifest_bytes)?;
+    Ok(image)
 }
 
 /// A loaded base: the image (None for scratch) and the annotations that

@@ -159,32 +159,17 @@ pub(super) fn open_docker_save(
         },
     );
 
-    let manifest_bytes = spec::oci_manifest(
-        &config_digest,
-        config_bytes.len() as u64,
-        &layers,
-        &BTreeMap::new(),
-    );
-    let manifest_digest = Digest::of(&manifest_bytes);
-    known.insert(manifest_digest, Blob::Memory(manifest_bytes.clone()));
-
     let tags: Vec<String> = chosen.tags().map(|t| full_or_raw(t)).collect();
     let label = select
         .map(str::to_string)
         .or_else(|| tags.first().cloned())
         .unwrap_or_else(|| container.source_name());
-    let image = Image {
-        name: label,
-        manifest_bytes,
-        manifest_digest,
-        manifest_media_type: spec::OCI_MANIFEST.to_string(),
-        config_bytes,
-        config_digest,
-        config,
-        layers,
-        tags,
-        annotations: BTreeMap::new(),
-    };
+    let image =
+        Image::with_oci_manifest(label, config, config_bytes, layers, BTreeMap::new(), tags);
+    known.insert(
+        image.manifest_digest,
+        Blob::Memory(image.manifest_bytes.clone()),
+    );
     Ok((
         image,
         LocalBlobs {

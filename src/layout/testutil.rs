@@ -151,26 +151,22 @@ pub(crate) fn make_image(store: &Store, tags: &[&str], layers: &[Vec<u8>], gzipp
     let diff_ids: Vec<Digest> = descs.iter().map(|l| l.diff_id).collect();
     let config = test_config(&diff_ids);
     let config_bytes = config.to_canonical_json();
-    let (config_digest, config_size) = store.put(&config_bytes).unwrap();
     let mut annotations = BTreeMap::new();
     annotations.insert(
         "org.opencontainers.image.created".to_string(),
         "1970-01-01T00:00:00Z".to_string(),
     );
-    let manifest_bytes = spec::oci_manifest(&config_digest, config_size, &descs, &annotations);
-    let (manifest_digest, _) = store.put(&manifest_bytes).unwrap();
-    Image {
-        name: tags.first().map_or("test", |t| t).to_string(),
-        manifest_bytes,
-        manifest_digest,
-        manifest_media_type: spec::OCI_MANIFEST.to_string(),
-        config_bytes,
-        config_digest,
+    let image = Image::with_oci_manifest(
+        tags.first().map_or("test", |t| t).to_string(),
         config,
-        layers: descs,
-        tags: tags.iter().map(|t| t.to_string()).collect(),
+        config_bytes,
+        descs,
         annotations,
-    }
+        tags.iter().map(|t| t.to_string()).collect(),
+    );
+    store.put(&image.config_bytes).unwrap();
+    store.put(&image.manifest_bytes).unwrap();
+    image
 }
 
 /// The usual two-layer test image: a greeting file, then a script.
