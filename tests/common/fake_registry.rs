@@ -4,7 +4,7 @@
 //! bytes). Every request is logged so tests can count them.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,6 +12,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+
+use super::http::{read_request, respond};
 
 #[derive(Clone, Debug)]
 pub enum Auth {
@@ -160,61 +162,6 @@ pub fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }
 
-struct Request {
-    method: String,
-    path: String,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
-fn read_request(r: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    r.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let path = parts.next()?.to_string();
-    let mut headers = HashMap::new();
-    loop {
-        let mut h = String::new();
-        r.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
-    let mut body = Vec::new();
-    if let Some(n) = headers
-        .get("content-length")
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        body = vec![0; n];
-        r.read_exact(&mut body).ok()?;
-    }
-    Some(Request {
-        method,
-        path,
-        headers,
-        body,
-    })
-}
-
-fn respond(mut c: &TcpStream, status: u16, headers: &[(&str, String)], body: &[u8]) {
-    let mut head = format!(
-        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let _ = c.write_all(head.as_bytes());
-    let _ = c.write_all(body);
-    let _ = c.flush();
-}
-
 fn error_body(code: &str, message: &str) -> Vec<u8> {
     format!(r#"{{"errors":[{{"code":"{code}","message":"{message}","detail":null}}]}}"#)
         .into_bytes()
@@ -225,11 +172,7 @@ fn serve(conn: TcpStream, port: u16, auth: &Auth, state: &Mutex<State>) {
     let Some(req) = read_request(&mut reader) else {
         return;
     };
-    let auth_header = req
-        .headers
-        .get("authorization")
-        .cloned()
-        .unwrap_or_default();
+    let auth_header = req.header("authorization").unwrap_or_default().to_string();
     let kind = if auth_header.starts_with("Bearer ") {
         "bearer"
     } else if auth_header.starts_with("Basic ") {
@@ -239,10 +182,10 @@ fn serve(conn: TcpStream, port: u16, auth: &Auth, state: &Mutex<State>) {
     };
     let fault = {
         let mut s = state.lock().unwrap();
-        s.log.push(format!("{} {} {kind}", req.method, req.path));
+        s.log.push(format!("{} {} {kind}", req.method, req.target));
         s.faults
             .iter_mut()
-            .find(|(p, q)| req.path.contains(p.as_str()) && !q.is_empty())
+            .find(|(p, q)| req.target.contains(p.as_str()) && !q.is_empty())
             .and_then(|(_, q)| q.pop_front())
     };
     let c = &conn;
@@ -261,7 +204,7 @@ fn serve(conn: TcpStream, port: u16, auth: &Auth, state: &Mutex<State>) {
         respond(c, 401, &h, &error_body(code, "authentication required"));
     };
 
-    if req.path.starts_with("/token") {
+    if req.target.starts_with("/token") {
         if let Auth::Refresh { refresh_token } = auth {
             let form = String::from_utf8_lossy(&req.body).to_string();
             let fields: Vec<&str> = form.split('&').collect();
@@ -366,11 +309,11 @@ fn serve(conn: TcpStream, port: u16, auth: &Auth, state: &Mutex<State>) {
         unauthorized("UNAUTHORIZED");
         return;
     }
-    if req.path == "/v2/" {
+    if req.target == "/v2/" {
         respond(c, 200, &[], b"{}");
         return;
     }
-    let Some(rest) = req.path.strip_prefix("/v2/") else {
+    let Some(rest) = req.target.strip_prefix("/v2/") else {
         respond(c, 404, &[], b"");
         return;
     };

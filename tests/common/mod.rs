@@ -10,6 +10,7 @@ pub mod fake_registry;
 pub mod fixture;
 pub mod git;
 pub mod host;
+pub mod http;
 pub mod inspect;
 pub mod oci;
 pub mod proxy;
