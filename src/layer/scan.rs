@@ -43,10 +43,13 @@ pub struct Scanned {
 impl Scanned {
     /// The path relative to the scanned root.
     pub fn rel(&self) -> &Path {
-        Path::new(OsStr::from_bytes(
-            &self.path.as_os_str().as_bytes()[self.rel_start..],
-        ))
+        tail(&self.path, self.rel_start)
     }
+}
+
+/// `path` from byte `from` on.
+fn tail(path: &Path, from: usize) -> &Path {
+    Path::new(OsStr::from_bytes(&path.as_os_str().as_bytes()[from..]))
 }
 
 #[derive(Debug)]
@@ -152,44 +155,42 @@ fn read(
         let path = dir.join(name);
         // `join` adds a separator unless the root ends with one.
         let rel_start = root_len + usize::from(path.as_os_str().as_bytes()[root_len] == b'/');
-        let mut item = Scanned {
-            path,
-            rel_start,
-            kind: Kind::Dir,
-        };
-        if exclude.is_some_and(|ex| ex.is_match(item.rel())) {
+        let rel = tail(&path, rel_start);
+        if exclude.is_some_and(|ex| ex.is_match(rel)) {
             continue;
         }
-        let mut kind = Some(file_type);
-        if file_type == FileType::Unknown {
-            // File systems without `d_type` in their listings.
-            let st = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|e| fail(&item.path, e))?;
-            let ft = FileType::from_raw_mode(st.st_mode as _);
-            item.kind = other(&st);
-            kind = (ft != FileType::RegularFile).then_some(ft);
-        }
-        match kind {
-            Some(FileType::Directory) => {
-                subdirs.push(item.rel().to_path_buf());
-                item.kind = Kind::Dir;
+        let stat = || rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW);
+        // File systems without `d_type` in their listings say "unknown":
+        // the stat tells, and is kept for a regular file.
+        let (file_type, st) = match file_type {
+            FileType::Unknown => {
+                let st = stat().map_err(|e| fail(&path, e))?;
+                (FileType::from_raw_mode(st.st_mode as _), Some(st))
             }
-            Some(FileType::Symlink) => {
-                let target = rustix::fs::readlinkat(&fd, name, Vec::new())
-                    .map_err(|e| fail(&item.path, e))?;
-                item.kind = Kind::Symlink {
+            t => (t, None),
+        };
+        let kind = match file_type {
+            FileType::Directory => {
+                subdirs.push(rel.to_path_buf());
+                Kind::Dir
+            }
+            FileType::Symlink => {
+                let target =
+                    rustix::fs::readlinkat(&fd, name, Vec::new()).map_err(|e| fail(&path, e))?;
+                Kind::Symlink {
                     target: PathBuf::from(OsStr::from_bytes(target.as_bytes())),
-                };
+                }
             }
-            Some(_) => {
-                let st = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| fail(&item.path, e))?;
-                item.kind = other(&st);
-            }
-            // Statted above.
-            None => {}
-        }
-        out.push(item);
+            _ => other(&match st {
+                Some(st) => st,
+                None => stat().map_err(|e| fail(&path, e))?,
+            }),
+        };
+        out.push(Scanned {
+            path,
+            rel_start,
+            kind,
+        });
     }
     Ok(())
 }
