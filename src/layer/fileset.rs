@@ -42,8 +42,8 @@ pub const SYMLINK_MODE: u32 = 0o777;
 #[derive(Debug)]
 struct Slot<'a> {
     entry: Entry,
-    /// Made up as the parent of something declared, not declared itself.
-    implicit: bool,
+    /// The declaration it comes from (for a parent directory made up for
+    /// it, the first declaration below it).
     location: &'a str,
 }
 
@@ -261,7 +261,6 @@ impl<'a> Resolver<'a> {
                 source,
                 stat,
             },
-            implicit: false,
             location,
         });
     }
@@ -368,16 +367,10 @@ impl<'a> Resolver<'a> {
                     source: None,
                     stat: None,
                 },
-                implicit: true,
                 location,
             });
         }
         self.sort();
-        debug_assert!(self
-            .slots
-            .iter()
-            .filter(|s| s.implicit)
-            .all(|s| s.entry.source.is_none()));
         Ok(())
     }
 }
