@@ -72,18 +72,7 @@ pub fn oci_index(
     children: &[&crate::image::Image],
     annotations: &BTreeMap<String, String>,
 ) -> Vec<u8> {
-    let manifests: Vec<Descriptor> = children
-        .iter()
-        .map(|c| {
-            let mut d = descriptor(
-                &c.manifest_media_type,
-                &c.manifest_digest,
-                c.manifest_bytes.len() as u64,
-            );
-            d.set_platform(image_platform(&c.config));
-            d
-        })
-        .collect();
+    let manifests: Vec<Descriptor> = children.iter().map(|c| manifest_descriptor(c)).collect();
     let mut builder = oci_spec::image::ImageIndexBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageIndex)
@@ -93,6 +82,17 @@ pub fn oci_index(
     }
     let index = builder.build().expect("every required index field is set");
     crate::json::canonical(&index)
+}
+
+/// A descriptor of an image's manifest, with its platform.
+pub fn manifest_descriptor(image: &crate::image::Image) -> Descriptor {
+    let mut d = descriptor(
+        &image.manifest_media_type,
+        &image.manifest_digest,
+        image.manifest_bytes.len() as u64,
+    );
+    d.set_platform(image_platform(&image.config));
+    d
 }
 
 /// The platform of a descriptor for an image with this config; `None` when

@@ -335,7 +335,7 @@ impl<'a> Plan<'a> {
             let base = match root {
                 Root::Image(image) => {
                     add_image(&mut blobs, image, store)?;
-                    manifest_descriptor(image)
+                    spec::manifest_descriptor(image)
                 }
                 Root::Index(index) => {
                     if docker {
@@ -484,16 +484,6 @@ fn check_index(index: &ImageIndex) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn manifest_descriptor(image: &Image) -> Descriptor {
-    let mut d = spec::descriptor(
-        &image.manifest_media_type,
-        &image.manifest_digest,
-        image.manifest_bytes.len() as u64,
-    );
-    d.set_platform(spec::image_platform(&image.config));
-    d
 }
 
 /// Checks that an image is what it says before anything names it: its

@@ -13,7 +13,7 @@
 //! Answers are only ever of this run: nothing the registry said in an
 //! earlier run is trusted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -129,27 +129,23 @@ fn ask(client: &Client, store: &Store, targets: &[Reference], jobs: usize) -> An
         client.warm_up(host);
     }
     let mut questions: Vec<(&Reference, Question)> = Vec::new();
+    // Tags of one repository share blobs: each is asked about once.
+    let mut blobs_asked = HashSet::new();
     for target in targets {
-        let full = format!(
-            "{}:{}",
-            target.name(),
-            target.tag.as_deref().unwrap_or("latest")
-        );
+        let tag = target.tag.as_deref().unwrap_or("latest");
+        let full = format!("{}:{tag}", target.name());
         let Some(last) = store.get_meta::<Pushed>(PUSHED_META, &key(&full)) else {
             continue;
         };
         for d in last.blobs {
-            let repeat = questions.iter().any(|(t, q)| {
-                matches!(q, Question::Blob(b) if *b == d) && t.name() == target.name()
-            });
-            if !repeat {
+            if blobs_asked.insert((target.name(), d)) {
                 questions.push((target, Question::Blob(d)));
             }
         }
         questions.push((
             target,
             Question::Tag {
-                tag: target.tag.clone().unwrap_or_else(|| "latest".into()),
+                tag: tag.to_string(),
                 media_type: last.media_type,
             },
         ));
