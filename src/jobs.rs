@@ -61,14 +61,6 @@ impl<'a> Graph<'a> {
         TaskId(self.tasks.len() - 1)
     }
 
-    pub fn len(&self) -> usize {
-        self.tasks.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
-    }
-
     /// Runs every task, at most `budget` threads' worth at a time.
     pub fn run(mut self, budget: usize) -> Result<()> {
         let budget = budget.max(1);

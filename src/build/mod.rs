@@ -117,14 +117,6 @@ impl Built {
             Built::Index(x) => &x.tags,
         }
     }
-
-    /// Every image manifest: the one image, or the index's children.
-    pub fn images(&self) -> Vec<&Image> {
-        match self {
-            Built::Image(i) => vec![i],
-            Built::Index(x) => x.children.iter().collect(),
-        }
-    }
 }
 
 /// One platform of a built image.

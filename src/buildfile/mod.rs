@@ -23,7 +23,6 @@ mod values;
 use raw::RawFile;
 use validate::{line_col, Cx};
 
-pub use platforms::PLACEHOLDERS;
 pub use values::{normalize_dst, parse_mode};
 
 // ---------------------------------------------------------------------------
