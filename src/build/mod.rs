@@ -27,7 +27,7 @@ use crate::epoch;
 use crate::error::{Error, Result};
 use crate::image::{Image, ImageIndex, LayerDesc};
 use crate::jobs::{Graph, TaskId};
-use crate::layer::{self, compress::CompressOptions, fileset, tar::EntryKind, LayerJob};
+use crate::layer::{self, compress::CompressOptions, fileset, LayerJob};
 use crate::progress::{Event, Reporter};
 use crate::reference::Reference;
 use crate::spec;
@@ -273,7 +273,7 @@ pub fn build(
                 (vec![base_task], None, 1)
             } else {
                 let entries = resolve(label, spec, opts)?;
-                let weight = 1 + input_bytes(&entries);
+                let weight = 1 + layer::input_bytes(&entries);
                 (vec![], Some(entries), weight)
             };
             let task = graph.add(&deps_of_layer, weight, move |threads| {
@@ -431,16 +431,6 @@ fn resolve(label: &str, spec: &LayerSpec, opts: &BuildOptions) -> Result<Vec<fil
 }
 
 /// The bytes of file content a layer reads.
-fn input_bytes(entries: &[fileset::Entry]) -> u64 {
-    entries
-        .iter()
-        .map(|e| match e.header.kind {
-            EntryKind::File { size } => size,
-            _ => 0,
-        })
-        .sum()
-}
-
 /// Lays down one layer of the image `label` into the store with up to
 /// `threads` compression threads.
 fn lay_down(

@@ -7,7 +7,7 @@ use super::{EntrySpecKind, ImageSpec, LayerSpec, Platform};
 
 /// The placeholders a `src` path may hold. They are always placeholders:
 /// a file whose name holds one literally cannot be named in `src`.
-pub const PLACEHOLDERS: [&str; 3] = ["{os}", "{arch}", "{variant}"];
+const PLACEHOLDERS: [&str; 3] = ["{os}", "{arch}", "{variant}"];
 
 impl ImageSpec {
     /// Whether the image is built once per platform under an index.

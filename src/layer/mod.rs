@@ -58,16 +58,20 @@ struct Record {
     desc: LayerDesc,
 }
 
-/// Lays down a layer into the store.
-pub fn build(store: &Store, job: &LayerJob<'_>, reporter: &dyn Reporter) -> Result<BuiltLayer> {
-    let total: u64 = job
-        .entries
+/// The bytes of file content a layer's entries hold.
+pub fn input_bytes(entries: &[Entry]) -> u64 {
+    entries
         .iter()
         .map(|e| match e.header.kind {
             EntryKind::File { size } => size,
             _ => 0,
         })
-        .sum();
+        .sum()
+}
+
+/// Lays down a layer into the store.
+pub fn build(store: &Store, job: &LayerJob<'_>, reporter: &dyn Reporter) -> Result<BuiltLayer> {
+    let total = input_bytes(job.entries);
     reporter.report(Event::LayerStarted {
         image: job.image,
         layer: job.name,
