@@ -7,8 +7,10 @@
 //! other such tasks waiting: a large layer queued with two small ones takes
 //! every core, two layers of the same size take half each. A task's thread
 //! count is fixed when it starts (the compressor's is), so the share is
-//! decided then. Tasks are started in the order they were added, as soon as
-//! the tasks they depend on have finished.
+//! decided then. A task is ready once the tasks it depends on have
+//! finished; of the ready tasks the heaviest starts first (the one added
+//! first among equals), so a large layer is not left with the cores a light
+//! task did not take.
 //!
 //! The first task to fail stops the graph: nothing new starts, the running
 //! tasks finish, and that first error is returned. Which bytes a task

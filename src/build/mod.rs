@@ -7,8 +7,10 @@
 //! ([`crate::jobs`]): per platform of each image, loading the base, one
 //! task per layer, and assembling config and manifest; per multi-platform
 //! image, the index. Layers do not depend on the base, so every layer of
-//! every image can be laid down at once; an image is assembled only once
-//! its base (another image of the file, for `:NAME`) is. Results are
+//! every image can be laid down at once; the exception is a layer whose
+//! `src` names the platform of an image that takes its platform from the
+//! base, which waits for the base. An image is assembled only once its base
+//! (another image of the file, for `:NAME`) is. Results are
 //! collected in build order, so nothing in the output depends on which
 //! task finished first.
 

@@ -13,6 +13,7 @@ use gantry::progress::{Event, Reporter};
 use gantry::push::{self, Early, PushOptions, PushRequest};
 use gantry::reference::Reference;
 use gantry::registry::bases::BaseOptions;
+use gantry::stamp;
 use gantry::store::Store;
 
 use super::build::{build_from_file, BuildInputs, StampArgs};
@@ -42,7 +43,8 @@ pub struct PushArgs {
     #[arg(long, value_name = "PATH")]
     metadata_file: Option<PathBuf>,
 
-    /// Blobs uploaded at once (default 4); also bounds the build's threads.
+    /// Blobs uploaded at once (default 4); when given, also the build's
+    /// threads (else the build uses every core).
     #[arg(long, short = 'j', value_name = "N")]
     jobs: Option<usize>,
 
@@ -85,7 +87,7 @@ pub fn run(args: PushArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
                 .values()
                 .filter(|i| args.images.is_empty() || args.images.contains(&i.name))
                 .flat_map(|i| &i.tags)
-                .filter(|t| !t.text.contains("{{"))
+                .filter(|t| !stamp::is_template(&t.text))
                 .filter_map(|t| Reference::parse_tagged(&t.text).ok())
                 .collect();
         }
