@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
+use crate::buildfile::Platform;
 use crate::config::ImageConfig;
 use crate::digest::Digest;
 use crate::spec;
@@ -102,14 +103,49 @@ pub struct ImageIndex {
 }
 
 impl ImageIndex {
-    /// The child built for `platform` (`os/arch[/variant]`, as
-    /// [`Image::platform`] writes it).
+    /// The child built for `platform` (`os/arch[/variant]`). Spellings of
+    /// one platform match as [`Platform::parse`] reads them: a child whose
+    /// config says `arm64` with variant `v8` is the child for
+    /// `linux/arm64`.
     pub fn child(&self, platform: &str) -> Option<&Image> {
-        self.children.iter().find(|c| c.platform() == platform)
+        let want = Platform::parse(platform).ok();
+        self.children.iter().find(|c| {
+            let have = c.platform();
+            have == platform || (want.is_some() && Platform::parse(&have).ok() == want)
+        })
     }
 
     /// `os/arch[/variant]` of every child, in index order.
     pub fn platforms(&self) -> Vec<String> {
         self.children.iter().map(Image::platform).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::testutil::sample_image;
+    use crate::store::Store;
+
+    #[test]
+    fn an_arm64_v8_child_is_the_child_for_linux_arm64() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut child = sample_image(&store, &[], false);
+        child.config.os = "linux".into();
+        child.config.architecture = "arm64".into();
+        child.config.variant = Some("v8".into());
+        let index = ImageIndex {
+            name: "x".into(),
+            bytes: Vec::new(),
+            digest: Digest::of(b""),
+            media_type: String::new(),
+            children: vec![child],
+            tags: Vec::new(),
+            annotations: BTreeMap::new(),
+        };
+        assert!(index.child("linux/arm64").is_some());
+        assert!(index.child("linux/arm64/v8").is_some());
+        assert!(index.child("linux/amd64").is_none());
     }
 }
