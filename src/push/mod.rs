@@ -14,7 +14,7 @@
 //! mounted into the others instead of being sent again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -35,8 +35,6 @@ pub use early::Early;
 /// Records of the repositories a blob was pushed to or pulled from, per
 /// registry: the candidates a later push mounts from.
 const LOCATIONS_META: &str = "blob-locations";
-
-const READ_BUFFER: usize = 1 << 20;
 
 #[derive(Debug, Clone)]
 pub struct PushOptions {
@@ -608,9 +606,8 @@ impl Run<'_> {
     ) -> Result<Box<dyn Read + Send>> {
         counter.store(0, Ordering::Relaxed);
         if self.store.size(digest) == Some(size) {
-            // The HTTP client asks for small pieces; read the file in large
-            // ones so a big layer is not thousands of tiny reads.
-            let r = BufReader::with_capacity(READ_BUFFER, self.store.open_blob(digest)?);
+            // The upload reads it in 1 MiB pieces (`registry::stream`).
+            let r = self.store.open_blob(digest)?;
             return Ok(Box::new(Counting { inner: r, counter }));
         }
         let Some(src) = bases::blob_source(self.store, digest) else {
