@@ -41,6 +41,10 @@ impl Client {
 
     /// The certificates of `--ca-cert` files and `SSL_CERT_FILE`.
     fn extra_roots(&self) -> Result<Vec<reqwest::Certificate>> {
+        made_once(&self.roots, || self.read_roots())
+    }
+
+    fn read_roots(&self) -> Result<Vec<reqwest::Certificate>> {
         let mut roots = Vec::new();
         for path in &self.opts.ca_certs {
             let pem = std::fs::read(path).map_err(|e| Error::io(path, e))?;

@@ -1,11 +1,14 @@
 //! A small client for the OCI distribution protocol: resolve a reference to
-//! a manifest, fetch a manifest or a blob, with docker's credentials, bearer
-//! tokens, verified TLS and bounded retries.
+//! a manifest, fetch manifests and blobs, and push them (`upload`), with
+//! docker's credentials, bearer tokens, verified TLS and bounded retries.
 //!
 //! It is blocking on purpose: gantry fetches a handful of documents and a
 //! few layers per build, and a blocking client keeps every byte's path
 //! (response → verifying reader → store temp file) visible in one function.
 //! Nothing enters the store unless it hashes to the digest that named it.
+//! The one exception is the body of a blob upload, sent through reqwest's
+//! async client in large pieces (`stream`), with the answer handed back as
+//! a blocking response.
 
 pub mod auth;
 mod authorize;
@@ -24,7 +27,7 @@ use std::fmt;
 use std::io::{self, Read};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::blocking::{RequestBuilder, Response};
@@ -139,6 +142,10 @@ impl Manifest {
 
 #[derive(Default)]
 struct HostState {
+    /// Held while the host is first pinged, so that requests starting in
+    /// parallel ping it once; per host, so a slow registry holds up no
+    /// other.
+    discovery: Arc<Mutex<()>>,
     base_url: Option<String>,
     challenge: Option<Challenge>,
     credential: Option<Option<Credential>>,
@@ -147,11 +154,10 @@ struct HostState {
 pub struct Client {
     plain: reqwest::blocking::Client,
     tls: Mutex<Option<reqwest::blocking::Client>>,
+    /// `--ca-cert` and `SSL_CERT_FILE`, parsed once for both HTTPS clients.
+    roots: Mutex<Option<Vec<reqwest::Certificate>>>,
     opts: ClientOptions,
     hosts: Mutex<HashMap<String, HostState>>,
-    /// Held while a host is first pinged, so that requests starting in
-    /// parallel ping it once.
-    discovery: Mutex<()>,
     tokens: Mutex<HashMap<(String, String), Token>>,
     /// The async client blob uploads go through, made on the first one.
     streamer: OnceLock<clients::Streamer>,
@@ -187,9 +193,9 @@ impl Client {
         Ok(Client {
             plain,
             tls: Mutex::new(None),
+            roots: Mutex::new(None),
             opts,
             hosts: Mutex::new(HashMap::new()),
-            discovery: Mutex::new(()),
             tokens: Mutex::new(HashMap::new()),
             streamer: OnceLock::new(),
         })
@@ -549,7 +555,8 @@ impl Client {
         if let Some(u) = self.with_host(host, |h| h.base_url.clone()) {
             return Ok(u);
         }
-        let _one_at_a_time = self.discovery.lock().expect("discovery lock");
+        let discovery = self.with_host(host, |h| h.discovery.clone());
+        let _one_at_a_time = discovery.lock().expect("discovery lock");
         if let Some(u) = self.with_host(host, |h| h.base_url.clone()) {
             return Ok(u);
         }
@@ -623,7 +630,8 @@ impl Client {
     /// open). Meant to run while other work does; a failure is left for
     /// those requests to meet, retry and report.
     pub fn warm_up(&self, host: &str) {
-        let _one_at_a_time = self.discovery.lock().expect("discovery lock");
+        let discovery = self.with_host(host, |h| h.discovery.clone());
+        let _one_at_a_time = discovery.lock().expect("discovery lock");
         if self.with_host(host, |h| h.base_url.is_some()) {
             return;
         }
