@@ -7,8 +7,8 @@
 //! (hashing and storing what it receives) wants the same cores. Here the
 //! uploading thread reads the source in 1 MiB pieces into a queue of four,
 //! and the request is sent by reqwest's async client on a runtime of one
-//! thread shared by every upload. Memory stays bounded: at most five
-//! pieces per upload are held.
+//! thread shared by every upload. Memory stays bounded: per upload, the
+//! four queued pieces, the one being read and the one being sent.
 //!
 //! Only the body differs: headers, retries and the reading of the answer
 //! stay with the caller, which gets a blocking `Response` as from any other

@@ -91,7 +91,6 @@ impl Client {
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/octet-stream"),
             );
-            headers.insert(CONTENT_LENGTH, HeaderValue::from(size));
             if let Some(h) = self.authorization(at)? {
                 let mut h = HeaderValue::from_str(&h).map_err(|_| {
                     self.err(at.host, at.what, None, None, "unusable credentials".into())
@@ -145,14 +144,9 @@ impl Client {
     fn open_session(&self, at: &Repo<'_>, digest: &Digest) -> Result<Url> {
         match self.start_upload(at, digest, None)? {
             Started::Session(u) => Ok(u),
-            // Only a mount request can be answered "created".
-            Started::Mounted => Err(self.err(
-                at.host,
-                at.what,
-                Some(201),
-                None,
-                "answered an upload request as if it were a mount".into(),
-            )),
+            // `start_upload` says "mounted" only when asked to mount; any
+            // other answer than 202 to a plain POST is an error there.
+            Started::Mounted => unreachable!("a POST without mount= answered as mounted"),
         }
     }
 
