@@ -309,7 +309,7 @@ fn a_failing_layer_is_reported_by_image_and_leaves_no_output() {
     fs::remove_file(p.join("worker/bin/worker")).unwrap();
     fs::remove_dir(p.join("worker/bin")).unwrap();
     let err = p.fails(&["build", "-j", "4", "-o", "out/"]);
-    assert!(err.contains("worker"), "{err}");
+    assert!(err.contains(r#"image "worker", layer "bin""#), "{err}");
     assert!(
         err.contains("worker/bin"),
         "the error names the missing input: {err}"

@@ -28,7 +28,8 @@ pub enum Fault {
     Status(u16),
     /// 429 with `Retry-After: 0`.
     TooMany,
-    /// 401, as for a token revoked mid-push (bearer mode).
+    /// 401, and the token presented is forgotten: revoked mid-push (bearer
+    /// mode), so only a new token gets through.
     Revoke,
     /// Forward, then answer with other bytes of the same length.
     Lie,
@@ -293,12 +294,14 @@ fn serve(conn: TcpStream, upstream: u16, port: u16, state: &Arc<Mutex<State>>) {
             br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
         );
     };
+    let token = req
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
     if bearer {
-        let token = req
-            .header("authorization")
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::to_string);
-        let scopes = token.and_then(|t| state.lock().unwrap().tokens.get(&t).cloned());
+        let scopes = token
+            .as_ref()
+            .and_then(|t| state.lock().unwrap().tokens.get(t).cloned());
         if let Some(repo) = repository_of(&path) {
             let action = if req.method == "GET" || req.method == "HEAD" {
                 "pull"
@@ -353,6 +356,10 @@ fn serve(conn: TcpStream, upstream: u16, port: u16, state: &Arc<Mutex<State>>) {
             return;
         }
         Some(Fault::Revoke) => {
+            // Revoked for good: only a new token gets past the check above.
+            if let Some(t) = &token {
+                state.lock().unwrap().tokens.remove(t);
+            }
             let repo = repository_of(&path).unwrap_or_default();
             unauthorized(&format!("repository:{repo}:pull"));
             log(401, fault);
