@@ -8,14 +8,12 @@ mod common;
 use std::fs;
 
 use base64::Engine;
-use common::docker_registry::{self, DockerRegistry, Options};
+use common::docker_registry::{DockerRegistry, Options};
 use common::proxy::{self, Proxy};
-use common::push::{actions, app_project, metadata, pushed, skopeo_copy_verifies, skopeo_digest};
+use common::push::{
+    actions, app_project, metadata, peers, pushed, skopeo_copy_verifies, skopeo_digest,
+};
 use common::{digest_of, require, Project};
-
-fn peers() -> bool {
-    require(docker_registry::BIN) && require("skopeo")
-}
 
 #[test]
 fn push_round_trips_through_the_reference_registry_and_skopeo() {

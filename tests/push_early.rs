@@ -10,14 +10,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 
-use common::docker_registry::{self, DockerRegistry, Options};
+use common::docker_registry::{DockerRegistry, Options};
 use common::proxy::{self, Proxy};
-use common::push::{actions, app_project, metadata, pushed, skopeo_copy_verifies, skopeo_digest};
-use common::require;
-
-fn peers() -> bool {
-    require(docker_registry::BIN) && require("skopeo")
-}
+use common::push::{
+    actions, app_project, metadata, peers, pushed, skopeo_copy_verifies, skopeo_digest,
+};
 
 /// HEADs per path in the proxy's log.
 fn heads(proxy: &Proxy) -> BTreeMap<String, usize> {

@@ -7,14 +7,12 @@
 
 mod common;
 
-use common::docker_registry::{self, DockerRegistry, Options};
+use common::digest_of;
+use common::docker_registry::{DockerRegistry, Options};
 use common::proxy::{self, Fault, Proxy};
-use common::push::{actions, app_project, metadata, pushed, skopeo_copy_verifies, skopeo_digest};
-use common::{digest_of, require};
-
-fn peers() -> bool {
-    require(docker_registry::BIN) && require("skopeo")
-}
+use common::push::{
+    actions, app_project, metadata, peers, pushed, skopeo_copy_verifies, skopeo_digest,
+};
 
 /// The reference registry, and the proxy in front of it.
 fn behind_proxy(opts: proxy::Options) -> (DockerRegistry, Proxy) {

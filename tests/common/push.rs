@@ -70,8 +70,14 @@ pub fn pushed(stdout: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The `--metadata-file` JSON.
 pub fn metadata(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).expect("metadata file")).expect("metadata JSON")
+    super::oci::read_json(path)
+}
+
+/// The peers push tests check with: the reference registry and skopeo.
+pub fn peers() -> bool {
+    super::require(super::docker_registry::BIN) && super::require("skopeo")
 }
 
 /// `action` of every blob in the metadata for `repository`.
