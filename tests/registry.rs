@@ -11,6 +11,8 @@ use std::process::{Command, Output};
 
 use base64::Engine;
 use common::docker_registry::{self, DockerRegistry, Options};
+use common::proxy::{self, Proxy};
+use common::push::app_project;
 use common::{digest_of, require, sh, Project};
 
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -484,4 +486,52 @@ fn docker_manifest_lists_and_schema2_manifests_are_read() {
         .args(["inspect", "--config"])
         .arg(format!("oci:{}", p.join("out").display())));
     assert!(arch.contains("\"arm64\""), "{arch}");
+}
+
+#[test]
+fn base_blobs_a_plain_registry_redirects_to_https_are_fetched_with_the_trusted_roots() {
+    if !(require(docker_registry::BIN) && require("openssl")) {
+        return;
+    }
+    // A plain-HTTP registry whose blobs live behind HTTPS (as storage
+    // redirects do), and the HTTPS side with a private CA.
+    let storage = DockerRegistry::start(Options {
+        tls: true,
+        htpasswd: None,
+    });
+    let front = DockerRegistry::start(Options::default());
+    let proxy = Proxy::start(
+        front.port,
+        proxy::Options {
+            blobs_redirect_to: Some(format!("https://{}", storage.host())),
+            ..Default::default()
+        },
+    );
+    let ca = format!("--ca-cert={}", storage.ca().display());
+    let base = format!("{}/base/app:1", proxy.host());
+    let app = app_project(&[&base, &format!("{}/base/app:1", storage.host())]);
+    app.ok(&["push", &ca]);
+
+    // A fresh store has none of the base's layers: writing a tarball
+    // fetches them, through the redirect.
+    let p = Project::new();
+    p.write(
+        "gantry.toml",
+        format!(
+            "[image.c]\nbase = \"{base}\"\n\n[[image.c.layer]]\nname = \"x\"\n\
+             files = [{{ src = \"x.txt\", dst = \"/x.txt\" }}]\n"
+        ),
+    );
+    p.write("x.txt", "x\n");
+    p.ok(&["build", &ca, "-o", "c.tar"]);
+    assert!(p.join("c.tar").is_file());
+    let redirected = proxy
+        .log()
+        .iter()
+        .filter(|l| l.method == "GET" && l.path.contains("/blobs/") && l.status == 307)
+        .count();
+    assert_eq!(
+        redirected, 3,
+        "config and both layers came through the redirect"
+    );
 }

@@ -118,6 +118,34 @@ pub(super) fn http_builder(opts: &ClientOptions) -> reqwest::blocking::ClientBui
         .tcp_keepalive(Duration::from_secs(30))
 }
 
+/// How the plain client follows redirects: as reqwest does (up to ten),
+/// but not to HTTPS, which it has no trusted roots for.
+pub(super) fn plain_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.url().scheme() == "https" {
+            attempt.stop()
+        } else if attempt.previous().len() >= 10 {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// Where a redirect the plain client stopped at goes, when that is HTTPS.
+pub(super) fn redirect_to_https(resp: &reqwest::blocking::Response) -> Option<Url> {
+    if !resp.status().is_redirection() || resp.url().scheme() != "http" {
+        return None;
+    }
+    let location = resp
+        .headers()
+        .get(reqwest::header::LOCATION)?
+        .to_str()
+        .ok()?;
+    let next = resp.url().join(location).ok()?;
+    (next.scheme() == "https").then_some(next)
+}
+
 /// The value in `slot`, made by `make` the first time.
 fn made_once<T: Clone>(slot: &Mutex<Option<T>>, make: impl FnOnce() -> Result<T>) -> Result<T> {
     let mut slot = slot.lock().expect("client lock");

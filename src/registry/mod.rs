@@ -185,9 +185,12 @@ impl Client {
         for path in &opts.ca_certs {
             std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         }
-        // No roots at all: this client is only ever given http:// URLs.
+        // No roots at all: this client only ever speaks plain HTTP. A
+        // redirect to HTTPS (blob storage behind a plain registry) is left
+        // for `request` to follow with the HTTPS client.
         let plain = clients::http_builder(&opts)
             .tls_certs_only(std::iter::empty())
+            .redirect(clients::plain_redirects())
             .build()
             .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))?;
         Ok(Client {
@@ -478,6 +481,12 @@ impl Client {
                 renewed = true;
                 self.renew_after_401(at, &resp);
                 continue;
+            }
+            if let Some(next) = clients::redirect_to_https(&resp) {
+                // Like any redirect to another origin, without the
+                // registry's credentials.
+                let https = self.http(next.as_str())?;
+                return self.execute(at, || build(https.request(method.clone(), next.clone())));
             }
             return Ok(resp);
         }

@@ -59,6 +59,9 @@ pub struct Options {
     /// Turn the registry's absolute `Location` answers into relative ones
     /// (`/v2/…?…`), as some registries send them.
     pub relative_locations: bool,
+    /// Answer blob `GET`s with a 307 to this origin (same path), as a
+    /// registry whose storage serves blobs from elsewhere does.
+    pub blobs_redirect_to: Option<String>,
 }
 
 struct State {
@@ -328,6 +331,18 @@ fn serve(conn: TcpStream, upstream: u16, port: u16, state: &Arc<Mutex<State>>) {
         }
         req.headers
             .retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
+    }
+
+    let redirect = state.lock().unwrap().opts.blobs_redirect_to.clone();
+    if let Some(origin) = redirect.filter(|_| req.method == "GET" && path.contains("/blobs/")) {
+        respond(
+            &conn,
+            307,
+            &[("Location", format!("{origin}{}", req.target))],
+            b"",
+        );
+        log(307, None);
+        return;
     }
 
     let fault = {
