@@ -405,7 +405,7 @@ fn eight_concurrent_builds_of_overlapping_graphs_share_one_store_soundly() {
 fn concurrent_builds_into_one_output_directory_all_succeed_and_leave_one_layout() {
     let p = Project::new();
     shared_base(&p, 1 << 20);
-    p.ok(&["build"]);
+    let built = p.ok(&["build"]);
     let children: Vec<_> = (0..16)
         .map(|_| {
             let mut c = p.cmd();
@@ -426,4 +426,22 @@ fn concurrent_builds_into_one_output_directory_all_succeed_and_leave_one_layout(
         .filter(|n| n.starts_with(".gantry-"))
         .collect();
     assert_eq!(leftovers, Vec::<String>::new());
+    // One layout, naming each image once, with each manifest in it.
+    let index = common::oci::read_json(&p.join("same/index.json"));
+    let mut named: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap().to_string())
+        .collect();
+    named.sort();
+    let mut want: Vec<String> = ["base", "api", "worker"]
+        .iter()
+        .map(|n| common::digest_of(&built, n))
+        .collect();
+    want.sort();
+    assert_eq!(named, want);
+    for d in &named {
+        assert!(common::oci::blob_path(&p.join("same"), d).is_file(), "{d}");
+    }
 }

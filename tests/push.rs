@@ -259,8 +259,13 @@ fn many_tags_and_registries_in_one_run_send_each_blob_once_per_registry() {
     if !peers() {
         return;
     }
-    let a = DockerRegistry::start(Options::default());
-    let b = DockerRegistry::start(Options::default());
+    let (reg_a, reg_b) = (
+        DockerRegistry::start(Options::default()),
+        DockerRegistry::start(Options::default()),
+    );
+    // Proxies count what each registry is sent.
+    let a = Proxy::start(reg_a.port, proxy::Options::default());
+    let b = Proxy::start(reg_b.port, proxy::Options::default());
     let targets = [
         format!("{}/team/one:1.4.0", a.host()),
         format!("{}/team/one:latest", a.host()),
@@ -291,5 +296,14 @@ fn many_tags_and_registries_in_one_run_send_each_blob_once_per_registry() {
     let digest = &pushed(&out)[0].1;
     for t in &targets {
         assert_eq!(skopeo_digest(t).as_ref(), Some(digest), "{t}");
+    }
+    // The blob bytes themselves: one PUT per blob per registry.
+    for (proxy, name) in [(&a, "a"), (&b, "b")] {
+        let sent = proxy
+            .log()
+            .iter()
+            .filter(|l| l.method == "PUT" && l.path.contains("/blobs/uploads/"))
+            .count();
+        assert_eq!(sent, 3, "blob uploads to registry {name}");
     }
 }
