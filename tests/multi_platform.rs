@@ -336,6 +336,26 @@ fn placeholders_take_the_base_platform_when_the_image_names_none() {
 }
 
 #[test]
+fn overrides_apply_when_the_platform_comes_from_the_base() {
+    let p = two_platforms();
+    p.ok(&["build", "app", "--platform", "linux/arm64", "-o", "arm/"]);
+    let q = Project::new();
+    q.write(
+        "gantry.toml",
+        format!(
+            "[image.top]\nbase = \"oci:{}:1\"\nenv = {{ A = \"image\" }}\n\
+             [image.top.overrides.\"linux/arm64\"]\nenv = {{ A = \"override\" }}\n",
+            p.join("arm").display()
+        ),
+    );
+    q.ok(&["build", "-o", "top/"]);
+    let info = common::inspect::inspect_json(&q, &["top/"]);
+    assert_eq!(info["platform"], "linux/arm64");
+    let env = common::inspect::env_of(&info);
+    assert!(env.contains(&"A=override".to_string()), "{env:?}");
+}
+
+#[test]
 fn push_puts_both_children_and_the_index_into_the_reference_registry() {
     if !(require(docker_registry::BIN) && require("skopeo")) {
         return;

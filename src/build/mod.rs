@@ -309,10 +309,26 @@ pub fn build(
         }
         let (values, image_slot, image_tags) = (&values[i], &images[i], &tags[node.image]);
         let (node_slots, layers) = (&slot_of[i], &layers);
-        let ms = &ms;
+        let (ms, stamp) = (&ms, &stamp);
         assembled.push(graph.add(&deps, 0, move |_| {
             let started = ms();
             let base = base_slot.lock().expect("slot").take().expect("base loaded");
+            // An image that takes its platform from its base learns it only
+            // now, and with it which overrides apply.
+            let late = match node.platform {
+                None if !node.spec.overrides.is_empty() => {
+                    assemble::platform_on(&node.spec, &base).map(|p| node.spec.for_platform(&p))
+                }
+                _ => None,
+            };
+            let late_values = late
+                .as_ref()
+                .map(|spec| expand::expand_spec(spec, stamp))
+                .transpose()?;
+            let (spec, values) = match (&late, &late_values) {
+                (Some(spec), Some(v)) => (spec, v),
+                _ => (&node.spec, values),
+            };
             let built: Vec<(String, LayerDesc)> = node_slots
                 .iter()
                 .map(|&s| {
@@ -332,8 +348,7 @@ pub fn build(
             } else {
                 image_tags.clone()
             };
-            let image =
-                assemble::finish(&node.spec, values, base, built, &annotations, tags, store)?;
+            let image = assemble::finish(spec, values, base, built, &annotations, tags, store)?;
             if !multi {
                 reporter.report(Event::ImageBuilt {
                     image: &node.spec.name,
