@@ -1,10 +1,171 @@
-//! Atomic output: everything gantry writes appears whole or not at all.
+//! Atomic output: everything gantry writes appears whole or not at all, and
+//! what a killed run left half-written is reclaimed by the next one.
+//!
+//! Every temporary gantry creates is named `<prefix><pid>-<random>` and holds
+//! an exclusive `flock` for as long as its writer works on it. The kernel
+//! drops the lock when the writer exits, however it exits, so a temporary
+//! whose lock is free and whose process is gone is stale and can be removed
+//! ([`reclaim_stale`]).
 
-use std::fs;
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, IoContext, Result};
+
+/// The prefix of the temporaries written beside outputs.
+pub const TEMP_PREFIX: &str = ".gantry-tmp-";
+
+/// The prefix of an earlier output moved aside while its replacement is
+/// renamed into place.
+const ASIDE_PREFIX: &str = ".gantry-old-";
+
+/// A temporary older than this whose lock is free is stale even if a
+/// process of its pid runs: that pid has been reused.
+const STALE_AFTER: Duration = Duration::from_secs(3600);
+
+/// Takes an exclusive lock on `file` without waiting; `Ok(false)` when
+/// another open file holds it.
+pub fn try_lock(file: &File) -> io::Result<bool> {
+    use rustix::fs::{flock, FlockOperation};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A temporary file in `dir` named `<prefix><pid>-<random>`, locked while
+/// it is open (see the module documentation).
+pub fn locked_temp_file(
+    dir: &Path,
+    prefix: &str,
+    mode: Option<u32>,
+) -> io::Result<tempfile::NamedTempFile> {
+    let prefix = format!("{prefix}{}-", std::process::id());
+    let mut b = tempfile::Builder::new();
+    b.prefix(&prefix);
+    #[cfg(unix)]
+    if let Some(mode) = mode {
+        use std::os::unix::fs::PermissionsExt;
+        b.permissions(fs::Permissions::from_mode(mode));
+    }
+    let temp = b.tempfile_in(dir)?;
+    try_lock(temp.as_file())?;
+    Ok(temp)
+}
+
+/// What reclaiming or pruning removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Freed {
+    pub count: u64,
+    pub bytes: u64,
+}
+
+impl Freed {
+    pub fn add(&mut self, other: Freed) {
+        self.count += other.count;
+        self.bytes += other.bytes;
+    }
+}
+
+/// Removes the temporaries in `dir` (those named with one of `prefixes`, and
+/// moved-aside outputs) that no running writer holds: their lock is free and
+/// their process is gone. `dry_run` only counts them.
+pub fn reclaim_stale(dir: &Path, prefixes: &[&str], dry_run: bool) -> Freed {
+    let mut freed = Freed::default();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return freed;
+    };
+    let me = std::process::id();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let (rest, locked) = if let Some(rest) = name.strip_prefix(ASIDE_PREFIX) {
+            // Asides are old outputs, never locked: only the pid tells.
+            (rest, false)
+        } else if let Some(rest) = prefixes.iter().find_map(|p| name.strip_prefix(p)) {
+            (rest, true)
+        } else {
+            continue;
+        };
+        let pid = rest
+            .split_once('-')
+            .and_then(|(pid, _)| pid.parse::<u32>().ok());
+        if pid == Some(me) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|m| SystemTime::now().duration_since(m).ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        // Held for the removal, so a writer cannot be in it meanwhile.
+        let _lock = if locked {
+            let Ok(f) = File::open(&path) else { continue };
+            if !matches!(try_lock(&f), Ok(true)) {
+                continue;
+            }
+            Some(f)
+        } else {
+            None
+        };
+        // A free lock and a live pid: the writer may be between creating
+        // the file and locking it. Without a pid (an older name), only age.
+        let gone = match pid {
+            Some(pid) => !process_alive(pid) || old,
+            None => old,
+        };
+        if !gone {
+            continue;
+        }
+        let bytes = tree_size(&path, &meta);
+        if !dry_run {
+            let removed = if meta.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            if removed.is_err() {
+                continue;
+            }
+        }
+        freed.add(Freed { count: 1, bytes });
+    }
+    freed
+}
+
+/// Whether a process with this pid runs (in this pid namespace).
+pub fn process_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists() || !Path::new("/proc/self").exists()
+    // no procfs: assume it runs
+}
+
+fn tree_size(path: &Path, meta: &fs::Metadata) -> u64 {
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    let Ok(entries) = fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let p = e.path();
+            fs::symlink_metadata(&p).ok().map(|m| tree_size(&p, &m))
+        })
+        .sum()
+}
+
+/// Reclaims what killed runs left beside `dest`.
+fn reclaim_beside(dest: &Path) {
+    reclaim_stale(&parent_dir(dest), &[TEMP_PREFIX], false);
+}
 
 /// A file written under a temporary name beside its destination and renamed
 /// into place by [`AtomicFile::commit`]. Dropped without commit, it vanishes.
@@ -16,7 +177,11 @@ pub struct AtomicFile {
 impl AtomicFile {
     pub fn create(dest: &Path) -> Result<AtomicFile> {
         let dir = parent_dir(dest);
-        let temp = file_builder().tempfile_in(&dir).at(&dir)?;
+        reclaim_beside(dest);
+        // Temp files are created 0600; outputs should look like anything
+        // else the user creates, so ask for the usual mode and let the
+        // umask apply.
+        let temp = locked_temp_file(&dir, TEMP_PREFIX, Some(0o666)).at(&dir)?;
         Ok(AtomicFile {
             temp,
             dest: dest.to_path_buf(),
@@ -54,6 +219,8 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
 /// removed, so a failed run never leaves a half-written layout behind.
 pub struct AtomicDir {
     temp: Option<tempfile::TempDir>,
+    /// The temp directory, open and locked while it is written.
+    _lock: File,
     dest: PathBuf,
 }
 
@@ -96,9 +263,14 @@ impl AtomicDir {
             }
         }
         let dir = parent_dir(&dest);
-        let temp = dir_builder().tempdir_in(&dir).at(&dir)?;
+        reclaim_beside(&dest);
+        let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
+        let temp = dir_builder(&prefix).tempdir_in(&dir).at(&dir)?;
+        let lock = File::open(temp.path()).at(temp.path())?;
+        try_lock(&lock).at(temp.path())?;
         Ok(AtomicDir {
             temp: Some(temp),
+            _lock: lock,
             dest,
         })
     }
@@ -183,22 +355,9 @@ fn parent_dir(dest: &Path) -> PathBuf {
     }
 }
 
-fn file_builder() -> tempfile::Builder<'static, 'static> {
+fn dir_builder(prefix: &str) -> tempfile::Builder<'_, 'static> {
     let mut b = tempfile::Builder::new();
-    b.prefix(".gantry-tmp-");
-    // Temp files are created 0600; outputs should look like anything else the
-    // user creates, so ask for the usual modes and let the umask apply.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        b.permissions(fs::Permissions::from_mode(0o666));
-    }
-    b
-}
-
-fn dir_builder() -> tempfile::Builder<'static, 'static> {
-    let mut b = tempfile::Builder::new();
-    b.prefix(".gantry-tmp-");
+    b.prefix(prefix);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

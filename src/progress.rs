@@ -82,6 +82,13 @@ pub enum Event<'a> {
         digest: &'a Digest,
         unchanged: bool,
     },
+    /// A store blob did not match its name and was moved aside
+    /// (`moved_to`); what needs it is built or fetched again.
+    BlobRepaired {
+        digest: &'a Digest,
+        problem: &'a str,
+        moved_to: &'a str,
+    },
     Warning {
         message: &'a str,
     },

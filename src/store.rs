@@ -1,11 +1,22 @@
 //! The local content-addressed store: `blobs/sha256/<hex>` plus small
-//! metadata records. Blobs are written to a temp file while being hashed and
-//! renamed into place, so a reader never sees a partial blob and concurrent
-//! writers of the same content cannot corrupt each other. Reads are verified.
+//! metadata records. Blobs are written to a temp file while being hashed,
+//! synced, and renamed into place, so a reader never sees a partial blob and
+//! concurrent writers of the same content cannot corrupt each other. Reads
+//! are verified, and a blob found not to match its name is moved aside to
+//! `corrupt/` (see [`Repair`]) so that the next attempt rebuilds or fetches
+//! it again.
+//!
+//! Every blob and record a process uses has its mtime brought up to date
+//! (at most once an hour), which is what `gantry gc` ([`gc`]) prunes by.
+
+pub mod gc;
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -16,20 +27,68 @@ use crate::fsutil;
 /// Environment variable naming the store directory.
 pub const STORE_ENV: &str = "GANTRY_STORE";
 
+/// Name prefixes of the store's temporaries in `tmp/`.
+const BLOB_TEMP: &str = "blob-";
+const RECORD_TEMP: &str = "record-";
+
+/// A blob or record used is touched when its mtime is older than this:
+/// often enough for `--keep-days`, rarely enough to cost nothing.
+pub const TOUCH_AFTER: Duration = Duration::from_secs(3600);
+
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    repairs: Mutex<Vec<Repair>>,
+    /// This process's registration as a user of the store, which `gc`
+    /// respects; removed when the last clone of the store is dropped.
+    user: Option<gc::User>,
+}
+
+/// A store blob found not to match its name, and moved aside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Repair {
+    pub digest: Digest,
+    /// What was wrong with it.
+    pub problem: String,
+    /// Where it was moved (under the store's `corrupt/`).
+    pub moved_to: PathBuf,
+}
+
+/// What the store holds under a digest, against a descriptor's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// A blob of the descriptor's size.
+    Present,
+    /// Nothing (or something damaged, now moved aside).
+    Absent,
+    /// A sound blob (its content hashes to its name) of this other size:
+    /// the descriptor is wrong.
+    OtherSize(u64),
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `root`.
+    /// Opens (creating if needed) the store at `root`, and removes what
+    /// killed runs left in its `tmp/`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
         let root = root.into();
-        for sub in ["blobs/sha256", "tmp", "meta"] {
+        for sub in ["blobs/sha256", "tmp", "meta", gc::USERS] {
             let p = root.join(sub);
             fs::create_dir_all(&p).at(&p)?;
         }
-        Ok(Store { root })
+        let user = gc::register(&root)?;
+        fsutil::reclaim_stale(&root.join("tmp"), &[BLOB_TEMP, RECORD_TEMP], false);
+        Ok(Store {
+            root,
+            shared: Arc::new(Shared {
+                repairs: Mutex::new(Vec::new()),
+                user: Some(user),
+            }),
+        })
     }
 
     /// `$GANTRY_STORE`, else `$XDG_CACHE_HOME/gantry`, else `~/.cache/gantry`.
@@ -51,26 +110,74 @@ impl Store {
     }
 
     pub fn has(&self, digest: &Digest) -> bool {
-        self.blob_path(digest).is_file()
+        let path = self.blob_path(digest);
+        match fs::metadata(&path) {
+            Ok(m) if m.is_file() => {
+                touch(&path, &m);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Size of a stored blob, if present.
     pub fn size(&self, digest: &Digest) -> Option<u64> {
-        fs::metadata(self.blob_path(digest)).ok().map(|m| m.len())
+        let path = self.blob_path(digest);
+        let m = fs::metadata(&path).ok().filter(|m| m.is_file())?;
+        touch(&path, &m);
+        Some(m.len())
+    }
+
+    /// Whether the store holds `digest` as a blob of `size` bytes. A blob
+    /// of another size is either damaged or proves the descriptor wrong;
+    /// its content decides: a damaged one is moved aside (and is then
+    /// absent), a sound one is [`Presence::OtherSize`].
+    pub fn lookup(&self, digest: &Digest, size: u64) -> Result<Presence> {
+        let path = self.blob_path(digest);
+        let Some(m) = fs::metadata(&path).ok().filter(|m| m.is_file()) else {
+            return Ok(Presence::Absent);
+        };
+        if m.len() == size {
+            touch(&path, &m);
+            return Ok(Presence::Present);
+        }
+        if check_blob(&path, digest).is_ok() {
+            return Ok(Presence::OtherSize(m.len()));
+        }
+        self.quarantine(
+            digest,
+            format!("{} bytes that do not hash to its name", m.len()),
+            None,
+        );
+        Ok(Presence::Absent)
+    }
+
+    /// The error for a descriptor that gives a sound blob the wrong size.
+    pub fn size_error(digest: &Digest, claimed: u64, actual: u64) -> Error {
+        Error::Mismatch {
+            what: format!("blob {digest}"),
+            expected: format!("{claimed} bytes, as its descriptor says"),
+            actual: format!(
+                "{actual} bytes (its content hashes to its digest, so the descriptor is wrong)"
+            ),
+        }
     }
 
     /// Opens a blob for reading; the reader fails at EOF if the content does
-    /// not hash to `digest`.
-    pub fn open_blob(&self, digest: &Digest) -> Result<VerifyingReader<File>> {
+    /// not hash to `digest`, and then moves the blob aside.
+    pub fn open_blob(&self, digest: &Digest) -> Result<BlobReader> {
         let path = self.blob_path(digest);
         let file = File::open(&path).at(&path)?;
-        let size = file.metadata().at(&path)?.len();
-        Ok(VerifyingReader::new(
-            file,
-            *digest,
-            Some(size),
-            format!("store blob {}", path.display()),
-        ))
+        let meta = file.metadata().at(&path)?;
+        touch_file(&file, &meta);
+        let what = format!("store blob {}", path.display());
+        Ok(BlobReader {
+            inner: VerifyingReader::new(file, *digest, Some(meta.len()), what),
+            store: self.clone(),
+            digest: *digest,
+            id: file_id(&meta),
+            flagged: false,
+        })
     }
 
     /// Reads a whole (small) blob, verified.
@@ -82,48 +189,70 @@ impl Store {
         Ok(out)
     }
 
+    /// Stores `bytes`. A blob already there is compared with them (they are
+    /// small: configs, manifests, indexes) and replaced if it differs.
     pub fn put(&self, bytes: &[u8]) -> Result<(Digest, u64)> {
         let digest = Digest::of(bytes);
-        if !self.has(&digest) {
-            let mut w = self.writer()?;
-            w.write_all(bytes).at(self.root.join("tmp"))?;
-            w.commit()?;
+        let path = self.blob_path(&digest);
+        if let Ok(m) = fs::metadata(&path) {
+            let problem = if m.len() != bytes.len() as u64 {
+                Some(format!("{} bytes, expected {}", m.len(), bytes.len()))
+            } else if fs::read(&path).is_ok_and(|have| have == bytes) {
+                touch(&path, &m);
+                None
+            } else {
+                Some("its content does not hash to its name".to_string())
+            };
+            match problem {
+                None => return Ok((digest, bytes.len() as u64)),
+                Some(p) => self.quarantine(&digest, p, Some(file_id(&m))),
+            }
         }
+        let mut w = self.writer()?;
+        w.write_all(bytes).at(self.root.join("tmp"))?;
+        w.commit()?;
         Ok((digest, bytes.len() as u64))
     }
 
     /// A writer for a new blob; its digest is known once written.
     pub fn writer(&self) -> Result<BlobWriter> {
         let dir = self.root.join("tmp");
-        let temp = tempfile::Builder::new()
-            .prefix("blob-")
-            .tempfile_in(&dir)
-            .at(&dir)?;
+        let temp = fsutil::locked_temp_file(&dir, BLOB_TEMP, None).at(&dir)?;
         Ok(BlobWriter {
             inner: HashingWriter::new(BufWriter::with_capacity(256 * 1024, temp)),
             store: self.clone(),
         })
     }
 
-    /// Copies a stream into the store, checking it against `expected`.
+    /// Copies a stream into the store, checking it against `expected` and
+    /// `size`. A descriptor whose size is not the content's is refused the
+    /// same way whether or not the store already has the blob.
     pub fn put_verified(&self, src: &mut dyn Read, expected: &Digest, size: u64) -> Result<()> {
-        if self.has(expected) {
-            return Ok(());
+        match self.lookup(expected, size)? {
+            Presence::Present => return Ok(()),
+            Presence::OtherSize(n) => return Err(Store::size_error(expected, size, n)),
+            Presence::Absent => {}
         }
         let mut w = self.writer()?;
-        let mut src = VerifyingReader::new(src, *expected, Some(size), format!("blob {expected}"));
+        // Verified by digest alone, so that content of another size is
+        // told apart from other content (the sources are local files).
+        let mut src = VerifyingReader::new(src, *expected, None, format!("blob {expected}"));
         io::copy(&mut src, &mut w).map_err(|e| Error::Mismatch {
             what: format!("blob {expected}"),
             expected: format!("{size} bytes hashing to {expected}"),
             actual: e.to_string(),
         })?;
+        if w.written() != size {
+            return Err(Store::size_error(expected, size, w.written()));
+        }
         w.commit()?;
         Ok(())
     }
 
     /// Checks every blob against its name: each must be a regular file whose
     /// content hashes to it. Returns one line per problem (none for a sound
-    /// store); metadata records are caches that reads already check.
+    /// store); metadata records are caches that reads already check. Nothing
+    /// is moved.
     pub fn verify(&self) -> Result<Vec<String>> {
         let dir = self.root.join("blobs/sha256");
         let mut problems = Vec::new();
@@ -143,15 +272,46 @@ impl Store {
                 problems.push(format!("{}: not a regular file", path.display()));
                 continue;
             }
-            let mut sink = io::sink();
-            if let Err(e) = self.open_blob(&digest).and_then(|mut r| {
-                io::copy(&mut r, &mut sink).at(&path)?;
-                Ok(())
-            }) {
+            if let Err(e) = check_blob(&path, &digest) {
                 problems.push(e.to_string());
             }
         }
         Ok(problems)
+    }
+
+    /// Every blob moved aside by this process so far, oldest first.
+    pub fn repairs(&self) -> Vec<Repair> {
+        self.shared.repairs.lock().expect("repairs").clone()
+    }
+
+    /// Moves a blob found damaged out of the way, so that it is rebuilt or
+    /// fetched again, and records the repair. `opened` is the file that was
+    /// found damaged: if another process replaced it meanwhile, the
+    /// replacement is put back.
+    fn quarantine(&self, digest: &Digest, problem: String, opened: Option<(u64, u64)>) {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = self.root.join(gc::CORRUPT);
+        if fs::create_dir_all(&dir).is_err() {
+            return;
+        }
+        let path = self.blob_path(digest);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let aside = dir.join(format!("{}-{}-{n}", digest.hex(), std::process::id()));
+        if fs::rename(&path, &aside).is_err() {
+            // Gone already: another process moved it.
+            return;
+        }
+        if let Some(id) = opened {
+            if fs::metadata(&aside).map(|m| file_id(&m)).ok() != Some(id) {
+                let _ = fs::rename(&aside, &path);
+                return;
+            }
+        }
+        self.shared.repairs.lock().expect("repairs").push(Repair {
+            digest: *digest,
+            problem,
+            moved_to: aside,
+        });
     }
 
     fn meta_path(&self, kind: &str, key: &str) -> PathBuf {
@@ -164,20 +324,57 @@ impl Store {
     /// Reads a metadata record; a missing or unreadable record is `None`,
     /// because records are only ever caches of what blobs already prove.
     pub fn get_meta<T: DeserializeOwned>(&self, kind: &str, key: &str) -> Option<T> {
-        let bytes = fs::read(self.meta_path(kind, key)).ok()?;
+        let mut f = File::open(self.meta_path(kind, key)).ok()?;
+        if let Ok(m) = f.metadata() {
+            touch_file(&f, &m);
+        }
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// Writes a record atomically. Its temp file is in `tmp/`, where a
+    /// killed run's leftovers are reclaimed, not beside the records.
     pub fn put_meta<T: Serialize>(&self, kind: &str, key: &str, value: &T) -> Result<()> {
         let path = self.meta_path(kind, key);
         let dir = path.parent().expect("meta path has a parent");
         fs::create_dir_all(dir).at(dir)?;
-        fsutil::write_atomic(&path, &crate::json::canonical(value))
+        let tmp = self.root.join("tmp");
+        let mut temp = fsutil::locked_temp_file(&tmp, RECORD_TEMP, None).at(&tmp)?;
+        temp.write_all(&crate::json::canonical(value)).at(&path)?;
+        temp.as_file().sync_all().at(&path)?;
+        temp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+        Ok(())
     }
 }
 
-/// A blob being written: hashed as it goes, renamed into place on commit,
-/// removed if dropped.
+/// A blob being read from the store, verified; a blob that turns out not
+/// to match its name is moved aside (see [`Store::repairs`]).
+pub struct BlobReader {
+    inner: VerifyingReader<File>,
+    store: Store,
+    digest: Digest,
+    id: (u64, u64),
+    flagged: bool,
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if e.kind() == io::ErrorKind::InvalidData && !self.flagged {
+                self.flagged = true;
+                self.store.quarantine(
+                    &self.digest,
+                    "its content does not hash to its name".into(),
+                    Some(self.id),
+                );
+            }
+        })
+    }
+}
+
+/// A blob being written: hashed as it goes, synced and renamed into place
+/// on commit, removed if dropped.
 pub struct BlobWriter {
     inner: HashingWriter<BufWriter<tempfile::NamedTempFile>>,
     store: Store,
@@ -195,11 +392,28 @@ impl BlobWriter {
             .into_inner()
             .map_err(|e| Error::io(&tmp_dir, e.into_error()))?;
         let dest = self.store.blob_path(&digest);
-        if dest.is_file() {
-            // Same digest, same bytes: another build (or process) won the race.
-            return Ok((digest, size));
+        if let Ok(m) = fs::metadata(&dest) {
+            if m.is_file() && m.len() == size {
+                // Same digest, same bytes: another build (or process) won
+                // the race.
+                touch(&dest, &m);
+                return Ok((digest, size));
+            }
+            // A blob of the wrong size under this name (a crash before
+            // blobs were synced) is never trusted.
+            self.store.quarantine(
+                &digest,
+                format!("{} bytes, expected {size}", m.len()),
+                Some(file_id(&m)),
+            );
         }
+        // Synced before the rename, so that after a crash the name never
+        // stands for less than the whole content.
+        temp.as_file().sync_all().at(&dest)?;
         temp.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;
+        if let Some(dir) = dest.parent() {
+            File::open(dir).and_then(|d| d.sync_all()).at(dir)?;
+        }
         Ok((digest, size))
     }
 }
@@ -210,6 +424,44 @@ impl Write for BlobWriter {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// Hashes a blob file and compares it with its name, moving nothing.
+fn check_blob(path: &Path, digest: &Digest) -> Result<()> {
+    let file = File::open(path).at(path)?;
+    let size = file.metadata().at(path)?.len();
+    let what = format!("store blob {}", path.display());
+    let mut r = VerifyingReader::new(file, *digest, Some(size), what);
+    io::copy(&mut r, &mut io::sink()).at(path)?;
+    Ok(())
+}
+
+fn file_id(m: &fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+
+fn needs_touch(m: &fs::Metadata) -> bool {
+    m.modified()
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_some_and(|age| age > TOUCH_AFTER)
+}
+
+/// Marks a blob or record as used now (see [`TOUCH_AFTER`]); a store that
+/// cannot be written keeps its times.
+fn touch(path: &Path, m: &fs::Metadata) {
+    if needs_touch(m) {
+        if let Ok(f) = File::open(path) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+    }
+}
+
+fn touch_file(f: &File, m: &fs::Metadata) {
+    if needs_touch(m) {
+        let _ = f.set_modified(SystemTime::now());
     }
 }
 

@@ -16,6 +16,7 @@
 
 mod assemble;
 mod expand;
+pub mod heal;
 mod plan;
 pub mod report;
 

@@ -8,11 +8,22 @@ use serde::Serialize;
 
 use super::BuiltImage;
 use crate::digest::Digest;
+use crate::store::Repair;
 
 #[derive(Debug, Serialize)]
 pub struct Report<'a> {
     /// Every image built, bases first.
     pub images: Vec<ImageEntry<'a>>,
+    /// Store blobs found not to match their names during the build, moved
+    /// aside and built or fetched again.
+    pub repaired: Vec<RepairEntry<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RepairEntry<'a> {
+    pub digest: &'a Digest,
+    pub problem: &'a str,
+    pub moved_to: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -49,9 +60,17 @@ pub struct LayerEntry<'a> {
 }
 
 impl<'a> Report<'a> {
-    pub fn of(built: &'a [BuiltImage]) -> Report<'a> {
+    pub fn of(built: &'a [BuiltImage], repairs: &'a [Repair]) -> Report<'a> {
         Report {
             images: built.iter().map(ImageEntry::of).collect(),
+            repaired: repairs
+                .iter()
+                .map(|r| RepairEntry {
+                    digest: &r.digest,
+                    problem: &r.problem,
+                    moved_to: r.moved_to.display().to_string(),
+                })
+                .collect(),
         }
     }
 }

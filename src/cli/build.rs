@@ -122,72 +122,63 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
         ));
     }
     let store = Store::open(store_root)?;
-    let (_, opts, built) = build_from_file(
-        &BuildInputs {
-            file: &args.file,
-            images: &args.images,
-            jobs: args.jobs,
-            platform: args.platform.clone(),
-            stamp: &args.stamp,
-            locked: args.locked,
-            registry: &args.registry,
-            meanwhile: None,
-        },
+    // A store blob found damaged on the way is moved aside and the build
+    // and its output made again; a tarball half streamed to stdout cannot
+    // be taken back, so that run fails and the next one heals.
+    let streamed = std::cell::Cell::new(false);
+    let built = build::heal::healing(
         &store,
         reporter,
+        || !streamed.get(),
+        || {
+            let (_, opts, built) = build_from_file(
+                &BuildInputs {
+                    file: &args.file,
+                    images: &args.images,
+                    jobs: args.jobs,
+                    platform: args.platform.clone(),
+                    stamp: &args.stamp,
+                    locked: args.locked,
+                    registry: &args.registry,
+                    meanwhile: None,
+                },
+                &store,
+                reporter,
+            )?;
+            if let (Some(out), Some(format)) = (&args.output, format) {
+                streamed.set(out == Path::new("-"));
+                write_selected(
+                    &selected(&built, &args.images),
+                    &opts,
+                    &store,
+                    out,
+                    format,
+                    reporter,
+                )?;
+            }
+            Ok(built)
+        },
     )?;
 
     let to_stdout = args.output.as_deref() == Some(Path::new("-"));
+    if let Some(out) = args.output.as_ref().filter(|_| !to_stdout) {
+        for b in selected(&built, &args.images) {
+            reporter.report(Event::OutputWritten {
+                image: &b.name,
+                path: &out.display().to_string(),
+            });
+        }
+    }
     let mut lines = String::new();
     for b in &built {
         lines.push_str(&format!("{} {}\n", b.name, b.result.digest()));
     }
-    let mut report = serde_json::to_string_pretty(&Report::of(&built))
+    let repairs = store.repairs();
+    let mut report = serde_json::to_string_pretty(&Report::of(&built, &repairs))
         .map_err(|e| Error::Usage(format!("cannot render the report as JSON: {e}")))?;
     report.push('\n');
     if args.json {
         lines = report.clone();
-    }
-
-    if let (Some(out), Some(format)) = (&args.output, format) {
-        // The images asked for, or every image when none was named.
-        let selected: Vec<&BuiltImage> = built
-            .iter()
-            .filter(|b| args.images.is_empty() || args.images.contains(&b.name))
-            .collect();
-        let mut chosen = Vec::new();
-        if format == Format::Docker {
-            for b in &selected {
-                chosen.extend(docker_child(b)?);
-            }
-        }
-        let mut chosen = chosen.iter();
-        let roots: Vec<Root> = selected
-            .iter()
-            .map(|b| match &b.result {
-                Built::Image(i) => Root::Image(i),
-                Built::Index(x) if format != Format::Docker => Root::Index(x),
-                Built::Index(_) => Root::Image(chosen.next().expect("one child per index")),
-            })
-            .collect();
-        let images: Vec<&gantry::image::Image> = roots
-            .iter()
-            .flat_map(|r| match r {
-                Root::Image(i) => vec![*i],
-                Root::Index(x) => x.children.iter().collect(),
-            })
-            .collect();
-        // Registry bases are loaded without their layers; a sink needs them.
-        opts.registry.ensure_blobs(&images, &store, reporter)?;
-        write_output(&roots, &store, out, format)?;
-        if !to_stdout {
-            for b in &selected {
-                reporter.report(Event::OutputWritten {
-                    image: &b.name,
-                    path: &out.display().to_string(),
-                });
-            }
-        }
     }
 
     if let Some(path) = &args.report {
@@ -205,6 +196,50 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
             .map_err(|e| Error::io("<stdout>", e))?;
     }
     Ok(())
+}
+
+/// The images asked for, or every image when none was named.
+fn selected<'a>(built: &'a [BuiltImage], names: &[String]) -> Vec<&'a BuiltImage> {
+    built
+        .iter()
+        .filter(|b| names.is_empty() || names.contains(&b.name))
+        .collect()
+}
+
+/// Writes `selected` to `out`, fetching the registry bases' layers first.
+fn write_selected(
+    selected: &[&BuiltImage],
+    opts: &BuildOptions,
+    store: &Store,
+    out: &Path,
+    format: Format,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let mut chosen = Vec::new();
+    if format == Format::Docker {
+        for b in selected {
+            chosen.extend(docker_child(b)?);
+        }
+    }
+    let mut chosen = chosen.iter();
+    let roots: Vec<Root> = selected
+        .iter()
+        .map(|b| match &b.result {
+            Built::Image(i) => Root::Image(i),
+            Built::Index(x) if format != Format::Docker => Root::Index(x),
+            Built::Index(_) => Root::Image(chosen.next().expect("one child per index")),
+        })
+        .collect();
+    let images: Vec<&gantry::image::Image> = roots
+        .iter()
+        .flat_map(|r| match r {
+            Root::Image(i) => vec![*i],
+            Root::Index(x) => x.children.iter().collect(),
+        })
+        .collect();
+    // Registry bases are loaded without their layers; a sink needs them.
+    opts.registry.ensure_blobs(&images, store, reporter)?;
+    write_output(&roots, store, out, format)
 }
 
 /// The image a docker tarball holds of a multi-platform image: it holds

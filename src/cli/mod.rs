@@ -1,6 +1,7 @@
 //! Glue between the command line and the library: one module per verb.
 
 mod build;
+mod gc;
 mod inspect;
 mod lock;
 mod pull;
@@ -59,6 +60,8 @@ enum Command {
     Pull(pull::PullArgs),
     /// Build if needed, then push images to their tags in registries.
     Push(push::PushArgs),
+    /// Remove from the store what has not been used for a while.
+    Gc(gc::GcArgs),
 }
 
 /// Runs the command line; returns the process exit status.
@@ -77,6 +80,7 @@ pub fn run() -> i32 {
         Command::Lock(args) => lock::run(args, &store_root, &reporter),
         Command::Pull(args) => pull::run(args, &store_root, &reporter),
         Command::Push(args) => push::run(args, &store_root, &reporter),
+        Command::Gc(args) => gc::run(args, &store_root),
     };
     reporter.finish();
     match result {

@@ -221,6 +221,23 @@ impl Reporter for CliReporter {
                 let how = if unchanged { "already points at" } else { "->" };
                 self.line(format!("{reference} {how} {}", short(digest)));
             }
+            Event::BlobRepaired {
+                digest,
+                problem,
+                moved_to,
+            } => {
+                // Said even in quiet mode, as a warning is: the store was
+                // damaged, and a cache in CI may keep being so.
+                let text = format!(
+                    "repaired: store blob {digest} ({problem}) moved to {moved_to}; \
+                     built or fetched again"
+                );
+                if self.mode == ProgressMode::Bar {
+                    let _ = self.multi.println(text);
+                } else {
+                    eprintln!("{text}");
+                }
+            }
             Event::Warning { message } => {
                 // Warnings show even in quiet mode.
                 if self.mode == ProgressMode::Bar {

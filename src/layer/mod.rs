@@ -26,7 +26,7 @@ use crate::digest::{Digest, Hasher, HashingWriter};
 use crate::error::{Error, Result};
 use crate::image::LayerDesc;
 use crate::progress::{Event, Reporter};
-use crate::store::Store;
+use crate::store::{Presence, Store};
 use compress::{CompressOptions, Encoder};
 use fileset::Entry;
 use tar::{EntryHeader, EntryKind, TarWriter};
@@ -98,7 +98,9 @@ pub fn build(store: &Store, job: &LayerJob<'_>, reporter: &dyn Reporter) -> Resu
 
     // 1. Nothing changed since the last build of this recipe: no reading.
     if let Some(rec) = store.get_meta::<Record>("layers-by-recipe", &recipe.hex()) {
-        if store.size(&rec.desc.digest) == Some(rec.desc.size) {
+        // A blob of another size is damaged (moved aside by the lookup) or
+        // the record is wrong; either way the layer is built again.
+        if store.lookup(&rec.desc.digest, rec.desc.size)? == Presence::Present {
             return Ok(reuse(rec.desc));
         }
     }
@@ -119,7 +121,7 @@ pub fn build(store: &Store, job: &LayerJob<'_>, reporter: &dyn Reporter) -> Resu
         };
         let by_content = format!("{}-{comp_key}", diff_id.hex());
         if let Some(rec) = store.get_meta::<Record>("layers-by-content", &by_content) {
-            if store.size(&rec.desc.digest) == Some(rec.desc.size) {
+            if store.lookup(&rec.desc.digest, rec.desc.size)? == Presence::Present {
                 if !racy(job) {
                     store.put_meta("layers-by-recipe", &recipe.hex(), &rec)?;
                 }

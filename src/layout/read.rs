@@ -117,6 +117,12 @@ fn split_location(whole: &str, rest: &str, base_dir: &Path) -> Result<(PathBuf, 
 /// Random access to the blobs of an opened image location.
 pub trait BlobReader {
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>>;
+
+    /// Like [`BlobReader::open_blob`], verified by digest alone: the caller
+    /// checks the size, to tell content of another size from other content.
+    fn open_blob_any_size(&self, digest: &Digest) -> Result<Box<dyn Read + '_>> {
+        self.open_blob(digest)
+    }
 }
 
 /// Opens whatever is at `path` (a layout directory, an OCI archive or a
@@ -167,27 +173,46 @@ pub fn import(source: &LocalSource, store: &Store) -> Result<Image> {
 /// Like [`import`], choosing `want`'s manifest from a multi-platform index.
 pub fn import_for(source: &LocalSource, want: Option<&Platform>, store: &Store) -> Result<Image> {
     let (image, blobs) = open_for(source.path(), source.tag(), want)?;
-    copy_to_store(&image, blobs.as_ref(), store)?;
+    copy_to_store(&image, blobs.as_ref(), store).map_err(|e| match e {
+        // Named by the base whose descriptor it is.
+        Error::Mismatch {
+            what,
+            expected,
+            actual,
+        } => Error::Mismatch {
+            what: format!("{}: {what}", source.path().display()),
+            expected,
+            actual,
+        },
+        e => e,
+    })?;
     Ok(image)
 }
 
 /// Copies every blob of `image` that the store lacks from `blobs`, verified.
-/// The manifest goes last so that a manifest in the store always means its
+/// A blob the store has is checked against its descriptor's size, so a
+/// wrong size is refused whether or not the store had the blob. The
+/// manifest goes last so that a manifest in the store always means its
 /// config and layers are there too.
 pub fn copy_to_store(image: &Image, blobs: &dyn BlobReader, store: &Store) -> Result<()> {
+    use crate::store::Presence;
     for layer in &image.layers {
-        if !store.has(&layer.digest) {
-            let mut src = blobs.open_blob(&layer.digest)?;
-            store.put_verified(&mut src, &layer.digest, layer.size)?;
+        match store.lookup(&layer.digest, layer.size)? {
+            Presence::Present => {}
+            Presence::OtherSize(n) => {
+                return Err(Store::size_error(&layer.digest, layer.size, n));
+            }
+            Presence::Absent => {
+                let mut src = blobs.open_blob_any_size(&layer.digest)?;
+                store.put_verified(&mut src, &layer.digest, layer.size)?;
+            }
         }
     }
     for (bytes, digest) in [
         (&image.config_bytes, &image.config_digest),
         (&image.manifest_bytes, &image.manifest_digest),
     ] {
-        if !store.has(digest) {
-            store.put_verified(&mut &bytes[..], digest, bytes.len() as u64)?;
-        }
+        store.put_verified(&mut &bytes[..], digest, bytes.len() as u64)?;
     }
     Ok(())
 }
@@ -214,6 +239,16 @@ pub(super) enum Blob {
 
 impl BlobReader for LocalBlobs {
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>> {
+        self.open_checked(digest, true)
+    }
+
+    fn open_blob_any_size(&self, digest: &Digest) -> Result<Box<dyn Read + '_>> {
+        self.open_checked(digest, false)
+    }
+}
+
+impl LocalBlobs {
+    fn open_checked(&self, digest: &Digest, sized: bool) -> Result<Box<dyn Read + '_>> {
         let (name, size, what) = match self.known.get(digest) {
             Some(Blob::Memory(bytes)) => {
                 return Ok(Box::new(VerifyingReader::new(
@@ -246,6 +281,7 @@ impl BlobReader for LocalBlobs {
             ));
         }
         let (reader, actual) = self.container.open_member(&name)?;
+        let size = if sized { size } else { None };
         Ok(Box::new(VerifyingReader::new(
             reader,
             *digest,

@@ -296,12 +296,15 @@ fn corrupt_store_blob_is_named() {
     let path = store.blob_path(&image.layers[0].digest);
     let mut bytes = fs::read(&path).unwrap();
     bytes[600] ^= 1;
-    fs::write(&path, bytes).unwrap();
+    fs::write(&path, &bytes).unwrap();
     let err = write_oci_dir(&[&image], &store, &tmp.path().join("out"))
         .err()
         .unwrap()
         .to_string();
     assert!(err.contains(&path.display().to_string()), "{err}");
+    // The store moved the damaged blob aside; damage it again.
+    assert!(!path.exists());
+    fs::write(&path, &bytes).unwrap();
     let err = write_archive(&[&image], &store, Format::OciArchive, Vec::new())
         .err()
         .unwrap()

@@ -25,7 +25,7 @@ use crate::lock::{LockFile, LockedBase};
 use crate::progress::{Event, Reporter};
 use crate::reference::Reference;
 use crate::spec;
-use crate::store::Store;
+use crate::store::{Presence, Store};
 
 const TAGS_META: &str = "registry-tags";
 const SOURCES_META: &str = "blob-sources";
@@ -319,7 +319,12 @@ impl BaseOptions {
             ));
         }
         let config_digest = parse_digest(cd.digest(), &what)?;
-        let config_bytes = if store.size(&config_digest) == Some(cd.size()) {
+        let config_present = match store.lookup(&config_digest, cd.size())? {
+            Presence::Present => true,
+            Presence::OtherSize(n) => return Err(size_error(r, &config_digest, cd.size(), n)),
+            Presence::Absent => false,
+        };
+        let config_bytes = if config_present {
             store.read(&config_digest)?
         } else if self.offline {
             return Err(Error::Offline(format!(
@@ -358,7 +363,12 @@ impl BaseOptions {
                     format!("diff_id {id:?} is not a sha256 digest"),
                 )
             })?;
-            if store.size(&digest) != Some(d.size()) {
+            let present = match store.lookup(&digest, d.size())? {
+                Presence::Present => true,
+                Presence::OtherSize(n) => return Err(size_error(r, &digest, d.size(), n)),
+                Presence::Absent => false,
+            };
+            if !present {
                 store.put_meta(
                     SOURCES_META,
                     &digest.hex(),
@@ -405,8 +415,16 @@ impl BaseOptions {
     ) -> Result<()> {
         for image in images {
             for l in &image.layers {
-                if store.size(&l.digest) == Some(l.size) {
-                    continue;
+                match store.lookup(&l.digest, l.size)? {
+                    Presence::Present => continue,
+                    Presence::OtherSize(n) => {
+                        return Err(Error::format(
+                            format!("image {:?}", image.name),
+                            Store::size_error(&l.digest, l.size, n).to_string(),
+                        ))
+                    }
+                    // Missing, or moved aside as damaged: fetched again.
+                    Presence::Absent => {}
                 }
                 let Some(r) = blob_source(store, &l.digest) else {
                     return Err(Error::format(
@@ -439,6 +457,22 @@ pub fn blob_source(store: &Store, digest: &Digest) -> Option<Reference> {
         tag: None,
         digest: None,
     })
+}
+
+/// A sound stored blob whose size the base's descriptor gets wrong.
+fn size_error(r: &Reference, digest: &Digest, claimed: u64, actual: u64) -> Error {
+    match Store::size_error(digest, claimed, actual) {
+        Error::Mismatch {
+            what,
+            expected,
+            actual,
+        } => Error::Mismatch {
+            what: format!("base {r}: {what}"),
+            expected,
+            actual,
+        },
+        e => e,
+    }
 }
 
 fn tag_key(r: &Reference) -> String {
