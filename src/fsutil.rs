@@ -396,4 +396,31 @@ mod tests {
         let left: Vec<_> = fs::read_dir(root.path()).unwrap().collect();
         assert_eq!(left.len(), 1, "nothing but the output is left beside it");
     }
+
+    #[test]
+    fn only_temporaries_whose_writer_is_gone_are_reclaimed() {
+        let dir = tempfile::tempdir().unwrap();
+        // No process has this pid (pids stop at 2^22).
+        let dead = dir.path().join(".gantry-tmp-4194399-aaaa");
+        fs::write(&dead, b"12345").unwrap();
+        let held = dir.path().join(".gantry-tmp-4194399-bbbb");
+        fs::write(&held, b"x").unwrap();
+        let lock = File::open(&held).unwrap();
+        assert!(try_lock(&lock).unwrap());
+        let aside = dir.path().join(".gantry-old-4194399-1-out");
+        fs::create_dir(&aside).unwrap();
+        fs::write(aside.join("f"), b"123").unwrap();
+        let other = dir.path().join("user-file");
+        fs::write(&other, b"mine").unwrap();
+        let live = locked_temp_file(dir.path(), TEMP_PREFIX, None).unwrap();
+
+        let freed = reclaim_stale(dir.path(), &[TEMP_PREFIX], true);
+        assert_eq!(freed, Freed { count: 2, bytes: 8 });
+        assert!(dead.exists(), "a dry run removes nothing");
+        let freed = reclaim_stale(dir.path(), &[TEMP_PREFIX], false);
+        assert_eq!(freed, Freed { count: 2, bytes: 8 });
+        assert!(!dead.exists() && !aside.exists());
+        assert!(held.exists(), "its writer holds the lock");
+        assert!(other.exists() && live.path().exists());
+    }
 }

@@ -47,6 +47,8 @@ struct Shared {
     /// This process's registration as a user of the store, which `gc`
     /// respects; removed when the last clone of the store is dropped.
     user: Option<gc::User>,
+    /// What opening the store reclaimed of killed runs' temporaries.
+    reclaimed: fsutil::Freed,
 }
 
 /// A store blob found not to match its name, and moved aside.
@@ -81,12 +83,13 @@ impl Store {
             fs::create_dir_all(&p).at(&p)?;
         }
         let user = gc::register(&root)?;
-        fsutil::reclaim_stale(&root.join("tmp"), &[BLOB_TEMP, RECORD_TEMP], false);
+        let reclaimed = fsutil::reclaim_stale(&root.join("tmp"), &[BLOB_TEMP, RECORD_TEMP], false);
         Ok(Store {
             root,
             shared: Arc::new(Shared {
                 repairs: Mutex::new(Vec::new()),
                 user: Some(user),
+                reclaimed,
             }),
         })
     }
@@ -511,6 +514,65 @@ mod tests {
                 .unwrap()
                 .count(),
             0
+        );
+    }
+
+    #[test]
+    fn commit_replaces_an_existing_blob_of_the_wrong_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let digest = Digest::of(b"whole content");
+        // What a crash before the blob was synced can leave.
+        fs::write(store.blob_path(&digest), b"").unwrap();
+        let mut w = store.writer().unwrap();
+        w.write_all(b"whole content").unwrap();
+        w.commit().unwrap();
+        assert_eq!(store.read(&digest).unwrap(), b"whole content");
+        let repairs = store.repairs();
+        assert_eq!(repairs.len(), 1);
+        assert_eq!(repairs[0].problem, "0 bytes, expected 13");
+        assert!(repairs[0].moved_to.starts_with(dir.path().join("corrupt")));
+    }
+
+    #[test]
+    fn a_verified_read_moves_a_damaged_blob_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (d, _) = store.put(b"hello").unwrap();
+        fs::write(store.blob_path(&d), b"hellO").unwrap();
+        assert!(store.read(&d).is_err());
+        assert!(!store.has(&d), "moved aside");
+        assert_eq!(store.repairs()[0].digest, d);
+        store.put(b"hello").unwrap();
+        assert_eq!(store.verify().unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn lookup_tells_a_wrong_descriptor_from_a_damaged_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (d, n) = store.put(b"sound").unwrap();
+        assert_eq!(store.lookup(&d, n).unwrap(), Presence::Present);
+        assert_eq!(store.lookup(&d, n + 1).unwrap(), Presence::OtherSize(n));
+        assert!(store.repairs().is_empty(), "a sound blob stays");
+        fs::write(store.blob_path(&d), b"damaged").unwrap();
+        assert_eq!(store.lookup(&d, n).unwrap(), Presence::Absent);
+        assert_eq!(store.repairs().len(), 1);
+    }
+
+    #[test]
+    fn records_are_written_without_leaving_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .put_meta("kind", "key", &serde_json::json!({"a": 1}))
+            .unwrap();
+        let v: serde_json::Value = store.get_meta("kind", "key").unwrap();
+        assert_eq!(v["a"], 1);
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(dir.path().join("meta/kind")).unwrap().count(),
+            1
         );
     }
 }

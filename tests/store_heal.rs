@@ -81,9 +81,15 @@ fn heals(damage: impl Fn(&Path), pick: impl Fn(&serde_json::Value) -> String) {
     let repaired = second["repaired"].as_array().unwrap();
     assert_eq!(repaired.len(), 1, "{second:#}");
     assert_eq!(repaired[0]["digest"], digest.as_str());
-    assert!(err.contains(&format!("repaired: store blob {digest}")), "{err}");
+    assert!(
+        err.contains(&format!("repaired: store blob {digest}")),
+        "{err}"
+    );
     let moved = PathBuf::from(repaired[0]["moved_to"].as_str().unwrap());
-    assert!(moved.starts_with(p.store.path().join("corrupt")), "{moved:?}");
+    assert!(
+        moved.starts_with(p.store.path().join("corrupt")),
+        "{moved:?}"
+    );
     assert!(moved.exists());
     assert_output_sound(&out);
     assert_store_sound(&p);
@@ -122,7 +128,10 @@ fn a_truncated_layer_blob_is_moved_aside_and_the_layer_rebuilt() {
 
 #[test]
 fn a_zero_length_blob_left_by_a_crash_is_not_trusted() {
-    heals(|path| fs::write(path, b"").unwrap(), |r| layer_digest(r, "data"));
+    heals(
+        |path| fs::write(path, b"").unwrap(),
+        |r| layer_digest(r, "data"),
+    );
 }
 
 #[test]
@@ -231,7 +240,10 @@ fn wait_for(what: &str, found: impl Fn() -> Option<PathBuf>) -> PathBuf {
         if let Some(p) = found() {
             return p;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "never saw {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never saw {what}"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -316,7 +328,10 @@ fn a_push_killed_mid_upload_is_finished_by_a_clean_run() {
     let p = big_project();
     let reference = format!("{}/big/app:1", registry.host());
     p.ok(&["build"]);
-    let uploads = registry.dir.path().join("data/docker/registry/v2/repositories/big/app/_uploads");
+    let uploads = registry
+        .dir
+        .path()
+        .join("data/docker/registry/v2/repositories/big/app/_uploads");
     let mut child = spawn(&p, &["push", "big", "-t", &reference]);
     wait_for("an upload in progress", || {
         fs::read_dir(&uploads).ok()?.flatten().find_map(|e| {
@@ -332,6 +347,43 @@ fn a_push_killed_mid_upload_is_finished_by_a_clean_run() {
     let pulled = p.join("pulled.tar");
     p.ok(&["pull", &reference, "-o", pulled.to_str().unwrap()]);
     assert_output_sound(&pulled);
-    assert_eq!(names_in(&p.store.path().join("tmp"), ""), Vec::<String>::new());
+    assert_eq!(
+        names_in(&p.store.path().join("tmp"), ""),
+        Vec::<String>::new()
+    );
+    assert_store_sound(&p);
+}
+
+#[test]
+fn a_damaged_registry_base_layer_is_fetched_again_from_its_registry() {
+    use common::docker_registry::{DockerRegistry, Options};
+    if !common::require(common::docker_registry::BIN) {
+        return;
+    }
+    let registry = DockerRegistry::start(Options::default());
+    let reference = format!("{}/heal/base:1", registry.host());
+    let base = app_project(&[&reference]);
+    base.ok(&["push"]);
+    let p = Project::new();
+    p.write(
+        "gantry.toml",
+        format!(
+            "[image.app]\nbase = \"{reference}\"\nplatform = \"linux/amd64\"\n\n\
+             [[image.app.layer]]\nfiles = [{{ src = \"x.txt\", dst = \"/x.txt\" }}]\n"
+        ),
+    );
+    p.write("x.txt", "x\n");
+    let out = p.join("out.tar");
+    p.ok(&["build", "-o", out.to_str().unwrap()]);
+    // The base's large layer, as the registry has it.
+    let data = layer_digest(&first_build(&base), "data");
+    flip_one_byte(&blob(&p, &data));
+    let (r, err) = report(&p, &["build", "--json", "-o", out.to_str().unwrap()]);
+    assert_eq!(r["repaired"][0]["digest"], data.as_str(), "{r:#}");
+    assert!(
+        err.contains(&format!("downloaded {}", &data[..19])),
+        "downloaded again:\n{err}"
+    );
+    assert_output_sound(&out);
     assert_store_sound(&p);
 }

@@ -141,6 +141,9 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcReport> {
     }
 
     let temps = |dir: &Path, prefixes: &[&str]| fsutil::reclaim_stale(dir, prefixes, opts.dry_run);
+    // Opening the store reclaimed some already, dry run or not: removing
+    // what no running writer holds is always safe.
+    report.temporaries.add(store.shared.reclaimed);
     report
         .temporaries
         .add(temps(&root.join("tmp"), &[BLOB_TEMP, RECORD_TEMP]));
