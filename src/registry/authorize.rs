@@ -218,3 +218,26 @@ impl Client {
 fn same_origin(owner: &reqwest::Url, url: &reqwest::Url) -> bool {
     owner.origin() == url.origin()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin;
+
+    #[test]
+    fn an_origin_is_scheme_host_and_port() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        let owner = u("https://registry.example");
+        assert!(same_origin(
+            &owner,
+            &u("https://registry.example:443/v2/x?y=1")
+        ));
+        for other in [
+            "http://registry.example/v2/",
+            "https://registry.example:5000/v2/",
+            "https://storage.registry.example/v2/",
+            "https://registry.example.evil/v2/",
+        ] {
+            assert!(!same_origin(&owner, &u(other)), "{other}");
+        }
+    }
+}

@@ -295,11 +295,87 @@ mod tests {
     }
 
     fn client() -> Client {
+        client_with(crate::registry::DEFAULT_TIMEOUT)
+    }
+
+    fn client_with(timeout: Duration) -> Client {
         Client::new(ClientOptions {
             ca_certs: Vec::new(),
+            timeout,
             ..ClientOptions::from_env()
         })
         .unwrap()
+    }
+
+    /// Reads one request whole, then says nothing until the client goes.
+    fn never_answers() -> Url {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!("http://{}/up", listener.local_addr().unwrap())).unwrap();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut sink = [0u8; 64 << 10];
+            while conn.read(&mut sink).is_ok_and(|n| n > 0) {}
+        });
+        url
+    }
+
+    #[test]
+    fn an_upload_whose_answer_never_comes_is_given_up_after_the_timeout() {
+        let url = never_answers();
+        let start = Instant::now();
+        let got = client_with(Duration::from_millis(500)).put_streamed(
+            &url,
+            HeaderMap::new(),
+            3 << 20,
+            Box::new(Cursor::new(vec![7u8; 3 << 20])),
+        );
+        assert!(matches!(got.unwrap(), Err(StreamError::Stalled)));
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    /// Gives a piece every `every`, `pieces` times.
+    struct Slow {
+        every: Duration,
+        pieces: usize,
+    }
+
+    impl Read for Slow {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.pieces == 0 {
+                return Ok(0);
+            }
+            std::thread::sleep(self.every);
+            self.pieces -= 1;
+            let n = buf.len().min(1000);
+            buf[..n].fill(3);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_slow_source_is_not_taken_for_a_stalled_registry() {
+        // The upload takes three times the timeout, all of it waiting for
+        // the source; a clock from the start of the request (reqwest's
+        // read_timeout) would cut it off.
+        let (url, server) = serve_one();
+        let resp = client_with(Duration::from_millis(400))
+            .put_streamed(
+                &url,
+                HeaderMap::new(),
+                4000,
+                Box::new(Slow {
+                    every: Duration::from_millis(300),
+                    pieces: 4,
+                }),
+            )
+            .unwrap()
+            .unwrap_or_else(|_| panic!("upload failed"));
+        assert_eq!(resp.status().as_u16(), 201);
+        assert_eq!(server.join().unwrap().1, vec![3u8; 4000]);
     }
 
     #[test]
