@@ -129,6 +129,14 @@ impl Client {
                     }
                     format!("reading the blob: {src}")
                 }
+                // Connecting is the one wait the async client times.
+                Err(StreamError::Send(e)) if e.is_timeout() => {
+                    let m = format!("upload: {}", self.stalled(&name));
+                    if last {
+                        return Err(self.err(at.host, at.what, None, None, gave_up(&m, attempt)));
+                    }
+                    m
+                }
                 Err(StreamError::Send(e)) => match classify(&e) {
                     SendError::Transient(m) if !last => format!("upload: {m}"),
                     SendError::Transient(m) => {
