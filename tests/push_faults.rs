@@ -7,6 +7,7 @@
 
 mod common;
 
+use base64::Engine;
 use common::digest_of;
 use common::docker_registry::{DockerRegistry, Options};
 use common::proxy::{self, Fault, Proxy};
@@ -283,4 +284,196 @@ fn a_base_registry_that_lies_about_a_layer_fails_the_push_and_tags_nothing() {
         let hex = d.strip_prefix("sha256:").unwrap();
         assert!(!p.store.path().join("blobs/sha256").join(hex).exists());
     }
+}
+
+#[test]
+fn upload_location_on_another_origin_gets_no_credentials() {
+    if !(peers() && common::require("htpasswd")) {
+        return;
+    }
+    // Bearer: the proxy hands out tokens and checks them; the other host
+    // (a second proxy in front of the same registry) checks nothing, so
+    // the push completes, without the token ever reaching it.
+    let reg = DockerRegistry::start(Options::default());
+    let other = Proxy::start(reg.port, proxy::Options::default());
+    let front = Proxy::start(
+        reg.port,
+        proxy::Options {
+            bearer: true,
+            upload_locations_to: Some(format!("http://{}", other.host())),
+            ..Default::default()
+        },
+    );
+    let target = format!("{}/moved/app:1", front.host());
+    let p = app_project(&[&target]);
+    let out = p.ok(&["push"]);
+    let digest = &pushed(&out)[0].1;
+    let puts: Vec<_> = other
+        .log()
+        .into_iter()
+        .filter(|l| l.method == "PUT" && l.path.contains("/blobs/uploads/"))
+        .collect();
+    assert_eq!(puts.len(), 3, "every blob went to the other host");
+    assert!(puts.iter().all(|l| !l.authorization), "{puts:#?}");
+    assert!(
+        front
+            .repo_requests()
+            .iter()
+            .all(|l| l.authorization || l.status == 401),
+        "the registry itself gets the token: {:#?}",
+        front.repo_requests()
+    );
+    let direct = format!("{}/moved/app:1", reg.host());
+    assert_eq!(skopeo_digest(&direct).as_deref(), Some(digest.as_str()));
+
+    // Basic: the password is what the other host would get. It gets
+    // nothing, so the registry behind it refuses the upload.
+    let (user, password) = ("uploader", "basic-secret-2718");
+    let reg = DockerRegistry::start(Options {
+        tls: false,
+        htpasswd: Some((user.into(), password.into())),
+    });
+    let other = Proxy::start(reg.port, proxy::Options::default());
+    let front = Proxy::start(
+        reg.port,
+        proxy::Options {
+            upload_locations_to: Some(format!("http://{}", other.host())),
+            ..Default::default()
+        },
+    );
+    let target = format!("{}/moved/app:1", front.host());
+    let p = app_project(&[&target]);
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    p.write(
+        ".docker/config.json",
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, front.host()),
+    );
+    let out = p
+        .cmd()
+        .env("DOCKER_CONFIG", p.join(".docker"))
+        .args(["push", "--jobs", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("HTTP 401") && err.contains("nothing was tagged"),
+        "{err}"
+    );
+    assert!(!err.contains(password) && !err.contains(&auth), "{err}");
+    assert!(
+        front
+            .repo_requests()
+            .iter()
+            .any(|l| l.method == "POST" && l.authorization),
+        "the registry itself gets the password"
+    );
+    let at_other = other.log();
+    assert!(!at_other.is_empty(), "the upload went to the other host");
+    assert!(at_other.iter().all(|l| !l.authorization), "{at_other:#?}");
+}
+
+#[test]
+fn an_https_registry_whose_upload_location_is_plain_http_is_refused() {
+    if !(peers() && common::require("openssl")) {
+        return;
+    }
+    let mut reg = DockerRegistry::start(Options {
+        tls: true,
+        htpasswd: None,
+    });
+    // distribution builds its Locations from `http.host` when it is set.
+    let config = reg.dir.path().join("config.yml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let addr = format!("  addr: 127.0.0.1:{}\n", reg.port);
+    assert!(text.contains(&addr), "{text}");
+    let text = text.replace(
+        &addr,
+        &format!("{addr}  host: http://downgrade.invalid:5000\n"),
+    );
+    reg.stop();
+    std::fs::write(&config, text).unwrap();
+    reg.resume();
+
+    let target = format!("{}/tls/app:1", reg.host());
+    let p = app_project(&[&target]);
+    let ca = format!("--ca-cert={}", reg.ca().display());
+    let err = p.fails(&["push", "--jobs", "1", &ca]);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!("registry {}", reg.host()))
+            && last.contains("refused upload Location from HTTPS to plain HTTP")
+            && last.contains("http://downgrade.invalid:5000/v2/tls/app/blobs/uploads/")
+            && last.contains("nothing was tagged"),
+        "{err}"
+    );
+    assert!(!last.contains("_state="), "no query string: {err}");
+}
+
+#[test]
+fn an_upload_whose_answer_never_comes_is_given_up_after_the_timeout() {
+    if !peers() {
+        return;
+    }
+    // Once: the upload starts over and the push completes.
+    let (reg, proxy) = behind_proxy(proxy::Options {
+        scripted: vec![("PUT".into(), "/blobs/uploads/".into(), Fault::Stall)],
+        ..Default::default()
+    });
+    let target = format!("{}/stall/app:1", proxy.host());
+    let p = app_project(&[&target]);
+    let start = std::time::Instant::now();
+    let out = p
+        .cmd()
+        .env("GANTRY_HTTP_TIMEOUT", "1")
+        .args(["push", "--jobs", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("upload: PUT /v2/stall/app/blobs/uploads/") && err.contains("no data for 1 s"),
+        "{err}"
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(20));
+    let direct = format!("{}/stall/app:1", reg.host());
+    let digest = &pushed(&String::from_utf8_lossy(&out.stdout))[0].1;
+    assert_eq!(skopeo_digest(&direct).as_deref(), Some(digest.as_str()));
+
+    // Every time: a bounded sequence, then an error naming the request.
+    let scripted = (0..8)
+        .map(|_| {
+            (
+                "PUT".to_string(),
+                "/blobs/uploads/".to_string(),
+                Fault::Stall,
+            )
+        })
+        .collect();
+    let (reg, proxy) = behind_proxy(proxy::Options {
+        scripted,
+        ..Default::default()
+    });
+    let target = format!("{}/stall/app:1", proxy.host());
+    let p = app_project(&[&target]);
+    let start = std::time::Instant::now();
+    let out = p
+        .cmd()
+        .args(["push", "--jobs", "1", "--http-timeout", "1"])
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!("registry {}", proxy.host()))
+            && last.contains("upload: PUT /v2/stall/app/blobs/uploads/")
+            && last.contains("no data for 1 s")
+            && last.contains("gave up after 4 attempts")
+            && last.contains("nothing was tagged"),
+        "{err}"
+    );
+    assert!(took < std::time::Duration::from_secs(20), "took {took:?}");
+    assert_eq!(skopeo_digest(&format!("{}/stall/app:1", reg.host())), None);
 }

@@ -97,19 +97,36 @@ fn isolate(p: &Project) {
 }
 
 trait Isolated {
-    fn gantry(&self, args: &[&str]) -> std::process::Output;
+    fn gantry(&self, args: &[&str]) -> std::process::Output {
+        self.gantry_with(args, &[])
+    }
+    fn gantry_with(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output;
 }
 
 impl Isolated for Project {
-    fn gantry(&self, args: &[&str]) -> std::process::Output {
-        self.cmd()
-            .env("DOCKER_CONFIG", self.join(".docker"))
+    fn gantry_with(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        let mut c = self.cmd();
+        c.env("DOCKER_CONFIG", self.join(".docker"))
             .env("REGISTRY_AUTH_FILE", self.join("no-auth.json"))
             .env_remove("XDG_RUNTIME_DIR")
-            .args(args)
-            .output()
-            .unwrap()
+            .env_remove("GANTRY_HTTP_TIMEOUT");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.args(args).output().unwrap()
     }
+}
+
+/// Runs gantry with a one-second idle timeout; returns the output and how
+/// long the run took.
+fn timed(p: &Project, args: &[&str]) -> (std::process::Output, Duration) {
+    let start = Instant::now();
+    let out = p.gantry_with(args, &[("GANTRY_HTTP_TIMEOUT", "1")]);
+    (out, start.elapsed())
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn ok(p: &Project, args: &[&str]) -> String {
@@ -598,4 +615,210 @@ fn offline_builds_name_what_the_store_lacks() {
         "{e}"
     );
     assert_eq!(reg.log().len(), n, "offline means no request at all");
+}
+
+#[test]
+fn a_registry_that_never_answers_is_given_up_after_the_timeout_and_retried() {
+    let reg = FakeRegistry::start(Auth::None);
+    let base = make_base("linux/amd64", "base\n");
+    push(&reg, &base, "1");
+    let p = app(&reg, "1");
+    reg.fault("/manifests/1", vec![Fault::Stall]);
+    let (out, took) = timed(&p, &["build"]);
+    let e = stderr(&out);
+    assert!(out.status.success(), "{e}");
+    assert!(
+        e.contains("GET /v2/test/base/manifests/1: no data for 1 s"),
+        "the stall is reported as a retry: {e}"
+    );
+    assert_eq!(reg.count("/manifests/1"), 2);
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+#[test]
+fn a_registry_that_always_stalls_ends_in_an_error_naming_the_request_within_a_bound() {
+    let reg = FakeRegistry::start(Auth::None);
+    let base = make_base("linux/amd64", "base\n");
+    push(&reg, &base, "1");
+    let p = app(&reg, "1");
+    reg.fault("/manifests/1", vec![Fault::Stall; 10]);
+    // The flag, this time, instead of the variable.
+    let start = Instant::now();
+    let out = p.gantry(&["build", "--http-timeout", "1"]);
+    let took = start.elapsed();
+    let e = stderr(&out);
+    assert!(!out.status.success(), "{e}");
+    let last = e.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!("registry {}", reg.host()))
+            && last.contains("/v2/test/base/manifests/1: no data for 1 s")
+            && last.contains("gave up after 4 attempts"),
+        "{e}"
+    );
+    assert_eq!(reg.count("/manifests/1"), 4, "bounded retries");
+    // 4 s of silence and at most 3.5 s of backoff.
+    assert!(took < Duration::from_secs(12), "took {took:?}");
+}
+
+#[test]
+fn a_manifest_or_blob_that_stops_mid_way_times_out_and_starts_over() {
+    let reg = FakeRegistry::start(Auth::None);
+    let base = make_base("linux/amd64", "base\n");
+    push(&reg, &base, "1");
+    let p = app(&reg, "1");
+    reg.fault("/manifests/1", vec![Fault::StallMidway]);
+    reg.fault(
+        &format!("/blobs/{}", base.layer_digest),
+        vec![Fault::StallMidway],
+    );
+    let (out, took) = timed(&p, &["build", "-o", "app.tar"]);
+    let e = stderr(&out);
+    assert!(out.status.success(), "{e}");
+    assert!(
+        e.contains("reading the manifest: GET /v2/test/base/manifests/1: no data for 1 s"),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!(
+            "downloading {0}: GET /v2/test/base/blobs/{0}: no data for 1 s",
+            base.layer_digest
+        )),
+        "{e}"
+    );
+    assert_eq!(reg.count(&format!("/blobs/{}", base.layer_digest)), 2);
+    assert!(store_has(&p, &base.layer_digest));
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+}
+
+#[test]
+fn a_malformed_http_timeout_is_an_error_naming_the_variable() {
+    let reg = FakeRegistry::start(Auth::None);
+    let p = app(&reg, "1");
+    for bad in ["soon", "0", "-3", "1.5"] {
+        let out = p.gantry_with(&["build"], &[("GANTRY_HTTP_TIMEOUT", bad)]);
+        let e = stderr(&out);
+        assert!(!out.status.success(), "{bad}: {e}");
+        assert!(e.contains("GANTRY_HTTP_TIMEOUT"), "{bad}: {e}");
+    }
+    assert!(reg.log().is_empty(), "refused before any request");
+}
+
+#[test]
+fn a_credential_helper_that_hangs_is_stopped_and_named() {
+    let reg = FakeRegistry::start(Auth::Basic {
+        user: "bob".into(),
+        password: "pw".into(),
+    });
+    let base = make_base("linux/amd64", "base\n");
+    push(&reg, &base, "1");
+    let p = app(&reg, "1");
+    // It says something secret-looking, then hangs, as does a child of it.
+    p.write(
+        "bin/docker-credential-hang",
+        "#!/bin/sh\nprintf 'half-said-secret-1234'\necho $$ > \"$PIDS\"\nsleep 60\n",
+    );
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(
+        p.join("bin/docker-credential-hang"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    p.write(".docker/config.json", r#"{"credsStore":"hang"}"#);
+    let path = format!(
+        "{}:{}",
+        p.join("bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let pids = p.join("pids");
+    let (out, took) = {
+        let start = Instant::now();
+        let out = p.gantry_with(
+            &["build"],
+            &[
+                ("GANTRY_HTTP_TIMEOUT", "1"),
+                ("PATH", &path),
+                ("PIDS", pids.to_str().unwrap()),
+            ],
+        );
+        (out, start.elapsed())
+    };
+    let e = stderr(&out);
+    assert!(!out.status.success(), "{e}");
+    assert!(
+        e.contains("credential helper docker-credential-hang")
+            && e.contains("no answer within 1 s"),
+        "{e}"
+    );
+    assert!(!e.contains("half-said-secret"), "{e}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    // The helper itself was killed.
+    let pid = fs::read_to_string(&pids).unwrap();
+    let stat = fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    let state = stat.rsplit(") ").next().and_then(|s| s.chars().next());
+    assert!(matches!(state, None | Some('Z') | Some('X')), "{stat}");
+}
+
+#[test]
+fn a_blob_redirect_to_another_origin_gets_no_credentials() {
+    let reg = FakeRegistry::start(Auth::Basic {
+        user: "bob".into(),
+        password: "redirect-secret-5".into(),
+    });
+    let storage = FakeRegistry::start(Auth::None);
+    let base = make_base("linux/amd64", "base\n");
+    push(&reg, &base, "1");
+    push(&storage, &base, "1");
+    let p = app(&reg, "1");
+    let auth = base64::engine::general_purpose::STANDARD.encode("bob:redirect-secret-5");
+    p.write(
+        ".docker/config.json",
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host()),
+    );
+    reg.fault(
+        &format!("/blobs/{}", base.layer_digest),
+        vec![Fault::Redirect(format!("http://{}", storage.host()))],
+    );
+    ok(&p, &["build", "-o", "app.tar"]);
+    let at_storage: Vec<String> = storage.log();
+    assert_eq!(at_storage.len(), 1, "{at_storage:#?}");
+    assert!(
+        at_storage[0].starts_with(&format!("GET /v2/test/base/blobs/{}", base.layer_digest))
+            && at_storage[0].ends_with(" -"),
+        "no credentials to another origin: {at_storage:#?}"
+    );
+    for line in reg.log().iter().filter(|l| l.contains("/v2/test/")) {
+        assert!(line.ends_with("basic"), "{line}");
+    }
+}
+
+#[test]
+fn a_lock_pinning_a_manifest_the_registry_lacks_names_the_digest_the_base_and_the_lock() {
+    if !common::require(common::docker_registry::BIN) {
+        return;
+    }
+    let reg = common::docker_registry::DockerRegistry::start(Default::default());
+    let base_ref = format!("{}/lib/base:1", reg.host());
+    common::push::app_project(&[&base_ref]).ok(&["push"]);
+    let p = Project::new();
+    isolate(&p);
+    p.write("a.txt", "app\n");
+    p.write("gantry.toml", app_file(&base_ref, None));
+    ok(&p, &["lock"]);
+    let lock = fs::read_to_string(p.join("gantry.lock")).unwrap();
+    let pinned = lock
+        .split('"')
+        .find(|s| s.starts_with("sha256:"))
+        .unwrap()
+        .to_string();
+    let gone = sha256(b"a manifest this registry never had");
+    fs::write(p.join("gantry.lock"), lock.replace(&pinned, &gone)).unwrap();
+    let e = fails(&p, &["build", "--locked"]);
+    let last = e.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("gantry.lock")
+            && last.contains(&gone)
+            && last.contains(&format!("base {base_ref}"))
+            && last.contains(&format!("registry {} does not have", reg.host())),
+        "{e}"
+    );
 }

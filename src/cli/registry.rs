@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 
@@ -27,6 +28,31 @@ pub struct RegistryArgs {
     /// in the store already.
     #[arg(long)]
     pub offline: bool,
+
+    /// Give up a registry request (and retry it) after this many seconds
+    /// without a byte; also how long a credential helper may take
+    /// [default: 30].
+    #[arg(
+        long = "http-timeout",
+        value_name = "SECONDS",
+        env = HTTP_TIMEOUT_ENV,
+        value_parser = parse_timeout
+    )]
+    pub http_timeout: Option<Duration>,
+}
+
+const HTTP_TIMEOUT_ENV: &str = "GANTRY_HTTP_TIMEOUT";
+
+/// Whole seconds, at least 1: a wait without a limit is what the timeout
+/// is there to prevent. Clap does not say where a bad value came from, so
+/// the message names both.
+fn parse_timeout(s: &str) -> std::result::Result<Duration, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (1..=86_400).contains(&n) => Ok(Duration::from_secs(n)),
+        _ => Err(format!(
+            "--http-timeout (or {HTTP_TIMEOUT_ENV}) takes whole seconds from 1 to 86400"
+        )),
+    }
 }
 
 impl RegistryArgs {
@@ -34,6 +60,9 @@ impl RegistryArgs {
         let mut o = ClientOptions::from_env();
         o.insecure.extend(self.insecure.iter().cloned());
         o.ca_certs.extend(self.ca_certs.iter().cloned());
+        if let Some(t) = self.http_timeout {
+            o.timeout = t;
+        }
         o
     }
 

@@ -10,13 +10,17 @@ use super::auth::{self, Challenge, Token, TokenResponse};
 use super::credentials::Credential;
 use super::{authority, read_limited, Client, Repo};
 use crate::error::{Error, Result};
+use reqwest::Method;
 
 impl Client {
     fn credential(&self, host: &str) -> Result<Option<Credential>> {
         if let Some(c) = self.with_host(host, |h| h.credential.clone()) {
             return Ok(c);
         }
-        let c = self.opts.credentials.lookup(host)?;
+        let c = self
+            .opts
+            .credentials
+            .lookup_within(host, self.opts.timeout)?;
         self.with_host(host, |h| h.credential = Some(c.clone()));
         Ok(c)
     }
@@ -35,8 +39,26 @@ impl Client {
             .remove(&Self::token_key(at));
     }
 
-    /// The `Authorization` value for a request, if the registry wants one.
-    pub(super) fn authorization(&self, at: &Repo<'_>) -> Result<Option<String>> {
+    /// The `Authorization` value for a request to `url`. The registry's
+    /// credential, and the tokens it is exchanged for, belong to the
+    /// registry's origin (scheme, host and port) and go nowhere else: not
+    /// to an upload `Location` on another host, not along a redirect to
+    /// blob storage. Every request that may carry them asks here.
+    pub(super) fn authorization_for(
+        &self,
+        at: &Repo<'_>,
+        url: &reqwest::Url,
+    ) -> Result<Option<String>> {
+        let base = self.base_url(at)?;
+        let own = reqwest::Url::parse(&base).is_ok_and(|b| same_origin(&b, url));
+        if !own {
+            return Ok(None);
+        }
+        self.authorization(at)
+    }
+
+    /// The `Authorization` value the registry wants, if any.
+    fn authorization(&self, at: &Repo<'_>) -> Result<Option<String>> {
         let (host, repository) = (at.host, at.repository);
         let Some(challenge) = self.with_host(host, |h| h.challenge.clone()) else {
             return Ok(None);
@@ -98,8 +120,26 @@ impl Client {
                 ));
             }
         }
-        let http = self.http(realm)?;
-        let resp = self.execute(at, || match &credential {
+        let realm_url = reqwest::Url::parse(realm).map_err(|_| {
+            self.err(
+                host,
+                what,
+                None,
+                None,
+                format!("the token service {realm_host} is not a URL"),
+            )
+        })?;
+        // The password goes to the token service the registry named (as
+        // docker sends it), and, like any credential, only to its origin.
+        let basic = match &credential {
+            Some(Credential::Basic { username, password }) => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+            )),
+            _ => None,
+        };
+        let for_realm = |u: &reqwest::Url| Ok(basic.clone().filter(|_| same_origin(&realm_url, u)));
+        let resp = match &credential {
             Some(Credential::IdentityToken(refresh)) => {
                 let mut form = vec![
                     ("grant_type", "refresh_token"),
@@ -110,21 +150,21 @@ impl Client {
                 if let Some(s) = service {
                     form.push(("service", s));
                 }
-                http.post(realm).form(&form)
+                self.follow(at, &Method::POST, realm_url.clone(), for_realm, &|r| {
+                    r.form(&form)
+                })?
             }
-            other => {
+            _ => {
                 let mut query: Vec<(&str, &str)> =
                     scopes.iter().map(|s| ("scope", s.as_str())).collect();
                 if let Some(s) = service {
                     query.push(("service", s));
                 }
-                let mut req = http.get(realm).query(&query);
-                if let Some(Credential::Basic { username, password }) = other {
-                    req = req.basic_auth(username, Some(password));
-                }
-                req
+                self.follow(at, &Method::GET, realm_url.clone(), for_realm, &|r| {
+                    r.query(&query)
+                })?
             }
-        })?;
+        };
         let status = resp.status().as_u16();
         if status >= 400 {
             let e = self.status_error(&realm_host, what, resp);
@@ -171,5 +211,33 @@ impl Client {
                 format!("token service {realm_host}: answer holds no token"),
             )
         })
+    }
+}
+
+/// The one test of where a credential may go: the origin it belongs to.
+fn same_origin(owner: &reqwest::Url, url: &reqwest::Url) -> bool {
+    owner.origin() == url.origin()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin;
+
+    #[test]
+    fn an_origin_is_scheme_host_and_port() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        let owner = u("https://registry.example");
+        assert!(same_origin(
+            &owner,
+            &u("https://registry.example:443/v2/x?y=1")
+        ));
+        for other in [
+            "http://registry.example/v2/",
+            "https://registry.example:5000/v2/",
+            "https://storage.registry.example/v2/",
+            "https://registry.example.evil/v2/",
+        ] {
+            assert!(!same_origin(&owner, &u(other)), "{other}");
+        }
     }
 }

@@ -107,6 +107,26 @@ impl BaseOptions {
         }
     }
 
+    /// A registry that does not have the manifest the lock pins: the lock
+    /// is what is wrong (the repository was cleaned up, or the lock points
+    /// elsewhere), not the tag, which was never asked for.
+    fn pinned_but_gone(&self, name: &str, digest: &Digest, e: Error) -> Error {
+        match e {
+            Error::Registry {
+                registry,
+                status: Some(404),
+                code,
+                ..
+            } => self.lock_error(format!(
+                "base {name} is pinned to manifest {digest}, which registry {registry} does \
+                 not have (HTTP 404{}); run `gantry lock --update {name}` to pin what its tag \
+                 names now",
+                code.map(|c| format!(" {c}")).unwrap_or_default()
+            )),
+            e => e,
+        }
+    }
+
     /// Loads the base `r` for `want` (the build file's platform, if any).
     pub fn load_base(
         &self,
@@ -151,7 +171,9 @@ impl BaseOptions {
             )));
         }
         if let Some((entry, platform, manifest)) = from_lock {
-            let m = self.manifest_by_digest(r, &manifest, store, reporter)?;
+            let m = self
+                .manifest_by_digest(r, &manifest, store, reporter)
+                .map_err(|e| self.pinned_but_gone(&name, &manifest, e))?;
             let image = self.image_from_manifest(r, m, store, reporter)?;
             return Ok(LoadedBase {
                 image,

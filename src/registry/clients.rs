@@ -111,30 +111,20 @@ impl Client {
 pub(super) fn http_builder(opts: &ClientOptions) -> reqwest::blocking::ClientBuilder {
     reqwest::blocking::Client::builder()
         .user_agent(concat!("gantry/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(opts.connect_timeout)
-        // Layers can take longer than any fixed limit; a dead peer is
-        // noticed by keepalive instead.
-        .timeout(None)
+        .connect_timeout(opts.timeout)
+        // The blocking client applies this to the wait for the answer's
+        // headers and to each read of its body, not to the whole transfer:
+        // a layer may take as long as it takes while bytes keep coming.
+        .timeout(opts.timeout)
+        // Redirects are followed by `Client::request`, which decides hop by
+        // hop what may be sent where.
+        .redirect(reqwest::redirect::Policy::none())
         .tcp_keepalive(Duration::from_secs(30))
 }
 
-/// How the plain client follows redirects: as reqwest does (up to ten),
-/// but not to HTTPS, which it has no trusted roots for.
-pub(super) fn plain_redirects() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
-        if attempt.url().scheme() == "https" {
-            attempt.stop()
-        } else if attempt.previous().len() >= 10 {
-            attempt.error("too many redirects")
-        } else {
-            attempt.follow()
-        }
-    })
-}
-
-/// Where a redirect the plain client stopped at goes, when that is HTTPS.
-pub(super) fn redirect_to_https(resp: &reqwest::blocking::Response) -> Option<Url> {
-    if !resp.status().is_redirection() || resp.url().scheme() != "http" {
+/// Where a redirect answer points, resolved against the request.
+pub(super) fn redirect_target(resp: &reqwest::blocking::Response) -> Option<Url> {
+    if !matches!(resp.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
         return None;
     }
     let location = resp
@@ -142,8 +132,7 @@ pub(super) fn redirect_to_https(resp: &reqwest::blocking::Response) -> Option<Ur
         .get(reqwest::header::LOCATION)?
         .to_str()
         .ok()?;
-    let next = resp.url().join(location).ok()?;
-    (next.scheme() == "https").then_some(next)
+    resp.url().join(location).ok()
 }
 
 /// The value in `slot`, made by `make` the first time.
@@ -161,10 +150,14 @@ fn https_setup_error(e: reqwest::Error) -> Error {
     Error::Usage(format!("cannot set up the HTTPS client: {e}"))
 }
 
-/// [`http_builder`]'s settings, for the async client.
+/// [`http_builder`]'s settings, for the async client. No `read_timeout`:
+/// reqwest counts it from the start of the request to the answer's
+/// headers, which for an upload includes sending the whole body;
+/// `registry::stream` watches for silence itself.
 fn http_builder_async(opts: &ClientOptions) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .user_agent(concat!("gantry/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(opts.connect_timeout)
-        .tcp_keepalive(std::time::Duration::from_secs(30))
+        .connect_timeout(opts.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .tcp_keepalive(Duration::from_secs(30))
 }

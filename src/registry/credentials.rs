@@ -11,9 +11,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde::Deserialize;
@@ -22,6 +24,8 @@ use crate::error::{Error, Result};
 
 /// The key Docker Hub credentials are stored under, a relic of the v1 API.
 pub const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
+/// How long a credential helper may take, unless the client says otherwise.
+const HELPER_TIMEOUT: Duration = super::DEFAULT_TIMEOUT;
 const DOCKER_HUB_HOSTS: [&str; 4] = [
     "docker.io",
     "index.docker.io",
@@ -75,16 +79,22 @@ impl CredentialSources {
     /// The credential for `host` (as contacted, e.g. `registry-1.docker.io`),
     /// or `None` for anonymous access.
     pub fn lookup(&self, host: &str) -> Result<Option<Credential>> {
+        self.lookup_within(host, HELPER_TIMEOUT)
+    }
+
+    /// [`lookup`](Self::lookup), with a credential helper given `timeout`
+    /// to answer.
+    pub fn lookup_within(&self, host: &str, timeout: Duration) -> Result<Option<Credential>> {
         if let Some(path) = &self.docker_config {
             if let Some(cfg) = read_config(path)? {
-                if let Some(c) = cfg.lookup(host, path)? {
+                if let Some(c) = cfg.lookup(host, path, timeout)? {
                     return Ok(Some(c));
                 }
             }
         }
         if let Some(path) = &self.podman_auth {
             if let Some(cfg) = read_config(path)? {
-                if let Some(c) = cfg.lookup(host, path)? {
+                if let Some(c) = cfg.lookup(host, path, timeout)? {
                     return Ok(Some(c));
                 }
             }
@@ -159,16 +169,16 @@ fn server_url(host: &str) -> String {
 }
 
 impl ConfigFile {
-    fn lookup(&self, host: &str, path: &Path) -> Result<Option<Credential>> {
+    fn lookup(&self, host: &str, path: &Path, timeout: Duration) -> Result<Option<Credential>> {
         if let Some((_, helper)) = self
             .cred_helpers
             .iter()
             .find(|(k, _)| same_registry(k, host))
         {
-            return run_helper(helper, &server_url(host));
+            return run_helper(helper, &server_url(host), timeout);
         }
         if let Some(store) = self.creds_store.as_deref().filter(|s| !s.is_empty()) {
-            if let Some(c) = run_helper(store, &server_url(host))? {
+            if let Some(c) = run_helper(store, &server_url(host), timeout)? {
                 return Ok(Some(c));
             }
         }
@@ -220,8 +230,10 @@ struct HelperAnswer {
     secret: String,
 }
 
-/// Runs `docker-credential-<name> get` with the server URL on stdin.
-fn run_helper(name: &str, server: &str) -> Result<Option<Credential>> {
+/// Runs `docker-credential-<name> get` with the server URL on stdin. A
+/// helper that has not answered and exited within `timeout` (one waiting
+/// for a keyring that never unlocks, say) is killed.
+fn run_helper(name: &str, server: &str, timeout: Duration) -> Result<Option<Credential>> {
     let program = format!("docker-credential-{name}");
     let helper_err = |message: String| Error::Registry {
         registry: server.to_string(),
@@ -242,9 +254,13 @@ fn run_helper(name: &str, server: &str) -> Result<Option<Credential>> {
         // exit status below, so a broken pipe here is not an error.
         let _ = stdin.write_all(server.as_bytes());
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| helper_err(format!("cannot run it: {e}")))?;
+    let out = wait_within(child, timeout).map_err(|e| match e {
+        Waited::TimedOut => helper_err(format!(
+            "no answer within {} s; stopped it",
+            timeout.as_secs_f64()
+        )),
+        Waited::Io(e) => helper_err(format!("cannot run it: {e}")),
+    })?;
     if !out.status.success() {
         // Helpers answer "credentials not found" on stdout with a failure
         // status; that means anonymous access, not an error. Anything else
@@ -267,6 +283,51 @@ fn run_helper(name: &str, server: &str) -> Result<Option<Credential>> {
         username: answer.username,
         password: answer.secret,
     }))
+}
+
+enum Waited {
+    TimedOut,
+    Io(std::io::Error),
+}
+
+/// The child's exit status and stdout, if it exits within `timeout`; else
+/// it is killed. Its stdout is read on a thread of its own, so that a
+/// helper writing more than a pipe holds cannot block on gantry.
+fn wait_within(mut child: Child, timeout: Duration) -> std::result::Result<Output, Waited> {
+    let deadline = Instant::now() + timeout;
+    let (tx, rx) = mpsc::channel();
+    if let Some(mut stdout) = child.stdout.take() {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let read = stdout.read_to_end(&mut out).map(|_| out);
+            let _ = tx.send(read);
+        });
+    } else {
+        let _ = tx.send(Ok(Vec::new()));
+    }
+    let give_up = |mut child: Child| {
+        let _ = child.kill();
+        let _ = child.wait();
+        Waited::TimedOut
+    };
+    // The end of its output comes with its exit, normally.
+    let stdout = match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Ok(read) => read.map_err(Waited::Io)?,
+        Err(_) => return Err(give_up(child)),
+    };
+    loop {
+        if let Some(status) = child.try_wait().map_err(Waited::Io)? {
+            return Ok(Output {
+                status,
+                stdout,
+                stderr: Vec::new(),
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(give_up(child));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[cfg(test)]

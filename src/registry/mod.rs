@@ -60,6 +60,13 @@ application/vnd.docker.distribution.manifest.v1+json;q=0.1";
 
 const SCHEMA1_UNSIGNED: &str = "application/vnd.docker.distribution.manifest.v1+json";
 
+/// How long a registry may stay silent (no byte of an answer, no byte of
+/// an upload taken) before the attempt is given up.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Redirects followed for one request before giving up.
+const MAX_REDIRECTS: usize = 10;
+
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// `host[:port]` that may be reached over plain HTTP (loopback always may).
@@ -68,7 +75,11 @@ pub struct ClientOptions {
     pub ca_certs: Vec<PathBuf>,
     pub retry: RetryPolicy,
     pub credentials: CredentialSources,
-    pub connect_timeout: Duration,
+    /// Silence that ends an attempt: connecting, waiting for an answer,
+    /// between two reads of a body, while an upload's bytes are not taken,
+    /// and for a credential helper's answer. Stalls are transient, so each
+    /// is retried as the retry policy says.
+    pub timeout: Duration,
 }
 
 impl ClientOptions {
@@ -85,7 +96,7 @@ impl ClientOptions {
             ca_certs,
             retry: RetryPolicy::default(),
             credentials: CredentialSources::from_env(),
-            connect_timeout: Duration::from_secs(30),
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 }
@@ -186,11 +197,10 @@ impl Client {
             std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         }
         // No roots at all: this client only ever speaks plain HTTP. A
-        // redirect to HTTPS (blob storage behind a plain registry) is left
-        // for `request` to follow with the HTTPS client.
+        // redirect to HTTPS (blob storage behind a plain registry) is
+        // followed by `request` with the HTTPS client.
         let plain = clients::http_builder(&opts)
             .tls_certs_only(std::iter::empty())
-            .redirect(clients::plain_redirects())
             .build()
             .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))?;
         Ok(Client {
@@ -220,6 +230,7 @@ impl Client {
         loop {
             attempt += 1;
             let resp = self.send(at, Method::GET, &path, Some(MANIFEST_ACCEPT))?;
+            let final_url = resp.url().clone();
             let header_type = resp
                 .headers()
                 .get(CONTENT_TYPE)
@@ -241,18 +252,14 @@ impl Client {
                         format!("the manifest is larger than {MAX_MANIFEST} bytes"),
                     ))
                 }
-                Err(BodyError::Io(e)) if attempt < self.opts.retry.attempts => {
-                    self.retrying(at, attempt, None, &format!("reading the manifest: {e}"));
-                    continue;
-                }
                 Err(BodyError::Io(e)) => {
-                    return Err(self.err(
-                        host,
-                        what,
-                        None,
-                        None,
-                        format!("reading the manifest: {e}"),
-                    ))
+                    let name = request_name(at, &Method::GET, &final_url);
+                    let why = format!("reading the manifest: {}", self.read_failure(&name, &e));
+                    if attempt < self.opts.retry.attempts {
+                        self.retrying(at, attempt, None, &why);
+                        continue;
+                    }
+                    return Err(self.err(host, what, None, None, gave_up(&why, attempt)));
                 }
             };
             let digest = Digest::of(&bytes);
@@ -325,6 +332,7 @@ impl Client {
         loop {
             attempt += 1;
             let resp = self.send(at, Method::GET, &path, None)?;
+            let name = request_name(at, &Method::GET, resp.url());
             let mut writer = store.writer()?;
             let mut source = Marked {
                 inner: resp,
@@ -349,22 +357,12 @@ impl Client {
                 }
                 Err(CopyError::Write(e)) => return Err(Error::io(store.root().join("tmp"), e)),
                 Err(CopyError::Read(e)) if source.failed => {
+                    let why = format!("downloading {digest}: {}", self.read_failure(&name, &e));
                     if attempt < self.opts.retry.attempts {
-                        self.retrying(
-                            at,
-                            attempt,
-                            None,
-                            &format!("download of {digest} broke off ({e})"),
-                        );
+                        self.retrying(at, attempt, None, &why);
                         continue;
                     }
-                    return Err(self.err(
-                        host,
-                        what,
-                        None,
-                        None,
-                        format!("downloading {digest}: {e}"),
-                    ));
+                    return Err(self.err(host, what, None, None, gave_up(&why, attempt)));
                 }
                 Err(CopyError::Read(e)) => {
                     // The registry sent bytes that are not what the digest
@@ -466,29 +464,129 @@ impl Client {
         url: &str,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response> {
-        let http = self.http(url)?;
+        let url = reqwest::Url::parse(url)
+            .map_err(|e| self.err(at.host, at.what, None, None, format!("bad URL: {e}")))?;
         let mut renewed = false;
         loop {
-            let auth = self.authorization(at)?;
-            let resp = self.execute(at, || {
-                let mut req = build(http.request(method.clone(), url));
-                if let Some(h) = &auth {
-                    req = req.header(AUTHORIZATION, h);
-                }
-                req
-            })?;
+            let resp = self.follow(
+                at,
+                &method,
+                url.clone(),
+                |u| self.authorization_for(at, u),
+                &build,
+            )?;
             if resp.status().as_u16() == 401 && !renewed {
                 renewed = true;
                 self.renew_after_401(at, &resp);
                 continue;
             }
-            if let Some(next) = clients::redirect_to_https(&resp) {
-                // Like any redirect to another origin, without the
-                // registry's credentials.
-                let https = self.http(next.as_str())?;
-                return self.execute(at, || build(https.request(method.clone(), next.clone())));
-            }
             return Ok(resp);
+        }
+    }
+
+    /// Sends a request and follows its redirects, each hop with the client
+    /// for its scheme and with what `credential` allows for its URL.
+    /// `GET` and `HEAD` follow redirects anywhere (but never from HTTPS to
+    /// a host not allowed plain HTTP); a request with a body only follows a
+    /// 307 or 308 to the same origin, so its body goes nowhere else.
+    fn follow(
+        &self,
+        at: &Repo<'_>,
+        method: &Method,
+        mut url: reqwest::Url,
+        credential: impl Fn(&reqwest::Url) -> Result<Option<String>>,
+        build: &impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response> {
+        let replayable = *method == Method::GET || *method == Method::HEAD;
+        let mut hops = 0;
+        loop {
+            let http = self.http(url.as_str())?;
+            let auth = match credential(&url)? {
+                Some(h) => Some(sensitive(&h).ok_or_else(|| {
+                    self.err(at.host, at.what, None, None, "unusable credentials".into())
+                })?),
+                None => None,
+            };
+            let resp = self.execute(at, || {
+                let req = build(http.request(method.clone(), url.clone()));
+                match &auth {
+                    Some(h) => req.header(AUTHORIZATION, h.clone()),
+                    None => req,
+                }
+            })?;
+            let Some(next) = clients::redirect_target(&resp) else {
+                return Ok(resp);
+            };
+            let status = resp.status().as_u16();
+            let keeps_body = matches!(status, 307 | 308) && next.origin() == url.origin();
+            if !(replayable || keeps_body) {
+                return Ok(resp);
+            }
+            hops += 1;
+            if hops > MAX_REDIRECTS {
+                return Err(self.err(
+                    at.host,
+                    at.what,
+                    Some(status),
+                    None,
+                    format!(
+                        "{method} {}: more than {MAX_REDIRECTS} redirects",
+                        shown(&url)
+                    ),
+                ));
+            }
+            self.check_downgrade(at, &url, &next, "redirect")?;
+            url = next;
+        }
+    }
+
+    /// Refuses a step from HTTPS to plain HTTP (a redirect, or an upload
+    /// `Location`) unless the host it goes to may be reached over plain
+    /// HTTP anyway: TLS, once the registry speaks it, is never dropped
+    /// silently.
+    fn check_downgrade(
+        &self,
+        at: &Repo<'_>,
+        from: &reqwest::Url,
+        to: &reqwest::Url,
+        kind: &str,
+    ) -> Result<()> {
+        if from.scheme() == "https"
+            && to.scheme() == "http"
+            && !self.plain_http_allowed(&authority(to))
+        {
+            return Err(self.err(
+                at.host,
+                at.what,
+                None,
+                None,
+                format!(
+                    "refused {kind} from HTTPS to plain HTTP: {}; name {} with \
+                     --insecure-registry if that is intended",
+                    shown(to),
+                    authority(to)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What a stalled request says: the request and how long nothing came.
+    fn stalled(&self, request: &str) -> String {
+        let t = self.opts.timeout;
+        if t.subsec_millis() == 0 {
+            format!("{request}: no data for {} s", t.as_secs())
+        } else {
+            format!("{request}: no data for {:.1} s", t.as_secs_f64())
+        }
+    }
+
+    /// Why reading an answer's body failed, for a message.
+    fn read_failure(&self, request: &str, e: &io::Error) -> String {
+        if is_timeout(e) {
+            self.stalled(request)
+        } else {
+            format!("{request}: {e}")
         }
     }
 
@@ -507,14 +605,25 @@ impl Client {
         }
     }
 
-    /// Runs a request, retrying connection failures and 408/429/5xx.
+    /// Runs a request, retrying connection failures, stalls and
+    /// 408/429/5xx.
     fn execute(&self, at: &Repo<'_>, build: impl Fn() -> RequestBuilder) -> Result<Response> {
         let (host, what) = (at.host, at.what);
         let mut attempt = 0;
         loop {
             attempt += 1;
             let last = attempt >= self.opts.retry.attempts;
-            match build().send() {
+            let (http, req) = build().build_split();
+            let req = req.map_err(|e| Error::Usage(error_chain(&e)))?;
+            let name = request_name(at, req.method(), req.url());
+            let sent = http.execute(req).map_err(|e| {
+                if e.is_timeout() {
+                    SendError::Transient(self.stalled(&name))
+                } else {
+                    classify(&e)
+                }
+            });
+            match sent {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     if retry::retryable_status(status) && !last {
@@ -524,14 +633,14 @@ impl Client {
                     }
                     return Ok(resp);
                 }
-                Err(e) => match classify(&e) {
-                    SendError::Transient(m) if !last => {
-                        self.retrying(at, attempt, None, &m);
-                        continue;
-                    }
-                    SendError::Transient(m) => return Err(self.err(host, what, None, None, m)),
-                    SendError::Fatal(err) => return Err(err),
-                },
+                Err(SendError::Transient(m)) if !last => {
+                    self.retrying(at, attempt, None, &m);
+                    continue;
+                }
+                Err(SendError::Transient(m)) => {
+                    return Err(self.err(host, what, None, None, gave_up(&m, attempt)))
+                }
+                Err(SendError::Fatal(err)) => return Err(err),
             }
         }
     }
@@ -694,9 +803,12 @@ fn retry_after(resp: &Response) -> Option<Duration> {
 }
 
 fn classify(e: &reqwest::Error) -> SendError {
-    // The URL in reqwest's message holds no credentials: they travel in
-    // headers and bodies only.
-    let msg = error_chain(e);
+    // Credentials travel in headers and bodies only, but a redirect's query
+    // string may be a signature (presigned storage URLs): it is left out.
+    let mut msg = error_chain(e);
+    if let Some(u) = e.url() {
+        msg = msg.replace(u.as_str(), &shown(u));
+    }
     if e.is_builder() {
         return SendError::Fatal(Error::Usage(msg));
     }
@@ -708,6 +820,63 @@ fn classify(e: &reqwest::Error) -> SendError {
         return SendError::Transient(msg);
     }
     SendError::Transient(msg)
+}
+
+/// A request as messages name it: the method and the path on the registry,
+/// or the whole URL (as [`shown`]) on another host.
+fn request_name(at: &Repo<'_>, method: &Method, url: &reqwest::Url) -> String {
+    if authority(url) == at.host {
+        format!("{method} {}", url.path())
+    } else {
+        format!("{method} {}", shown(url))
+    }
+}
+
+/// A URL as messages show it: scheme, host, port and path, never the
+/// query (which may hold a signature) or user information.
+fn shown(u: &reqwest::Url) -> String {
+    match u.host_str() {
+        Some(_) => format!("{}://{}{}", u.scheme(), authority(u), u.path()),
+        None => u.path().to_string(),
+    }
+}
+
+/// An `Authorization` value, marked so that reqwest never shows it.
+fn sensitive(value: &str) -> Option<reqwest::header::HeaderValue> {
+    let mut h = reqwest::header::HeaderValue::from_str(value).ok()?;
+    h.set_sensitive(true);
+    Some(h)
+}
+
+/// Whether a body read failed because nothing came for the timeout.
+fn is_timeout(e: &io::Error) -> bool {
+    if e.kind() == io::ErrorKind::TimedOut {
+        return true;
+    }
+    let mut src: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|r| r as _);
+    while let Some(c) = src {
+        if c.downcast_ref::<reqwest::Error>()
+            .is_some_and(|r| r.is_timeout())
+        {
+            return true;
+        }
+        if c.downcast_ref::<io::Error>()
+            .is_some_and(|i| i.kind() == io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        src = c.source();
+    }
+    false
+}
+
+/// The last failure of a request that was tried more than once.
+fn gave_up(why: &str, attempts: u32) -> String {
+    if attempts > 1 {
+        format!("{why} (gave up after {attempts} attempts)")
+    } else {
+        why.to_string()
+    }
 }
 
 fn is_certificate_error(msg: &str) -> bool {

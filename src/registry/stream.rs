@@ -13,10 +13,21 @@
 //! Only the body differs: headers, retries and the reading of the answer
 //! stay with the caller, which gets a blocking `Response` as from any other
 //! request.
+//!
+//! A registry that stops taking the body, or never answers once it has it,
+//! is given up after the client's timeout of silence. reqwest's own
+//! `read_timeout` cannot do this: it runs from the start of the request to
+//! the answer's headers, so it would cut off any upload that takes longer.
+//! Here the clock restarts whenever the connection takes a frame of the
+//! body (64 KiB, so a slow link still shows progress), and stops while the
+//! connection waits for the source (a base layer streamed from another
+//! registry, which has a timeout of its own).
 
 use std::io::{self, Read};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
@@ -27,8 +38,10 @@ use reqwest::Url;
 use super::Client;
 use crate::error::Result;
 
-/// Bytes per piece handed to the connection.
+/// Bytes per piece read from the source.
 const PIECE: usize = 1 << 20;
+/// Bytes per frame handed to the connection.
+const FRAME: usize = 64 << 10;
 /// Pieces read ahead of the connection.
 const QUEUE: usize = 4;
 /// Bytes of an error answer kept for the error message.
@@ -43,6 +56,50 @@ pub(super) enum StreamError {
     Send(reqwest::Error),
     /// The runtime lost the request.
     Lost(String),
+    /// The connection took no byte of the body, or sent no byte of an
+    /// answer, for the timeout.
+    Stalled,
+}
+
+/// When the connection last made progress, and whether it is waiting for
+/// the source (which is then what is slow, not the registry).
+struct Activity {
+    state: Mutex<(Instant, bool)>,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            state: Mutex::new((Instant::now(), false)),
+        }
+    }
+
+    fn mark(&self, starved: bool) {
+        *self.state.lock().expect("activity lock") = (Instant::now(), starved);
+    }
+
+    /// When the connection will have been silent for `timeout`, or `None`
+    /// if it already has.
+    fn deadline(&self, timeout: Duration) -> Option<Instant> {
+        let (last, starved) = *self.state.lock().expect("activity lock");
+        if starved {
+            return Some(Instant::now() + timeout);
+        }
+        let at = last + timeout;
+        (Instant::now() < at).then_some(at)
+    }
+}
+
+/// What the upload task ends with.
+enum Answer {
+    Http(reqwest::Error),
+    Stalled,
+}
+
+impl From<reqwest::Error> for Answer {
+    fn from(e: reqwest::Error) -> Answer {
+        Answer::Http(e)
+    }
 }
 
 impl Client {
@@ -58,14 +115,30 @@ impl Client {
     ) -> Result<std::result::Result<Response, StreamError>> {
         let streamer = self.streamer()?;
         let client = self.async_http(streamer, url)?;
+        let timeout = self.opts.timeout;
         let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
+        let activity = Arc::new(Activity::new());
         let request = client
             .put(url.clone())
             .headers(headers)
-            .body(reqwest::Body::wrap(Pieces { rx, size }))
+            .body(reqwest::Body::wrap(Pieces {
+                rx,
+                size,
+                current: Bytes::new(),
+                activity: activity.clone(),
+            }))
             .send();
         let answer = streamer.runtime.spawn(async move {
-            let resp = request.await?;
+            let mut request = Box::pin(request);
+            let resp = loop {
+                let Some(deadline) = activity.deadline(timeout) else {
+                    return Err(Answer::Stalled);
+                };
+                let deadline = tokio::time::Instant::from_std(deadline);
+                if let Ok(r) = tokio::time::timeout_at(deadline, &mut request).await {
+                    break r?;
+                }
+            };
             let mut answer = http::Response::builder().status(resp.status());
             if let Some(h) = answer.headers_mut() {
                 *h = resp.headers().clone();
@@ -73,7 +146,11 @@ impl Client {
             let mut body = Vec::new();
             if !resp.status().is_success() {
                 let mut resp = resp;
-                while let Some(chunk) = resp.chunk().await? {
+                loop {
+                    let chunk = tokio::time::timeout(timeout, resp.chunk())
+                        .await
+                        .map_err(|_| Answer::Stalled)??;
+                    let Some(chunk) = chunk else { break };
                     body.extend_from_slice(&chunk);
                     if body.len() >= ERROR_BODY_LIMIT {
                         body.truncate(ERROR_BODY_LIMIT);
@@ -81,7 +158,7 @@ impl Client {
                     }
                 }
             }
-            Ok::<_, reqwest::Error>(answer.body(body).expect("status and headers are valid"))
+            Ok::<_, Answer>(answer.body(body).expect("status and headers are valid"))
         });
 
         let mut failed = None;
@@ -109,7 +186,8 @@ impl Client {
         }
         Ok(match answer {
             Ok(Ok(resp)) => Ok(Response::from(resp)),
-            Ok(Err(e)) => Err(StreamError::Send(e)),
+            Ok(Err(Answer::Http(e))) => Err(StreamError::Send(e)),
+            Ok(Err(Answer::Stalled)) => Err(StreamError::Stalled),
             Err(e) => Err(StreamError::Lost(e.to_string())),
         })
     }
@@ -131,11 +209,15 @@ fn read_piece(source: &mut dyn Read) -> io::Result<Bytes> {
     Ok(buf.freeze())
 }
 
-/// The request body: pieces as the uploading thread reads them, of a size
-/// known in advance (so the request carries a `Content-Length`).
+/// The request body: pieces as the uploading thread reads them, handed on
+/// in frames, of a size known in advance (so the request carries a
+/// `Content-Length`).
 struct Pieces {
     rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
     size: u64,
+    /// What is left of the piece being sent.
+    current: Bytes,
+    activity: Arc<Activity>,
 }
 
 impl http_body::Body for Pieces {
@@ -146,9 +228,23 @@ impl http_body::Body for Pieces {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<std::result::Result<Frame<Bytes>, io::Error>>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|piece| piece.map(|r| r.map(Frame::data)))
+        let this = &mut *self;
+        if this.current.is_empty() {
+            match this.rx.poll_recv(cx) {
+                Poll::Pending => {
+                    this.activity.mark(true);
+                    return Poll::Pending;
+                }
+                Poll::Ready(Some(Ok(piece))) => this.current = piece,
+                Poll::Ready(other) => {
+                    this.activity.mark(false);
+                    return Poll::Ready(other.map(|r| r.map(Frame::data)));
+                }
+            }
+        }
+        this.activity.mark(false);
+        let n = this.current.len().min(FRAME);
+        Poll::Ready(Some(Ok(Frame::data(this.current.split_to(n)))))
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -199,11 +295,87 @@ mod tests {
     }
 
     fn client() -> Client {
+        client_with(crate::registry::DEFAULT_TIMEOUT)
+    }
+
+    fn client_with(timeout: Duration) -> Client {
         Client::new(ClientOptions {
             ca_certs: Vec::new(),
+            timeout,
             ..ClientOptions::from_env()
         })
         .unwrap()
+    }
+
+    /// Reads one request whole, then says nothing until the client goes.
+    fn never_answers() -> Url {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!("http://{}/up", listener.local_addr().unwrap())).unwrap();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut sink = [0u8; 64 << 10];
+            while conn.read(&mut sink).is_ok_and(|n| n > 0) {}
+        });
+        url
+    }
+
+    #[test]
+    fn an_upload_whose_answer_never_comes_is_given_up_after_the_timeout() {
+        let url = never_answers();
+        let start = Instant::now();
+        let got = client_with(Duration::from_millis(500)).put_streamed(
+            &url,
+            HeaderMap::new(),
+            3 << 20,
+            Box::new(Cursor::new(vec![7u8; 3 << 20])),
+        );
+        assert!(matches!(got.unwrap(), Err(StreamError::Stalled)));
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    /// Gives a piece every `every`, `pieces` times.
+    struct Slow {
+        every: Duration,
+        pieces: usize,
+    }
+
+    impl Read for Slow {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.pieces == 0 {
+                return Ok(0);
+            }
+            std::thread::sleep(self.every);
+            self.pieces -= 1;
+            let n = buf.len().min(1000);
+            buf[..n].fill(3);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_slow_source_is_not_taken_for_a_stalled_registry() {
+        // The upload takes three times the timeout, all of it waiting for
+        // the source; a clock from the start of the request (reqwest's
+        // read_timeout) would cut it off.
+        let (url, server) = serve_one();
+        let resp = client_with(Duration::from_millis(400))
+            .put_streamed(
+                &url,
+                HeaderMap::new(),
+                4000,
+                Box::new(Slow {
+                    every: Duration::from_millis(300),
+                    pieces: 4,
+                }),
+            )
+            .unwrap()
+            .unwrap_or_else(|_| panic!("upload failed"));
+        assert_eq!(resp.status().as_u16(), 201);
+        assert_eq!(server.join().unwrap().1, vec![3u8; 4000]);
     }
 
     #[test]

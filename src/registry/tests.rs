@@ -70,3 +70,50 @@ fn media_type_from_body_then_header() {
         spec::DOCKER_MANIFEST
     );
 }
+
+#[test]
+fn tls_is_never_dropped_for_a_host_not_allowed_plain_http() {
+    let mut opts = ClientOptions::from_env();
+    opts.insecure = vec!["storage.internal:8080".into()];
+    let c = Client::new(opts).unwrap();
+    let at = Repo {
+        host: "registry.example",
+        repository: "a/b",
+        what: "a/b:1",
+        access: Access::Pull,
+        reporter: &crate::progress::Silent,
+    };
+    let url = |s: &str| reqwest::Url::parse(s).unwrap();
+    let from = url("https://registry.example/v2/a/b/blobs/uploads/");
+    let e = c
+        .check_downgrade(
+            &at,
+            &from,
+            &url("http://elsewhere.example/up?_state=s3cr3t"),
+            "upload Location",
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("registry registry.example")
+            && e.contains("http://elsewhere.example/up")
+            && !e.contains("s3cr3t"),
+        "{e}"
+    );
+    for allowed in [
+        "http://127.0.0.1:5000/up",
+        "http://storage.internal:8080/up",
+        "https://elsewhere.example/up",
+    ] {
+        assert!(
+            c.check_downgrade(&at, &from, &url(allowed), "redirect")
+                .is_ok(),
+            "{allowed}"
+        );
+    }
+    // Plain HTTP to begin with: nothing to drop.
+    let plain = url("http://127.0.0.1:5000/v2/");
+    assert!(c
+        .check_downgrade(&at, &plain, &url("http://elsewhere.example/up"), "redirect")
+        .is_ok());
+}

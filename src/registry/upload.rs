@@ -18,7 +18,9 @@ use reqwest::header::{
 use reqwest::{Method, Url};
 
 use super::stream::StreamError;
-use super::{classify, retry, retry_after, Access, Client, Repo, SendError};
+use super::{
+    classify, gave_up, request_name, retry, retry_after, sensitive, Access, Client, Repo, SendError,
+};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
@@ -91,13 +93,13 @@ impl Client {
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/octet-stream"),
             );
-            if let Some(h) = self.authorization(at)? {
-                let mut h = HeaderValue::from_str(&h).map_err(|_| {
+            if let Some(h) = self.authorization_for(at, &url)? {
+                let h = sensitive(&h).ok_or_else(|| {
                     self.err(at.host, at.what, None, None, "unusable credentials".into())
                 })?;
-                h.set_sensitive(true);
                 headers.insert(AUTHORIZATION, h);
             }
+            let name = request_name(at, &Method::PUT, &url);
             let why = match self.put_streamed(&url, headers, size, source()?)? {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
@@ -127,13 +129,26 @@ impl Client {
                     }
                     format!("reading the blob: {src}")
                 }
+                // Connecting is the one wait the async client times.
+                Err(StreamError::Send(e)) if e.is_timeout() => {
+                    let m = format!("upload: {}", self.stalled(&name));
+                    if last {
+                        return Err(self.err(at.host, at.what, None, None, gave_up(&m, attempt)));
+                    }
+                    m
+                }
                 Err(StreamError::Send(e)) => match classify(&e) {
                     SendError::Transient(m) if !last => format!("upload: {m}"),
                     SendError::Transient(m) => {
-                        return Err(self.err(at.host, at.what, None, None, m))
+                        return Err(self.err(at.host, at.what, None, None, gave_up(&m, attempt)))
                     }
                     SendError::Fatal(err) => return Err(err),
                 },
+                Err(StreamError::Stalled) if !last => format!("upload: {}", self.stalled(&name)),
+                Err(StreamError::Stalled) => {
+                    let m = format!("upload: {}", self.stalled(&name));
+                    return Err(self.err(at.host, at.what, None, None, gave_up(&m, attempt)));
+                }
                 Err(StreamError::Lost(m)) if !last => format!("upload: {m}"),
                 Err(StreamError::Lost(m)) => return Err(self.err(at.host, at.what, None, None, m)),
             };
@@ -197,15 +212,16 @@ impl Client {
             })?;
         // Relative or absolute, with whatever state the registry keeps in
         // its query string: resolved against the request, used as given.
-        let session = url.join(location).map_err(|e| {
+        let session = resp.url().join(location).map_err(|_| {
             self.err(
                 at.host,
                 at.what,
                 Some(status),
                 None,
-                format!("the upload Location {location:?} is not a URL: {e}"),
+                "the upload Location is not a URL".into(),
             )
         })?;
+        self.check_downgrade(at, resp.url(), &session, "upload Location")?;
         Ok(Started::Session(session))
     }
 

@@ -49,7 +49,17 @@ pub enum Fault {
     Revoke,
     /// Wait before answering normally.
     Delay(Duration),
+    /// Keep the connection open and send nothing, for a minute: a
+    /// registry that accepted the request and hangs.
+    Stall,
+    /// Send the headers and half the body, then hang as `Stall` does.
+    StallMidway,
+    /// Answer 307 to the same path on this origin (`http://host:port`).
+    Redirect(String),
 }
+
+/// How long a stalled answer hangs: far longer than any test waits.
+const STALL: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
 struct State {
@@ -288,6 +298,19 @@ fn serve(conn: TcpStream, port: u16, auth: &Auth, state: &Mutex<State>) {
             return;
         }
         Some(Fault::Delay(d)) => thread::sleep(d),
+        Some(Fault::Stall) => {
+            thread::sleep(STALL);
+            return;
+        }
+        Some(Fault::Redirect(origin)) => {
+            respond(
+                c,
+                307,
+                &[("Location", format!("{origin}{}", req.target))],
+                b"",
+            );
+            return;
+        }
         _ => {}
     }
 
@@ -371,16 +394,22 @@ fn serve(conn: TcpStream, port: u16, auth: &Auth, state: &Mutex<State>) {
             }
             respond(c, 200, &headers, &other);
         }
-        Some(Fault::Truncate) => {
+        Some(f @ (Fault::Truncate | Fault::StallMidway)) => {
             let mut head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n",
                 body.len()
             );
-            head.push_str("");
+            for (k, v) in &headers {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
             let mut w = &conn;
             let _ = w.write_all(head.as_bytes());
             let _ = w.write_all(&body[..body.len() / 2]);
             let _ = w.flush();
+            if matches!(f, Fault::StallMidway) {
+                thread::sleep(STALL);
+            }
             let _ = conn.shutdown(Shutdown::Both);
         }
         _ => respond(c, 200, &headers, &body),

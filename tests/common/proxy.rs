@@ -33,6 +33,9 @@ pub enum Fault {
     Revoke,
     /// Forward, then answer with other bytes of the same length.
     Lie,
+    /// Read the request, then keep the connection open and answer nothing
+    /// for a minute: a registry that took an upload and never replies.
+    Stall,
 }
 
 #[derive(Clone, Debug)]
@@ -43,6 +46,8 @@ pub struct Logged {
     /// The status the client got (0 when the connection was dropped).
     pub status: u16,
     pub fault: Option<Fault>,
+    /// Whether the request carried an `Authorization` header.
+    pub authorization: bool,
 }
 
 #[derive(Default, Clone)]
@@ -62,6 +67,17 @@ pub struct Options {
     /// Answer blob `GET`s with a 307 to this origin (same path), as a
     /// registry whose storage serves blobs from elsewhere does.
     pub blobs_redirect_to: Option<String>,
+    /// Point the `Location` of upload sessions (`POST …/blobs/uploads/`
+    /// answers) at this origin (`http://host:port`), path and query kept:
+    /// an upload handed to another host.
+    pub upload_locations_to: Option<String>,
+}
+
+/// How `forward` rewrites a `Location` answer.
+enum Rewrite<'a> {
+    None,
+    Relative,
+    Origin(&'a str),
 }
 
 struct State {
@@ -251,6 +267,7 @@ fn serve(conn: TcpStream, upstream: u16, port: u16, state: &Arc<Mutex<State>>) {
         Some((p, q)) => (p.to_string(), q.to_string()),
         None => (req.target.clone(), String::new()),
     };
+    let authorization = req.header("authorization").is_some();
     let log = |status: u16, fault: Option<Fault>| {
         state.lock().unwrap().log.push(Logged {
             method: req.method.clone(),
@@ -258,6 +275,7 @@ fn serve(conn: TcpStream, upstream: u16, port: u16, state: &Arc<Mutex<State>>) {
             query: query.clone(),
             status,
             fault,
+            authorization,
         });
     };
 
@@ -365,6 +383,11 @@ fn serve(conn: TcpStream, upstream: u16, port: u16, state: &Arc<Mutex<State>>) {
             log(*s, fault);
             return;
         }
+        Some(Fault::Stall) => {
+            log(0, fault);
+            thread::sleep(std::time::Duration::from_secs(60));
+            return;
+        }
         Some(Fault::TooMany) => {
             respond(&conn, 429, &[("Retry-After", "0".into())], b"");
             log(429, fault);
@@ -383,8 +406,19 @@ fn serve(conn: TcpStream, upstream: u16, port: u16, state: &Arc<Mutex<State>>) {
         _ => {}
     }
 
-    let relative = state.lock().unwrap().opts.relative_locations;
-    let Some((status, head, body)) = forward(&req, upstream, relative) else {
+    let (relative, upload_origin) = {
+        let st = state.lock().unwrap();
+        (
+            st.opts.relative_locations,
+            st.opts.upload_locations_to.clone(),
+        )
+    };
+    let rewrite = match &upload_origin {
+        Some(o) if req.method == "POST" && path.ends_with("/blobs/uploads/") => Rewrite::Origin(o),
+        _ if relative => Rewrite::Relative,
+        _ => Rewrite::None,
+    };
+    let Some((status, head, body)) = forward(&req, upstream, rewrite) else {
         let _ = conn.shutdown(Shutdown::Both);
         log(0, fault);
         return;
@@ -422,7 +456,7 @@ fn serve(conn: TcpStream, upstream: u16, port: u16, state: &Arc<Mutex<State>>) {
 /// Sends the request to the registry and reads its whole answer. The Host
 /// header is passed through, so the Locations the registry builds point at
 /// the proxy. Returns the status, the rewritten head and the body.
-fn forward(req: &Request, upstream: u16, relative: bool) -> Option<(u16, Vec<u8>, Vec<u8>)> {
+fn forward(req: &Request, upstream: u16, rewrite: Rewrite<'_>) -> Option<(u16, Vec<u8>, Vec<u8>)> {
     let mut up = TcpStream::connect(("127.0.0.1", upstream)).ok()?;
     let mut head = format!("{} {} HTTP/1.1\r\n", req.method, req.target);
     for (k, v) in &req.headers {
@@ -450,10 +484,16 @@ fn forward(req: &Request, upstream: u16, relative: bool) -> Option<(u16, Vec<u8>
             continue;
         }
         has_length |= lower.starts_with("content-length:");
-        match l.split_once("://") {
-            Some((_, rest)) if relative && lower.starts_with("location:") => {
+        match (l.split_once("://"), &rewrite) {
+            (Some((_, rest)), Rewrite::Relative | Rewrite::Origin(_))
+                if lower.starts_with("location:") =>
+            {
                 let path = rest.find('/').map_or("/", |i| &rest[i..]);
-                out.push_str(&format!("Location: {path}"));
+                let origin = match rewrite {
+                    Rewrite::Origin(o) => o,
+                    _ => "",
+                };
+                out.push_str(&format!("Location: {origin}{path}"));
             }
             _ => out.push_str(l),
         }
