@@ -4,6 +4,9 @@
 //! drops fields it does not know on a round trip, and a base image's Docker
 //! extensions (Healthcheck, OnBuild, Shell, ArgsEscaped, anything newer) must
 //! survive a rebuild unchanged. Unknown fields land in `extra` at every level.
+//! Their numbers keep every digit (serde_json's `arbitrary_precision`):
+//! `18446744073709551616` or a 30-digit decimal is copied as written, never
+//! through an f64; only an exponent comes out spelled `e+N`/`e-N`.
 
 use std::collections::BTreeMap;
 
@@ -138,5 +141,22 @@ mod tests {
         let out: Value = serde_json::from_slice(&cfg.to_canonical_json()).unwrap();
         let inp: Value = serde_json::from_slice(base).unwrap();
         assert_eq!(out, inp);
+    }
+
+    #[test]
+    fn numbers_no_float_holds_keep_every_digit() {
+        let base = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"},
+            "big":18446744073709551616,"config":{"X":{"n":0.1000000000000000000000000001}},
+            "history":[{"w":-123456789012345678901234567890}],"e":1E400}"#;
+        let out = ImageConfig::parse(base).unwrap().to_canonical_json();
+        let out = String::from_utf8(out).unwrap();
+        for kept in [
+            r#""big":18446744073709551616"#,
+            r#""n":0.1000000000000000000000000001"#,
+            r#""w":-123456789012345678901234567890"#,
+            r#""e":1e+400"#,
+        ] {
+            assert!(out.contains(kept), "{kept} not in {out}");
+        }
     }
 }

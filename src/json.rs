@@ -6,7 +6,9 @@ use serde::Serialize;
 
 /// Serialises `value` canonically. serde_json's `Map` is a `BTreeMap` (the
 /// `preserve_order` feature is never enabled; `tests/golden.rs` would notice),
-/// so a round trip through `Value` sorts every object's keys.
+/// so a round trip through `Value` sorts every object's keys. Numbers are
+/// kept as their text (`arbitrary_precision`), so the round trip never
+/// rounds one; a number serialised from a Rust integer is written as before.
 pub fn canonical<T: Serialize>(value: &T) -> Vec<u8> {
     let value = serde_json::to_value(value).expect("in-memory JSON serialisation cannot fail");
     serde_json::to_vec(&value).expect("in-memory JSON serialisation cannot fail")

@@ -14,10 +14,11 @@
 pub mod compress;
 pub mod fileset;
 mod scan;
+mod source;
 pub mod tar;
 
-use std::fs::File;
-use std::io::{self, Write};
+use std::borrow::Cow;
+use std::io;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -29,7 +30,8 @@ use crate::progress::{Event, Reporter};
 use crate::store::{Presence, Store};
 use compress::{CompressOptions, Encoder};
 use fileset::Entry;
-use tar::{EntryHeader, EntryKind, TarWriter};
+use source::Sources;
+use tar::{EntryHeader, EntryKind};
 
 /// Bumped whenever the tar or compression output for the same inputs
 /// changes, so stale cache records are never trusted.
@@ -71,6 +73,15 @@ pub fn input_bytes(entries: &[Entry]) -> u64 {
 
 /// Lays down a layer into the store.
 pub fn build(store: &Store, job: &LayerJob<'_>, reporter: &dyn Reporter) -> Result<BuiltLayer> {
+    build_from(store, job, reporter, &source::Fs)
+}
+
+fn build_from<S: Sources>(
+    store: &Store,
+    job: &LayerJob<'_>,
+    reporter: &dyn Reporter,
+    sources: &S,
+) -> Result<BuiltLayer> {
     let total = input_bytes(job.entries);
     reporter.report(Event::LayerStarted {
         image: job.image,
@@ -110,19 +121,22 @@ pub fn build(store: &Store, job: &LayerJob<'_>, reporter: &dyn Reporter) -> Resu
     //    diff_id, and reuse a layer with that content if the store has one.
     let shape = shape_key(job);
     let mut known_diff_id = None;
+    // The entries as read: a file found changed is expected as it was seen.
+    let mut entries = Cow::Borrowed(job.entries);
+    let mut changed = false;
     if store
         .get_meta::<Shape>("layers-by-shape", &shape.hex())
         .is_some()
     {
-        let diff_id = {
-            let mut sink = HashingWriter::new(io::sink());
-            write_tar(job, &mut sink, None)?;
-            sink.finish().1
-        };
+        let (sink, changed_in_pass) = source::write_tar(job, sources, &mut entries, None, || {
+            Ok(HashingWriter::new(io::sink()))
+        })?;
+        changed |= changed_in_pass;
+        let diff_id = sink.finish().1;
         let by_content = format!("{}-{comp_key}", diff_id.hex());
         if let Some(rec) = store.get_meta::<Record>("layers-by-content", &by_content) {
             if store.lookup(&rec.desc.digest, rec.desc.size)? == Presence::Present {
-                if !racy(job) {
+                if !racy(job) && !changed {
                     store.put_meta("layers-by-recipe", &recipe.hex(), &rec)?;
                 }
                 return Ok(reuse(rec.desc));
@@ -132,13 +146,18 @@ pub fn build(store: &Store, job: &LayerJob<'_>, reporter: &dyn Reporter) -> Resu
     }
 
     // 3. New content: tar, hash and compress in one pass.
-    let blob = store.writer()?;
-    let encoder = Encoder::new(job.compress, blob).map_err(|e| io_err(job, e))?;
-    let mut tar_out = HashingWriter::new(encoder);
-    write_tar(job, &mut tar_out, Some((reporter, job)))?;
+    let (tar_out, changed_in_pass) =
+        source::write_tar(job, sources, &mut entries, Some(reporter), || {
+            let blob = store.writer()?;
+            let encoder = Encoder::new(job.compress, blob).map_err(|e| io_err(job, e))?;
+            Ok(HashingWriter::new(encoder))
+        })?;
+    changed |= changed_in_pass;
     let (encoder, diff_id, _) = tar_out.finish();
     let blob = encoder.finish().map_err(|e| io_err(job, e))?;
-    if known_diff_id.is_some_and(|d| d != diff_id) {
+    // A file that changed between the two passes was read again whole (and
+    // explains another diff_id); otherwise both read the same identities.
+    if !changed_in_pass && known_diff_id.is_some_and(|d| d != diff_id) {
         return Err(Error::Layer {
             image: job.image.into(),
             layer: job.name.into(),
@@ -156,7 +175,7 @@ pub fn build(store: &Store, job: &LayerJob<'_>, reporter: &dyn Reporter) -> Resu
     let by_content = format!("{}-{comp_key}", diff_id.hex());
     store.put_meta("layers-by-content", &by_content, &rec)?;
     store.put_meta("layers-by-shape", &shape.hex(), &Shape {})?;
-    if !racy(job) {
+    if !racy(job) && !changed {
         store.put_meta("layers-by-recipe", &recipe.hex(), &rec)?;
     }
     reporter.report(Event::LayerFinished {
@@ -290,40 +309,6 @@ fn racy(job: &LayerJob<'_>) -> bool {
         .iter()
         .filter_map(|e| e.stat)
         .any(|s| s.mtime_ns >= now - margin || s.ctime_ns >= now - margin)
-}
-
-fn write_tar<W: Write>(
-    job: &LayerJob<'_>,
-    out: W,
-    progress: Option<(&dyn Reporter, &LayerJob<'_>)>,
-) -> Result<W> {
-    let mut tar = TarWriter::new(out);
-    let mut done = 0u64;
-    let mut next_report = PROGRESS_STEP;
-    for e in job.entries {
-        match (&e.header.kind, &e.source) {
-            (EntryKind::File { size }, Some(src)) => {
-                let mut f = File::open(src).map_err(|err| Error::io(src, err))?;
-                tar.append(&e.header, &mut f)
-                    .map_err(|err| Error::io(src, err))?;
-                done += size;
-                if let Some((r, j)) = progress {
-                    if done >= next_report {
-                        r.report(Event::LayerProgress {
-                            image: j.image,
-                            layer: j.name,
-                            done,
-                        });
-                        next_report = done + PROGRESS_STEP;
-                    }
-                }
-            }
-            _ => tar
-                .append(&e.header, &mut io::empty())
-                .map_err(|err| io_err(job, err))?,
-        }
-    }
-    tar.finish().map_err(|err| io_err(job, err))
 }
 
 #[cfg(test)]

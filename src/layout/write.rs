@@ -7,7 +7,13 @@
 //! descriptor carries `org.opencontainers.image.ref.name` = the tag alone
 //! (what `skopeo`/`umoci` mean by `oci:DIR:TAG`) and
 //! `io.containerd.image.name` = the full reference (what containerd and
-//! Docker's containerd image store name the image by).
+//! Docker's containerd image store name the image by). When two descriptors
+//! would get the same tag (`a/x:1` and `b/y:1`), each of them is named by
+//! its reference in familiar form instead (`a/x:1`): skopeo would silently
+//! take the first and umoci refuse both, while both accept a name with `/`
+//! and `:` (`oci:DIR:a/x:1`, `--image DIR:a/x:1`), as the image-spec's
+//! grammar for the annotation allows. Tags no other descriptor shares stay
+//! short, so a layout of one image is named as it always was.
 //!
 //! The docker tarball adds `manifest.json` (`[{Config, RepoTags, Layers}]`
 //! pointing into `blobs/`), the shape `docker save` writes since Engine 25:
@@ -330,6 +336,8 @@ impl<'a> Plan<'a> {
         let mut blobs = BTreeMap::new();
         let mut descriptors: Vec<Descriptor> = Vec::new();
         let mut named: Vec<(Digest, String)> = Vec::new();
+        // (descriptor, tag, familiar reference) of each named descriptor.
+        let mut ref_names: Vec<(usize, String, String)> = Vec::new();
         let mut save: Vec<(Digest, SaveEntry)> = Vec::new();
         for root in roots {
             let base = match root {
@@ -380,6 +388,7 @@ impl<'a> Plan<'a> {
                 }
                 named.push((digest, full.clone()));
                 repo_tags.push(bare.familiar());
+                ref_names.push((descriptors.len(), short.clone(), bare.familiar()));
                 let mut d = base.clone();
                 d.set_annotations(Some(spec::annotations([
                     (spec::ANNOTATION_REF_NAME.to_string(), short),
@@ -418,6 +427,14 @@ impl<'a> Plan<'a> {
                             .collect(),
                     },
                 )),
+            }
+        }
+        for (i, short, familiar) in &ref_names {
+            if ref_names.iter().filter(|(_, s, _)| s == short).count() > 1 {
+                let d = &mut descriptors[*i];
+                let mut a = d.annotations().clone().unwrap_or_default();
+                a.insert(spec::ANNOTATION_REF_NAME.to_string(), familiar.clone());
+                d.set_annotations(Some(a));
             }
         }
         let index = ImageIndexBuilder::default()
