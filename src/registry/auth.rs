@@ -17,6 +17,10 @@ use serde::Deserialize;
 const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
 /// What the token spec says to assume when `expires_in` is absent.
 pub const DEFAULT_EXPIRES_IN: u64 = 60;
+/// Longer lifetimes are cut to this: the token service decides `expires_in`,
+/// and a clock instant that far ahead cannot be represented (adding it
+/// panics). A token is renewed at least daily.
+const MAX_EXPIRES_IN: u64 = 24 * 60 * 60;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
@@ -110,7 +114,11 @@ impl fmt::Debug for Token {
 
 impl Token {
     pub fn new(value: String, expires_in: Option<u64>, now: Instant) -> Token {
-        let life = Duration::from_secs(expires_in.unwrap_or(DEFAULT_EXPIRES_IN).max(1));
+        let life = Duration::from_secs(
+            expires_in
+                .unwrap_or(DEFAULT_EXPIRES_IN)
+                .clamp(1, MAX_EXPIRES_IN),
+        );
         // A short-lived token is still used at least once.
         let margin = EXPIRY_MARGIN.min(life / 2);
         Token {
@@ -238,6 +246,16 @@ mod tests {
             ),
             ["repository:a/b:pull,push"]
         );
+    }
+
+    #[test]
+    fn token_lifetime_past_the_clock_range_is_capped_not_a_panic() {
+        let now = Instant::now();
+        let r: TokenResponse =
+            serde_json::from_str(r#"{"token":"t","expires_in":18446744073709551615}"#).unwrap();
+        let t = r.into_token(now).unwrap();
+        assert!(t.fresh(now + Duration::from_secs(MAX_EXPIRES_IN - 10)));
+        assert!(!t.fresh(now + Duration::from_secs(MAX_EXPIRES_IN)));
     }
 
     #[test]

@@ -908,7 +908,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// The registry's own `{"errors":[{"code","message"}]}`, first error.
-fn registry_error_body(body: &[u8]) -> Option<(Option<String>, String)> {
+#[doc(hidden)] // for the fuzz targets
+pub fn registry_error_body(body: &[u8]) -> Option<(Option<String>, String)> {
     #[derive(serde::Deserialize)]
     struct Body {
         #[serde(default)]
@@ -932,7 +933,8 @@ fn registry_error_body(body: &[u8]) -> Option<(Option<String>, String)> {
 
 /// The body's `mediaType` wins over `Content-Type`, which some registries
 /// and proxies get wrong; without either, the shape decides.
-fn manifest_media_type(bytes: &[u8], header: Option<&str>) -> String {
+#[doc(hidden)] // for the fuzz targets
+pub fn manifest_media_type(bytes: &[u8], header: Option<&str>) -> String {
     #[derive(serde::Deserialize)]
     struct Peek {
         #[serde(rename = "schemaVersion")]
