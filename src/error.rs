@@ -29,7 +29,11 @@ pub enum Error {
         message: String,
     },
 
-    #[error("invalid reference {reference:?}: {reason}")]
+    /// Shown with any `user:password@` in `reference` masked.
+    #[error(
+        "invalid reference {:?}: {reason}",
+        crate::reference::mask_userinfo(reference)
+    )]
     InvalidReference { reference: String, reason: String },
 
     #[error("invalid SOURCE_DATE_EPOCH {value:?}: {reason}")]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::buildfile::{ImageSpec, Templated};
 use crate::epoch;
 use crate::error::{Error, Result};
-use crate::reference::Reference;
+use crate::reference::{mask_userinfo, Reference};
 use crate::stamp::Stamp;
 
 /// The image's settings with every stamp template filled in.
@@ -71,9 +71,10 @@ fn expand_tag(stamp: &Stamp, t: &Templated) -> Result<Reference> {
             e
         } else {
             format!(
-                "tag {:?} expands to {text:?}, which is not a valid tag: {e} \
+                "tag {:?} expands to {:?}, which is not a valid tag: {e} \
                  (`{{{{KEY|tag}}}}` makes any value a valid tag)",
-                t.text
+                mask_userinfo(&t.text),
+                mask_userinfo(text)
             )
         },
     };

@@ -14,7 +14,7 @@ use super::{BaseSpec, EntrySpec, EntrySpecKind, ImageSpec, LayerSpec, Owner, Pla
 use crate::error::{Error, Result};
 use crate::layer::compress::Compression;
 use crate::layout::read::LocalSource;
-use crate::reference::Reference;
+use crate::reference::{mask_userinfo, Reference};
 use crate::stamp::{self, StampSpec};
 
 /// Byte offset to `line:column`, both 1-based.
@@ -287,6 +287,7 @@ impl Cx<'_> {
         }
         if let Some(other) = s.strip_prefix(':') {
             if !valid_image_name(other) {
+                let (s, other) = (mask_userinfo(s), mask_userinfo(other));
                 return Err(self.err(loc, format!("base {s:?}: {other:?} is not an image name")));
             }
             return Ok(BaseSpec::Image(other.to_string()));
@@ -511,6 +512,13 @@ impl Cx<'_> {
             })?;
             if target.is_empty() {
                 return Err(err("symlink `target` is empty".into()));
+            }
+            // A tar header ends a name at its first NUL, so the link would
+            // point somewhere other than what was written.
+            if target.contains('\0') {
+                return Err(err(format!(
+                    "symlink `target` {target:?} contains a NUL byte"
+                )));
             }
             let path = normalize_dst(&link).map_err(err)?;
             if path.is_empty() {

@@ -27,7 +27,7 @@ use crate::config::ImageConfig;
 use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, Result};
 use crate::image::{Image, LayerDesc};
-use crate::reference::{normalize, same_image};
+use crate::reference::{mask_userinfo, normalize, same_image};
 use crate::registry::select;
 use crate::spec;
 use crate::store::Store;
@@ -775,9 +775,14 @@ pub(super) fn select_one<'a, T>(
     let all: Vec<&T> = entries.iter().collect();
     let message = match (select, distinct.len()) {
         (_, _) if entries.is_empty() => "holds no images".to_string(),
-        (Some(s), 0) => format!("no image named {s:?}; available: {}", listing(&all)),
+        (Some(s), 0) => format!(
+            "no image named {:?}; available: {}",
+            mask_userinfo(s),
+            listing(&all)
+        ),
         (Some(s), _) => format!(
-            "{s:?} names {} different images: {}",
+            "{:?} names {} different images: {}",
+            mask_userinfo(s),
             distinct.len(),
             listing(&candidates)
         ),
