@@ -103,6 +103,23 @@ impl Error {
     }
 }
 
+/// What is wrong with a JSON document, without quoting it: serde_json's
+/// message for a value of the wrong type quotes the value (`invalid type:
+/// string "hunter2"`), and documents read from disk may hold secrets. Its
+/// syntax errors name only what was expected, and where.
+pub fn json_problem(e: &serde_json::Error) -> String {
+    match e.classify() {
+        serde_json::error::Category::Data if !e.to_string().starts_with("missing field") => {
+            format!(
+                "a value of the wrong type or form at line {} column {}",
+                e.line(),
+                e.column()
+            )
+        }
+        _ => e.to_string(),
+    }
+}
+
 fn describe_registry_error(status: Option<u16>, code: Option<&str>, message: &str) -> String {
     let mut out = String::new();
     if let Some(s) = status {
