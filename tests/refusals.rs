@@ -669,3 +669,43 @@ fn oci_layout_output_never_replaces_a_directory_that_is_not_a_layout() {
     p.ok(&["build", "--format", "oci", "-o", "empty"]);
     assert!(p.join("empty/index.json").is_file());
 }
+
+// ---------------------------------------------------------------------------
+// Stamp definitions.
+
+/// `[stamp]` where `K{i}` doubles `K{i-1}`: 2^43 bytes for K40 if evaluated.
+fn doubling_stamp_project(label: &str) -> Project {
+    let mut text = format!(
+        "[image.x]\nbase = \"scratch\"\nplatform = \"linux/amd64\"\n\
+         labels = {{ v = \"{label}\" }}\n\n[stamp]\nK0 = \"xxxxxxxx\"\n"
+    );
+    for i in 1..=40 {
+        text.push_str(&format!("K{i} = \"{{{{K{0}}}}}{{{{K{0}}}}}\"\n", i - 1));
+    }
+    project(&text)
+}
+
+#[test]
+fn exponential_stamp_definitions_are_evaluated_only_when_used() {
+    // K13 is 64 KiB, the most a value may hold; K40 is never used.
+    let p = doubling_stamp_project("{{K13}}");
+    for args in [&["build"][..], &["build", "--stamp"][..]] {
+        let out = p.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "gantry {args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_stamp_value_past_64_kib_is_refused_naming_the_key_and_line() {
+    let p = doubling_stamp_project("{{K40}}");
+    for args in [BUILD_TAR, &["build", "--stamp", "-o", "out.tar"][..]] {
+        // K14 is the first key past the limit, on line 21 of the file.
+        refused(
+            &p,
+            args,
+            &[],
+            &["gantry.toml:21:1", "[stamp] K14", "65536 bytes"],
+        );
+    }
+}

@@ -39,8 +39,8 @@ pub(super) fn expand_spec(spec: &ImageSpec, stamp: &Stamp) -> Result<Expanded> {
     let created = match &spec.created {
         Some(t) => parse_created(&stamp.expand(&t.text, &t.location)?, &t.location)?,
         None => {
-            let secs = stamp.get("BUILD_TIMESTAMP").unwrap_or("0");
-            parse_created(secs, &spec.location)?
+            let secs = stamp.get("BUILD_TIMESTAMP")?.unwrap_or_else(|| "0".into());
+            parse_created(&secs, &spec.location)?
         }
     };
     let mut tags = Vec::new();
@@ -56,7 +56,7 @@ pub(super) fn expand_spec(spec: &ImageSpec, stamp: &Stamp) -> Result<Expanded> {
         tags,
     };
     if stamp.stamped {
-        values.standard_annotations = standard_annotations(stamp, &values);
+        values.standard_annotations = standard_annotations(stamp, &values)?;
     }
     Ok(values)
 }
@@ -150,20 +150,20 @@ fn parse_created(text: &str, location: &str) -> Result<String> {
 
 /// The OCI annotations a release image should carry, from the stamp; the
 /// build file's own annotations win over these.
-fn standard_annotations(stamp: &Stamp, values: &Expanded) -> BTreeMap<String, String> {
+fn standard_annotations(stamp: &Stamp, values: &Expanded) -> Result<BTreeMap<String, String>> {
     let mut a = BTreeMap::new();
-    let version = stamp
-        .get("VERSION")
-        .filter(|v| !v.is_empty())
-        .or(stamp.get("GIT_DESCRIBE"))
-        .unwrap_or("");
+    let version = match stamp.get("VERSION")?.filter(|v| !v.is_empty()) {
+        Some(v) => v,
+        None => stamp.get("GIT_DESCRIBE")?.unwrap_or_default(),
+    };
+    let commit = stamp.get("GIT_COMMIT")?.unwrap_or_default();
     let mut put = |k: &str, v: &str| {
         if !v.is_empty() {
             a.insert(format!("org.opencontainers.image.{k}"), v.to_string());
         }
     };
-    put("version", version);
-    put("revision", stamp.get("GIT_COMMIT").unwrap_or(""));
+    put("version", &version);
+    put("revision", &commit);
     put("created", &values.created);
     let source = values
         .labels
@@ -171,7 +171,7 @@ fn standard_annotations(stamp: &Stamp, values: &Expanded) -> BTreeMap<String, St
         .cloned()
         .unwrap_or_else(|| stamp.source_url.clone());
     put("source", &source);
-    a
+    Ok(a)
 }
 
 /// Expands `${NAME}` from `env` (`K=V` items); an unset name expands to the

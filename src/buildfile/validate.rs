@@ -28,6 +28,28 @@ pub(super) fn line_col(text: &str, offset: usize) -> String {
     format!("{line}:{col}")
 }
 
+/// Where `KEY = ...` is written in the `[stamp]` table that starts at
+/// `start`: toml gives no spans to the keys of a flattened table, so the
+/// line is found in the text, up to the next table header (a key written
+/// some other way gets the table's location).
+fn key_line(text: &str, start: usize, key: &str) -> Option<usize> {
+    let mut offset = start;
+    for (i, line) in text.get(start..)?.split_inclusive('\n').enumerate() {
+        let trimmed = line.trim_start();
+        if i > 0 && trimmed.starts_with('[') {
+            return None;
+        }
+        let rest = trimmed
+            .strip_prefix(key)
+            .or_else(|| trimmed.strip_prefix(&format!("\"{key}\"")));
+        if rest.is_some_and(|r| r.trim_start().starts_with('=')) {
+            return Some(offset + (line.len() - trimmed.len()));
+        }
+        offset += line.len();
+    }
+    None
+}
+
 /// Validation context: the source text for locations.
 pub(super) struct Cx<'a> {
     pub(super) text: &'a str,
@@ -266,11 +288,18 @@ impl Cx<'_> {
     }
 
     pub(super) fn stamp(&self, raw: Spanned<RawStamp>) -> Result<StampSpec> {
-        let loc = self.loc(raw.span(), "stamp");
+        let span = raw.span();
+        let loc = self.loc(span.clone(), "stamp");
         let raw = raw.into_inner();
+        let mut locations = std::collections::BTreeMap::new();
         for (k, v) in &raw.defs {
             stamp::validate_key(k).map_err(|m| self.err(&loc, m))?;
             self.templated_ok(v, &format!("{loc} [stamp] {k}"))?;
+            let at = match key_line(self.text, span.start, k) {
+                Some(offset) => self.loc(offset..offset, &format!("stamp.{k}")),
+                None => loc.clone(),
+            };
+            locations.insert(k.clone(), at);
         }
         for k in raw.unstamped.keys() {
             stamp::validate_key(k).map_err(|m| self.err(&loc, format!("[stamp.unstamped] {m}")))?;
@@ -278,6 +307,7 @@ impl Cx<'_> {
         Ok(StampSpec {
             defs: raw.defs,
             unstamped: raw.unstamped,
+            locations,
         })
     }
 
