@@ -16,6 +16,7 @@
 
 mod assemble;
 mod expand;
+pub mod inputs;
 mod plan;
 pub mod report;
 
