@@ -243,7 +243,8 @@ fn userinfo_end(s: &str) -> Option<(usize, usize)> {
 }
 
 /// `algorithm:encoded` with no `/`, where `encoded` is not a port number
-/// (so `host:5000` is a host, `sha256:abc` a digest, valid or not).
+/// (so `host:5000` is a host, `sha256:abc` or `sha256:000…0` a digest,
+/// valid or not).
 fn looks_like_digest(s: &str) -> bool {
     match s.split_once(':') {
         Some((alg, enc)) => {
@@ -253,7 +254,7 @@ fn looks_like_digest(s: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b))
                 && !enc.is_empty()
-                && !enc.bytes().all(|b| b.is_ascii_digit())
+                && !(enc.len() <= 5 && enc.bytes().all(|b| b.is_ascii_digit()))
         }
         None => false,
     }
@@ -908,6 +909,7 @@ mod tests {
             "x@sha256:short".to_string(),
             "ghcr.io/a/b:1".to_string(),
             "a/b@c".to_string(),
+            format!("127.0.0.1:1/y@sha256:{}", "0".repeat(64)),
         ] {
             assert_eq!(mask_userinfo(&plain), plain.as_str());
         }
