@@ -254,10 +254,14 @@ fn looks_like_digest(s: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b))
                 && !enc.is_empty()
-                && !(enc.len() <= 5 && enc.bytes().all(|b| b.is_ascii_digit()))
+                && !is_port(enc)
         }
         None => false,
     }
+}
+
+fn is_port(s: &str) -> bool {
+    s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn parse(s: &str) -> std::result::Result<Reference, String> {
