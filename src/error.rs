@@ -29,7 +29,11 @@ pub enum Error {
         message: String,
     },
 
-    #[error("invalid reference {reference:?}: {reason}")]
+    /// Shown with any `user:password@` in `reference` masked.
+    #[error(
+        "invalid reference {:?}: {reason}",
+        crate::reference::mask_userinfo(reference)
+    )]
     InvalidReference { reference: String, reason: String },
 
     #[error("invalid SOURCE_DATE_EPOCH {value:?}: {reason}")]
@@ -96,6 +100,23 @@ impl Error {
             source_name: source_name.into(),
             message: message.into(),
         }
+    }
+}
+
+/// What is wrong with a JSON document, without quoting it: serde_json's
+/// message for a value of the wrong type quotes the value (`invalid type:
+/// string "hunter2"`), and documents read from disk may hold secrets. Its
+/// syntax errors name only what was expected, and where.
+pub fn json_problem(e: &serde_json::Error) -> String {
+    match e.classify() {
+        serde_json::error::Category::Data if !e.to_string().starts_with("missing field") => {
+            format!(
+                "a value of the wrong type or form at line {} column {}",
+                e.line(),
+                e.column()
+            )
+        }
+        _ => e.to_string(),
     }
 }
 

@@ -22,6 +22,7 @@
 //! reference is on Docker Hub, and single-component Hub names are official
 //! images under `library/`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -54,6 +55,8 @@ const DIGEST_RULE: &str = "digest must be sha256:<64 hex>";
 const NAME_TOO_LONG: &str = "name is longer than 255 characters";
 const TAGGED_WITH_DIGEST: &str =
     "an image tag names a repository and tag only; it cannot carry a digest";
+const USERINFO: &str = "a reference cannot carry credentials (`user:password@`); \
+     log in with `docker login` or `podman login` instead";
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Reference {
@@ -199,9 +202,74 @@ fn invalid(reference: &str, reason: impl Into<String>) -> Error {
     }
 }
 
+/// `s` with the password of a `user:password@` prefix (or a lone
+/// `token@`) replaced by `***`. Every message that quotes text given as a
+/// reference goes through this (`Error::InvalidReference` does it when
+/// displayed), so a password pasted into `-t`, `base` or `pull` never reaches
+/// a terminal or a CI log.
+pub fn mask_userinfo(s: &str) -> Cow<'_, str> {
+    let Some((start, at)) = userinfo_end(s) else {
+        return Cow::Borrowed(s);
+    };
+    let user = match s[start..at].split_once(':') {
+        Some((user, _)) => format!("{user}:"),
+        None => String::new(),
+    };
+    Cow::Owned(format!("{}{user}***{}", &s[..start], &s[at..]))
+}
+
+/// Where the credentials of a `[scheme://]user[:password]@host...` prefix
+/// start and end (the byte offset of the `@`). The `@` of a digest
+/// (`name@sha256:...`) is not one; of several other `@`s the last counts,
+/// so a password holding `@` is masked whole.
+fn userinfo_end(s: &str) -> Option<(usize, usize)> {
+    let start = match s.find("://") {
+        Some(i) if !s[..i].contains(['/', '@']) => i + 3,
+        _ => 0,
+    };
+    let at = s[start..]
+        .match_indices('@')
+        .map(|(i, _)| start + i)
+        .rfind(|&i| !looks_like_digest(&s[i + 1..]))?;
+    let info = &s[start..at];
+    let user = info.split_once(':').map_or(info, |(u, _)| u);
+    // `path/x@...` is a (bad) path, not a user name; and a lone word before
+    // an `@` is a token only when a host follows (`x@` is a bad digest).
+    let host_follows = s[at + 1..].contains(['.', '/']);
+    if user.contains('/') || (!info.contains(':') && !host_follows) {
+        return None;
+    }
+    Some((start, at))
+}
+
+/// `algorithm:encoded` with no `/`, where `encoded` is not a port number
+/// (so `host:5000` is a host, `sha256:abc` or `sha256:000…0` a digest,
+/// valid or not).
+fn looks_like_digest(s: &str) -> bool {
+    match s.split_once(':') {
+        Some((alg, enc)) => {
+            !s.contains('/')
+                && !alg.is_empty()
+                && alg
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b))
+                && !enc.is_empty()
+                && !is_port(enc)
+        }
+        None => false,
+    }
+}
+
+fn is_port(s: &str) -> bool {
+    s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn parse(s: &str) -> std::result::Result<Reference, String> {
     if s.is_empty() {
         return Err(EMPTY.into());
+    }
+    if userinfo_end(s).is_some() {
+        return Err(USERINFO.into());
     }
     // Docker refuses these because `docker run <id>` would otherwise be
     // ambiguous between an image ID and a repository of that name.
@@ -813,6 +881,41 @@ mod tests {
             let r: Reference = input.parse().unwrap();
             assert_eq!(r.name(), name, "{input:?}");
             assert_eq!(r.registry_host(), host, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn credentials_in_a_reference_are_refused_and_masked() {
+        for (input, shown) in [
+            (
+                "user:hunter2@ghcr.io/acme/app:1",
+                "user:***@ghcr.io/acme/app:1",
+            ),
+            (
+                "https://user:hunter2@ghcr.io/x",
+                "https://user:***@ghcr.io/x",
+            ),
+            ("user:p@ss/hunter2@ghcr.io/x", "user:***@ghcr.io/x"),
+            ("hunter2@ghcr.io/x", "***@ghcr.io/x"),
+            ("user:hunter2@localhost:5000", "user:***@localhost:5000"),
+            (
+                &format!("user:hunter2@ghcr.io/x@{}", sha(HEX)),
+                &format!("user:***@ghcr.io/x@{}", sha(HEX)),
+            ),
+        ] {
+            assert_eq!(mask_userinfo(input), shown, "{input:?}");
+            assert!(reason_of(input).contains("credentials"), "{input:?}");
+            let err = input.parse::<Reference>().unwrap_err().to_string();
+            assert!(err.contains(shown) && !err.contains("hunter2"), "{err}");
+        }
+        for plain in [
+            format!("ghcr.io/x@{}", sha(HEX)),
+            "x@sha256:short".to_string(),
+            "ghcr.io/a/b:1".to_string(),
+            "a/b@c".to_string(),
+            format!("127.0.0.1:1/y@sha256:{}", "0".repeat(64)),
+        ] {
+            assert_eq!(mask_userinfo(&plain), plain.as_str());
         }
     }
 

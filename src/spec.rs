@@ -11,7 +11,7 @@ use oci_spec::image::{
 };
 
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::{json_problem, Error, Result};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -136,12 +136,12 @@ pub fn layer_compression(media: &str) -> Option<LayerCompression> {
 
 pub fn parse_manifest(bytes: &[u8], what: &str) -> Result<ImageManifest> {
     serde_json::from_slice(bytes)
-        .map_err(|e| Error::format(what, format!("not an image manifest: {e}")))
+        .map_err(|e| Error::format(what, format!("not an image manifest: {}", json_problem(&e))))
 }
 
 pub fn parse_index(bytes: &[u8], what: &str) -> Result<ImageIndex> {
     serde_json::from_slice(bytes)
-        .map_err(|e| Error::format(what, format!("not an image index: {e}")))
+        .map_err(|e| Error::format(what, format!("not an image index: {}", json_problem(&e))))
 }
 
 pub fn annotations(pairs: impl IntoIterator<Item = (String, String)>) -> HashMap<String, String> {

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 
@@ -28,6 +29,11 @@ pub const BUILTINS: [&str; 7] = [
 /// real value, and a valid tag, so `repo:{{GIT_SHORT_COMMIT}}` still builds.
 pub const UNSTAMPED_PLACEHOLDER: &str = "unstamped";
 
+/// The largest value a `[stamp]` definition may expand to. Definitions
+/// can refer to each other, so a few lines could otherwise ask for more
+/// memory than any machine has (`K1 = "{{K0}}{{K0}}"` and so on).
+pub const MAX_VALUE: usize = 64 * 1024;
+
 /// The `[stamp]` table of a build file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StampSpec {
@@ -35,6 +41,9 @@ pub struct StampSpec {
     pub defs: BTreeMap<String, String>,
     /// `[stamp.unstamped]`: the values used when not stamping.
     pub unstamped: BTreeMap<String, String>,
+    /// Where each definition is written (`file:line:column`), for errors
+    /// found when it is evaluated.
+    pub locations: BTreeMap<String, String>,
 }
 
 /// Where stamp values come from in a stamped build, lowest precedence first
@@ -47,11 +56,18 @@ pub struct StampSources {
     pub vars: Vec<(String, String)>,
 }
 
-/// The resolved values of one build.
-#[derive(Debug, Clone)]
+/// The values of one build. Literal values (built-ins, `[stamp.unstamped]`,
+/// status files, variables) are known at once; definitions are checked
+/// when the build starts (syntax, unknown keys, cycles) but evaluated only
+/// when something the build writes uses them, once each.
+#[derive(Debug)]
 pub struct Stamp {
     pub stamped: bool,
     values: BTreeMap<String, String>,
+    /// The definitions in force (not replaced by a literal value).
+    defs: BTreeMap<String, String>,
+    locations: BTreeMap<String, String>,
+    evaluated: Mutex<BTreeMap<String, String>>,
     /// The source repository URL (credentials removed), for the standard
     /// annotation; empty when unstamped or unknown.
     pub source_url: String,
@@ -77,19 +93,7 @@ impl Stamp {
             }
         }
         // An unstamped value replaces a definition of the same key.
-        base.extend(spec.unstamped.clone());
-        let defs: BTreeMap<String, String> = spec
-            .defs
-            .iter()
-            .filter(|(k, _)| !spec.unstamped.contains_key(*k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let values = resolve(base, &defs)?;
-        Ok(Stamp {
-            stamped: false,
-            values,
-            source_url: String::new(),
-        })
+        Stamp::new(false, base, spec.unstamped.clone(), spec, String::new())
     }
 
     /// Values for a stamped build: built-ins from git (run in `dir`) and the
@@ -125,34 +129,97 @@ impl Stamp {
             overrides.insert(k.clone(), v.clone());
         }
         // A definition overridden by a status file or a variable is not used.
+        Stamp::new(true, base, overrides, spec, git.remote_url)
+    }
+
+    /// Definitions win over `builtins`, and `winners` over definitions.
+    fn new(
+        stamped: bool,
+        builtins: BTreeMap<String, String>,
+        winners: BTreeMap<String, String>,
+        spec: &StampSpec,
+        source_url: String,
+    ) -> Result<Stamp> {
         let defs: BTreeMap<String, String> = spec
             .defs
             .iter()
-            .filter(|(k, _)| !overrides.contains_key(*k))
+            .filter(|(k, _)| !winners.contains_key(*k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        base.extend(overrides);
-        let values = resolve(base, &defs)?;
+        let mut values = builtins;
+        values.retain(|k, _| !defs.contains_key(k));
+        values.extend(winners);
+        check_defs(&defs, &values)?;
         Ok(Stamp {
-            stamped: true,
+            stamped,
             values,
-            source_url: git.remote_url,
+            defs,
+            locations: spec.locations.clone(),
+            evaluated: Mutex::new(BTreeMap::new()),
+            source_url,
         })
     }
 
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.values.get(key).map(String::as_str)
+    /// The value of `key`, evaluating its definition (and those it uses)
+    /// the first time it is asked for; `None` for a key nothing defines.
+    pub fn get(&self, key: &str) -> Result<Option<String>> {
+        if !self.defs.contains_key(key) {
+            return Ok(self.values.get(key).cloned());
+        }
+        let mut done = self.evaluated.lock().expect("stamp values");
+        self.evaluate(key, &mut done)?;
+        Ok(done.get(key).cloned())
+    }
+
+    /// Evaluates `key`'s definition after the definitions it uses,
+    /// depth-first without recursion (definitions were checked to form no
+    /// cycle).
+    fn evaluate(&self, key: &str, done: &mut BTreeMap<String, String>) -> Result<()> {
+        let mut stack = vec![(key.to_string(), false)];
+        while let Some((k, deps_done)) = stack.pop() {
+            if done.contains_key(&k) {
+                continue;
+            }
+            let template = &self.defs[&k];
+            let location = format!("[stamp] {k}");
+            if !deps_done {
+                stack.push((k.clone(), true));
+                for r in template_keys(template, &location)? {
+                    if self.defs.contains_key(&r) && !done.contains_key(&r) {
+                        stack.push((r, false));
+                    }
+                }
+                continue;
+            }
+            let too_big = || {
+                let message = format!(
+                    "[stamp] {k}: its value is more than {MAX_VALUE} bytes (64 KiB), \
+                     the most a stamp value may hold"
+                );
+                match self.locations.get(&k) {
+                    Some(at) => Error::BuildFile {
+                        location: at.clone(),
+                        message,
+                    },
+                    None => Error::Usage(message),
+                }
+            };
+            let value = expand_with(
+                template,
+                &|r| Ok(done.get(r).or_else(|| self.values.get(r)).cloned()),
+                &location,
+                DEF_HINT,
+                Some(&too_big),
+            )?;
+            done.insert(k, value);
+        }
+        Ok(())
     }
 
     /// Expands every `{{KEY}}` / `{{KEY|filter}}` in `template`. `location`
     /// names where the template is used, for errors.
     pub fn expand(&self, template: &str, location: &str) -> Result<String> {
-        expand_with(
-            template,
-            &|k| self.values.get(k).cloned(),
-            location,
-            &self.hint(),
-        )
+        expand_with(template, &|k| self.get(k), location, &self.hint(), None)
     }
 
     /// Like [`Stamp::expand`], passing each substituted value through
@@ -165,14 +232,21 @@ impl Stamp {
     ) -> Result<String> {
         expand_with(
             template,
-            &|k| self.values.get(k).map(|v| escape(v)),
+            &|k| Ok(self.get(k)?.map(|v| escape(&v))),
             location,
             &self.hint(),
+            None,
         )
     }
 
     fn hint(&self) -> String {
-        let known: Vec<&str> = self.values.keys().map(String::as_str).collect();
+        let known: BTreeSet<&str> = self
+            .values
+            .keys()
+            .chain(self.defs.keys())
+            .map(String::as_str)
+            .collect();
+        let known: Vec<&str> = known.into_iter().collect();
         let mut h = format!("known keys: {}", known.join(", "));
         if !self.stamped {
             h.push_str(
@@ -184,54 +258,62 @@ impl Stamp {
     }
 }
 
-/// Evaluates the definitions over `values` (built-ins and overrides, where
-/// overridden keys were already dropped from `defs`). Definitions win over
-/// built-ins and may refer to each other; a cycle is an error naming it.
-fn resolve(
-    mut values: BTreeMap<String, String>,
-    defs: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>> {
-    let mut memo = BTreeMap::new();
-    for key in defs.keys() {
-        eval(key, defs, &values, &mut memo, &mut Vec::new())?;
-    }
-    values.extend(memo);
-    Ok(values)
-}
+const DEF_HINT: &str =
+    "a [stamp] definition may use built-in keys, status-file keys and other [stamp] keys";
 
-fn eval(
-    key: &str,
-    defs: &BTreeMap<String, String>,
-    values: &BTreeMap<String, String>,
-    memo: &mut BTreeMap<String, String>,
-    stack: &mut Vec<String>,
-) -> Result<()> {
-    let Some(template) = defs.get(key) else {
-        return Ok(());
-    };
-    if memo.contains_key(key) {
-        return Ok(());
+/// Checks the definitions without evaluating any: each parses, uses only
+/// keys that exist, and none depends on itself.
+fn check_defs(defs: &BTreeMap<String, String>, values: &BTreeMap<String, String>) -> Result<()> {
+    let mut uses: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (k, template) in defs {
+        let location = format!("[stamp] {k}");
+        let keys = template_keys(template, &location)?;
+        if let Some(r) = keys
+            .iter()
+            .find(|r| !defs.contains_key(*r) && !values.contains_key(*r))
+        {
+            return Err(Error::Usage(format!(
+                "{location}: unknown stamp key {r:?} in {template:?} ({DEF_HINT})"
+            )));
+        }
+        uses.insert(k, keys);
     }
-    if stack.iter().any(|s| s == key) {
-        stack.push(key.to_string());
-        return Err(Error::Usage(format!(
-            "[stamp] definitions form a cycle: {}",
-            stack.join(" -> ")
-        )));
+    // 1: on the current path, 2: finished.
+    let mut state: BTreeMap<&str, u8> = BTreeMap::new();
+    for root in defs.keys() {
+        if state.contains_key(root.as_str()) {
+            continue;
+        }
+        state.insert(root, 1);
+        let mut path: Vec<(&str, usize)> = vec![(root, 0)];
+        while let Some(&(k, i)) = path.last() {
+            let Some(r) = uses[k].get(i) else {
+                state.insert(k, 2);
+                path.pop();
+                continue;
+            };
+            path.last_mut().expect("not empty").1 += 1;
+            let Some((r, _)) = defs.get_key_value(r) else {
+                continue;
+            };
+            match state.get(r.as_str()) {
+                Some(1) => {
+                    let from = path.iter().position(|(p, _)| *p == r).unwrap_or(0);
+                    let mut names: Vec<&str> = path[from..].iter().map(|(p, _)| *p).collect();
+                    names.push(r);
+                    return Err(Error::Usage(format!(
+                        "[stamp] definitions form a cycle: {}",
+                        names.join(" -> ")
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    state.insert(r, 1);
+                    path.push((r, 0));
+                }
+            }
+        }
     }
-    let location = format!("[stamp] {key}");
-    stack.push(key.to_string());
-    for r in template_keys(template, &location)? {
-        eval(&r, defs, values, memo, stack)?;
-    }
-    stack.pop();
-    let value = expand_with(
-        template,
-        &|k| memo.get(k).or_else(|| values.get(k)).cloned(),
-        &location,
-        "a [stamp] definition may use built-in keys, status-file keys and other [stamp] keys",
-    )?;
-    memo.insert(key.to_string(), value);
     Ok(())
 }
 
@@ -329,18 +411,31 @@ pub fn sanitize_tag(v: &str) -> String {
     out
 }
 
+/// `too_big`, when given, is the error for an expansion longer than
+/// [`MAX_VALUE`]; it is raised before the text is built, so no more than
+/// that is ever held.
 fn expand_with(
     template: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
+    lookup: &dyn Fn(&str) -> Result<Option<String>>,
     location: &str,
     hint: &str,
+    too_big: Option<&dyn Fn() -> Error>,
 ) -> Result<String> {
-    let mut out = String::with_capacity(template.len());
+    let mut out = String::with_capacity(template.len().min(MAX_VALUE));
+    let push = |out: &mut String, piece: &str| -> Result<()> {
+        if let Some(too_big) = too_big {
+            if out.len() + piece.len() > MAX_VALUE {
+                return Err(too_big());
+            }
+        }
+        out.push_str(piece);
+        Ok(())
+    };
     for part in parse(template, location)? {
         match part {
-            Part::Text(t) => out.push_str(t),
+            Part::Text(t) => push(&mut out, t)?,
             Part::Key { key, filters } => {
-                let mut v = lookup(key).ok_or_else(|| {
+                let mut v = lookup(key)?.ok_or_else(|| {
                     Error::Usage(format!(
                         "{location}: unknown stamp key {key:?} in {template:?} ({hint})"
                     ))
@@ -348,7 +443,7 @@ fn expand_with(
                 for f in filters {
                     v = apply_filter(f, v);
                 }
-                out.push_str(&v);
+                push(&mut out, &v)?;
             }
         }
     }
@@ -485,6 +580,56 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            locations: BTreeMap::new(),
+        }
+    }
+
+    /// `K0 = "xxxxxxxx"`, `K1 = "{{K0}}{{K0}}"`, ... `K40`: 2^43 bytes if
+    /// evaluated.
+    fn doubling() -> StampSpec {
+        let mut defs = vec![("K0".to_string(), "x".repeat(8))];
+        for i in 1..=40 {
+            defs.push((
+                format!("K{i}"),
+                format!("{{{{K{}}}}}{{{{K{}}}}}", i - 1, i - 1),
+            ));
+        }
+        let mut s = StampSpec {
+            defs: defs.into_iter().collect(),
+            ..StampSpec::default()
+        };
+        s.locations
+            .insert("K14".into(), "gantry.toml:16:1 (stamp.K14)".into());
+        s
+    }
+
+    #[test]
+    fn definitions_are_evaluated_only_when_used_and_are_bounded() {
+        for stamped in [false, true] {
+            let s = if stamped {
+                Stamp::stamped(
+                    &doubling(),
+                    &StampSources::default(),
+                    Path::new("/"),
+                    Some(0),
+                )
+            } else {
+                Stamp::unstamped(&doubling(), 0)
+            }
+            .unwrap();
+            assert_eq!(s.get("K3").unwrap().map(|v| v.len()), Some(64));
+            assert_eq!(s.expand("{{K13}}", "t").unwrap().len(), MAX_VALUE);
+            // 8 << 14 bytes is 128 KiB.
+            let e = s
+                .expand("a{{K20}}", "image.a.labels.x")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("gantry.toml:16:1") && e.contains("[stamp] K14") && e.contains("65536"),
+                "{e}"
+            );
+            let e = s.get("K40").unwrap_err().to_string();
+            assert!(e.contains("K14"), "{e}");
         }
     }
 
@@ -501,9 +646,12 @@ mod tests {
             0,
         )
         .unwrap();
-        assert_eq!(s.get("VERSION"), Some("0.0.0-dev"));
-        assert_eq!(s.get("FULL"), Some("v0.0.0-dev-unstamped"));
-        assert_eq!(s.get("BUILD_TIMESTAMP"), Some("0"));
+        assert_eq!(s.get("VERSION").unwrap().as_deref(), Some("0.0.0-dev"));
+        assert_eq!(
+            s.get("FULL").unwrap().as_deref(),
+            Some("v0.0.0-dev-unstamped")
+        );
+        assert_eq!(s.get("BUILD_TIMESTAMP").unwrap().as_deref(), Some("0"));
         assert_eq!(s.expand("x:{{ GIT_COMMIT }}", "t").unwrap(), "x:unstamped");
     }
 
@@ -530,19 +678,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            s.get("VERSION"),
+            s.get("VERSION").unwrap().as_deref(),
             Some("2.0.0"),
             "status file beats definition"
         );
         assert_eq!(
-            s.get("STABLE_USER"),
+            s.get("STABLE_USER").unwrap().as_deref(),
             Some("bob"),
             "--stamp-var beats status file"
         );
-        assert_eq!(s.get("LABEL"), Some("2.0.0/bob"));
-        assert_eq!(s.get("BUILD_TIMESTAMP"), Some("1700000000"));
+        assert_eq!(s.get("LABEL").unwrap().as_deref(), Some("2.0.0/bob"));
         assert_eq!(
-            s.get("GIT_COMMIT"),
+            s.get("BUILD_TIMESTAMP").unwrap().as_deref(),
+            Some("1700000000")
+        );
+        assert_eq!(
+            s.get("GIT_COMMIT").unwrap().as_deref(),
             Some(""),
             "outside git: empty, not an error"
         );

@@ -669,3 +669,137 @@ fn oci_layout_output_never_replaces_a_directory_that_is_not_a_layout() {
     p.ok(&["build", "--format", "oci", "-o", "empty"]);
     assert!(p.join("empty/index.json").is_file());
 }
+
+// ---------------------------------------------------------------------------
+// Stamp definitions.
+
+/// `[stamp]` where `K{i}` doubles `K{i-1}`: 2^43 bytes for K40 if evaluated.
+fn doubling_stamp_project(label: &str) -> Project {
+    let mut text = format!(
+        "[image.x]\nbase = \"scratch\"\nplatform = \"linux/amd64\"\n\
+         labels = {{ v = \"{label}\" }}\n\n[stamp]\nK0 = \"xxxxxxxx\"\n"
+    );
+    for i in 1..=40 {
+        text.push_str(&format!("K{i} = \"{{{{K{0}}}}}{{{{K{0}}}}}\"\n", i - 1));
+    }
+    project(&text)
+}
+
+#[test]
+fn exponential_stamp_definitions_are_evaluated_only_when_used() {
+    // K13 is 64 KiB, the most a value may hold; K40 is never used.
+    let p = doubling_stamp_project("{{K13}}");
+    for args in [&["build"][..], &["build", "--stamp"][..]] {
+        let out = p.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "gantry {args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_stamp_value_past_64_kib_is_refused_naming_the_key_and_line() {
+    let p = doubling_stamp_project("{{K40}}");
+    for args in [BUILD_TAR, &["build", "--stamp", "-o", "out.tar"][..]] {
+        // K14 is the first key past the limit, on line 21 of the file.
+        refused(
+            &p,
+            args,
+            &[],
+            &["gantry.toml:21:1", "[stamp] K14", "65536 bytes"],
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Outputs that name an input.
+
+/// Runs `args`, expecting a refusal that names the flag's path and the
+/// input; every file of the project is byte for byte as before.
+fn refused_over_input(p: &Project, args: &[&str], expect: &[&str]) {
+    let before = tree_digests(p.path());
+    let out = p.run(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "gantry {args:?} succeeded:\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("which the build reads"),
+        "{args:?}:\n{stderr}"
+    );
+    for e in expect {
+        assert!(stderr.contains(e), "{args:?} does not say {e:?}:\n{stderr}");
+    }
+    assert_eq!(
+        tree_digests(p.path()),
+        before,
+        "{args:?} changed the project"
+    );
+    let blobs = p.store.path().join("blobs/sha256");
+    assert!(
+        !blobs.exists() || fs::read_dir(&blobs).unwrap().next().is_none(),
+        "{args:?} did work before refusing"
+    );
+}
+
+#[test]
+fn an_output_over_an_input_is_refused_before_any_work() {
+    let mut text = one_layer(concat!(
+        "  { src = \"a.txt\", dst = \"/a\" },\n",
+        "  { src = \"tree/\", dst = \"/t/\" },\n",
+        "  { src = \"bin/{arch}/app\", dst = \"/app\" },",
+    ));
+    text.push_str("\n[image.y]\nbase = \"docker-archive:base.tar\"\n");
+    let p = project(&text);
+    p.write("tree/ok.txt", "ok");
+    p.write("bin/amd64/app", "app");
+    p.write("base.tar", "not read before the refusal");
+    fs::create_dir(p.join("sub")).unwrap();
+    for (args, expect) in [
+        (
+            &["build", "-o", "gantry.toml", "--format", "docker"][..],
+            &["-o gantry.toml", "gantry.toml (the build file)"][..],
+        ),
+        (
+            &["build", "-o", "sub/../gantry.toml", "--format", "oci"],
+            &["the build file"],
+        ),
+        (
+            &["build", "--report", "./gantry.toml"],
+            &["--report ./gantry.toml", "the build file"],
+        ),
+        (
+            &["build", "-o", "gantry.lock", "--format", "docker"],
+            &["the lock file"],
+        ),
+        (
+            &["build", "x", "-o", "a.txt", "--format", "docker"],
+            &["a.txt (the `src` at gantry.toml:8:3 (image.x.layer[0].files[0]))"],
+        ),
+        (
+            &["build", "-o", "tree/ok.txt", "--format", "docker"],
+            &["(the `src` at gantry.toml:9:3 (image.x.layer[0].files[1]))"],
+        ),
+        (
+            &["build", "-o", "tree/new.tar"],
+            &["(the `src` at gantry.toml:9:3 (image.x.layer[0].files[1]))"],
+        ),
+        (
+            &["build", "-o", "bin/", "--format", "oci"],
+            &["bin/amd64/app (the `src` at gantry.toml:10:3"],
+        ),
+        (
+            &["build", "-o", ".", "--format", "oci"],
+            &["the build file"],
+        ),
+        (
+            &["build", "y", "-o", "base.tar"],
+            &["base.tar (the base of image \"y\")"],
+        ),
+    ] {
+        refused_over_input(&p, args, expect);
+    }
+    // Beside the inputs is fine.
+    p.ok(&["build", "x", "-o", "bin/image.tar"]);
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::buildfile::{ImageSpec, Templated};
 use crate::epoch;
 use crate::error::{Error, Result};
-use crate::reference::Reference;
+use crate::reference::{mask_userinfo, Reference};
 use crate::stamp::Stamp;
 
 /// The image's settings with every stamp template filled in.
@@ -39,8 +39,8 @@ pub(super) fn expand_spec(spec: &ImageSpec, stamp: &Stamp) -> Result<Expanded> {
     let created = match &spec.created {
         Some(t) => parse_created(&stamp.expand(&t.text, &t.location)?, &t.location)?,
         None => {
-            let secs = stamp.get("BUILD_TIMESTAMP").unwrap_or("0");
-            parse_created(secs, &spec.location)?
+            let secs = stamp.get("BUILD_TIMESTAMP")?.unwrap_or_else(|| "0".into());
+            parse_created(&secs, &spec.location)?
         }
     };
     let mut tags = Vec::new();
@@ -56,7 +56,7 @@ pub(super) fn expand_spec(spec: &ImageSpec, stamp: &Stamp) -> Result<Expanded> {
         tags,
     };
     if stamp.stamped {
-        values.standard_annotations = standard_annotations(stamp, &values);
+        values.standard_annotations = standard_annotations(stamp, &values)?;
     }
     Ok(values)
 }
@@ -71,9 +71,10 @@ fn expand_tag(stamp: &Stamp, t: &Templated) -> Result<Reference> {
             e
         } else {
             format!(
-                "tag {:?} expands to {text:?}, which is not a valid tag: {e} \
+                "tag {:?} expands to {:?}, which is not a valid tag: {e} \
                  (`{{{{KEY|tag}}}}` makes any value a valid tag)",
-                t.text
+                mask_userinfo(&t.text),
+                mask_userinfo(text)
             )
         },
     };
@@ -149,20 +150,20 @@ fn parse_created(text: &str, location: &str) -> Result<String> {
 
 /// The OCI annotations a release image should carry, from the stamp; the
 /// build file's own annotations win over these.
-fn standard_annotations(stamp: &Stamp, values: &Expanded) -> BTreeMap<String, String> {
+fn standard_annotations(stamp: &Stamp, values: &Expanded) -> Result<BTreeMap<String, String>> {
     let mut a = BTreeMap::new();
-    let version = stamp
-        .get("VERSION")
-        .filter(|v| !v.is_empty())
-        .or(stamp.get("GIT_DESCRIBE"))
-        .unwrap_or("");
+    let version = match stamp.get("VERSION")?.filter(|v| !v.is_empty()) {
+        Some(v) => v,
+        None => stamp.get("GIT_DESCRIBE")?.unwrap_or_default(),
+    };
+    let commit = stamp.get("GIT_COMMIT")?.unwrap_or_default();
     let mut put = |k: &str, v: &str| {
         if !v.is_empty() {
             a.insert(format!("org.opencontainers.image.{k}"), v.to_string());
         }
     };
-    put("version", version);
-    put("revision", stamp.get("GIT_COMMIT").unwrap_or(""));
+    put("version", &version);
+    put("revision", &commit);
     put("created", &values.created);
     let source = values
         .labels
@@ -170,7 +171,7 @@ fn standard_annotations(stamp: &Stamp, values: &Expanded) -> BTreeMap<String, St
         .cloned()
         .unwrap_or_else(|| stamp.source_url.clone());
     put("source", &source);
-    a
+    Ok(a)
 }
 
 /// Expands `${NAME}` from `env` (`K=V` items); an unset name expands to the

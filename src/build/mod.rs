@@ -17,6 +17,7 @@
 mod assemble;
 mod expand;
 pub mod heal;
+pub mod inputs;
 mod plan;
 pub mod report;
 

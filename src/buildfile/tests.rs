@@ -141,3 +141,24 @@ fn platform_aliases_normalise() {
     assert!(Platform::parse("linux").is_err());
     assert!(Platform::parse("Linux/amd64").is_err());
 }
+
+#[test]
+fn nul_in_a_symlink_target_is_refused_with_its_location() {
+    let e = err(concat!(
+        "[image.a]\nbase = \"scratch\"\nplatform = \"linux/amd64\"\n",
+        "[[image.a.layer]]\n",
+        "files = [\n  { symlink = \"/bin/sh\", target = \"busybox\\u0000x\" },\n]\n",
+    ));
+    assert!(
+        e.contains("/proj/gantry.toml:6:3") && e.contains("NUL"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_base_with_credentials_is_refused_with_the_password_masked() {
+    for base in ["user:hunter2@ghcr.io/acme/app:1", ":user:hunter2@x"] {
+        let e = err(&format!("[image.a]\nbase = \"{base}\"\n"));
+        assert!(e.contains("user:***@") && !e.contains("hunter2"), "{e}");
+    }
+}

@@ -14,7 +14,7 @@ use super::{BaseSpec, EntrySpec, EntrySpecKind, ImageSpec, LayerSpec, Owner, Pla
 use crate::error::{Error, Result};
 use crate::layer::compress::Compression;
 use crate::layout::read::LocalSource;
-use crate::reference::Reference;
+use crate::reference::{mask_userinfo, Reference};
 use crate::stamp::{self, StampSpec};
 
 /// Byte offset to `line:column`, both 1-based.
@@ -26,6 +26,28 @@ pub(super) fn line_col(text: &str, offset: usize) -> String {
         .map_or(before.chars().count(), |i| before[i + 1..].chars().count())
         + 1;
     format!("{line}:{col}")
+}
+
+/// Where `KEY = ...` is written in the `[stamp]` table that starts at
+/// `start`: toml gives no spans to the keys of a flattened table, so the
+/// line is found in the text, up to the next table header (a key written
+/// some other way gets the table's location).
+fn key_line(text: &str, start: usize, key: &str) -> Option<usize> {
+    let mut offset = start;
+    for (i, line) in text.get(start..)?.split_inclusive('\n').enumerate() {
+        let trimmed = line.trim_start();
+        if i > 0 && trimmed.starts_with('[') {
+            return None;
+        }
+        let rest = trimmed
+            .strip_prefix(key)
+            .or_else(|| trimmed.strip_prefix(&format!("\"{key}\"")));
+        if rest.is_some_and(|r| r.trim_start().starts_with('=')) {
+            return Some(offset + (line.len() - trimmed.len()));
+        }
+        offset += line.len();
+    }
+    None
 }
 
 /// Validation context: the source text for locations.
@@ -266,11 +288,18 @@ impl Cx<'_> {
     }
 
     pub(super) fn stamp(&self, raw: Spanned<RawStamp>) -> Result<StampSpec> {
-        let loc = self.loc(raw.span(), "stamp");
+        let span = raw.span();
+        let loc = self.loc(span.clone(), "stamp");
         let raw = raw.into_inner();
+        let mut locations = std::collections::BTreeMap::new();
         for (k, v) in &raw.defs {
             stamp::validate_key(k).map_err(|m| self.err(&loc, m))?;
             self.templated_ok(v, &format!("{loc} [stamp] {k}"))?;
+            let at = match key_line(self.text, span.start, k) {
+                Some(offset) => self.loc(offset..offset, &format!("stamp.{k}")),
+                None => loc.clone(),
+            };
+            locations.insert(k.clone(), at);
         }
         for k in raw.unstamped.keys() {
             stamp::validate_key(k).map_err(|m| self.err(&loc, format!("[stamp.unstamped] {m}")))?;
@@ -278,6 +307,7 @@ impl Cx<'_> {
         Ok(StampSpec {
             defs: raw.defs,
             unstamped: raw.unstamped,
+            locations,
         })
     }
 
@@ -287,6 +317,7 @@ impl Cx<'_> {
         }
         if let Some(other) = s.strip_prefix(':') {
             if !valid_image_name(other) {
+                let (s, other) = (mask_userinfo(s), mask_userinfo(other));
                 return Err(self.err(loc, format!("base {s:?}: {other:?} is not an image name")));
             }
             return Ok(BaseSpec::Image(other.to_string()));
@@ -511,6 +542,13 @@ impl Cx<'_> {
             })?;
             if target.is_empty() {
                 return Err(err("symlink `target` is empty".into()));
+            }
+            // A tar header ends a name at its first NUL, so the link would
+            // point somewhere other than what was written.
+            if target.contains('\0') {
+                return Err(err(format!(
+                    "symlink `target` {target:?} contains a NUL byte"
+                )));
             }
             let path = normalize_dst(&link).map_err(err)?;
             if path.is_empty() {

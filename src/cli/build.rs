@@ -122,6 +122,9 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
         ));
     }
     let store = Store::open(store_root)?;
+    let mut outputs: Vec<(&str, &Path)> = Vec::new();
+    outputs.extend(args.output.as_deref().map(|o| ("-o", o)));
+    outputs.extend(args.report.as_deref().map(|r| ("--report", r)));
     // A store blob found damaged on the way is moved aside and the build
     // and its output made again; a tarball half streamed to stdout cannot
     // be taken back, so that run fails and the next one heals.
@@ -141,6 +144,7 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
                     locked: args.locked,
                     registry: &args.registry,
                     meanwhile: None,
+                    outputs: &outputs,
                 },
                 &store,
                 reporter,
@@ -287,6 +291,9 @@ pub struct BuildInputs<'a> {
     /// changed, does. It must not wait for that work: a slow registry must
     /// not hold up a build that fails.
     pub meanwhile: Option<&'a Meanwhile<'a>>,
+    /// The files the verb will write, with the flag that names each: one
+    /// that is an input of the build is refused before any work.
+    pub outputs: &'a [(&'a str, &'a Path)],
 }
 
 /// Starts work for after the build, given the build file and how to reach
@@ -301,6 +308,10 @@ pub fn build_from_file(
     reporter: &dyn Reporter,
 ) -> Result<(BuildFile, BuildOptions, Vec<BuiltImage>)> {
     let file = BuildFile::load(inputs.file)?;
+    let lock = gantry::lock::path_for(inputs.file);
+    for (flag, out) in inputs.outputs {
+        build::inputs::check_output(&file, inputs.images, &lock, flag, out)?;
+    }
     let mut opts = BuildOptions::from_env()?;
     if let Some(j) = inputs.jobs {
         if j == 0 {

@@ -96,6 +96,12 @@ pub fn run(args: PushArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
             *early.lock().expect("early lock") = Some(started);
         }
     };
+    let outputs: Vec<(&str, &Path)> = args
+        .metadata_file
+        .as_deref()
+        .map(|m| ("--metadata-file", m))
+        .into_iter()
+        .collect();
     let (file, opts, built) = build_from_file(
         &BuildInputs {
             file: &args.file,
@@ -106,6 +112,7 @@ pub fn run(args: PushArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
             locked: args.locked,
             registry: &args.registry,
             meanwhile: Some(&ask_early),
+            outputs: &outputs,
         },
         &store,
         reporter,

@@ -194,10 +194,18 @@ enum Lookup {
 
 impl TarIndex {
     fn build(path: &Path, file: File, file_len: u64) -> Result<TarIndex> {
+        // The tar crate's messages quote what it found (a numeric header
+        // field that is not a number is printed as read, with the entry's
+        // name), and a file that is not a tar is often one full of secrets
+        // (a `.env`): only the system's own errors are passed on.
         let not_tar = |e: io::Error| {
+            let why = match e.raw_os_error() {
+                Some(code) => format!(" ({})", io::Error::from_raw_os_error(code)),
+                None => String::new(),
+            };
             Error::format(
                 path.display().to_string(),
-                format!("not a readable tar archive: {e}"),
+                format!("not a tar archive, or a damaged one{why}"),
             )
         };
         let mut archive = tar::Archive::new(BufReader::with_capacity(64 * 1024, file));
@@ -427,5 +435,37 @@ mod tests {
         fs::write(&p, vec![b'j'; 1024]).unwrap();
         let err = Container::open(&p).err().unwrap().to_string();
         assert!(err.contains("junk") && err.contains("tar"), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_tar_is_named_never_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        // Long enough for a header block: the checksum field (bytes 148..156)
+        // holds text, which the tar crate quotes with the "name" (bytes 0..100).
+        let mut env = b"PASSWORD=hunter2 ".repeat(60);
+        env.truncate(1200);
+        let p = dir.path().join("prod.env");
+        fs::write(&p, &env).unwrap();
+        let err = Container::open(&p).err().unwrap().to_string();
+        assert!(
+            err.contains("prod.env") && err.contains("not a tar archive"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("hunter2") && !err.contains("PASSWORD"),
+            "{err}"
+        );
+
+        // A real tar header whose size field is not a number.
+        let mut bytes = tar_with(&[("f", tar::EntryType::Regular, b"x", None)]);
+        bytes[124..136].copy_from_slice(b"hunter2pass\0");
+        let mut h = tar::Header::new_old();
+        h.as_mut_bytes().copy_from_slice(&bytes[..512]);
+        h.set_cksum();
+        bytes[..512].copy_from_slice(h.as_bytes());
+        let p = dir.path().join("bad.tar");
+        fs::write(&p, &bytes).unwrap();
+        let err = Container::open(&p).err().unwrap().to_string();
+        assert!(err.contains("bad.tar") && !err.contains("hunter2"), "{err}");
     }
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::container::{compression_of, Container};
 use super::read::{diff_ids, full_or_raw, parse_config, select_one, Blob, LocalBlobs};
 use crate::digest::{Digest, Hasher, HashingReader};
-use crate::error::{Error, Result};
+use crate::error::{json_problem, Error, Result};
 use crate::image::{Image, LayerDesc};
 use crate::reference::same_image;
 use crate::spec;
@@ -56,7 +56,10 @@ pub(super) fn open_docker_save(
         .map_err(|e| {
         Error::format(
             &list_what,
-            format!("not a docker save manifest (an array of {{Config, RepoTags, Layers}}): {e}"),
+            format!(
+                "not a docker save manifest (an array of {{Config, RepoTags, Layers}}): {}",
+                json_problem(&e)
+            ),
         )
     })?;
     // Entries without a recognisable ID still need a key that tells them

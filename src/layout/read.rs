@@ -25,9 +25,9 @@ use super::docker_save::open_docker_save;
 use crate::buildfile::Platform;
 use crate::config::ImageConfig;
 use crate::digest::{Digest, VerifyingReader};
-use crate::error::{Error, Result};
+use crate::error::{json_problem, Error, Result};
 use crate::image::{Image, LayerDesc};
-use crate::reference::{normalize, same_image};
+use crate::reference::{mask_userinfo, normalize, same_image};
 use crate::registry::select;
 use crate::spec;
 use crate::store::Store;
@@ -615,8 +615,13 @@ fn check_layout_version(container: &Container) -> Result<()> {
         version: String,
     }
     let what = container.member_name("oci-layout");
-    let layout: Layout = serde_json::from_slice(&container.read_small("oci-layout")?)
-        .map_err(|e| Error::format(&what, format!("not an OCI layout marker: {e}")))?;
+    let layout: Layout =
+        serde_json::from_slice(&container.read_small("oci-layout")?).map_err(|e| {
+            Error::format(
+                &what,
+                format!("not an OCI layout marker: {}", json_problem(&e)),
+            )
+        })?;
     if !layout.version.starts_with("1.") {
         return Err(Error::format(
             what,
@@ -655,7 +660,7 @@ fn resolve_manifest(
     }
     let what = container.member_name(&blob_name(&digest));
     let peek: Peek = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::format(&what, format!("not a JSON manifest: {e}")))?;
+        .map_err(|e| Error::format(&what, format!("not a JSON manifest: {}", json_problem(&e))))?;
     if peek.schema_version == Some(1) {
         return Err(schema1_error(container, label));
     }
@@ -729,7 +734,8 @@ fn resolve_manifest(
 }
 
 pub(super) fn parse_config(bytes: &[u8], what: &str) -> Result<ImageConfig> {
-    ImageConfig::parse(bytes).map_err(|e| Error::format(what, format!("not an image config: {e}")))
+    ImageConfig::parse(bytes)
+        .map_err(|e| Error::format(what, format!("not an image config: {}", json_problem(&e))))
 }
 
 pub(super) fn diff_ids(
@@ -811,9 +817,14 @@ pub(super) fn select_one<'a, T>(
     let all: Vec<&T> = entries.iter().collect();
     let message = match (select, distinct.len()) {
         (_, _) if entries.is_empty() => "holds no images".to_string(),
-        (Some(s), 0) => format!("no image named {s:?}; available: {}", listing(&all)),
+        (Some(s), 0) => format!(
+            "no image named {:?}; available: {}",
+            mask_userinfo(s),
+            listing(&all)
+        ),
         (Some(s), _) => format!(
-            "{s:?} names {} different images: {}",
+            "{:?} names {} different images: {}",
+            mask_userinfo(s),
             distinct.len(),
             listing(&candidates)
         ),

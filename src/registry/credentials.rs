@@ -103,25 +103,19 @@ impl CredentialSources {
     }
 }
 
-#[derive(Deserialize, Default)]
+/// A credentials file as read: `config.json` or `auth.json`.
+#[derive(Default)]
 struct ConfigFile {
-    #[serde(default)]
     auths: BTreeMap<String, AuthEntry>,
-    #[serde(default, rename = "credsStore")]
     creds_store: Option<String>,
-    #[serde(default, rename = "credHelpers")]
     cred_helpers: BTreeMap<String, String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Default)]
 struct AuthEntry {
-    #[serde(default)]
     auth: Option<String>,
-    #[serde(default)]
     username: Option<String>,
-    #[serde(default)]
     password: Option<String>,
-    #[serde(default, rename = "identitytoken")]
     identity_token: Option<String>,
 }
 
@@ -131,13 +125,65 @@ fn read_config(path: &Path) -> Result<Option<ConfigFile>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
     };
-    // serde_json's message names a line and column, never the content.
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+    parse_config(&bytes, path).map(Some)
+}
+
+/// Walks the file's JSON by hand rather than through serde's derive: a value
+/// of the wrong type makes serde quote it (`invalid type: string "..."`),
+/// and in this file the values are passwords. Errors name the file and the
+/// JSON path at fault only. Keys docker or podman write that gantry does
+/// not use (`email`, `HttpHeaders`, ...) are ignored.
+fn parse_config(bytes: &[u8], path: &Path) -> Result<ConfigFile> {
+    use serde_json::Value;
+    let bad = |at: &str, what: &str| {
         Error::format(
             path.display().to_string(),
-            format!("not a credentials file: {e}"),
+            format!("not a credentials file: {at} {what}"),
         )
-    })
+    };
+    let root: Value = serde_json::from_slice(bytes).map_err(|e| {
+        Error::format(
+            path.display().to_string(),
+            format!("not a credentials file: {}", crate::error::json_problem(&e)),
+        )
+    })?;
+    let Value::Object(root) = root else {
+        return Err(bad("the document", "is not a JSON object"));
+    };
+    let object = |v: Option<&Value>, at: &str| match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m.clone())),
+        Some(_) => Err(bad(at, "is not an object")),
+    };
+    let string = |v: Option<&Value>, at: &str| match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(bad(at, "is not a string")),
+    };
+    let mut cfg = ConfigFile {
+        creds_store: string(root.get("credsStore"), "credsStore")?,
+        ..ConfigFile::default()
+    };
+    for (host, v) in object(root.get("auths"), "auths")?.unwrap_or_default() {
+        let at = format!("auths.{host:?}");
+        let Some(e) = object(Some(&v), &at)? else {
+            continue;
+        };
+        let field = |k: &str| string(e.get(k), &format!("{at}.{k}"));
+        let entry = AuthEntry {
+            auth: field("auth")?,
+            username: field("username")?,
+            password: field("password")?,
+            identity_token: field("identitytoken")?,
+        };
+        cfg.auths.insert(host, entry);
+    }
+    for (host, v) in object(root.get("credHelpers"), "credHelpers")?.unwrap_or_default() {
+        if let Some(helper) = string(Some(&v), &format!("credHelpers.{host:?}"))? {
+            cfg.cred_helpers.insert(host, helper);
+        }
+    }
+    Ok(cfg)
 }
 
 fn is_docker_hub(host: &str) -> bool {
@@ -183,30 +229,33 @@ impl ConfigFile {
             }
         }
         // An exact key wins over one that only names the same host.
-        let entry = self.auths.get(host).or_else(|| {
-            self.auths
-                .iter()
-                .find(|(k, _)| same_registry(k, host))
-                .map(|(_, v)| v)
-        });
-        let Some(entry) = entry else {
+        let entry = self
+            .auths
+            .get_key_value(host)
+            .or_else(|| self.auths.iter().find(|(k, _)| same_registry(k, host)));
+        let Some((key, entry)) = entry else {
             return Ok(None);
         };
         if let Some(t) = entry.identity_token.as_deref().filter(|t| !t.is_empty()) {
             return Ok(Some(Credential::IdentityToken(t.to_string())));
         }
         if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
-            let bad = || {
+            // Neither the text nor what it decodes to is quoted: both hold
+            // the password.
+            let bad = |why: &str| {
                 Error::format(
                     path.display().to_string(),
-                    format!("the \"auth\" entry for {host} is not base64 of user:password"),
+                    format!("auths.{key:?}.auth {why}; it must be base64 of user:password"),
                 )
             };
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(auth.trim())
-                .map_err(|_| bad())?;
-            let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
-            let (user, pass) = decoded.split_once(':').ok_or_else(bad)?;
+                .map_err(|_| bad("is not valid base64"))?;
+            let decoded =
+                String::from_utf8(decoded).map_err(|_| bad("does not decode to UTF-8 text"))?;
+            let (user, pass) = decoded
+                .split_once(':')
+                .ok_or_else(|| bad("decodes to text without a ':'"))?;
             return Ok(Some(Credential::Basic {
                 username: user.to_string(),
                 password: pass.to_string(),
@@ -411,6 +460,67 @@ mod tests {
         assert!(!format!("{c:?}").contains("hunter2"));
         let t = Credential::IdentityToken("tok-123".into());
         assert!(!format!("{t:?}").contains("tok-123"));
+    }
+
+    #[test]
+    fn malformed_files_name_the_json_path_never_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        for (file, path) in [
+            (
+                r#"{"auths":{"r.example":{"password":["hunter2"]}}}"#,
+                r#"auths."r.example".password"#,
+            ),
+            (
+                r#"{"auths":{"r.example":{"username":"u","password":7}}}"#,
+                r#"auths."r.example".password"#,
+            ),
+            (
+                r#"{"auths":{"r.example":"hunter2"}}"#,
+                r#"auths."r.example""#,
+            ),
+            (r#"{"auths":["hunter2"]}"#, "auths"),
+            (
+                r#"{"credHelpers":{"r.example":{"hunter2":1}}}"#,
+                r#"credHelpers."r.example""#,
+            ),
+            (r#"{"credsStore":["hunter2"]}"#, "credsStore"),
+            (r#"["hunter2"]"#, "the document"),
+        ] {
+            let s = sources(dir.path(), file);
+            let e = s.lookup("r.example").unwrap_err().to_string();
+            assert!(e.contains("config.json") && e.contains(path), "{file}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+        // A syntax error: its line and column, no bytes.
+        let s = sources(
+            dir.path(),
+            "{\"auths\": {\"r.example\": {\"auth\": \"hunter2\" x}}}",
+        );
+        let e = s.lookup("r.example").unwrap_err().to_string();
+        assert!(e.contains("line 1") && !e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_auth_says_what_is_wrong_without_the_value() {
+        use base64::Engine;
+        let dir = tempfile::tempdir().unwrap();
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        for (auth, why) in [
+            ("!!hunter2!!".to_string(), "not valid base64"),
+            (b64(b"hunter2"), "without a ':'"),
+            (b64(b"hunter2\xff:x"), "UTF-8"),
+        ] {
+            let s = sources(
+                dir.path(),
+                &format!(r#"{{"auths":{{"https://r.example/v1/":{{"auth":"{auth}"}}}}}}"#),
+            );
+            let e = s.lookup("r.example").unwrap_err().to_string();
+            assert!(
+                e.contains(r#"auths."https://r.example/v1/".auth"#) && e.contains(why),
+                "{e}"
+            );
+            assert!(!e.contains("hunter2") && !e.contains(&auth), "{e}");
+        }
     }
 
     #[test]
