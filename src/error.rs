@@ -32,7 +32,7 @@ pub enum Error {
     /// Shown with any `user:password@` in `reference` masked.
     #[error(
         "invalid reference {:?}: {reason}",
-        crate::reference::mask_userinfo(reference)
+        crate::redact::mask_userinfo(reference)
     )]
     InvalidReference { reference: String, reason: String },
 

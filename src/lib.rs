@@ -22,6 +22,7 @@ pub mod layout;
 pub mod lock;
 pub mod progress;
 pub mod push;
+pub mod redact;
 pub mod reference;
 pub mod registry;
 pub mod spec;

@@ -22,12 +22,13 @@
 //! reference is on Docker Hub, and single-component Hub names are official
 //! images under `library/`.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+pub use crate::redact::mask_userinfo;
+use crate::redact::userinfo_end;
 
 const DEFAULT_REGISTRY: &str = "docker.io";
 /// Older docker clients wrote this name for Docker Hub; it must compare equal
@@ -200,68 +201,6 @@ fn invalid(reference: &str, reason: impl Into<String>) -> Error {
         reference: reference.to_string(),
         reason: reason.into(),
     }
-}
-
-/// `s` with the password of a `user:password@` prefix (or a lone
-/// `token@`) replaced by `***`. Every message that quotes text given as a
-/// reference goes through this (`Error::InvalidReference` does it when
-/// displayed), so a password pasted into `-t`, `base` or `pull` never reaches
-/// a terminal or a CI log.
-pub fn mask_userinfo(s: &str) -> Cow<'_, str> {
-    let Some((start, at)) = userinfo_end(s) else {
-        return Cow::Borrowed(s);
-    };
-    let user = match s[start..at].split_once(':') {
-        Some((user, _)) => format!("{user}:"),
-        None => String::new(),
-    };
-    Cow::Owned(format!("{}{user}***{}", &s[..start], &s[at..]))
-}
-
-/// Where the credentials of a `[scheme://]user[:password]@host...` prefix
-/// start and end (the byte offset of the `@`). The `@` of a digest
-/// (`name@sha256:...`) is not one; of several other `@`s the last counts,
-/// so a password holding `@` is masked whole.
-fn userinfo_end(s: &str) -> Option<(usize, usize)> {
-    let start = match s.find("://") {
-        Some(i) if !s[..i].contains(['/', '@']) => i + 3,
-        _ => 0,
-    };
-    let at = s[start..]
-        .match_indices('@')
-        .map(|(i, _)| start + i)
-        .rfind(|&i| !looks_like_digest(&s[i + 1..]))?;
-    let info = &s[start..at];
-    let user = info.split_once(':').map_or(info, |(u, _)| u);
-    // `path/x@...` is a (bad) path, not a user name; and a lone word before
-    // an `@` is a token only when a host follows (`x@` is a bad digest).
-    let host_follows = s[at + 1..].contains(['.', '/']);
-    if user.contains('/') || (!info.contains(':') && !host_follows) {
-        return None;
-    }
-    Some((start, at))
-}
-
-/// `algorithm:encoded` with no `/`, where `encoded` is not a port number
-/// (so `host:5000` is a host, `sha256:abc` or `sha256:000…0` a digest,
-/// valid or not).
-fn looks_like_digest(s: &str) -> bool {
-    match s.split_once(':') {
-        Some((alg, enc)) => {
-            !s.contains('/')
-                && !alg.is_empty()
-                && alg
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b))
-                && !enc.is_empty()
-                && !is_port(enc)
-        }
-        None => false,
-    }
-}
-
-fn is_port(s: &str) -> bool {
-    s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn parse(s: &str) -> std::result::Result<Reference, String> {
