@@ -18,9 +18,8 @@ use reqwest::header::{
 use reqwest::{Method, Url};
 
 use super::stream::StreamError;
-use super::{
-    classify, gave_up, request_name, retry, retry_after, sensitive, Access, Client, Repo, SendError,
-};
+use super::transport::{classify, gave_up, request_name, retry_after, sensitive, SendError};
+use super::{retry, Access, Client, Repo};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
