@@ -214,11 +214,7 @@ fn relative_upload_locations_are_followed_with_their_query() {
     let out = p.ok(&["push"]);
     let digest = &pushed(&out)[0].1;
     // distribution keeps the upload's state in the query of its Location.
-    let puts: Vec<_> = proxy
-        .log()
-        .into_iter()
-        .filter(|l| l.method == "PUT" && l.path.contains("/blobs/uploads/"))
-        .collect();
+    let puts = proxy.upload_puts();
     assert_eq!(puts.len(), 3);
     assert!(
         puts.iter()
@@ -308,11 +304,7 @@ fn upload_location_on_another_origin_gets_no_credentials() {
     let p = app_project(&[&target]);
     let out = p.ok(&["push"]);
     let digest = &pushed(&out)[0].1;
-    let puts: Vec<_> = other
-        .log()
-        .into_iter()
-        .filter(|l| l.method == "PUT" && l.path.contains("/blobs/uploads/"))
-        .collect();
+    let puts = other.upload_puts();
     assert_eq!(puts.len(), 3, "every blob went to the other host");
     assert!(puts.iter().all(|l| !l.authorization), "{puts:#?}");
     assert!(

@@ -16,6 +16,16 @@ use common::Project;
 /// Every planted secret holds this, so one search finds them all.
 const MARK: &str = "PLANTED";
 
+/// A build that writes every output it can: stdout JSON, a report file and a tarball.
+const BUILD_WITH_EVERY_OUTPUT: [&str; 6] = [
+    "build",
+    "--json",
+    "--report",
+    "report.json",
+    "-o",
+    "out.tar",
+];
+
 /// Files the test wrote and gantry only reads.
 const INPUTS: [&str; 4] = ["gantry.toml", "prod.env", "docker/config.json", "auth.json"];
 
@@ -110,14 +120,7 @@ fn project(base: &str) -> Project {
 fn verbs(host: &str) -> Vec<Vec<String>> {
     let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect();
     vec![
-        s(&[
-            "build",
-            "--json",
-            "--report",
-            "report.json",
-            "-o",
-            "out.tar",
-        ]),
+        s(&BUILD_WITH_EVERY_OUTPUT),
         s(&[
             "push",
             "app",
@@ -201,14 +204,7 @@ fn a_file_that_is_not_a_tar_never_shows_its_content() {
     for base in ["docker-archive:prod.env", "oci:prod.env"] {
         let p = project(base);
         p.write("prod.env", &env);
-        let args = [
-            "build",
-            "--json",
-            "--report",
-            "report.json",
-            "-o",
-            "out.tar",
-        ];
+        let args = BUILD_WITH_EVERY_OUTPUT;
         let out = run(&p, &args);
         assert_no_secret(&p, &args, &out, &["prod.env", "not a tar archive"]);
     }
@@ -230,14 +226,7 @@ fn a_reference_with_a_password_is_refused_masked() {
     let masked = "user:***@ghcr.io/acme/app:1";
     // In the build file, as a base and as a tag.
     let p = project(&with_password);
-    let args = [
-        "build",
-        "--json",
-        "--report",
-        "report.json",
-        "-o",
-        "out.tar",
-    ];
+    let args = BUILD_WITH_EVERY_OUTPUT;
     let out = run(&p, &args);
     assert_no_secret(&p, &args, &out, &[masked, "credentials"]);
     let p = project("scratch");

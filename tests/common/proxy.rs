@@ -128,6 +128,14 @@ impl Proxy {
         self.state.lock().unwrap().log.clone()
     }
 
+    /// The `PUT`s that carried blob bytes (one per uploaded blob).
+    pub fn upload_puts(&self) -> Vec<Logged> {
+        self.log()
+            .into_iter()
+            .filter(|l| l.method == "PUT" && l.path.contains("/blobs/uploads/"))
+            .collect()
+    }
+
     pub fn clear_log(&self) {
         self.state.lock().unwrap().log.clear();
     }
