@@ -5,10 +5,13 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
-use crate::buildfile::Platform;
+use oci_spec::image::{Descriptor, ImageManifestBuilder, MediaType};
+
 use crate::config::ImageConfig;
 use crate::digest::Digest;
-use crate::spec;
+use crate::manifest;
+use crate::media;
+use crate::platform::Platform;
 
 /// A layer as a manifest lists it, plus its uncompressed digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,7 +51,7 @@ impl Image {
         tags: Vec<String>,
     ) -> Image {
         let config_digest = Digest::of(&config_bytes);
-        let manifest_bytes = spec::oci_manifest(
+        let manifest_bytes = oci_manifest(
             &config_digest,
             config_bytes.len() as u64,
             &layers,
@@ -58,7 +61,7 @@ impl Image {
             name,
             manifest_digest: Digest::of(&manifest_bytes),
             manifest_bytes,
-            manifest_media_type: spec::OCI_MANIFEST.to_string(),
+            manifest_media_type: media::OCI_MANIFEST.to_string(),
             config_bytes,
             config_digest,
             config,
@@ -119,6 +122,64 @@ impl ImageIndex {
     pub fn platforms(&self) -> Vec<String> {
         self.children.iter().map(Image::platform).collect()
     }
+}
+
+/// The canonical bytes of an OCI image manifest for a config blob and
+/// layers, with `annotations` (left out when empty).
+pub fn oci_manifest(
+    config_digest: &Digest,
+    config_size: u64,
+    layers: &[LayerDesc],
+    annotations: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    let mut builder = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(manifest::descriptor(
+            media::OCI_CONFIG,
+            config_digest,
+            config_size,
+        ))
+        .layers(
+            layers
+                .iter()
+                .map(|l| manifest::descriptor(&l.media_type, &l.digest, l.size))
+                .collect::<Vec<_>>(),
+        );
+    if !annotations.is_empty() {
+        builder = builder.annotations(manifest::annotations(annotations.clone()));
+    }
+    let manifest = builder
+        .build()
+        .expect("every required manifest field is set");
+    crate::json::canonical(&manifest)
+}
+
+/// The canonical bytes of an OCI image index over `children`, in order,
+/// each described with its platform, with `annotations` (left out when
+/// empty).
+pub fn oci_index(children: &[&Image], annotations: &BTreeMap<String, String>) -> Vec<u8> {
+    let manifests: Vec<Descriptor> = children.iter().map(|c| manifest_descriptor(c)).collect();
+    let mut builder = oci_spec::image::ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests);
+    if !annotations.is_empty() {
+        builder = builder.annotations(manifest::annotations(annotations.clone()));
+    }
+    let index = builder.build().expect("every required index field is set");
+    crate::json::canonical(&index)
+}
+
+/// A descriptor of an image's manifest, with its platform.
+pub fn manifest_descriptor(image: &Image) -> Descriptor {
+    let mut d = manifest::descriptor(
+        &image.manifest_media_type,
+        &image.manifest_digest,
+        image.manifest_bytes.len() as u64,
+    );
+    d.set_platform(manifest::image_platform(&image.config));
+    d
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@ use crate::digest::Digest;
 use crate::error::Result;
 use crate::image::Image;
 use crate::layout::read;
-use crate::spec::{self, LayerCompression};
+use crate::media;
+use crate::media::Compression;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Inspection {
@@ -103,7 +104,7 @@ pub enum Summary {
 pub fn inspect_any(
     path: &Path,
     select: Option<&str>,
-    platform: Option<&crate::buildfile::Platform>,
+    platform: Option<&crate::platform::Platform>,
 ) -> Result<Summary> {
     if platform.is_none() {
         if let Some(x) = read::open_index(path, select)? {
@@ -271,17 +272,17 @@ fn json_array(items: &[String]) -> String {
 
 fn short_media_type(media: &str) -> &str {
     match media {
-        spec::OCI_MANIFEST => "OCI manifest",
-        spec::DOCKER_MANIFEST => "Docker manifest",
+        media::OCI_MANIFEST => "OCI manifest",
+        media::DOCKER_MANIFEST => "Docker manifest",
         other => other,
     }
 }
 
 fn compression_name(media: &str) -> &str {
-    match spec::layer_compression(media) {
-        Some(LayerCompression::None) => "uncompressed",
-        Some(LayerCompression::Gzip) => "gzip",
-        Some(LayerCompression::Zstd) => "zstd",
+    match Compression::of_layer_media_type(media) {
+        Some(Compression::None) => "uncompressed",
+        Some(Compression::Gzip) => "gzip",
+        Some(Compression::Zstd) => "zstd",
         None => media,
     }
 }
@@ -318,7 +319,7 @@ mod tests {
         write_oci_dir(&[&image], &store, &dir).unwrap();
         let i = inspect(&dir, Some("dev")).unwrap();
         assert_eq!(i.manifest_digest, image.manifest_digest);
-        assert_eq!(i.manifest_media_type, spec::OCI_MANIFEST);
+        assert_eq!(i.manifest_media_type, media::OCI_MANIFEST);
         assert_eq!(i.config_digest, image.config_digest);
         assert_eq!(i.platform, format!("linux/{}", host_arch()));
         assert_eq!(i.created.as_deref(), Some("1970-01-01T00:00:00Z"));
@@ -339,7 +340,7 @@ mod tests {
         assert_eq!(i.layers.len(), 2);
         assert_eq!(i.layers[1].digest, image.layers[1].digest);
         assert_eq!(i.layers[1].diff_id, image.layers[1].diff_id);
-        assert_eq!(i.layers[1].media_type, spec::OCI_LAYER_GZIP);
+        assert_eq!(i.layers[1].media_type, media::OCI_LAYER_GZIP);
         assert_eq!(i.history.len(), 3);
         assert!(i.history[2].empty_layer);
         assert_eq!(i.history[2].comment.as_deref(), Some("metadata only"));
@@ -360,7 +361,7 @@ mod tests {
     fn fixed() -> Inspection {
         Inspection {
             manifest_digest: d('a'),
-            manifest_media_type: spec::OCI_MANIFEST.into(),
+            manifest_media_type: media::OCI_MANIFEST.into(),
             config_digest: d('b'),
             platform: "linux/arm64/v8".into(),
             created: Some("2024-01-02T03:04:05Z".into()),
@@ -379,13 +380,13 @@ mod tests {
             annotations: BTreeMap::new(),
             layers: vec![
                 LayerSummary {
-                    media_type: spec::OCI_LAYER_GZIP.into(),
+                    media_type: media::OCI_LAYER_GZIP.into(),
                     digest: d('c'),
                     size: 3_500_000,
                     diff_id: d('d'),
                 },
                 LayerSummary {
-                    media_type: spec::OCI_LAYER_TAR.into(),
+                    media_type: media::OCI_LAYER_TAR.into(),
                     digest: d('e'),
                     size: 512,
                     diff_id: d('e'),

@@ -6,6 +6,7 @@
 //! goes to a sink (an OCI layout, an OCI archive or a docker-load tarball).
 //! The library never prints; it reports through [`progress::Reporter`].
 
+pub mod bases;
 pub mod build;
 pub mod buildfile;
 pub mod config;
@@ -20,12 +21,14 @@ pub mod json;
 pub mod layer;
 pub mod layout;
 pub mod lock;
+pub mod manifest;
+pub mod media;
+pub mod platform;
 pub mod progress;
 pub mod push;
 pub mod redact;
 pub mod reference;
 pub mod registry;
-pub mod spec;
 pub mod stamp;
 pub mod store;
 

@@ -124,7 +124,7 @@ mod tests {
                 name.into(),
                 LockedBase {
                     digest: d(c),
-                    media_type: crate::spec::OCI_INDEX.into(),
+                    media_type: crate::media::OCI_INDEX.into(),
                     platforms: [
                         ("linux/arm64".to_string(), d('1')),
                         ("linux/amd64".to_string(), d('2')),

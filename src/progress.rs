@@ -2,7 +2,7 @@
 //! [`Reporter`] what they are doing and the CLI decides how to show it.
 
 use crate::digest::Digest;
-use crate::push::BlobAction;
+use serde::Serialize;
 
 #[derive(Debug, Clone, Copy)]
 pub enum Event<'a> {
@@ -103,4 +103,25 @@ pub struct Silent;
 
 impl Reporter for Silent {
     fn report(&self, _: Event<'_>) {}
+}
+
+/// What a push did with one blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobAction {
+    /// The repository had it: only the `HEAD` was sent.
+    Skipped,
+    /// Linked from another repository of the registry; no bytes sent.
+    Mounted,
+    Uploaded,
+}
+
+impl BlobAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlobAction::Skipped => "skipped",
+            BlobAction::Mounted => "mounted",
+            BlobAction::Uploaded => "uploaded",
+        }
+    }
 }

@@ -7,11 +7,11 @@
 //! last document is the base's top manifest or index.
 #![no_main]
 
-use gantry::buildfile::Platform;
+use gantry::platform::Platform;
 use gantry::config::ImageConfig;
 use gantry::progress::Silent;
 use gantry::reference::Reference;
-use gantry::registry::bases::BaseOptions;
+use gantry::bases::BaseOptions;
 use gantry::registry::{self, select};
 use gantry::store::Store;
 use gantry::{spec, Digest};
@@ -28,16 +28,16 @@ fuzz_target!(|data: &[u8]| {
     let platforms: Vec<Platform> = ["linux/amd64", "linux/arm64", "linux/arm/v7"]
         .iter()
         .map(|p| Platform::parse(p).unwrap())
-        .chain([select::host_platform()])
+        .chain([platform::host_platform()])
         .collect();
     for doc in docs {
         let _ = registry::manifest_media_type(doc, header);
         let _ = registry::registry_error_body(doc);
-        let _ = spec::parse_manifest(doc, what);
-        let _ = spec::parse_index(doc, what);
-        if let Ok(cands) = select::candidates(doc, what) {
+        let _ = manifest::parse_manifest(doc, what);
+        let _ = manifest::parse_index(doc, what);
+        if let Ok(cands) = platform::candidates(doc, what) {
             for p in &platforms {
-                let _ = select::choose(&cands, p, what);
+                let _ = platform::choose(&cands, p, what);
             }
         }
         if let Ok(config) = ImageConfig::parse(doc) {

@@ -5,15 +5,16 @@ use std::collections::BTreeMap;
 
 use super::expand::{expand, Expanded};
 use super::{BuildOptions, ANNOTATION_BASE_DIGEST};
-use crate::buildfile::{BaseSpec, ImageSpec, Platform};
+use crate::buildfile::{BaseSpec, ImageSpec};
 use crate::config::ImageConfig;
 use crate::error::{Error, Result};
 use crate::image::{Image, LayerDesc};
 use crate::layout::read as layout_read;
+use crate::media::Compression;
+use crate::platform::host_platform;
+use crate::platform::Platform;
 use crate::progress::Reporter;
 use crate::reference::Reference;
-use crate::registry::select::host_platform;
-use crate::spec;
 use crate::store::Store;
 
 /// Writes config and manifest into the store and returns the image.
@@ -182,13 +183,8 @@ fn registry_base(
 /// Docker's layer media types name the same bytes as OCI's; an OCI manifest
 /// should not mix the two vocabularies.
 fn oci_layer(l: &LayerDesc) -> LayerDesc {
-    let media_type = match spec::layer_compression(&l.media_type) {
-        Some(c) => match c {
-            spec::LayerCompression::None => spec::OCI_LAYER_TAR,
-            spec::LayerCompression::Gzip => spec::OCI_LAYER_GZIP,
-            spec::LayerCompression::Zstd => spec::OCI_LAYER_ZSTD,
-        }
-        .to_string(),
+    let media_type = match Compression::of_layer_media_type(&l.media_type) {
+        Some(c) => c.media_type().to_string(),
         None => l.media_type.clone(),
     };
     LayerDesc {

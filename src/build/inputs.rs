@@ -5,8 +5,9 @@
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
-use crate::buildfile::{BaseSpec, BuildFile, EntrySpecKind, ImageSpec, LayerSpec, Platform};
+use crate::buildfile::{BaseSpec, BuildFile, EntrySpecKind, ImageSpec, LayerSpec};
 use crate::error::{Error, Result};
+use crate::platform::Platform;
 
 /// `{os}`, `{arch}` and `{variant}` in a `src` stand for any text.
 const PLACEHOLDERS: [&str; 3] = ["{os}", "{arch}", "{variant}"];

@@ -25,16 +25,18 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::buildfile::{BuildFile, LayerSpec, Platform};
+use crate::buildfile::{BuildFile, LayerSpec};
 use crate::digest::Digest;
 use crate::epoch;
 use crate::error::{Error, Result};
+use crate::image;
 use crate::image::{Image, ImageIndex, LayerDesc};
 use crate::jobs::{Graph, TaskId};
 use crate::layer::{self, compress::CompressOptions, fileset, LayerJob};
+use crate::media;
+use crate::platform::Platform;
 use crate::progress::{Event, Reporter};
 use crate::reference::Reference;
-use crate::spec;
 use crate::stamp::{Stamp, StampSources};
 use crate::store::Store;
 
@@ -56,7 +58,7 @@ pub struct BuildOptions {
     /// SOURCE_DATE_EPOCH, when set (stamped builds use it for BUILD_TIMESTAMP).
     pub source_date_epoch: Option<u64>,
     /// How registry bases are reached (network, lock, offline).
-    pub registry: std::sync::Arc<crate::registry::bases::BaseOptions>,
+    pub registry: std::sync::Arc<crate::bases::BaseOptions>,
     /// Build multi-platform images for this platform only, as single
     /// images (`--platform`); `None` builds every platform and the index.
     pub platform: Option<Platform>,
@@ -492,13 +494,13 @@ pub fn build_index(
     store: &Store,
 ) -> Result<ImageIndex> {
     let refs: Vec<&Image> = children.iter().collect();
-    let bytes = spec::oci_index(&refs, &annotations);
+    let bytes = image::oci_index(&refs, &annotations);
     let (digest, _) = store.put(&bytes)?;
     Ok(ImageIndex {
         name: name.to_string(),
         bytes,
         digest,
-        media_type: spec::OCI_INDEX.to_string(),
+        media_type: media::OCI_INDEX.to_string(),
         children,
         tags,
         annotations,

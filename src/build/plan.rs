@@ -1,8 +1,9 @@
 //! The graph of a build: which platforms each image is built for, and which
 //! child of an `:other` base each of them stands on.
 
-use crate::buildfile::{BaseSpec, ImageSpec, Platform};
+use crate::buildfile::{BaseSpec, ImageSpec};
 use crate::error::{Error, Result};
+use crate::platform::Platform;
 
 /// One platform of one image.
 pub(super) struct Node {

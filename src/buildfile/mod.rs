@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 use globset::GlobSet;
 
 use crate::error::{Error, Result};
-use crate::layer::compress::Compression;
-use crate::layout::read::LocalSource;
+use crate::media::Compression;
+use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::stamp::{self, StampSpec};
 
 pub const DEFAULT_FILE_NAME: &str = "gantry.toml";
 
+mod local;
 mod platforms;
 mod raw;
 mod validate;
@@ -23,6 +24,7 @@ mod values;
 use raw::RawFile;
 use validate::{line_col, Cx};
 
+pub use local::LocalSource;
 pub use values::{normalize_dst, parse_mode};
 
 // ---------------------------------------------------------------------------
@@ -97,62 +99,6 @@ pub enum BaseSpec {
     Image(String),
     /// An image in a registry.
     Registry(Reference),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
-
-impl Platform {
-    /// Parses `os/arch[/variant]`, normalising the usual aliases.
-    pub fn parse(s: &str) -> std::result::Result<Platform, String> {
-        let parts: Vec<&str> = s.split('/').collect();
-        if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
-            return Err(format!(
-                "platform {s:?} is not of the form os/architecture[/variant]"
-            ));
-        }
-        let ok = |p: &str| {
-            p.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
-        };
-        if !parts.iter().all(|p| ok(p)) {
-            return Err(format!(
-                "platform {s:?} may hold only lowercase letters, digits, '_' and '.'"
-            ));
-        }
-        let os = parts[0].to_string();
-        let mut architecture = parts[1].to_string();
-        let mut variant = parts.get(2).map(|v| v.to_string());
-        match architecture.as_str() {
-            "x86_64" | "x86-64" => architecture = "amd64".into(),
-            "aarch64" => architecture = "arm64".into(),
-            _ => {}
-        }
-        // arm64 images carry no variant or v8; containerd treats them alike,
-        // and so does the rest of gantry by dropping the default.
-        if architecture == "arm64" && variant.as_deref() == Some("v8") {
-            variant = None;
-        }
-        Ok(Platform {
-            os,
-            architecture,
-            variant,
-        })
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -11,9 +11,9 @@ use super::values::{
     check_owner_names, normalize_dst, normalize_port, parse_mode, parse_owner, valid_image_name,
 };
 use super::{BaseSpec, EntrySpec, EntrySpecKind, ImageSpec, LayerSpec, Owner, Platform, Templated};
+use crate::buildfile::LocalSource;
 use crate::error::{Error, Result};
-use crate::layer::compress::Compression;
-use crate::layout::read::LocalSource;
+use crate::media::Compression;
 use crate::reference::{mask_userinfo, Reference};
 use crate::stamp::{self, StampSpec};
 

@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 
+use gantry::bases::BaseOptions;
 use gantry::build::{self, report::Report, BuildOptions, Built, BuiltImage};
-use gantry::buildfile::{BuildFile, Platform, DEFAULT_FILE_NAME};
+use gantry::buildfile::{BuildFile, DEFAULT_FILE_NAME};
 use gantry::error::{Error, Result};
 use gantry::layout::write::{self, Format, Root};
+use gantry::platform::host_platform;
+use gantry::platform::Platform;
 use gantry::progress::{Event, Reporter};
-use gantry::registry::bases::BaseOptions;
-use gantry::registry::select::host_platform;
 use gantry::stamp::StampSources;
 use gantry::store::Store;
 

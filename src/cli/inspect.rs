@@ -19,8 +19,8 @@ pub struct InspectArgs {
 
     /// Of a multi-platform image, show this platform's image
     /// (os/arch[/variant]) instead of the index.
-    #[arg(long, value_name = "PLATFORM", value_parser = gantry::buildfile::Platform::parse)]
-    platform: Option<gantry::buildfile::Platform>,
+    #[arg(long, value_name = "PLATFORM", value_parser = gantry::platform::Platform::parse)]
+    platform: Option<gantry::platform::Platform>,
 
     /// Machine-readable JSON on stdout.
     #[arg(long)]

@@ -55,7 +55,7 @@ pub fn run(args: LockArgs, store_root: &std::path::Path, reporter: &dyn Reporter
             args.update.is_empty() || args.update.iter().any(|n| names_base(&file, n, &key));
         let platform_key = platform
             .clone()
-            .unwrap_or_else(gantry::registry::select::host_platform)
+            .unwrap_or_else(gantry::platform::host_platform)
             .to_string();
         let kept = old.base.get(&key).filter(|b| {
             !update

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use gantry::buildfile::Platform;
 use gantry::error::{Error, Result};
 use gantry::layout::write::{self, Format};
+use gantry::platform::Platform;
 use gantry::progress::{Event, Reporter};
 use gantry::reference::Reference;
 use gantry::store::Store;

@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex};
 
 use clap::Args;
 
+use gantry::bases::BaseOptions;
 use gantry::buildfile::{BuildFile, DEFAULT_FILE_NAME};
 use gantry::error::{Error, Result};
 use gantry::fsutil;
 use gantry::progress::{Event, Reporter};
 use gantry::push::{self, Early, PushOptions, PushRequest};
 use gantry::reference::Reference;
-use gantry::registry::bases::BaseOptions;
 use gantry::stamp;
 use gantry::store::Store;
 

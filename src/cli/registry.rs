@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use clap::Args;
 
-use gantry::buildfile::{BaseSpec, BuildFile, Platform};
+use gantry::bases::BaseOptions;
+use gantry::buildfile::{BaseSpec, BuildFile};
 use gantry::error::{Error, Result};
 use gantry::lock::{self, LockFile};
+use gantry::platform::Platform;
 use gantry::reference::Reference;
-use gantry::registry::bases::BaseOptions;
 use gantry::registry::ClientOptions;
 
 #[derive(Args, Clone, Default)]

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use gantry::progress::BlobAction;
 use gantry::progress::{Event, Reporter};
-use gantry::push::BlobAction;
 
 use super::ProgressMode;
 

@@ -26,43 +26,8 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+pub use crate::media::Compression;
 use libdeflater::{CompressionLvl, Compressor};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
-
-impl Compression {
-    pub fn media_type(self) -> &'static str {
-        match self {
-            Compression::None => crate::spec::OCI_LAYER_TAR,
-            Compression::Gzip => crate::spec::OCI_LAYER_GZIP,
-            Compression::Zstd => crate::spec::OCI_LAYER_ZSTD,
-        }
-    }
-
-    pub fn default_level(self) -> i32 {
-        match self {
-            Compression::None => 0,
-            Compression::Gzip => 4,
-            Compression::Zstd => 3,
-        }
-    }
-
-    /// Valid levels, for build-file validation.
-    pub fn level_range(self) -> std::ops::RangeInclusive<i32> {
-        match self {
-            Compression::None => 0..=0,
-            Compression::Gzip => 1..=9,
-            Compression::Zstd => 1..=19,
-        }
-    }
-}
 
 /// How to compress. `threads` changes speed only, never output bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

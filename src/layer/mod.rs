@@ -315,7 +315,7 @@ fn racy(job: &LayerJob<'_>) -> bool {
 mod tests {
     use super::*;
     use crate::buildfile::BuildFile;
-    use crate::layer::compress::Compression;
+    use crate::media::Compression;
     use crate::progress::Silent;
     use std::fs;
     use std::path::Path;

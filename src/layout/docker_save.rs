@@ -14,8 +14,8 @@ use super::read::{diff_ids, full_or_raw, parse_config, select_one, Blob, LocalBl
 use crate::digest::{Digest, Hasher, HashingReader};
 use crate::error::{json_problem, Error, Result};
 use crate::image::{Image, LayerDesc};
+use crate::media;
 use crate::reference::same_image;
-use crate::spec;
 
 #[derive(Deserialize)]
 struct SaveEntry {
@@ -118,13 +118,13 @@ pub(super) fn open_docker_save(
             // An uncompressed layer is its own diff: its digest is the
             // diff_id, which the reader then verifies, so the archive is not
             // read twice just to learn a digest it already states.
-            None => (spec::OCI_LAYER_TAR, diff_id),
+            None => (media::OCI_LAYER_TAR, diff_id),
             Some(kind @ ("gzip" | "zstd")) => {
                 let digest = hash_compressed_layer(&container, name, kind, &diff_id)?;
                 let mt = if kind == "gzip" {
-                    spec::OCI_LAYER_GZIP
+                    media::OCI_LAYER_GZIP
                 } else {
-                    spec::OCI_LAYER_ZSTD
+                    media::OCI_LAYER_ZSTD
                 };
                 (mt, digest)
             }

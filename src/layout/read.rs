@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
 use oci_spec::image::Descriptor;
@@ -22,97 +22,17 @@ use serde::Deserialize;
 
 use super::container::{Container, MAX_JSON};
 use super::docker_save::open_docker_save;
-use crate::buildfile::Platform;
+use crate::buildfile::LocalSource;
 use crate::config::ImageConfig;
 use crate::digest::{Digest, VerifyingReader};
 use crate::error::{json_problem, Error, Result};
 use crate::image::{Image, LayerDesc};
+use crate::manifest;
+use crate::media;
+use crate::platform;
+use crate::platform::Platform;
 use crate::reference::{mask_userinfo, normalize, same_image};
-use crate::registry::select;
-use crate::spec;
 use crate::store::Store;
-
-/// A base image that lives on local disk, as a build file names it:
-/// `oci:PATH[:TAG]` or `docker-archive:PATH[:TAG]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LocalSource {
-    OciLayout { path: PathBuf, tag: Option<String> },
-    DockerArchive { path: PathBuf, tag: Option<String> },
-}
-
-impl LocalSource {
-    /// Parses `oci:...` / `docker-archive:...`; `None` if `s` is neither.
-    /// Relative paths are resolved against `base_dir`.
-    ///
-    /// Paths may contain `:` and tags (full references such as
-    /// `example.com:5000/app:1`) may too, so the split is decided in this
-    /// order:
-    /// 1. if the whole text names an existing file or directory, it is the
-    ///    path and there is no tag;
-    /// 2. otherwise the first `:` whose left side names an existing file or
-    ///    directory splits path from tag (this is how `skopeo` reads
-    ///    `docker-archive:x.tar:busybox:latest`);
-    /// 3. otherwise (nothing exists yet) the text after the last `:` is the
-    ///    tag if it contains no `/`, and everything is the path if it does.
-    ///
-    /// A trailing `:` with nothing after it is an error.
-    pub fn parse(s: &str, base_dir: &Path) -> Option<Result<LocalSource>> {
-        let (docker, rest) = if let Some(rest) = s.strip_prefix("oci:") {
-            (false, rest)
-        } else if let Some(rest) = s.strip_prefix("docker-archive:") {
-            (true, rest)
-        } else {
-            return None;
-        };
-        Some(split_location(s, rest, base_dir).map(|(path, tag)| {
-            if docker {
-                LocalSource::DockerArchive { path, tag }
-            } else {
-                LocalSource::OciLayout { path, tag }
-            }
-        }))
-    }
-
-    pub fn path(&self) -> &Path {
-        match self {
-            LocalSource::OciLayout { path, .. } | LocalSource::DockerArchive { path, .. } => path,
-        }
-    }
-
-    pub fn tag(&self) -> Option<&str> {
-        match self {
-            LocalSource::OciLayout { tag, .. } | LocalSource::DockerArchive { tag, .. } => {
-                tag.as_deref()
-            }
-        }
-    }
-}
-
-fn split_location(whole: &str, rest: &str, base_dir: &Path) -> Result<(PathBuf, Option<String>)> {
-    let bad = |reason: &str| Error::InvalidReference {
-        reference: whole.to_string(),
-        reason: reason.to_string(),
-    };
-    if rest.is_empty() || rest.starts_with(':') {
-        return Err(bad("the path is empty"));
-    }
-    if rest.ends_with(':') {
-        return Err(bad("the tag after the last ':' is empty"));
-    }
-    let resolve = |p: &str| base_dir.join(p);
-    if resolve(rest).exists() {
-        return Ok((resolve(rest), None));
-    }
-    for (i, _) in rest.match_indices(':') {
-        if resolve(&rest[..i]).exists() {
-            return Ok((resolve(&rest[..i]), Some(rest[i + 1..].to_string())));
-        }
-    }
-    match rest.rsplit_once(':') {
-        Some((path, tag)) if !tag.contains('/') => Ok((resolve(path), Some(tag.to_string()))),
-        _ => Ok((resolve(rest), None)),
-    }
-}
 
 /// Random access to the blobs of an opened image location.
 pub trait BlobReader {
@@ -373,11 +293,11 @@ impl Entry {
 fn is_image_media_type(mt: &str) -> bool {
     matches!(
         mt,
-        spec::OCI_MANIFEST
-            | spec::DOCKER_MANIFEST
-            | spec::OCI_INDEX
-            | spec::DOCKER_MANIFEST_LIST
-            | spec::DOCKER_SCHEMA1
+        media::OCI_MANIFEST
+            | media::DOCKER_MANIFEST
+            | media::OCI_INDEX
+            | media::DOCKER_MANIFEST_LIST
+            | media::DOCKER_SCHEMA1
             | DOCKER_SCHEMA1_UNSIGNED
     )
 }
@@ -399,7 +319,7 @@ fn schema1_error(container: &Container, what: &str) -> Error {
 fn layout_entries(container: &Container) -> Result<Vec<Entry>> {
     check_layout_version(container)?;
     let index_what = container.member_name("index.json");
-    let index = spec::parse_index(&container.read_small("index.json")?, &index_what)?;
+    let index = manifest::parse_index(&container.read_small("index.json")?, &index_what)?;
     if index.schema_version() != 2 {
         return Err(Error::format(
             index_what,
@@ -418,8 +338,8 @@ fn layout_entries(container: &Container) -> Result<Vec<Entry>> {
         entries.push(Entry {
             digest: parse_digest(container, d.digest(), &format!("index.json manifests[{i}]"))?,
             media_type,
-            ref_name: annotation(spec::ANNOTATION_REF_NAME),
-            containerd_name: annotation(spec::ANNOTATION_CONTAINERD_NAME),
+            ref_name: annotation(media::ANNOTATION_REF_NAME),
+            containerd_name: annotation(media::ANNOTATION_CONTAINERD_NAME),
             descriptor: d.clone(),
         });
     }
@@ -461,7 +381,7 @@ pub struct IndexInfo {
     pub tags: Vec<String>,
     pub annotations: BTreeMap<String, String>,
     /// Its image manifests (attestations left out), in order.
-    pub manifests: Vec<select::Candidate>,
+    pub manifests: Vec<platform::Candidate>,
 }
 
 /// The multi-platform index `select` names in the OCI layout (directory or
@@ -475,7 +395,7 @@ pub fn open_index(path: &Path, select: Option<&str>) -> Result<Option<IndexInfo>
     let entries = layout_entries(&container)?;
     let (chosen, tags) = choose_entry(&container, &entries, select)?;
     let is_index =
-        chosen.media_type == spec::OCI_INDEX || chosen.media_type == spec::DOCKER_MANIFEST_LIST;
+        chosen.media_type == media::OCI_INDEX || chosen.media_type == media::DOCKER_MANIFEST_LIST;
     if !is_index {
         return Ok(None);
     }
@@ -486,11 +406,11 @@ pub fn open_index(path: &Path, select: Option<&str>) -> Result<Option<IndexInfo>
         chosen.descriptor.size(),
     )?;
     let what = container.member_name(&blob_name(&chosen.digest));
-    let manifests = select::candidates(&bytes, &what)?;
+    let manifests = platform::candidates(&bytes, &what)?;
     if manifests.len() < 2 {
         return Ok(None);
     }
-    let index = spec::parse_index(&bytes, &what)?;
+    let index = manifest::parse_index(&bytes, &what)?;
     Ok(Some(IndexInfo {
         digest: chosen.digest,
         media_type: chosen.media_type.clone(),
@@ -533,11 +453,11 @@ fn open_oci(
         },
     );
     let manifest_what = container.member_name(&blob_name(&manifest_digest));
-    let manifest = spec::parse_manifest(&manifest_bytes, &manifest_what)?;
+    let manifest = manifest::parse_manifest(&manifest_bytes, &manifest_what)?;
 
     let config_desc = manifest.config();
     let config_media = config_desc.media_type().to_string();
-    if config_media != spec::OCI_CONFIG && config_media != spec::DOCKER_CONFIG {
+    if config_media != media::OCI_CONFIG && config_media != media::DOCKER_CONFIG {
         return Err(Error::format(
             manifest_what,
             format!("not a container image: its config media type is {config_media}"),
@@ -644,7 +564,7 @@ fn resolve_manifest(
     label: &str,
     want: Option<&Platform>,
 ) -> Result<(Digest, Vec<u8>, String)> {
-    if media_type == spec::DOCKER_SCHEMA1 || media_type == DOCKER_SCHEMA1_UNSIGNED {
+    if media_type == media::DOCKER_SCHEMA1 || media_type == DOCKER_SCHEMA1_UNSIGNED {
         return Err(schema1_error(container, label));
     }
     let digest = parse_digest(container, desc.digest(), label)?;
@@ -665,16 +585,16 @@ fn resolve_manifest(
         return Err(schema1_error(container, label));
     }
     let body_media = peek.media_type.unwrap_or_else(|| media_type.to_string());
-    let is_index = media_type == spec::OCI_INDEX
-        || media_type == spec::DOCKER_MANIFEST_LIST
-        || body_media == spec::OCI_INDEX
-        || body_media == spec::DOCKER_MANIFEST_LIST
+    let is_index = media_type == media::OCI_INDEX
+        || media_type == media::DOCKER_MANIFEST_LIST
+        || body_media == media::OCI_INDEX
+        || body_media == media::DOCKER_MANIFEST_LIST
         || peek.manifests.is_some();
     if !is_index {
         return Ok((digest, bytes, body_media));
     }
 
-    let index = spec::parse_index(&bytes, &what)?;
+    let index = manifest::parse_index(&bytes, &what)?;
     let images: Vec<&Descriptor> = index
         .manifests()
         .iter()
@@ -687,19 +607,19 @@ fn resolve_manifest(
             let unknown = d
                 .platform()
                 .as_ref()
-                .is_some_and(|p| spec::platform_string(p) == "unknown/unknown");
+                .is_some_and(|p| platform::oci_platform_string(p) == "unknown/unknown");
             !attestation && !unknown && is_image_media_type(d.media_type().as_ref())
         })
         .collect();
     if let [only] = images[..] {
         let mt = only.media_type().to_string();
-        if mt != spec::OCI_INDEX && mt != spec::DOCKER_MANIFEST_LIST {
+        if mt != media::OCI_INDEX && mt != media::DOCKER_MANIFEST_LIST {
             return resolve_manifest(container, only, &mt, label, want);
         }
     }
     if let Some(want) = want {
-        let cands = select::candidates(&bytes, &what)?;
-        let chosen = select::choose(&cands, want, &format!("{label} (index {digest})"))?;
+        let cands = platform::candidates(&bytes, &what)?;
+        let chosen = platform::choose(&cands, want, &format!("{label} (index {digest})"))?;
         if let Some(d) = images
             .iter()
             .find(|d| d.digest().as_ref() == chosen.digest.to_string())
@@ -714,7 +634,7 @@ fn resolve_manifest(
             platforms.push_str(", ");
         }
         match d.platform() {
-            Some(p) => platforms.push_str(&spec::platform_string(p)),
+            Some(p) => platforms.push_str(&platform::oci_platform_string(p)),
             None => platforms.push_str("(no platform)"),
         }
         let present = Digest::from_str(d.digest().as_ref())

@@ -1,13 +1,17 @@
 //! Tests of `read`, kept apart so the module reads as one concept.
 
 use std::fs;
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::{json, Value};
 
 use super::*;
+use crate::buildfile::LocalSource;
 use crate::layout::testutil::{gzip, layer_tar, make_image, peer, run, sample_image, temp_store};
 use crate::layout::write::write_oci_dir;
+use crate::manifest;
+use crate::media;
 
 fn err_of<T>(r: Result<T>) -> String {
     match r {
@@ -131,14 +135,14 @@ fn reads_classic_docker_save_archives() {
         image.tags,
         ["docker.io/library/busybox:latest", "example.com/tool:1"]
     );
-    assert_eq!(image.manifest_media_type, spec::OCI_MANIFEST);
+    assert_eq!(image.manifest_media_type, media::OCI_MANIFEST);
     let media: Vec<&str> = image.layers.iter().map(|l| l.media_type.as_str()).collect();
     assert_eq!(
         media,
         [
-            spec::OCI_LAYER_TAR,
-            spec::OCI_LAYER_GZIP,
-            spec::OCI_LAYER_TAR
+            media::OCI_LAYER_TAR,
+            media::OCI_LAYER_GZIP,
+            media::OCI_LAYER_TAR
         ]
     );
     assert_eq!(image.layers[0].digest, image.layers[0].diff_id);
@@ -147,10 +151,10 @@ fn reads_classic_docker_save_archives() {
 
     // The synthesised manifest is canonical OCI JSON describing exactly
     // these blobs.
-    let m = spec::parse_manifest(&image.manifest_bytes, "test").unwrap();
+    let m = manifest::parse_manifest(&image.manifest_bytes, "test").unwrap();
     assert_eq!(crate::json::canonical(&m), image.manifest_bytes);
     assert_eq!(Digest::of(&image.manifest_bytes), image.manifest_digest);
-    assert_eq!(m.config().media_type().to_string(), spec::OCI_CONFIG);
+    assert_eq!(m.config().media_type().to_string(), media::OCI_CONFIG);
     assert_eq!(
         m.config().digest().to_string(),
         image.config_digest.to_string()
@@ -236,7 +240,7 @@ fn put_blob(dir: &Path, bytes: &[u8]) -> Digest {
 }
 
 fn set_index(dir: &Path, manifests: Value) {
-    let index = json!({"schemaVersion": 2, "mediaType": spec::OCI_INDEX, "manifests": manifests});
+    let index = json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": manifests});
     fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
 }
 
@@ -248,7 +252,7 @@ fn refuses_schema1_manifests() {
     write_oci_dir(&[&image], &store, &dir).unwrap();
     let s1 = br#"{"schemaVersion":1,"name":"a","tag":"1","fsLayers":[],"history":[]}"#;
     let d = put_blob(&dir, s1);
-    for mt in [spec::DOCKER_SCHEMA1, spec::DOCKER_MANIFEST] {
+    for mt in [media::DOCKER_SCHEMA1, media::DOCKER_MANIFEST] {
         set_index(
             &dir,
             json!([{"mediaType": mt, "digest": d.to_string(), "size": s1.len()}]),
@@ -265,14 +269,14 @@ fn refuses_multi_platform_indexes_naming_the_platforms() {
     let dir = tmp.path().join("l");
     write_oci_dir(&[&image], &store, &dir).unwrap();
     let manifest = |platform: Value| {
-        json!({"mediaType": spec::OCI_MANIFEST, "digest": image.manifest_digest.to_string(),
+        json!({"mediaType": media::OCI_MANIFEST, "digest": image.manifest_digest.to_string(),
                    "size": image.manifest_bytes.len(), "platform": platform})
     };
-    let attestation = json!({"mediaType": spec::OCI_MANIFEST,
+    let attestation = json!({"mediaType": media::OCI_MANIFEST,
             "digest": Digest::of(b"att").to_string(), "size": 3,
             "platform": {"os": "unknown", "architecture": "unknown"},
             "annotations": {"vnd.docker.reference.type": "attestation-manifest"}});
-    let nested = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": spec::OCI_INDEX,
+    let nested = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX,
             "manifests": [manifest(json!({"os": "linux", "architecture": "amd64"})),
                           manifest(json!({"os": "linux", "architecture": "arm64", "variant": "v8"})),
                           attestation.clone()]}))
@@ -280,8 +284,8 @@ fn refuses_multi_platform_indexes_naming_the_platforms() {
     let d = put_blob(&dir, &nested);
     set_index(
         &dir,
-        json!([{"mediaType": spec::OCI_INDEX, "digest": d.to_string(),
-            "size": nested.len(), "annotations": {spec::ANNOTATION_REF_NAME: "multi"}}]),
+        json!([{"mediaType": media::OCI_INDEX, "digest": d.to_string(),
+            "size": nested.len(), "annotations": {media::ANNOTATION_REF_NAME: "multi"}}]),
     );
     let e = err_of(open(&dir, Some("multi")));
     assert!(
@@ -291,14 +295,14 @@ fn refuses_multi_platform_indexes_naming_the_platforms() {
     assert!(!e.contains("unknown"), "{e}");
 
     // One platform plus its attestation is not a choice to make.
-    let single = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": spec::OCI_INDEX,
+    let single = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX,
             "manifests": [manifest(json!({"os": "linux", "architecture": "amd64"})), attestation]}))
     .unwrap();
     let d = put_blob(&dir, &single);
     set_index(
         &dir,
-        json!([{"mediaType": spec::OCI_INDEX, "digest": d.to_string(),
-            "size": single.len(), "annotations": {spec::ANNOTATION_REF_NAME: "one"}}]),
+        json!([{"mediaType": media::OCI_INDEX, "digest": d.to_string(),
+            "size": single.len(), "annotations": {media::ANNOTATION_REF_NAME: "one"}}]),
     );
     let (got, _) = open(&dir, None).unwrap();
     assert_eq!(got.manifest_digest, image.manifest_digest);
@@ -328,7 +332,7 @@ fn selection_needs_a_name_when_there_are_several_images() {
     // Two entries with one name but different images are ambiguous.
     let index: Value = serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
     let mut manifests = index["manifests"].as_array().unwrap().clone();
-    manifests[1]["annotations"] = json!({spec::ANNOTATION_REF_NAME: "1"});
+    manifests[1]["annotations"] = json!({media::ANNOTATION_REF_NAME: "1"});
     set_index(&dir, Value::Array(manifests));
     let e = err_of(open(&dir, Some("1")));
     assert!(e.contains("names 2 different images"), "{e}");
@@ -378,7 +382,7 @@ fn inconsistent_or_corrupt_layouts_are_reported() {
     let md = put_blob(&dir, &manifest);
     set_index(
         &dir,
-        json!([{"mediaType": spec::OCI_MANIFEST, "digest": md.to_string(), "size": manifest.len()}]),
+        json!([{"mediaType": media::OCI_MANIFEST, "digest": md.to_string(), "size": manifest.len()}]),
     );
     let e = err_of(open(&dir, None));
     assert!(
@@ -390,7 +394,7 @@ fn inconsistent_or_corrupt_layouts_are_reported() {
     // A manifest that is not what its descriptor says.
     set_index(
         &dir,
-        json!([{"mediaType": spec::OCI_MANIFEST, "digest": md.to_string(), "size": manifest.len() + 1}]),
+        json!([{"mediaType": media::OCI_MANIFEST, "digest": md.to_string(), "size": manifest.len() + 1}]),
     );
     let e = err_of(open(&dir, None));
     assert!(e.contains(&md.hex()) && e.contains("bytes"), "{e}");
@@ -473,7 +477,7 @@ fn reads_layouts_and_archives_made_by_umoci_and_skopeo() {
     assert_eq!(classic.tags, ["example.com/app:2"]);
     assert_eq!(classic.config.rootfs.diff_ids, oci.config.rootfs.diff_ids);
     assert_eq!(classic.layers[0].diff_id, oci.layers[0].diff_id);
-    assert_eq!(classic.layers[0].media_type, spec::OCI_LAYER_TAR);
+    assert_eq!(classic.layers[0].media_type, media::OCI_LAYER_TAR);
     assert!(store.has(&classic.layers[0].digest));
 
     let oci_archive = tmp.path().join("oci.tar");

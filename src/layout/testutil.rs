@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::config::{ContainerConfig, History, ImageConfig, RootFs};
 use crate::digest::Digest;
 use crate::image::{Image, LayerDesc};
-use crate::spec;
+use crate::media;
 use crate::store::Store;
 
 pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
@@ -136,9 +136,9 @@ pub(crate) fn make_image(store: &Store, tags: &[&str], layers: &[Vec<u8>], gzipp
     for tar in layers {
         let diff_id = Digest::of(tar);
         let (blob, media_type) = if gzipped {
-            (gzip(tar), spec::OCI_LAYER_GZIP)
+            (gzip(tar), media::OCI_LAYER_GZIP)
         } else {
-            (tar.clone(), spec::OCI_LAYER_TAR)
+            (tar.clone(), media::OCI_LAYER_TAR)
         };
         let (digest, size) = store.put(&blob).unwrap();
         descs.push(LayerDesc {

@@ -36,9 +36,11 @@ use serde::Serialize;
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{AtomicDir, AtomicFile};
+use crate::image;
 use crate::image::{Image, ImageIndex};
+use crate::manifest;
+use crate::media;
 use crate::reference::Reference;
-use crate::spec;
 use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,7 +345,7 @@ impl<'a> Plan<'a> {
             let base = match root {
                 Root::Image(image) => {
                     add_image(&mut blobs, image, store)?;
-                    spec::manifest_descriptor(image)
+                    image::manifest_descriptor(image)
                 }
                 Root::Index(index) => {
                     if docker {
@@ -359,7 +361,7 @@ impl<'a> Plan<'a> {
                     for child in &index.children {
                         add_image(&mut blobs, child, store)?;
                     }
-                    spec::descriptor(&index.media_type, &index.digest, index.bytes.len() as u64)
+                    manifest::descriptor(&index.media_type, &index.digest, index.bytes.len() as u64)
                 }
             };
             let digest = root.digest();
@@ -390,9 +392,9 @@ impl<'a> Plan<'a> {
                 repo_tags.push(bare.familiar());
                 ref_names.push((descriptors.len(), short.clone(), bare.familiar()));
                 let mut d = base.clone();
-                d.set_annotations(Some(spec::annotations([
-                    (spec::ANNOTATION_REF_NAME.to_string(), short),
-                    (spec::ANNOTATION_CONTAINERD_NAME.to_string(), full),
+                d.set_annotations(Some(manifest::annotations([
+                    (media::ANNOTATION_REF_NAME.to_string(), short),
+                    (media::ANNOTATION_CONTAINERD_NAME.to_string(), full),
                 ])));
                 descriptors.push(d);
             }
@@ -433,7 +435,7 @@ impl<'a> Plan<'a> {
             if ref_names.iter().filter(|(_, s, _)| s == short).count() > 1 {
                 let d = &mut descriptors[*i];
                 let mut a = d.annotations().clone().unwrap_or_default();
-                a.insert(spec::ANNOTATION_REF_NAME.to_string(), familiar.clone());
+                a.insert(media::ANNOTATION_REF_NAME.to_string(), familiar.clone());
                 d.set_annotations(Some(a));
             }
         }
@@ -484,7 +486,7 @@ fn check_index(index: &ImageIndex) -> Result<()> {
             actual: actual.to_string(),
         });
     }
-    let parsed = spec::parse_index(&index.bytes, &what)?;
+    let parsed = manifest::parse_index(&index.bytes, &what)?;
     let listed: Vec<String> = parsed
         .manifests()
         .iter()
@@ -522,8 +524,8 @@ fn check_image(image: &Image, store: &Store) -> Result<()> {
             });
         }
     }
-    if image.manifest_media_type != spec::OCI_MANIFEST
-        && image.manifest_media_type != spec::DOCKER_MANIFEST
+    if image.manifest_media_type != media::OCI_MANIFEST
+        && image.manifest_media_type != media::DOCKER_MANIFEST
     {
         return Err(Error::Usage(format!(
             "{}: media type {} is not a single-image manifest",
@@ -531,7 +533,7 @@ fn check_image(image: &Image, store: &Store) -> Result<()> {
             image.manifest_media_type
         )));
     }
-    let manifest = spec::parse_manifest(&image.manifest_bytes, &what("manifest"))?;
+    let manifest = manifest::parse_manifest(&image.manifest_bytes, &what("manifest"))?;
     let disagree = |detail: String| {
         Error::Usage(format!(
             "{}: the manifest and the image disagree: {detail}",

@@ -7,6 +7,7 @@ use crate::layout::read::{self, BlobReader};
 use crate::layout::testutil::{
     layer_tar, make_image, peer, run, runnable_image, sample_image, temp_store, unique_name,
 };
+use crate::media;
 
 const TAGS: [&str; 2] = ["example.com/worker:dev", "example.com/worker:1.0"];
 
@@ -57,7 +58,7 @@ fn round_trip(format: Format) {
     assert!(err.contains("example.com/worker:dev"), "{err}");
 
     let (_other, fresh) = temp_store();
-    let source = read::LocalSource::OciLayout {
+    let source = crate::buildfile::LocalSource::OciLayout {
         path: dest.clone(),
         tag: Some("dev".into()),
     };
@@ -222,8 +223,8 @@ fn docker_archive_has_the_loadable_shape() {
         .map(|d| {
             let a = &d["annotations"];
             (
-                a[spec::ANNOTATION_REF_NAME].as_str().unwrap().to_string(),
-                a[spec::ANNOTATION_CONTAINERD_NAME]
+                a[media::ANNOTATION_REF_NAME].as_str().unwrap().to_string(),
+                a[media::ANNOTATION_CONTAINERD_NAME]
                     .as_str()
                     .unwrap()
                     .to_string(),

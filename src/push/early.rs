@@ -19,10 +19,10 @@ use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
 
+use crate::bases::BaseOptions;
 use crate::digest::Digest;
 use crate::progress::Silent;
 use crate::reference::Reference;
-use crate::registry::bases::BaseOptions;
 use crate::registry::{Access, Client, Repo};
 use crate::store::Store;
 

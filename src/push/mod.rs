@@ -21,12 +21,14 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::bases;
 use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, Result};
 use crate::image::{Image, ImageIndex};
+pub use crate::progress::BlobAction;
 use crate::progress::{Event, Reporter};
 use crate::reference::Reference;
-use crate::registry::{bases, Access, Client, MountOutcome, Repo};
+use crate::registry::{Access, Client, MountOutcome, Repo};
 use crate::store::Store;
 
 mod early;
@@ -119,26 +121,6 @@ fn manifest_of(image: &Image) -> ManifestBytes<'_> {
 }
 
 /// What happened to one blob in one repository.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BlobAction {
-    /// The repository had it: only the `HEAD` was sent.
-    Skipped,
-    /// Linked from another repository of the registry; no bytes sent.
-    Mounted,
-    Uploaded,
-}
-
-impl BlobAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BlobAction::Skipped => "skipped",
-            BlobAction::Mounted => "mounted",
-            BlobAction::Uploaded => "uploaded",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct BlobReport {
     /// `registry/repository`.

@@ -12,11 +12,9 @@
 
 pub mod auth;
 mod authorize;
-pub mod bases;
 mod clients;
 pub mod credentials;
 pub mod retry;
-pub mod select;
 mod stream;
 mod transport;
 mod upload;
@@ -38,9 +36,9 @@ use reqwest::Method;
 
 use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, Result};
+use crate::media;
 use crate::progress::{Event, Reporter};
 use crate::reference::Reference;
-use crate::spec;
 use crate::store::Store;
 
 use auth::{Challenge, Token};
@@ -146,7 +144,7 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn is_index(&self) -> bool {
-        self.media_type == spec::OCI_INDEX || self.media_type == spec::DOCKER_MANIFEST_LIST
+        self.media_type == media::OCI_INDEX || self.media_type == media::DOCKER_MANIFEST_LIST
     }
 }
 
@@ -266,7 +264,7 @@ impl Client {
                 }
             }
             let media_type = manifest_media_type(&bytes, header_type.as_deref());
-            if media_type == spec::DOCKER_SCHEMA1 || media_type == SCHEMA1_UNSIGNED {
+            if media_type == media::DOCKER_SCHEMA1 || media_type == SCHEMA1_UNSIGNED {
                 return Err(self.err(
                     host,
                     what,
@@ -278,10 +276,10 @@ impl Client {
                 ));
             }
             if ![
-                spec::OCI_INDEX,
-                spec::DOCKER_MANIFEST_LIST,
-                spec::OCI_MANIFEST,
-                spec::DOCKER_MANIFEST,
+                media::OCI_INDEX,
+                media::DOCKER_MANIFEST_LIST,
+                media::OCI_MANIFEST,
+                media::DOCKER_MANIFEST,
             ]
             .contains(&media_type.as_str())
             {
@@ -598,7 +596,7 @@ pub fn manifest_media_type(bytes: &[u8], header: Option<&str>) -> String {
     let peek: Option<Peek> = serde_json::from_slice(bytes).ok();
     if let Some(p) = &peek {
         if p.schema_version == Some(1) {
-            return spec::DOCKER_SCHEMA1.to_string();
+            return media::DOCKER_SCHEMA1.to_string();
         }
         if let Some(m) = &p.media_type {
             return m.clone();
@@ -606,8 +604,8 @@ pub fn manifest_media_type(bytes: &[u8], header: Option<&str>) -> String {
     }
     match header {
         Some(h) if h != "application/json" && h != "text/plain" && !h.is_empty() => h.to_string(),
-        _ if peek.as_ref().is_some_and(|p| p.manifests.is_some()) => spec::OCI_INDEX.to_string(),
-        _ => spec::OCI_MANIFEST.to_string(),
+        _ if peek.as_ref().is_some_and(|p| p.manifests.is_some()) => media::OCI_INDEX.to_string(),
+        _ => media::OCI_MANIFEST.to_string(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Tests of the registry client, kept apart so the module reads as one concept.
 
 use super::*;
+use crate::media;
 
 #[test]
 fn loopback_hosts() {
@@ -54,20 +55,20 @@ fn media_type_from_body_then_header() {
     assert_eq!(
         manifest_media_type(
             br#"{"schemaVersion":1,"name":"x"}"#,
-            Some(spec::OCI_MANIFEST)
+            Some(media::OCI_MANIFEST)
         ),
-        spec::DOCKER_SCHEMA1
+        media::DOCKER_SCHEMA1
     );
     assert_eq!(
         manifest_media_type(
             br#"{"schemaVersion":2,"manifests":[]}"#,
             Some("application/json")
         ),
-        spec::OCI_INDEX
+        media::OCI_INDEX
     );
     assert_eq!(
-        manifest_media_type(br#"{"schemaVersion":2}"#, Some(spec::DOCKER_MANIFEST)),
-        spec::DOCKER_MANIFEST
+        manifest_media_type(br#"{"schemaVersion":2}"#, Some(media::DOCKER_MANIFEST)),
+        media::DOCKER_MANIFEST
     );
 }
 

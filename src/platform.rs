@@ -1,11 +1,68 @@
-//! Choosing one platform's manifest from an index or manifest list.
+//! Platforms: the `os/architecture[/variant]` an image is built for, the
+//! host's, normalisation of the usual aliases, and choosing one platform's
+//! manifest from an index or manifest list.
 
 use std::str::FromStr;
 
-use crate::buildfile::Platform;
 use crate::digest::Digest;
-use crate::error::{Error, Result};
-use crate::spec;
+use crate::error::{json_problem, Error, Result};
+use crate::media;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Platform {
+    /// Parses `os/arch[/variant]`, normalising the usual aliases.
+    pub fn parse(s: &str) -> std::result::Result<Platform, String> {
+        let parts: Vec<&str> = s.split('/').collect();
+        if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
+            return Err(format!(
+                "platform {s:?} is not of the form os/architecture[/variant]"
+            ));
+        }
+        let ok = |p: &str| {
+            p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+        };
+        if !parts.iter().all(|p| ok(p)) {
+            return Err(format!(
+                "platform {s:?} may hold only lowercase letters, digits, '_' and '.'"
+            ));
+        }
+        let os = parts[0].to_string();
+        let mut architecture = parts[1].to_string();
+        let mut variant = parts.get(2).map(|v| v.to_string());
+        match architecture.as_str() {
+            "x86_64" | "x86-64" => architecture = "amd64".into(),
+            "aarch64" => architecture = "arm64".into(),
+            _ => {}
+        }
+        // arm64 images carry no variant or v8; containerd treats them alike,
+        // and so does the rest of gantry by dropping the default.
+        if architecture == "arm64" && variant.as_deref() == Some("v8") {
+            variant = None;
+        }
+        Ok(Platform {
+            os,
+            architecture,
+            variant,
+        })
+    }
+}
 
 /// The platform gantry builds for when the build file names none: Linux on
 /// the machine's architecture, as docker pulls by default.
@@ -36,11 +93,11 @@ pub struct Candidate {
 /// The manifests of an index that are images (not attestations), with their
 /// platforms normalised as `Platform::parse` does (so `arm64/v8` = `arm64`).
 pub fn candidates(index_bytes: &[u8], what: &str) -> Result<Vec<Candidate>> {
-    let index = spec::parse_index(index_bytes, what)?;
+    let index = parse_index(index_bytes, what)?;
     let mut out = Vec::new();
     for d in index.manifests() {
         let mt = d.media_type().to_string();
-        if mt != spec::OCI_MANIFEST && mt != spec::DOCKER_MANIFEST {
+        if mt != media::OCI_MANIFEST && mt != media::DOCKER_MANIFEST {
             continue;
         }
         let attestation = d
@@ -48,7 +105,7 @@ pub fn candidates(index_bytes: &[u8], what: &str) -> Result<Vec<Candidate>> {
             .as_ref()
             .is_some_and(|a| a.contains_key("vnd.docker.reference.type"));
         let platform = d.platform().as_ref().map(|p| {
-            let s = spec::platform_string(p);
+            let s = oci_platform_string(p);
             Platform::parse(&s).unwrap_or(Platform {
                 os: p.os().to_string(),
                 architecture: p.architecture().to_string(),
@@ -110,6 +167,22 @@ pub fn choose<'a>(cands: &'a [Candidate], want: &Platform, what: &str) -> Result
             offered.join(", ")
         }
     )))
+}
+
+/// `os/arch[/variant]` of an OCI descriptor's platform, the form users
+/// write and error messages show.
+pub fn oci_platform_string(p: &oci_spec::image::Platform) -> String {
+    let mut s = format!("{}/{}", p.os(), p.architecture());
+    if let Some(v) = p.variant() {
+        s.push('/');
+        s.push_str(v);
+    }
+    s
+}
+
+fn parse_index(bytes: &[u8], what: &str) -> Result<oci_spec::image::ImageIndex> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::format(what, format!("not an image index: {}", json_problem(&e))))
 }
 
 #[cfg(test)]

@@ -14,17 +14,19 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use super::select::{self, host_platform};
-use super::{manifest_media_type, Client, ClientOptions, Manifest, Repo};
-use crate::buildfile::Platform;
 use crate::config::ImageConfig;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::{Image, LayerDesc};
 use crate::lock::{LockFile, LockedBase};
+use crate::manifest;
+use crate::media;
+use crate::platform;
+use crate::platform::host_platform;
+use crate::platform::Platform;
 use crate::progress::{Event, Reporter};
 use crate::reference::Reference;
-use crate::spec;
+use crate::registry::{manifest_media_type, Client, ClientOptions, Manifest, Repo};
 use crate::store::{Presence, Store};
 
 const TAGS_META: &str = "registry-tags";
@@ -222,8 +224,8 @@ impl BaseOptions {
         if top.is_index() {
             let want = want.cloned().unwrap_or_else(host_platform);
             let what = format!("base {r} (index {top_digest})");
-            let cands = select::candidates(&top.bytes, &what)?;
-            let chosen = select::choose(&cands, &want, &what)?;
+            let cands = platform::candidates(&top.bytes, &what)?;
+            let chosen = platform::choose(&cands, &want, &what)?;
             let m = self.manifest_by_digest(r, &chosen.digest, store, reporter)?;
             let image = self.image_from_manifest(r, m, store, reporter)?;
             return Ok(LoadedBase {
@@ -331,10 +333,10 @@ impl BaseOptions {
                 "is an index inside an index; gantry reads one level",
             ));
         }
-        let manifest = spec::parse_manifest(&m.bytes, &what)?;
+        let manifest = manifest::parse_manifest(&m.bytes, &what)?;
         let cd = manifest.config();
         let config_media = cd.media_type().to_string();
-        if config_media != spec::OCI_CONFIG && config_media != spec::DOCKER_CONFIG {
+        if config_media != media::OCI_CONFIG && config_media != media::DOCKER_CONFIG {
             return Err(Error::format(
                 what,
                 format!("not a container image: its config media type is {config_media}"),

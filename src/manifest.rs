@@ -1,0 +1,50 @@
+//! Media types and small helpers over oci-spec's manifest, index and
+//! descriptor types. Those types hold annotations in `HashMap`s, so they are
+//! only ever serialised through [`crate::json::canonical`].
+
+use std::collections::HashMap;
+
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType, Platform};
+
+use crate::digest::Digest;
+use crate::error::{json_problem, Error, Result};
+
+pub fn media_type(s: &str) -> MediaType {
+    MediaType::from(s)
+}
+
+pub fn descriptor(media: &str, digest: &Digest, size: u64) -> Descriptor {
+    Descriptor::new(media_type(media), size, digest.to_oci())
+}
+
+/// The platform of a descriptor for an image with this config; `None` when
+/// the config names no os or architecture.
+pub fn image_platform(c: &crate::config::ImageConfig) -> Option<Platform> {
+    if c.os.is_empty() || c.architecture.is_empty() {
+        return None;
+    }
+    let mut p = oci_spec::image::PlatformBuilder::default()
+        .os(c.os.as_str())
+        .architecture(c.architecture.as_str());
+    if let Some(v) = &c.variant {
+        p = p.variant(v.clone());
+    }
+    if let Some(v) = &c.os_version {
+        p = p.os_version(v.clone());
+    }
+    p.build().ok()
+}
+
+pub fn parse_manifest(bytes: &[u8], what: &str) -> Result<ImageManifest> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::format(what, format!("not an image manifest: {}", json_problem(&e))))
+}
+
+pub fn parse_index(bytes: &[u8], what: &str) -> Result<ImageIndex> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::format(what, format!("not an image index: {}", json_problem(&e))))
+}
+
+pub fn annotations(pairs: impl IntoIterator<Item = (String, String)>) -> HashMap<String, String> {
+    pairs.into_iter().collect()
+}
