@@ -20,6 +20,9 @@ pub fn source_date_epoch() -> Result<Option<u64>> {
     }
 }
 
+/// Reads a SOURCE_DATE_EPOCH value: decimal seconds since 1970-01-01 UTC,
+/// digits only (no sign, no fraction, no white space), at most the last
+/// second of year 9999, which is as far as tar and RFC 3339 can write.
 pub fn parse(value: &str) -> Result<u64> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Error::SourceDateEpoch {

@@ -59,11 +59,16 @@ pub fn locked_temp_file(
 /// What reclaiming or pruning removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Freed {
+    /// Entries removed, a directory counting once (in a dry run, those
+    /// that would be).
     pub count: u64,
+    /// Their size in bytes: file lengths, a directory's summed over its
+    /// contents.
     pub bytes: u64,
 }
 
 impl Freed {
+    /// Adds another pass's figures to these.
     pub fn add(&mut self, other: Freed) {
         self.count += other.count;
         self.bytes += other.bytes;
@@ -175,6 +180,9 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
+    /// Opens a temporary beside `dest` (in its directory, so the rename
+    /// cannot cross file systems), first reclaiming stale ones a killed run
+    /// left there. `dest` is not touched until [`AtomicFile::commit`].
     pub fn create(dest: &Path) -> Result<AtomicFile> {
         let dir = parent_dir(dest);
         reclaim_beside(dest);
@@ -188,6 +196,8 @@ impl AtomicFile {
         })
     }
 
+    /// Flushes and syncs the bytes to disk, then renames the file over
+    /// `dest`, so a reader sees the old file or the whole new one.
     pub fn commit(mut self) -> Result<()> {
         self.temp.flush().at(&self.dest)?;
         self.temp.as_file().sync_all().at(&self.dest)?;
@@ -275,6 +285,8 @@ impl AtomicDir {
         })
     }
 
+    /// The temporary directory to write into; `dest` itself appears only
+    /// on [`AtomicDir::commit`].
     pub fn path(&self) -> &Path {
         self.temp.as_ref().expect("not yet committed").path()
     }

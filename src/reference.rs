@@ -59,13 +59,32 @@ const TAGGED_WITH_DIGEST: &str =
 const USERINFO: &str = "a reference cannot carry credentials (`user:password@`); \
      log in with `docker login` or `podman login` instead";
 
+/// A parsed, normalised image reference: where an image lives
+/// (`registry` and `repository`) and which one it is (`tag`, `digest`, or
+/// both).
+///
+/// Parsing (`"alpine".parse::<Reference>()`) applies docker's rules, so
+/// every spelling of one image gives equal values: `alpine`,
+/// `docker.io/library/alpine` and `index.docker.io/library/alpine` all
+/// have registry `docker.io` and repository `library/alpine`. Parsing adds
+/// no tag; [`Reference::with_default_tag`] does, where a bare name means
+/// `:latest`. [`Display`](fmt::Display) writes the fully qualified form,
+/// which parses back to the same value; [`Reference::familiar`] is the
+/// short form for people. A reference never holds credentials: text with
+/// `user:password@` is refused, and its error masks the password.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Reference {
-    /// Registry host, with port if any; `docker.io` for Docker Hub.
+    /// Registry host, with port if any; `docker.io` for Docker Hub (see
+    /// [`Reference::registry_host`] for the host actually contacted).
     pub registry: String,
     /// Repository path; `library/` is added for official Docker Hub images.
     pub repository: String,
+    /// The tag as written (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`); `None` when
+    /// the reference gave none.
     pub tag: Option<String>,
+    /// The manifest or index digest the reference pins; `None` when it gave
+    /// none. With both a tag and a digest, the digest decides what is
+    /// fetched and the tag is only a label.
     pub digest: Option<Digest>,
 }
 

@@ -62,6 +62,8 @@ pub struct StampSources {
 /// when something the build writes uses them, once each.
 #[derive(Debug)]
 pub struct Stamp {
+    /// The build asked to be stamped (values from git, the clock, status
+    /// files and variables); false for a reproducible, unstamped build.
     pub stamped: bool,
     values: BTreeMap<String, String>,
     /// The definitions in force (not replaced by a literal value).
@@ -317,7 +319,8 @@ fn check_defs(defs: &BTreeMap<String, String>, values: &BTreeMap<String, String>
     Ok(())
 }
 
-/// The keys a template refers to.
+/// The keys a template refers to, in the order written (repeats kept);
+/// an error, naming `location`, when the template is malformed.
 pub fn template_keys(template: &str, location: &str) -> Result<Vec<String>> {
     let mut keys = Vec::new();
     for part in parse(template, location)? {
@@ -328,7 +331,8 @@ pub fn template_keys(template: &str, location: &str) -> Result<Vec<String>> {
     Ok(keys)
 }
 
-/// Whether a string holds any template.
+/// Whether a string holds any template (a `{{`), malformed or not: a
+/// cheap test that lets plain values skip expansion.
 pub fn is_template(s: &str) -> bool {
     s.contains("{{")
 }
@@ -463,7 +467,8 @@ fn check_key(key: &str) -> std::result::Result<(), String> {
     }
 }
 
-/// Checks a `[stamp]` key name, for the build-file parser.
+/// Checks a `[stamp]` key name (upper-case letters, digits and `_`, not
+/// starting with a digit), for the build-file parser; the error is the rule.
 pub fn validate_key(key: &str) -> std::result::Result<(), String> {
     check_key(key)
 }
@@ -487,7 +492,8 @@ pub fn read_status_file(path: &Path) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-/// Parses `KEY=VALUE` from the command line.
+/// Parses `KEY=VALUE` from the command line, splitting at the first `=`
+/// (the value may hold more) and checking the key.
 pub fn parse_var(s: &str) -> std::result::Result<(String, String), String> {
     let (k, v) = s
         .split_once('=')
