@@ -22,12 +22,22 @@ pub const DEFAULT_EXPIRES_IN: u64 = 60;
 /// panics). A token is renewed at least daily.
 const MAX_EXPIRES_IN: u64 = 24 * 60 * 60;
 
+/// How a registry asked to be authenticated, from the `WWW-Authenticate`
+/// of its answer to `GET /v2/`. Remembered per host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
+    /// Send the credential itself, `user:password` in base64, with every
+    /// request; no credential means anonymous.
     Basic,
+    /// Ask the token service at `realm` for a token (with the credential, if
+    /// any) and send that.
     Bearer {
+        /// The token service's URL.
         realm: String,
+        /// The `service` parameter to pass it back; `None` when not given.
         service: Option<String>,
+        /// The scope the registry suggested; `None` when not given. The scopes
+        /// asked for come from [`scopes`], not from this.
         scope: Option<String>,
     },
 }
@@ -102,7 +112,10 @@ fn parse_params(s: &str) -> BTreeMap<String, String> {
 /// A bearer token and when to stop using it.
 #[derive(Clone)]
 pub struct Token {
+    /// The opaque token sent as `Authorization: Bearer <value>`; a secret,
+    /// so `Debug` never shows it.
     pub value: String,
+    /// When to ask for a new one: a margin before it expires.
     pub renew_at: Instant,
 }
 
@@ -113,6 +126,9 @@ impl fmt::Debug for Token {
 }
 
 impl Token {
+    /// A token received at `now` that lives `expires_in` seconds
+    /// ([`DEFAULT_EXPIRES_IN`] when `None`, at least 1 s, at most a day),
+    /// to be renewed 5 s before the end (half its life if shorter).
     pub fn new(value: String, expires_in: Option<u64>, now: Instant) -> Token {
         let life = Duration::from_secs(
             expires_in
@@ -127,6 +143,7 @@ impl Token {
         }
     }
 
+    /// Whether it can still be sent at `now` without being renewed.
     pub fn fresh(&self, now: Instant) -> bool {
         now < self.renew_at
     }
@@ -135,15 +152,20 @@ impl Token {
 /// The token endpoint's answer; `token` and `access_token` are synonyms.
 #[derive(Deserialize)]
 pub struct TokenResponse {
+    /// The token, as the docker token specification names it.
     #[serde(default)]
     pub token: Option<String>,
+    /// The token, as OAuth2 names it; used when `token` is absent or empty.
     #[serde(default)]
     pub access_token: Option<String>,
+    /// Lifetime in seconds from when it was issued; `None` means 60 s.
     #[serde(default)]
     pub expires_in: Option<u64>,
 }
 
 impl TokenResponse {
+    /// The token received at `now`; `None` when the answer holds no
+    /// non-empty token under either name.
     pub fn into_token(self, now: Instant) -> Option<Token> {
         let value = self
             .token

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 
 /// The async half: a runtime and its clients, made on the first upload.
 pub(super) struct Streamer {
+    /// Drives the upload bodies; the blocking side waits on it.
     pub(super) runtime: tokio::runtime::Runtime,
     plain: reqwest::Client,
     tls: Mutex<Option<reqwest::Client>>,
@@ -108,6 +109,8 @@ impl Client {
     }
 }
 
+/// The settings both blocking clients share: user agent, silence timeouts,
+/// no automatic redirects, TCP keep-alive. Each adds its own trusted roots.
 pub(super) fn http_builder(opts: &ClientOptions) -> reqwest::blocking::ClientBuilder {
     reqwest::blocking::Client::builder()
         .user_agent(concat!("gantry/", env!("CARGO_PKG_VERSION")))

@@ -33,10 +33,16 @@ const DOCKER_HUB_HOSTS: [&str; 4] = [
     "registry.hub.docker.com",
 ];
 
+/// What a login left for one registry. A secret: `Debug` shows at most the
+/// user name.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
+    /// A user name and password (or a personal access token in its place),
+    /// sent as Basic auth or exchanged for a bearer token.
     Basic {
+        /// The account name.
         username: String,
+        /// The password or access token.
         password: String,
     },
     /// An OAuth2 refresh token, exchanged at the token endpoint.
@@ -56,11 +62,18 @@ impl fmt::Debug for Credential {
 /// point it at temp files.
 #[derive(Debug, Clone, Default)]
 pub struct CredentialSources {
+    /// Docker's `config.json`, read first; `None` skips it.
     pub docker_config: Option<PathBuf>,
+    /// Podman's `auth.json`, read when docker's has nothing for the host;
+    /// `None` skips it.
     pub podman_auth: Option<PathBuf>,
 }
 
 impl CredentialSources {
+    /// The files docker and podman would read: `$DOCKER_CONFIG/config.json`
+    /// (else `~/.docker/config.json`) and `$REGISTRY_AUTH_FILE` (else
+    /// `$XDG_RUNTIME_DIR/containers/auth.json`). Files that do not exist
+    /// are skipped when looked up, not here.
     pub fn from_env() -> CredentialSources {
         let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
         let docker_config = env("DOCKER_CONFIG")

@@ -64,13 +64,20 @@ const SCHEMA1_UNSIGNED: &str = "application/vnd.docker.distribution.manifest.v1+
 /// an upload taken) before the attempt is given up.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How a [`Client`] reaches registries: which may speak plain HTTP, which
+/// roots it trusts, how often it retries, where it finds credentials and
+/// how long it waits. [`ClientOptions::from_env`] gives what docker would.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// `host[:port]` that may be reached over plain HTTP (loopback always may).
     pub insecure: Vec<String>,
     /// PEM files of extra trusted roots, added to the system's.
     pub ca_certs: Vec<PathBuf>,
+    /// How many attempts a transient failure (a lost connection, a stall,
+    /// 429 or 5xx) gets, and how long to wait between them.
     pub retry: RetryPolicy,
+    /// Where credentials for a registry are looked up (docker and podman
+    /// config files, credential helpers).
     pub credentials: CredentialSources,
     /// Silence that ends an attempt: connecting, waiting for an answer,
     /// between two reads of a body, while an upload's bytes are not taken,
@@ -103,10 +110,18 @@ impl ClientOptions {
 /// are reported.
 #[derive(Clone, Copy)]
 pub struct Repo<'a> {
+    /// `host[:port]` to contact (`registry-1.docker.io` for Docker Hub, see
+    /// [`Reference::registry_host`]).
     pub host: &'a str,
+    /// Repository path within the registry (`library/alpine`).
     pub repository: &'a str,
+    /// How errors and events name what the requests are for (`base
+    /// docker.io/library/alpine:3.20`); never holds credentials.
     pub what: &'a str,
+    /// What the requests must be allowed to do, which decides the scopes of
+    /// the tokens asked for.
     pub access: Access<'a>,
+    /// Where retries (as warnings) and download progress are reported.
     pub reporter: &'a dyn Reporter,
 }
 
@@ -126,10 +141,13 @@ impl<'a> Repo<'a> {
 /// What a request needs to be allowed to do; it decides the token scopes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access<'a> {
+    /// Read manifests and blobs of the repository.
     Pull,
     /// Pull and push on the repository, and pull on `mount_from` (another
     /// repository of the same registry a blob is mounted from) when set.
     Push {
+        /// Repository path (same registry) a blob may be mounted from;
+        /// `None` when no mount is tried.
         mount_from: Option<&'a str>,
     },
 }
@@ -137,12 +155,20 @@ pub enum Access<'a> {
 /// What a manifest request returned, verified against the digest.
 #[derive(Debug, Clone)]
 pub struct Manifest {
+    /// The sha256 of `bytes`, equal to the digest asked for when the
+    /// request named one.
     pub digest: Digest,
+    /// The body's own `mediaType`, else the `Content-Type` the registry sent,
+    /// else what the body's shape says.
     pub media_type: String,
+    /// The manifest exactly as served (at most [`MAX_MANIFEST`] bytes): its
+    /// digest is over these bytes, so they are never re-serialised.
     pub bytes: Vec<u8>,
 }
 
 impl Manifest {
+    /// Whether this is a list of per-platform manifests (an OCI index or a
+    /// Docker manifest list) rather than one image's manifest.
     pub fn is_index(&self) -> bool {
         self.media_type == media::OCI_INDEX || self.media_type == media::DOCKER_MANIFEST_LIST
     }
@@ -159,6 +185,18 @@ struct HostState {
     credential: Option<Option<Credential>>,
 }
 
+/// A blocking client of the OCI distribution protocol, shared by every
+/// request of a build or a push.
+///
+/// One `Client` keeps, per registry host, what the first request learnt:
+/// the base URL (HTTPS, or plain HTTP for a loopback host or one in
+/// [`ClientOptions::insecure`]), how the registry wants to be
+/// authenticated, the credential found for it, and bearer tokens per set of
+/// scopes. It is `Sync`: threads fetching layers in parallel share those,
+/// and requests to one host that start together ping it once. Every transient failure is retried as
+/// [`ClientOptions::retry`] says and reported through the [`Repo`]'s
+/// reporter; what comes back is verified against its digest before it
+/// enters the [`Store`].
 pub struct Client {
     plain: reqwest::blocking::Client,
     tls: Mutex<Option<reqwest::blocking::Client>>,
@@ -180,6 +218,9 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
+    /// A client for `opts`. Nothing is contacted yet, and the trusted roots
+    /// are loaded with the first HTTPS request; only a missing `ca_certs`
+    /// file is reported here.
     pub fn new(opts: ClientOptions) -> Result<Client> {
         // A missing certificate file is reported before any work; reading
         // and parsing them (SSL_CERT_FILE is often the whole system bundle)

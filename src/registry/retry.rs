@@ -9,6 +9,11 @@
 
 use std::time::{Duration, SystemTime};
 
+/// How many times a transient failure is tried again, and how long to wait
+/// in between. The default, 4 attempts with waits of about 0.5, 1 and 2 s
+/// (longer only when a server's `Retry-After` asks, up to 30 s), rides out
+/// a dropped connection or a registry restart without holding a build that
+/// cannot succeed for minutes.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included.

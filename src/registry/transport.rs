@@ -19,7 +19,11 @@ const MAX_REDIRECTS: usize = 10;
 
 /// A failure before any HTTP status: worth another attempt or not.
 pub(super) enum SendError {
+    /// A reset, refused connection or stall, worth retrying; the message
+    /// has no URL query or credential in it.
     Transient(String),
+    /// Retrying cannot help (a certificate that does not verify, a request
+    /// that cannot be built): the error to return.
     Fatal(Error),
 }
 
@@ -241,6 +245,9 @@ impl Client {
         }
     }
 
+    /// The error for an answer with a failing status: the registry's own
+    /// code and message from its error body (at most 64 KiB of it read),
+    /// else the status's reason phrase.
     pub(super) fn status_error(&self, host: &str, what: &str, resp: Response) -> Error {
         let status = resp.status();
         let body = read_limited(resp, 64 * 1024).unwrap_or_default();
@@ -265,6 +272,8 @@ pub(super) fn retry_after(resp: &Response) -> Option<Duration> {
         .and_then(|v| retry::parse_retry_after(v, SystemTime::now()))
 }
 
+/// Whether a failure to send is worth another attempt, with a message that
+/// leaves out a URL's query string.
 pub(super) fn classify(e: &reqwest::Error) -> SendError {
     // Credentials travel in headers and bodies only, but a redirect's query
     // string may be a signature (presigned storage URLs): it is left out.
@@ -342,10 +351,15 @@ pub(super) fn gave_up(why: &str, attempts: u32) -> String {
     }
 }
 
+/// Whether a failure's message (as [`error_chain`] gives it) says the
+/// server's certificate did not verify, which no retry and no fallback to
+/// plain HTTP may paper over.
 pub(super) fn is_certificate_error(msg: &str) -> bool {
     msg.contains("certificate") || msg.contains("UnknownIssuer") || msg.contains("NotValidForName")
 }
 
+/// The error for a certificate that did not verify, saying how to trust
+/// its CA.
 pub(super) fn certificate_error(host: &str, msg: &str) -> Error {
     Error::Registry {
         registry: host.to_string(),
@@ -356,6 +370,8 @@ pub(super) fn certificate_error(host: &str, msg: &str) -> Error {
     }
 }
 
+/// An error and its causes on one line, `: `-separated, leaving out a cause
+/// whose text the line already holds (reqwest and hyper often repeat one).
 pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
