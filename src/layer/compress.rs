@@ -29,11 +29,19 @@ use std::thread::JoinHandle;
 pub use crate::media::Compression;
 use libdeflater::{CompressionLvl, Compressor};
 
-/// How to compress. `threads` changes speed only, never output bytes.
+/// How to compress a layer. `compression` and `level` are part of the
+/// output: with the pinned libraries they decide every byte, and a layer's
+/// cache key includes them. `threads` changes speed only, never output
+/// bytes, so a build on a laptop and one on a 64-core runner agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompressOptions {
+    /// The algorithm, which also decides the layer's media type.
     pub compression: Compression,
+    /// The algorithm's level, within [`Compression::level_range`] (1..=9 for
+    /// gzip, 1..=19 for zstd); ignored for [`Compression::None`].
     pub level: i32,
+    /// Gzip blocks compressed at once; 0 is taken as 1. Zstd and no
+    /// compression use one thread whatever this says.
     pub threads: usize,
 }
 
@@ -98,6 +106,9 @@ impl<W: Write> Encoder<W> {
         Ok(Encoder { inner })
     }
 
+    /// Compresses what is still buffered, writes the end of the stream (the
+    /// last gzip member, the zstd frame's end) and returns the sink. Without
+    /// it the output is truncated: dropping an `Encoder` does not finish it.
     pub fn finish(self) -> io::Result<W> {
         match self.inner {
             Inner::None(w) => Ok(w),

@@ -15,6 +15,7 @@ use rustix::fs::FileType;
 /// One entry of a layer, with where its content comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// The tar header to write: path, kind, mode, owner, mtime.
     pub header: EntryHeader,
     /// The file to read, for regular files.
     pub source: Option<PathBuf>,
@@ -23,20 +24,37 @@ pub struct Entry {
     pub stat: Option<FileStat>,
 }
 
+/// What `stat` says of a source file, enough to tell it changed without
+/// reading it: any write moves `ctime` and a replaced file has another
+/// inode. It is part of a layer's cache key, so an unchanged tree reuses
+/// the layer unread, and it is compared again after the file is read, so a
+/// file that changed meanwhile is read again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileStat {
+    /// The device holding the file.
     pub dev: u64,
+    /// Its inode number on that device.
     pub ino: u64,
+    /// Its length in bytes, which the tar entry is written with.
     pub size: u64,
+    /// Last content change, nanoseconds since the Unix epoch.
     pub mtime_ns: i128,
+    /// Last content or metadata change, nanoseconds since the Unix epoch;
+    /// unlike `mtime`, no tool can set it back.
     pub ctime_ns: i128,
 }
 
 /// Mode for regular files whose declaration gives none: only the executable
 /// bit of the source survives, so umask and checkout modes never matter.
 pub const FILE_MODE: u32 = 0o644;
+/// Mode for regular files whose declaration gives none and whose source
+/// has any executable bit.
 pub const EXEC_MODE: u32 = 0o755;
+/// Mode for directories whose declaration gives none, and for the parent
+/// directories added for entries below them.
 pub const DIR_MODE: u32 = 0o755;
+/// Mode of every symlink, as Linux reports them; a symlink's own mode is
+/// never used for access.
 pub const SYMLINK_MODE: u32 = 0o777;
 
 #[derive(Debug)]
@@ -422,6 +440,7 @@ fn check_file_type(st_mode: u32) -> std::result::Result<(), String> {
     Err(format!("is {what}, which cannot be put in a layer"))
 }
 
+/// The identity [`FileStat`] records, from a file's metadata.
 pub fn file_stat(meta: &fs::Metadata) -> FileStat {
     use std::os::unix::fs::MetadataExt;
     FileStat {

@@ -31,12 +31,14 @@ const MAX_THREADS: usize = 4;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const LISTING_BUFFER: usize = 32 << 10;
 
+/// One entry found below the scanned root.
 #[derive(Debug)]
 pub struct Scanned {
     /// The entry's full path; its path relative to the root is the tail
     /// from `rel_start` (one allocation serves both).
     pub path: PathBuf,
     rel_start: usize,
+    /// What it is, with the metadata a layer needs of that kind.
     pub kind: Kind,
 }
 
@@ -52,19 +54,24 @@ fn tail(path: &Path, from: usize) -> &Path {
     Path::new(OsStr::from_bytes(&path.as_os_str().as_bytes()[from..]))
 }
 
+/// What a scanned entry is, as far as a layer cares.
 #[derive(Debug)]
 pub enum Kind {
     /// Nothing of a directory's own metadata goes into a layer, so none is
     /// read: its type comes from the directory listing.
     Dir,
+    /// A symbolic link, never followed.
     Symlink {
+        /// Its target as stored, relative or absolute.
         target: PathBuf,
     },
     /// Anything else, with its `st_mode` (type and permission bits) and
     /// identity: a regular file, or something a layer cannot hold (the
     /// caller says).
     Other {
+        /// `st_mode` from `fstatat`, type bits included.
         mode: u32,
+        /// The file's identity, for the layer cache.
         stat: FileStat,
     },
 }

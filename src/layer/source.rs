@@ -43,6 +43,7 @@ pub(super) trait Sources {
     fn identity(&self, file: &Self::File) -> io::Result<FileStat>;
 }
 
+/// The real file system, what every build reads through.
 pub(super) struct Fs;
 
 impl Sources for Fs {

@@ -30,25 +30,47 @@
 
 use std::io::{self, Read, Write};
 
+/// What a tar entry is; the three kinds a layer can hold (no hard links,
+/// devices or fifos, which gantry refuses when it resolves a layer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
-    File { size: u64 },
+    /// A regular file (typeflag `0`) followed by its content.
+    File {
+        /// The content's length in bytes; the data read must match it.
+        size: u64,
+    },
+    /// A directory (typeflag `5`), with no content.
     Dir,
-    Symlink { target: String },
+    /// A symbolic link (typeflag `2`), with no content.
+    Symlink {
+        /// Where it points, written as given (relative or absolute, not
+        /// empty); never resolved, so it may dangle.
+        target: String,
+    },
 }
 
 /// One tar entry's metadata. `path` is relative (no leading `/`), uses `/`
 /// separators, and has no trailing `/` (the writer adds it for directories).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryHeader {
+    /// Where the entry goes in the image's file system, relative to `/`;
+    /// no empty, `.` or `..` component.
     pub path: String,
+    /// File, directory or symlink, with what each needs.
     pub kind: EntryKind,
     /// Permission bits, at most 0o7777.
     pub mode: u32,
+    /// Numeric owner; what runtimes use.
     pub uid: u64,
+    /// Numeric group; what runtimes use.
     pub gid: u64,
+    /// Owner name, informative only (runtimes go by `uid`); empty for none.
     pub uname: String,
+    /// Group name, informative only (runtimes go by `gid`); empty for none.
     pub gname: String,
+    /// Modification time, seconds since the Unix epoch. In layers gantry
+    /// builds, the build's epoch unless the layer sets its own, never the
+    /// source file's.
     pub mtime: u64,
 }
 
@@ -79,12 +101,18 @@ const TYPE_SYMLINK: u8 = b'2';
 const TYPE_DIR: u8 = b'5';
 const TYPE_PAX: u8 = b'x';
 
+/// Writes a tar archive entry by entry, in the order given, with the fixed
+/// byte conventions of this module. Nothing is sorted or checked across
+/// entries (duplicate paths, missing parents): the caller's entry list
+/// decides the archive, so the same list always gives the same bytes.
 pub struct TarWriter<W: Write> {
     inner: W,
     buf: Vec<u8>,
 }
 
 impl<W: Write> TarWriter<W> {
+    /// Starts an archive on `inner`. Nothing is written before the first
+    /// entry, and the archive is complete only after [`TarWriter::finish`].
     pub fn new(inner: W) -> Self {
         TarWriter {
             inner,
@@ -107,6 +135,8 @@ impl<W: Write> TarWriter<W> {
         Ok(())
     }
 
+    /// The sink, to look at what it has taken so far; writing to it
+    /// directly would corrupt the archive.
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.inner
     }
