@@ -1,10 +1,28 @@
 //! gantry: a daemonless, reproducible OCI image assembler.
 //!
-//! Data flows source → image → sink: a base image is read from a
-//! [`layout`] source (or is `scratch`), [`layer`]s are laid down from declared
-//! file sets into the [`store`], the [`config`] is written, and the result
-//! goes to a sink (an OCI layout, an OCI archive or a docker-load tarball).
-//! The library never prints; it reports through [`progress::Reporter`].
+//! Data flows source → image → sink: a base image is read from a registry
+//! ([`bases`]) or a local [`layout`] (or is `scratch`), [`layer`]s are laid
+//! down from declared file sets into the [`store`], the [`config`] and
+//! manifest are written, and the result goes to a sink: an OCI layout, an
+//! OCI archive or a docker-load tarball ([`layout`]), or a registry
+//! ([`push`]). The library never prints; it reports through
+//! [`progress::Reporter`].
+//!
+//! Modules, leaves first:
+//!
+//! - names and values: [`digest`], [`reference`](mod@reference),
+//!   [`platform`], [`media`] (media types and [`media::Compression`]),
+//!   [`json`], [`fsutil`], [`error`];
+//! - documents: [`config`], [`manifest`], [`image`] (an image ready for any
+//!   sink);
+//! - local state and events: [`store`] (content-addressed blobs and records),
+//!   [`progress`];
+//! - inputs: [`buildfile`] (`gantry.toml` as plain values), [`stamp`],
+//!   [`layer`] (file sets → tar → compressed blobs);
+//! - the network: [`registry`] (the distribution protocol client only);
+//! - sources and sinks: [`bases`], [`layout`], [`push`];
+//! - orchestration: [`build`], with [`lock`] (`gantry.lock`) and [`jobs`]
+//!   (the parallel task runner); [`inspect`] summarises an image.
 
 pub mod bases;
 pub mod build;
