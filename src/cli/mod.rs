@@ -1,24 +1,27 @@
 //! Glue between the command line and the library: one module per verb.
 
 mod build;
+mod completions;
 mod gc;
 mod inspect;
 mod lock;
+mod man;
 mod pull;
 mod push;
 mod registry;
 mod reporter;
+mod version;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use gantry::store::{Store, STORE_ENV};
 
 #[derive(Parser)]
 #[command(
     name = "gantry",
-    version,
+    version = version::LONG_VERSION,
     about = "Daemonless, reproducible OCI image assembler",
     long_about = None
 )]
@@ -62,10 +65,25 @@ enum Command {
     Push(push::PushArgs),
     /// Remove from the store what has not been used for a while.
     Gc(gc::GcArgs),
+    /// Print a shell completion script (verbs, flags, and image names of
+    /// the build file where the shell allows it).
+    Completions(completions::CompletionsArgs),
+    /// Print a verb's manual page (roff), or write every page with --dir.
+    Man(man::ManArgs),
+    /// Print the version, the commit and the pinned compressors (--json).
+    Version(version::VersionArgs),
 }
 
 /// Runs the command line; returns the process exit status.
 pub fn run() -> i32 {
+    // Kept out of the parser so that no help, man page or completion
+    // script offers it.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == completions::IMAGES_VERB)
+    {
+        return completions::list_images(std::env::args_os().skip(1));
+    }
     let cli = Cli::parse();
     let mode = if cli.quiet {
         ProgressMode::None
@@ -81,6 +99,9 @@ pub fn run() -> i32 {
         Command::Pull(args) => pull::run(args, &store_root, &reporter),
         Command::Push(args) => push::run(args, &store_root, &reporter),
         Command::Gc(args) => gc::run(args, &store_root),
+        Command::Completions(args) => completions::run(args, Cli::command()),
+        Command::Man(args) => man::run(args, Cli::command()),
+        Command::Version(args) => version::run(args),
     };
     reporter.finish();
     match result {

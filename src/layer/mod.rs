@@ -35,7 +35,7 @@ use tar::{EntryHeader, EntryKind};
 
 /// Bumped whenever the tar or compression output for the same inputs
 /// changes, so stale cache records are never trusted.
-const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Report progress every this many bytes.
 const PROGRESS_STEP: u64 = 8 << 20;
