@@ -9,11 +9,13 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::docker_registry::{self, DockerRegistry, Options};
 use common::git::{git, init, isolate_git};
+use common::markdown::fenced_blocks;
 use common::{require, sh, Project};
 
 const DOC: &str = "docs/ci.md";
@@ -209,29 +211,16 @@ struct Recipes {
     github: Yaml,
 }
 
-/// The fenced blocks of `lang` in the document, in order.
-fn blocks(text: &str, lang: &str) -> Vec<String> {
-    let fence = format!("```{lang}");
-    let mut out = Vec::new();
-    let mut open: Option<String> = None;
-    for line in text.lines() {
-        match &mut open {
-            None if line == fence => open = Some(String::new()),
-            Some(_) if line == "```" => out.extend(open.take()),
-            Some(body) => {
-                body.push_str(line);
-                body.push('\n');
-            }
-            None => {}
-        }
-    }
-    out
-}
-
 fn recipes() -> Recipes {
     let text = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(DOC)).unwrap();
-    let toml = blocks(&text, "toml");
-    let yaml = blocks(&text, "yaml");
+    let bodies = |lang| -> Vec<String> {
+        fenced_blocks(&text, lang)
+            .into_iter()
+            .map(|(_, b)| b)
+            .collect()
+    };
+    let toml = bodies("toml");
+    let yaml = bodies("yaml");
     assert_eq!(
         (toml.len(), yaml.len()),
         (1, 2),
@@ -254,7 +243,6 @@ struct World {
     _bases: DockerRegistry,
     /// A clone of this is each pipeline's checkout.
     origin: Project,
-    base_ref: String,
     tools: tempfile::TempDir,
     install_log: PathBuf,
 }
@@ -353,14 +341,12 @@ impl World {
         let tools = tempfile::tempdir().unwrap();
         let shim = tools.path().join("cargo");
         fs::write(&shim, CARGO_SHIM).unwrap();
-        use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&shim, fs::Permissions::from_mode(0o755)).unwrap();
         let install_log = tools.path().join("installs.log");
         World {
             ci,
             _bases: bases,
             origin,
-            base_ref,
             tools,
             install_log,
         }
@@ -472,6 +458,137 @@ fn layer_statuses(report: &Path) -> Vec<String> {
 
 // ---------------------------------------------------------------------------
 
+/// The GitLab recipe as GitLab reads it: its jobs in the order of their
+/// stages, each one shell of the variables, `before_script` and `script`.
+struct GitLab {
+    variables: Vec<(String, String)>,
+    before: Vec<String>,
+    cached: Vec<String>,
+    jobs: Vec<(String, Vec<String>)>,
+}
+
+impl GitLab {
+    fn read(doc: &Yaml) -> GitLab {
+        let variables = doc
+            .get("variables")
+            .unwrap()
+            .map()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.str().to_string()))
+            .collect();
+        let default = doc.get("default").unwrap();
+        let cache = default.get("cache").unwrap();
+        let stages = doc.get("stages").unwrap().strings();
+        let mut jobs = Vec::new();
+        for stage in &stages {
+            for (name, job) in doc.map() {
+                if job.get("stage").is_some_and(|s| s.str() == stage) {
+                    assert!(job.get("services").is_none(), "{name}: no daemon service");
+                    assert!(job.get("image").is_none(), "{name}: the default image");
+                    jobs.push((name.clone(), job.get("script").unwrap().strings()));
+                }
+            }
+        }
+        assert_eq!(jobs.len(), 3, "a job per stage: {stages:?}");
+        GitLab {
+            variables,
+            before: default.get("before_script").unwrap().strings(),
+            cached: cache.get("paths").unwrap().strings(),
+            jobs,
+        }
+    }
+
+    fn script(&self, job: &str) -> String {
+        let (_, lines) = self.jobs.iter().find(|(n, _)| n == job).unwrap();
+        let mut script = exports(&self.variables);
+        for line in self.before.iter().chain(lines) {
+            assert!(!line.contains("${{"), "{job}: {line}");
+            script.push_str(line);
+            script.push('\n');
+        }
+        script
+    }
+
+    /// What GitLab gives a job of project `project` on the default branch.
+    fn env(world: &World, dir: &Path, project: &str) -> BTreeMap<String, String> {
+        let ci = world.ci.host();
+        [
+            ("CI_PROJECT_DIR", dir.display().to_string()),
+            ("CI_REGISTRY", ci.clone()),
+            ("CI_REGISTRY_IMAGE", format!("{ci}/{project}")),
+            ("CI_REGISTRY_USER", USER.to_string()),
+            ("CI_REGISTRY_PASSWORD", PASSWORD.to_string()),
+            ("CI_COMMIT_BRANCH", "main".to_string()),
+            ("CI_DEFAULT_BRANCH", "main".to_string()),
+            ("CI_COMMIT_REF_SLUG", "main".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+/// One `run:` step of the GitHub recipe, with the environment the runner
+/// would give it.
+struct Step {
+    name: String,
+    run: String,
+    env: BTreeMap<String, String>,
+}
+
+/// The workflow's `run:` steps, with the registry it names replaced by the
+/// test's and the expressions of step `env:` by their stand-ins.
+fn github_steps(doc: &Yaml, registry: &str) -> Vec<Step> {
+    let mut workflow_env = BTreeMap::new();
+    for (k, v) in doc.get("env").unwrap().map() {
+        let v = v.str().to_string();
+        if k == "REGISTRY" {
+            assert_eq!(v, "ghcr.io");
+            workflow_env.insert(k.clone(), registry.to_string());
+        } else {
+            workflow_env.insert(k.clone(), v);
+        }
+    }
+    let stand_in = |e: &str| match e {
+        "${{ github.actor }}" => USER,
+        "${{ secrets.GITHUB_TOKEN }}" => PASSWORD,
+        other => panic!("no stand-in for {other}"),
+    };
+    let jobs = doc.get("jobs").unwrap().map();
+    assert_eq!(jobs.len(), 1);
+    let job = &jobs[0].1;
+    assert!(job.get("container").is_none() && job.get("services").is_none());
+    let mut steps = Vec::new();
+    for step in job.get("steps").unwrap().list() {
+        if let Some(uses) = step.get("uses") {
+            let action = uses.str();
+            let cache = action.starts_with("actions/cache@");
+            assert!(cache || action.starts_with("actions/checkout@"), "{action}");
+            if cache {
+                let paths = step.get("with").unwrap().get("path").unwrap().str();
+                assert!(paths.lines().any(|p| p == "~/.cache/gantry"), "{paths}");
+            }
+            continue;
+        }
+        let name = step.get("name").unwrap().str().to_string();
+        let run = step.get("run").unwrap().str().to_string();
+        assert!(!run.contains("${{"), "{name}: expressions belong in env");
+        if let Some(cond) = step.get("if") {
+            assert_eq!(cond.str(), "github.event_name == 'push'");
+        }
+        let mut env = workflow_env.clone();
+        for (k, v) in step.get("env").map(Yaml::map).unwrap_or_default() {
+            env.insert(k.clone(), stand_in(v.str()).to_string());
+        }
+        steps.push(Step { name, run, env });
+    }
+    steps
+}
+
+fn short_commit(dir: &Path) -> String {
+    git(dir, &["rev-parse", "HEAD"])[..12].to_string()
+}
+
 #[test]
 fn the_gitlab_recipe_builds_tests_stamps_and_pushes_with_its_store_cached() {
     if !peers() {
@@ -479,110 +596,44 @@ fn the_gitlab_recipe_builds_tests_stamps_and_pushes_with_its_store_cached() {
     }
     let recipes = recipes();
     let world = World::new(&recipes.build_file);
-    let gl = &recipes.gitlab;
-
-    let variables: Vec<(String, String)> = gl
-        .get("variables")
-        .unwrap()
-        .map()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.str().to_string()))
-        .collect();
-    let default = gl.get("default").unwrap();
-    let cached: Vec<String> = default
-        .get("cache")
-        .unwrap()
-        .get("paths")
-        .unwrap()
-        .strings();
-    let before = default.get("before_script").unwrap().strings();
-    let stages = gl.get("stages").unwrap().strings();
-    let jobs: Vec<(&String, &Yaml)> = gl
-        .map()
-        .iter()
-        .filter(|(_, v)| v.get("script").is_some())
-        .map(|(k, v)| (k, v))
-        .collect();
-    let mut ordered = Vec::new();
-    for stage in &stages {
-        ordered.extend(
-            jobs.iter()
-                .filter(|(_, j)| j.get("stage").unwrap().str() == stage),
-        );
-    }
-    assert_eq!(ordered.len(), 3, "a job per stage: {stages:?}");
-    for (_, job) in &ordered {
-        assert!(job.get("services").is_none(), "no daemon service");
-        assert!(
-            job.get("image").is_none(),
-            "every job runs in the default image"
-        );
-    }
+    let gitlab = GitLab::read(&recipes.gitlab);
 
     let (job_dir, dir) = world.checkout();
-    let project = "acme/app";
-    let short = git(&dir, &["rev-parse", "HEAD"])[..12].to_string();
-    let env: BTreeMap<String, String> = [
-        ("CI_PROJECT_DIR", dir.display().to_string()),
-        ("CI_REGISTRY", world.ci.host()),
-        (
-            "CI_REGISTRY_IMAGE",
-            format!("{}/{project}", world.ci.host()),
-        ),
-        ("CI_REGISTRY_USER", USER.to_string()),
-        ("CI_REGISTRY_PASSWORD", PASSWORD.to_string()),
-        ("CI_COMMIT_BRANCH", "main".to_string()),
-        ("CI_DEFAULT_BRANCH", "main".to_string()),
-        ("CI_COMMIT_REF_SLUG", "main".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-
-    // Each job is one shell: the variables, before_script, then script.
-    let run_job = |name: &str, job: &Yaml| {
-        let mut script = exports(&variables);
-        for line in before.iter().chain(&job.get("script").unwrap().strings()) {
-            assert!(!line.contains("${{"), "{name}: {line}");
-            script.push_str(line);
-            script.push('\n');
-        }
-        world.shell(job_dir.path(), &dir, &script, &env);
-    };
-    for (name, job) in &ordered {
-        run_job(name, job);
+    let env = GitLab::env(&world, &dir, "acme/app");
+    for (name, _) in &gitlab.jobs {
+        world.shell(job_dir.path(), &dir, &gitlab.script(name), &env);
     }
 
     let installs = world.installs();
-    assert_eq!(
-        installs.len(),
-        ordered.len(),
-        "one install per job: {installs:?}"
-    );
+    assert_eq!(installs.len(), gitlab.jobs.len(), "{installs:?}");
     assert!(installs
         .iter()
         .all(|i| i.contains("--locked") && i.contains("gantry --version")));
-
-    let target = format!("{}/{project}/app:{short}@sha256:", world.ci.host());
+    let target = format!(
+        "{}/acme/app/app:{}@sha256:",
+        world.ci.host(),
+        short_commit(&dir)
+    );
     let refs = pushed(&dir.join("push.json"));
     assert!(
         refs.len() == 1 && refs[0].starts_with(&target),
         "{refs:?}, want {target}…"
     );
-
-    // The store is where the cache keeps it, and the next pipeline's build
-    // finds its layer there.
-    let store = dir.join(".cache/gantry");
-    assert!(
-        cached.iter().any(|p| store.starts_with(dir.join(p))),
-        "{cached:?}"
-    );
-    assert!(fs::read_dir(&store).unwrap().next().is_some());
     assert_eq!(layer_statuses(&dir.join("build.json")), ["rebuilt"]);
-    let image = ordered.iter().find(|(n, _)| n.as_str() == "image").unwrap();
-    run_job("image", image.1);
-    assert_eq!(layer_statuses(&dir.join("build.json")), ["reused"]);
-    assert!(world.base_ref.ends_with(BASE_PATH));
+
+    // The next pipeline: a new checkout with the cached paths restored,
+    // whose build finds the layer in the store.
+    let store = dir.join(".cache/gantry");
+    assert!(fs::read_dir(&store).unwrap().next().is_some());
+    let (next_job, next) = world.checkout();
+    for path in &gitlab.cached {
+        let from = dir.join(path);
+        assert!(from.exists(), "{path} is cached");
+        sh(Command::new("cp").arg("-a").arg(&from).arg(next.join(path)));
+    }
+    let env = GitLab::env(&world, &next, "acme/app");
+    world.shell(next_job.path(), &next, &gitlab.script("image"), &env);
+    assert_eq!(layer_statuses(&next.join("build.json")), ["reused"]);
 }
 
 #[test]
@@ -592,99 +643,37 @@ fn the_github_recipe_builds_tests_stamps_and_pushes_without_a_daemon() {
     }
     let recipes = recipes();
     let world = World::new(&recipes.build_file);
-    let gh = &recipes.github;
-
-    // What the workflow names of the outside world, replaced.
-    let mut workflow_env: Vec<(String, String)> = Vec::new();
-    for (k, v) in gh.get("env").unwrap().map() {
-        let v = v.str().to_string();
-        let v = if k == "REGISTRY" {
-            assert_eq!(v, "ghcr.io");
-            world.ci.host()
-        } else {
-            v
-        };
-        workflow_env.push((k.clone(), v));
-    }
-    let expressions: BTreeMap<&str, &str> = [
-        ("${{ github.actor }}", USER),
-        ("${{ secrets.GITHUB_TOKEN }}", PASSWORD),
-    ]
-    .into_iter()
-    .collect();
-
-    let jobs = gh.get("jobs").unwrap().map();
-    assert_eq!(jobs.len(), 1);
-    let job = &jobs[0].1;
-    assert!(job.get("container").is_none() && job.get("services").is_none());
-    let steps = job.get("steps").unwrap().list();
+    let steps = github_steps(&recipes.github, &world.ci.host());
+    let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["Install gantry", "Test", "Build", "Push", "Bound the store"]
+    );
 
     let (job_dir, dir) = world.checkout();
     let github_path = job_dir.path().join("github_path");
     fs::write(&github_path, "").unwrap();
-    let repository = "Acme/Web";
-    let short = git(&dir, &["rev-parse", "HEAD"])[..12].to_string();
-
-    let mut ran = Vec::new();
-    for step in steps {
-        if let Some(uses) = step.get("uses") {
-            let action = uses.str();
-            assert!(
-                action.starts_with("actions/checkout@") || action.starts_with("actions/cache@"),
-                "{action}"
-            );
-            if action.starts_with("actions/cache@") {
-                let paths = step.get("with").unwrap().get("path").unwrap().str();
-                assert!(paths.lines().any(|p| p == "~/.cache/gantry"), "{paths}");
-            }
-            continue;
-        }
-        let name = step.get("name").map(|n| n.str().to_string());
-        let run = step.get("run").expect("a step runs or uses").str();
-        assert!(!run.contains("${{"), "{name:?}: expressions belong in env");
-        if let Some(cond) = step.get("if") {
-            assert_eq!(cond.str(), "github.event_name == 'push'");
-        }
-        let mut env: BTreeMap<String, String> = [
-            ("GITHUB_PATH", github_path.display().to_string()),
-            ("GITHUB_REPOSITORY", repository.to_string()),
-            ("GITHUB_EVENT_NAME", "push".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        env.extend(workflow_env.iter().cloned());
-        if let Some(step_env) = step.get("env") {
-            for (k, v) in step_env.map() {
-                let v = expressions
-                    .get(v.str())
-                    .unwrap_or_else(|| panic!("{k}: no stand-in for {}", v.str()));
-                env.insert(k.clone(), v.to_string());
-            }
-        }
+    for step in &steps {
+        let mut env = step.env.clone();
+        env.insert("GITHUB_PATH".into(), github_path.display().to_string());
+        env.insert("GITHUB_REPOSITORY".into(), "Acme/Web".into());
+        env.insert("GITHUB_EVENT_NAME".into(), "push".into());
         // Each step is a shell of its own; what earlier steps added to
         // GITHUB_PATH comes first on PATH, as on a runner.
-        let added: Vec<String> = fs::read_to_string(&github_path)
-            .unwrap()
-            .lines()
-            .rev()
-            .map(str::to_string)
-            .collect();
         let mut script = String::new();
-        for p in &added {
+        for p in fs::read_to_string(&github_path).unwrap().lines() {
             script.push_str(&format!("export PATH=\"{p}:$PATH\"\n"));
         }
-        script.push_str(run);
+        script.push_str(&step.run);
         world.shell(job_dir.path(), &dir, &script, &env);
-        ran.push(name.unwrap_or_default());
     }
-    assert_eq!(
-        ran,
-        ["Install gantry", "Test", "Build", "Push", "Bound the store"]
-    );
-    assert_eq!(world.installs().len(), 1);
 
-    let target = format!("{}/acme/web/app:{short}@sha256:", world.ci.host());
+    assert_eq!(world.installs().len(), 1);
+    let target = format!(
+        "{}/acme/web/app:{}@sha256:",
+        world.ci.host(),
+        short_commit(&dir)
+    );
     let refs = pushed(&dir.join("push.json"));
     assert!(
         refs.len() == 1 && refs[0].starts_with(&target),
@@ -693,7 +682,7 @@ fn the_github_recipe_builds_tests_stamps_and_pushes_without_a_daemon() {
     let store = job_dir.path().join("home/.cache/gantry");
     assert!(
         fs::read_dir(&store).unwrap().next().is_some(),
-        "the cached store path"
+        "the store is where the cache is"
     );
 }
 

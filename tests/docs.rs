@@ -3,33 +3,17 @@
 //! parser, so a key renamed or removed breaks this test and not a reader's
 //! first build.
 
+mod common;
+
 use std::path::Path;
 
 use gantry::buildfile::BuildFile;
 
+use common::markdown::fenced_blocks;
+
 /// The documents whose ```toml blocks are build files, with how many each
 /// holds (so that a block the extraction missed cannot pass unseen).
 const DOCS: &[(&str, usize)] = &[("docs/from-dockerfile.md", 5), ("docs/ci.md", 1)];
-
-/// The fenced blocks of `lang` in a Markdown text, with the line each
-/// starts on.
-pub fn fenced_blocks(text: &str, lang: &str) -> Vec<(usize, String)> {
-    let mut blocks = Vec::new();
-    let mut open: Option<(usize, String)> = None;
-    for (n, line) in text.lines().enumerate() {
-        match &mut open {
-            None if line.trim_end() == format!("```{lang}") => open = Some((n + 2, String::new())),
-            Some(_) if line.trim_end() == "```" => blocks.extend(open.take()),
-            Some((_, body)) => {
-                body.push_str(line);
-                body.push('\n');
-            }
-            None => {}
-        }
-    }
-    assert!(open.is_none(), "a ```{lang} block is never closed");
-    blocks
-}
 
 #[test]
 fn every_toml_block_of_the_guides_is_a_build_file_that_parses() {

@@ -12,6 +12,7 @@ pub mod git;
 pub mod host;
 pub mod http;
 pub mod inspect;
+pub mod markdown;
 pub mod oci;
 pub mod proxy;
 pub mod push;
