@@ -60,13 +60,11 @@ fn the_bash_script_passes_bash_n_and_completes_image_names() {
              _gantry_with_images gantry \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"\n\
              printf '%s\\n' \"${{COMPREPLY[@]}}\""
         );
-        let bin_dir = common::gantry_bin().parent().unwrap().to_path_buf();
-        let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
         let out = sh(Command::new("bash")
             .arg("-c")
             .arg(body)
             .current_dir(p.path())
-            .env("PATH", path));
+            .env("PATH", path_with_gantry()));
         out.lines()
             .filter(|l| !l.starts_with('-'))
             .map(str::to_string)
@@ -100,6 +98,32 @@ fn the_zsh_script_passes_zsh_n_and_completes_images_with_a_function() {
     let script = p.join("_gantry");
     fs::write(&script, text).unwrap();
     sh(Command::new("zsh").arg("-n").arg(&script));
+
+    // The image function, run in zsh with what it calls outside a
+    // completion (compdef, _describe) standing in: _describe gets the
+    // count and the names it would offer.
+    let offered = |words: &str| -> String {
+        let body = format!(
+            "compdef() {{ :; }}\nsource {script:?}\n\
+             _describe() {{ print -r -- \"${{#${{(P)4}}}}:${{(P)4}}\"; }}\n\
+             words=({words}); _gantry_images"
+        );
+        let out = sh(Command::new("zsh")
+            .arg("-fc")
+            .arg(body)
+            .current_dir(p.path())
+            .env("PATH", path_with_gantry()));
+        out.trim_end().to_string()
+    };
+    assert_eq!(offered("gantry build ''"), "2:api worker");
+    assert_eq!(offered("gantry push -f other.toml ''"), "1:tool");
+    assert_eq!(offered("gantry push -f missing.toml ''"), "0:");
+}
+
+/// PATH with the gantry under test first, as the scripts call `gantry`.
+fn path_with_gantry() -> String {
+    let bin_dir = common::gantry_bin().parent().unwrap().to_path_buf();
+    format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap())
 }
 
 #[test]

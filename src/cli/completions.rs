@@ -191,7 +191,7 @@ _gantry_images() {{
         esac
     done
     local -a names
-    names=(${{(f)"$(gantry {IMAGES_VERB} --file "$file" 2>/dev/null)"}})
+    names=(${{${{(f)"$(gantry {IMAGES_VERB} --file "$file" 2>/dev/null)"}}:#}})
     _describe -t images 'image' names
 }}
 "#
