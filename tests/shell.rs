@@ -1,13 +1,13 @@
 //! What installs gantry into a shell and a system: completion scripts
-//! (checked by the shells themselves, and bash's run to complete image
-//! names), man pages (checked by man), and the version line and JSON.
+//! (checked by the shells themselves, and run to complete image names),
+//! man pages (checked by man), and the version line and JSON.
 
 mod common;
 
 use std::fs;
 use std::process::Command;
 
-use common::{require, sh, skip_unless, Project};
+use common::{require, sh, Project};
 
 const SHELLS: &[&str] = &["bash", "zsh", "fish", "powershell"];
 
@@ -89,10 +89,7 @@ fn the_zsh_script_passes_zsh_n_and_completes_images_with_a_function() {
         "the images of build and push"
     );
     assert!(text.contains("_gantry_images() {"));
-    if !skip_unless(
-        Command::new("zsh").arg("--version").output().is_ok(),
-        "zsh is not installed",
-    ) {
+    if !require("zsh") {
         return;
     }
     let script = p.join("_gantry");
@@ -127,15 +124,35 @@ fn path_with_gantry() -> String {
 }
 
 #[test]
-fn the_fish_script_lists_images_for_build_and_push() {
+fn the_fish_script_passes_fish_n_and_completes_image_names() {
+    if !require("fish") {
+        return;
+    }
     let p = project();
-    let text = p.ok(&["completions", "fish"]);
-    assert!(
-        text.contains(
-            "__fish_gantry_using_subcommand build; or __fish_gantry_using_subcommand push"
-        ) && text.contains("(gantry __images 2>/dev/null)"),
-        "{text}"
-    );
+    let script = p.join("gantry.fish");
+    fs::write(&script, p.ok(&["completions", "fish"])).unwrap();
+    sh(Command::new("fish").arg("-n").arg(&script));
+
+    // fish's own `complete -C` completes a command line as a user's TAB
+    // would; image names come described as `image`.
+    let images = |line: &str| -> Vec<String> {
+        let body = format!("source {script:?}; complete -C {line:?}");
+        let out = sh(Command::new("fish")
+            .arg("--no-config")
+            .arg("-c")
+            .arg(body)
+            .current_dir(p.path())
+            .env("PATH", path_with_gantry()));
+        out.lines()
+            .filter_map(|l| l.strip_suffix("\timage"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(images("gantry build "), ["api", "worker"]);
+    assert_eq!(images("gantry push -f other.toml "), ["tool"]);
+    assert_eq!(images("gantry --store /tmp/s push w"), ["worker"]);
+    assert!(images("gantry inspect ").is_empty());
+    assert!(images("gantry build -f missing.toml ").is_empty());
 }
 
 #[test]

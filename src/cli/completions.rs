@@ -213,7 +213,25 @@ fn fish(mut generated: String) -> String {
         .collect::<Vec<_>>()
         .join("; or ");
     generated.push_str(&format!(
-        "complete -c gantry -n \"{condition}\" -a \"(gantry {IMAGES_VERB} 2>/dev/null)\" -d image\n"
+        r#"
+# Image names of the build file (-f, else ./gantry.toml).
+function __fish_gantry_images
+    set -l tokens (commandline -opc)
+    set -l file gantry.toml
+    for i in (seq (count $tokens))
+        switch $tokens[$i]
+            case -f --file
+                if test $i -lt (count $tokens)
+                    set file $tokens[(math $i + 1)]
+                end
+            case '--file=*'
+                set file (string replace -- --file= '' $tokens[$i])
+        end
+    end
+    gantry {IMAGES_VERB} --file $file 2>/dev/null
+end
+complete -c gantry -n "{condition}" -a "(__fish_gantry_images)" -d image
+"#
     ));
     generated
 }
