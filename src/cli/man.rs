@@ -14,8 +14,8 @@ pub struct ManArgs {
     #[arg(value_name = "VERB")]
     verb: Option<String>,
 
-    /// Write every page (gantry.1, gantry-build.1, …) into this directory
-    /// instead of printing one.
+    /// Write every page (gantry.1, gantry-build.1 and the others) into
+    /// this directory instead of printing one.
     #[arg(long, value_name = "DIR", conflicts_with = "verb")]
     dir: Option<PathBuf>,
 }
