@@ -10,6 +10,7 @@
 //! (at most once an hour), which is what `gantry gc` ([`gc`]) prunes by.
 
 pub mod gc;
+mod remote;
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};

@@ -170,6 +170,7 @@ fn build_from<S: Sources>(
         digest,
         size,
         diff_id,
+        location: Default::default(),
     };
     let rec = Record { desc: desc.clone() };
     let by_content = format!("{}-{comp_key}", diff_id.hex());
