@@ -90,11 +90,7 @@ fn build_from<S: Sources>(
     });
 
     let recipe = recipe_key(job);
-    let comp_key = format!(
-        "{:?}-{}-v{FORMAT_VERSION}",
-        job.compress.compression, job.compress.level
-    )
-    .to_lowercase();
+    let comp_key = compression_key(job);
 
     let reuse = |desc: LayerDesc| {
         reporter.report(Event::LayerFinished {
@@ -120,30 +116,19 @@ fn build_from<S: Sources>(
     //    fresh checkout, a touched file): hash the tar stream to learn the
     //    diff_id, and reuse a layer with that content if the store has one.
     let shape = shape_key(job);
-    let mut known_diff_id = None;
     // The entries as read: a file found changed is expected as it was seen.
     let mut entries = Cow::Borrowed(job.entries);
     let mut changed = false;
-    if store
-        .get_meta::<Shape>("layers-by-shape", &shape.hex())
-        .is_some()
-    {
-        let (sink, changed_in_pass) = source::write_tar(job, sources, &mut entries, None, || {
-            Ok(HashingWriter::new(io::sink()))
-        })?;
-        changed |= changed_in_pass;
-        let diff_id = sink.finish().1;
-        let by_content = format!("{}-{comp_key}", diff_id.hex());
-        if let Some(rec) = store.get_meta::<Record>("layers-by-content", &by_content) {
-            if store.lookup(&rec.desc.digest, rec.desc.size)? == Presence::Present {
-                if !racy(job) && !changed {
-                    store.put_meta("layers-by-recipe", &recipe.hex(), &rec)?;
-                }
-                return Ok(reuse(rec.desc));
+    let known_diff_id = match by_shape(store, job, sources, &shape, &mut entries, &mut changed)? {
+        Shaped::Reusable(rec) => {
+            if !racy(job) && !changed {
+                store.put_meta("layers-by-recipe", &recipe.hex(), &rec)?;
             }
+            return Ok(reuse(rec.desc));
         }
-        known_diff_id = Some(diff_id);
-    }
+        Shaped::Hashed(diff_id) => Some(diff_id),
+        Shaped::New => None,
+    };
 
     // 3. New content: tar, hash and compress in one pass.
     let (tar_out, changed_in_pass) =
@@ -190,6 +175,56 @@ fn build_from<S: Sources>(
         desc,
         reused: false,
     })
+}
+
+/// What a shape built before says of a layer.
+enum Shaped {
+    /// A layer of this content is in the store.
+    Reusable(Record),
+    /// The content is new; its diff_id, from hashing the tar stream.
+    Hashed(Digest),
+    /// The shape was never built: nothing was read.
+    New,
+}
+
+/// For a shape built before, hashes the tar stream (noting in `changed` a
+/// file that changed as it was read) and looks for a stored layer of that
+/// content and compression.
+fn by_shape<S: Sources>(
+    store: &Store,
+    job: &LayerJob<'_>,
+    sources: &S,
+    shape: &Digest,
+    entries: &mut Cow<'_, [Entry]>,
+    changed: &mut bool,
+) -> Result<Shaped> {
+    if store
+        .get_meta::<Shape>("layers-by-shape", &shape.hex())
+        .is_none()
+    {
+        return Ok(Shaped::New);
+    }
+    let (sink, changed_in_pass) = source::write_tar(job, sources, entries, None, || {
+        Ok(HashingWriter::new(io::sink()))
+    })?;
+    *changed |= changed_in_pass;
+    let diff_id = sink.finish().1;
+    let by_content = format!("{}-{}", diff_id.hex(), compression_key(job));
+    if let Some(rec) = store.get_meta::<Record>("layers-by-content", &by_content) {
+        if store.lookup(&rec.desc.digest, rec.desc.size)? == Presence::Present {
+            return Ok(Shaped::Reusable(rec));
+        }
+    }
+    Ok(Shaped::Hashed(diff_id))
+}
+
+/// The compression and format part of a layer's content key.
+fn compression_key(job: &LayerJob<'_>) -> String {
+    format!(
+        "{:?}-{}-v{FORMAT_VERSION}",
+        job.compress.compression, job.compress.level
+    )
+    .to_lowercase()
 }
 
 fn io_err(job: &LayerJob<'_>, e: io::Error) -> Error {
