@@ -42,11 +42,13 @@ const FETCH_JOBS: usize = 4;
 /// How registry bases are reached: the network (or not), and the lock.
 #[derive(Debug, Default)]
 pub struct BaseOptions {
+    /// How to make the registry client (`None`: from the environment).
     pub client_options: Option<ClientOptions>,
     /// Never touch the network; everything must be in the store.
     pub offline: bool,
     /// `gantry.lock` as read, and where it was read from.
     pub lock: Option<LockFile>,
+    /// Where the lock was read from (or would be), for its errors.
     pub lock_path: Option<PathBuf>,
     /// Every base must be in the lock, as the build file has it.
     pub locked: bool,
@@ -63,14 +65,21 @@ struct TagRecord {
 /// A base as loaded, and what pinned it.
 #[derive(Debug, Clone)]
 pub struct LoadedBase {
+    /// The image for the platform asked for; its layers the store lacks
+    /// are [`BlobLocation::Remote`].
     pub image: Image,
+    /// The digest the reference resolved to: the image's manifest, or the
+    /// index it was chosen from (what a lock pins).
     pub top: Digest,
+    /// The media type of `top`.
     pub top_media_type: String,
     /// The platform key a lock records this manifest under.
     pub platform: String,
 }
 
 impl BaseOptions {
+    /// Options that reach registries with a client made from
+    /// `client_options`, without a lock.
     pub fn new(client_options: ClientOptions) -> BaseOptions {
         BaseOptions {
             client_options: Some(client_options),

@@ -36,6 +36,8 @@ const RECORD_TEMP: &str = "record-";
 /// often enough for `--keep-days`, rarely enough to cost nothing.
 pub const TOUCH_AFTER: Duration = Duration::from_secs(3600);
 
+/// A handle on the store at one root; clones share what the process found
+/// damaged ([`Store::repairs`]) and its registration as a user of the store.
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
@@ -55,6 +57,7 @@ struct Shared {
 /// A store blob found not to match its name, and moved aside.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Repair {
+    /// The blob's name.
     pub digest: Digest,
     /// What was wrong with it.
     pub problem: String,
@@ -105,14 +108,18 @@ impl Store {
             .join("gantry")
     }
 
+    /// The store's directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// Where the blob `digest` is (or would be) stored.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.root.join("blobs/sha256").join(digest.hex())
     }
 
+    /// Whether a blob named `digest` is stored (its size and content not
+    /// checked: see [`Store::lookup`]).
     pub fn has(&self, digest: &Digest) -> bool {
         let path = self.blob_path(digest);
         match fs::metadata(&path) {
@@ -385,10 +392,13 @@ pub struct BlobWriter {
 }
 
 impl BlobWriter {
+    /// The bytes written so far.
     pub fn written(&self) -> u64 {
         self.inner.written()
     }
 
+    /// Makes what was written the blob named by its digest, and returns
+    /// that digest and the size.
     pub fn commit(self) -> Result<(Digest, u64)> {
         let (buf, digest, size) = self.inner.finish();
         let tmp_dir = self.store.root.join("tmp");

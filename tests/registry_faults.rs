@@ -829,7 +829,7 @@ fn serve_layered_base(reg: &FakeRegistry, n: usize) -> (Project, Vec<String>) {
     let p = Project::new();
     let mut file = "[image.base]\nbase = \"scratch\"\nplatform = \"linux/amd64\"\n".to_string();
     for i in 0..n {
-        p.write(&format!("f{i}.txt"), &format!("layer {i}\n"));
+        p.write(&format!("f{i}.txt"), format!("layer {i}\n"));
         file.push_str(&format!(
             "[[image.base.layer]]\nfiles = [{{ src = \"f{i}.txt\", dst = \"/f{i}.txt\" }}]\n"
         ));

@@ -42,8 +42,12 @@ use crate::store::Store;
 pub use assemble::assemble;
 pub use expand::expand;
 
+/// The manifest annotation recording the digest of the base an image was
+/// built on.
 pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 
+/// How a build runs: its timestamps, its budget of cores, stamping, how
+/// registry bases are reached, and what it fetches.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     /// Seconds since the epoch for every timestamp in the image.
@@ -136,26 +140,36 @@ impl Built {
 pub struct PlatformReport {
     /// `os/arch[/variant]`.
     pub platform: String,
+    /// The digest of the platform's manifest.
     pub manifest_digest: Digest,
+    /// The digest of the platform's config.
     pub config_digest: Digest,
     /// The image's own layers (not its base's), in order.
     pub layers: Vec<LayerReport>,
     /// When config and manifest were assembled, in milliseconds since the
-    /// build started.
+    /// build started: begun at `started_ms`, done at `finished_ms`.
     pub started_ms: u64,
+    /// See `started_ms`.
     pub finished_ms: u64,
 }
 
+/// How one layer of an image was made.
 #[derive(Debug, Clone)]
 pub struct LayerReport {
+    /// The layer's name in the build file.
     pub name: String,
+    /// The digest of the compressed blob.
     pub digest: Digest,
+    /// The digest of the uncompressed tar stream.
     pub diff_id: Digest,
+    /// The compressed blob's size in bytes.
     pub size: u64,
     /// The layer was already in the store and nothing was compressed.
     pub reused: bool,
-    /// When the layer was laid down, in milliseconds since the build started.
+    /// When the layer was laid down, in milliseconds since the build
+    /// started: begun at `started_ms`, done at `finished_ms`.
     pub started_ms: u64,
+    /// See `started_ms`.
     pub finished_ms: u64,
 }
 

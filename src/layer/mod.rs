@@ -40,16 +40,22 @@ const FORMAT_VERSION: u32 = 2;
 /// Report progress every this many bytes.
 const PROGRESS_STEP: u64 = 8 << 20;
 
+/// One layer to lay down: its resolved entries and how to compress them.
 pub struct LayerJob<'a> {
+    /// The image the layer belongs to, for progress and errors.
     pub image: &'a str,
+    /// The layer's name in the build file.
     pub name: &'a str,
+    /// The layer's entries, sorted, as [`fileset::resolve`] found them.
     pub entries: &'a [Entry],
+    /// Compression, level and threads.
     pub compress: CompressOptions,
 }
 
 /// The result of building a layer.
 #[derive(Debug, Clone)]
 pub struct BuiltLayer {
+    /// The layer as a manifest lists it; its blob is in the store.
     pub desc: LayerDesc,
     /// An identical layer was already in the store; nothing was compressed.
     pub reused: bool,
