@@ -65,6 +65,14 @@ pub struct Repair {
     pub moved_to: PathBuf,
 }
 
+/// A kind of metadata record: the type it holds, kept under `meta/KIND/`.
+/// Naming the kind with the type keeps one kind from being read as
+/// another, and its directory written in one place.
+pub trait Record: Serialize + DeserializeOwned {
+    /// The directory of `meta/` records of this kind are kept in.
+    const KIND: &'static str;
+}
+
 /// What the store holds under a digest, against a descriptor's size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Presence {
@@ -330,6 +338,16 @@ impl Store {
             .join("meta")
             .join(kind)
             .join(format!("{key}.json"))
+    }
+
+    /// The record of kind `R` under `key`, if there is a readable one.
+    pub fn record<R: Record>(&self, key: &str) -> Option<R> {
+        self.get_meta(R::KIND, key)
+    }
+
+    /// Writes the record of kind `R` under `key`, atomically.
+    pub fn put_record<R: Record>(&self, key: &str, value: &R) -> Result<()> {
+        self.put_meta(R::KIND, key, value)
     }
 
     /// Reads a metadata record; a missing or unreadable record is `None`,

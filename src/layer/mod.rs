@@ -27,7 +27,7 @@ use crate::digest::{Digest, Hasher, HashingWriter};
 use crate::error::{Error, Result};
 use crate::image::LayerDesc;
 use crate::progress::{Event, Reporter};
-use crate::store::{Presence, Store};
+use crate::store::{self, Presence, Store};
 use compress::{CompressOptions, Encoder};
 use fileset::Entry;
 use source::Sources;
@@ -61,9 +61,30 @@ pub struct BuiltLayer {
     pub reused: bool,
 }
 
+/// A finished layer, as its records hold it.
 #[derive(Serialize, Deserialize)]
 struct Record {
     desc: LayerDesc,
+}
+
+/// The layer built from a recipe whose sources had these identities.
+#[derive(Serialize, Deserialize)]
+struct ByRecipe(Record);
+
+impl store::Record for ByRecipe {
+    const KIND: &'static str = "layers-by-recipe";
+}
+
+/// The layer of an uncompressed tar stream, compressed one way.
+#[derive(Serialize, Deserialize)]
+struct ByContent(Record);
+
+impl store::Record for ByContent {
+    const KIND: &'static str = "layers-by-content";
+}
+
+impl store::Record for Shape {
+    const KIND: &'static str = "layers-by-shape";
 }
 
 /// The bytes of file content a layer's entries hold.
@@ -110,7 +131,7 @@ fn build_from<S: Sources>(
     };
 
     // 1. Nothing changed since the last build of this recipe: no reading.
-    if let Some(rec) = store.get_meta::<Record>("layers-by-recipe", &recipe.hex()) {
+    if let Some(ByRecipe(rec)) = store.record(&recipe.hex()) {
         // A blob of another size is damaged (moved aside by the lookup) or
         // the record is wrong; either way the layer is built again.
         if store.lookup(&rec.desc.digest, rec.desc.size)? == Presence::Present {
@@ -127,10 +148,11 @@ fn build_from<S: Sources>(
     let mut changed = false;
     let known_diff_id = match by_shape(store, job, sources, &shape, &mut entries, &mut changed)? {
         Shaped::Reusable(rec) => {
+            let rec = ByRecipe(rec);
             if !racy(job) && !changed {
-                store.put_meta("layers-by-recipe", &recipe.hex(), &rec)?;
+                store.put_record(&recipe.hex(), &rec)?;
             }
-            return Ok(reuse(rec.desc));
+            return Ok(reuse(rec.0.desc));
         }
         Shaped::Hashed(diff_id) => Some(diff_id),
         Shaped::New => None,
@@ -163,12 +185,12 @@ fn build_from<S: Sources>(
         diff_id,
         location: Default::default(),
     };
-    let rec = Record { desc: desc.clone() };
     let by_content = format!("{}-{comp_key}", diff_id.hex());
-    store.put_meta("layers-by-content", &by_content, &rec)?;
-    store.put_meta("layers-by-shape", &shape.hex(), &Shape {})?;
+    let rec = ByContent(Record { desc: desc.clone() });
+    store.put_record(&by_content, &rec)?;
+    store.put_record(&shape.hex(), &Shape {})?;
     if !racy(job) && !changed {
-        store.put_meta("layers-by-recipe", &recipe.hex(), &rec)?;
+        store.put_record(&recipe.hex(), &ByRecipe(rec.0))?;
     }
     reporter.report(Event::LayerFinished {
         image: job.image,
@@ -204,10 +226,7 @@ fn by_shape<S: Sources>(
     entries: &mut Cow<'_, [Entry]>,
     changed: &mut bool,
 ) -> Result<Shaped> {
-    if store
-        .get_meta::<Shape>("layers-by-shape", &shape.hex())
-        .is_none()
-    {
+    if store.record::<Shape>(&shape.hex()).is_none() {
         return Ok(Shaped::New);
     }
     let (sink, changed_in_pass) = source::write_tar(job, sources, entries, None, || {
@@ -216,7 +235,7 @@ fn by_shape<S: Sources>(
     *changed |= changed_in_pass;
     let diff_id = sink.finish().1;
     let by_content = format!("{}-{}", diff_id.hex(), compression_key(job));
-    if let Some(rec) = store.get_meta::<Record>("layers-by-content", &by_content) {
+    if let Some(ByContent(rec)) = store.record(&by_content) {
         if store.lookup(&rec.desc.digest, rec.desc.size)? == Presence::Present {
             return Ok(Shaped::Reusable(rec));
         }
@@ -241,6 +260,8 @@ fn io_err(job: &LayerJob<'_>, e: io::Error) -> Error {
     }
 }
 
+/// A shape (the tar headers of a layer's entries) built before: its
+/// presence is what makes hashing the tar stream worth a pass.
 #[derive(Serialize, Deserialize)]
 struct Shape {}
 
@@ -361,6 +382,26 @@ mod tests {
     use crate::progress::Silent;
     use std::fs;
     use std::path::Path;
+
+    #[test]
+    fn layer_records_read_as_the_previous_version_wrote_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let d = Digest::of(b"layer");
+        let old = serde_json::json!({"desc": {
+            "media_type": Compression::Gzip.media_type(),
+            "digest": d, "size": 5, "diff_id": d,
+        }});
+        store.put_meta("layers-by-recipe", "k", &old).unwrap();
+        store.put_meta("layers-by-content", "k", &old).unwrap();
+        let ByRecipe(by_recipe) = store.record("k").unwrap();
+        let ByContent(by_content) = store.record("k").unwrap();
+        assert_eq!(by_recipe.desc, by_content.desc);
+        assert_eq!(by_recipe.desc.size, 5);
+        store.put_record("again", &ByRecipe(by_recipe)).unwrap();
+        let written: serde_json::Value = store.get_meta("layers-by-recipe", "again").unwrap();
+        assert_eq!(written, old);
+    }
 
     fn build_in(dir: &Path, store: &Store) -> BuiltLayer {
         let text = "[image.a]\nbase = \"scratch\"\nplatform = \"linux/amd64\"\n\

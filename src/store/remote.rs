@@ -15,12 +15,19 @@ use crate::digest::Digest;
 use crate::error::Result;
 use crate::reference::Reference;
 
-const REMOTE_LOCATIONS: &str = "remote-locations";
 /// The previous version's record of a base layer's repository.
 const OLD_SOURCES: &str = "blob-sources";
 /// The previous version's record of the repositories pushed to, each as
 /// `registry/repository`.
 const OLD_PUSHED: &str = "blob-locations";
+
+/// The repositories that hold one blob, earliest learned first.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Locations(Vec<Location>);
+
+impl super::Record for Locations {
+    const KIND: &'static str = "remote-locations";
+}
 
 /// One repository that holds a blob.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,12 +75,12 @@ impl Store {
             return Ok(());
         }
         known.push(new);
-        self.put_meta(REMOTE_LOCATIONS, &digest.hex(), &known)
+        self.put_record(&digest.hex(), &Locations(known))
     }
 
     fn locations(&self, digest: &Digest) -> Vec<Location> {
         let key = digest.hex();
-        let mut known: Vec<Location> = self.get_meta(REMOTE_LOCATIONS, &key).unwrap_or_default();
+        let Locations(mut known) = self.record(&key).unwrap_or_default();
         let old_source: Option<Location> = self.get_meta(OLD_SOURCES, &key);
         let old_pushed: Vec<String> = self.get_meta(OLD_PUSHED, &key).unwrap_or_default();
         let old_pushed = old_pushed.iter().filter_map(|name| {
@@ -157,7 +164,7 @@ mod tests {
         store
             .record_remote_location(&d, &repo("r.example/more"))
             .unwrap();
-        let folded: Vec<Location> = store.get_meta(REMOTE_LOCATIONS, &d.hex()).unwrap();
+        let Locations(folded) = store.record(&d.hex()).unwrap();
         assert_eq!(folded.len(), 4);
         assert_eq!(store.remote_locations(&d).len(), 4);
     }
