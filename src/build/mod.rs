@@ -1,6 +1,6 @@
 //! Building the images of a build file: base → config → layers → manifest
-//! (→ index), every blob into the store. Nothing here reads the wall clock
-//! for the image: the one timestamp is SOURCE_DATE_EPOCH or
+//! (→ index), every blob it makes into the store. Nothing here reads the
+//! wall clock for the image: the one timestamp is SOURCE_DATE_EPOCH or
 //! [`crate::epoch::DEFAULT_EPOCH`].
 //!
 //! A build is a graph of tasks run in parallel within one budget of cores
@@ -10,9 +10,11 @@
 //! every image can be laid down at once; the exception is a layer whose
 //! `src` names the platform of an image that takes its platform from the
 //! base, which waits for the base. An image is assembled only once its base
-//! (another image of the file, for `:NAME`) is. Results are
-//! collected in build order, so nothing in the output depends on which
-//! task finished first.
+//! (another image of the file, for `:NAME`) is. With
+//! [`BuildOptions::fetch_layers`], the layers a registry base lacks in the
+//! store are fetched by tasks of the same graph once the base is loaded.
+//! Results are collected in build order, so nothing in the output depends
+//! on which task finished first.
 
 mod assemble;
 mod expand;
