@@ -117,7 +117,6 @@ fn build_from<S: Sources>(
     });
 
     let recipe = recipe_key(job);
-    let comp_key = compression_key(job);
 
     let reuse = |desc: LayerDesc| {
         reporter.report(Event::LayerFinished {
@@ -185,13 +184,7 @@ fn build_from<S: Sources>(
         diff_id,
         location: Default::default(),
     };
-    let by_content = format!("{}-{comp_key}", diff_id.hex());
-    let rec = ByContent(Record { desc: desc.clone() });
-    store.put_record(&by_content, &rec)?;
-    store.put_record(&shape.hex(), &Shape {})?;
-    if !racy(job) && !changed {
-        store.put_record(&recipe.hex(), &ByRecipe(rec.0))?;
-    }
+    record(store, job, &desc, &recipe, &shape, !racy(job) && !changed)?;
     reporter.report(Event::LayerFinished {
         image: job.image,
         layer: job.name,
@@ -203,6 +196,26 @@ fn build_from<S: Sources>(
         desc,
         reused: false,
     })
+}
+
+/// Records a layer just built under its content and shape and, when its
+/// sources were `stable` (none changed or racily clean), its recipe.
+fn record(
+    store: &Store,
+    job: &LayerJob<'_>,
+    desc: &LayerDesc,
+    recipe: &Digest,
+    shape: &Digest,
+    stable: bool,
+) -> Result<()> {
+    let by_content = format!("{}-{}", desc.diff_id.hex(), compression_key(job));
+    let rec = ByContent(Record { desc: desc.clone() });
+    store.put_record(&by_content, &rec)?;
+    store.put_record(&shape.hex(), &Shape {})?;
+    if stable {
+        store.put_record(&recipe.hex(), &ByRecipe(rec.0))?;
+    }
+    Ok(())
 }
 
 /// What a shape built before says of a layer.
