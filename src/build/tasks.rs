@@ -171,24 +171,29 @@ impl<'p> Work<'p> {
     /// its image: it is laid down once and shared.
     fn plan_layers(&mut self, opts: &BuildOptions) -> Result<()> {
         let plan = self.plan;
-        let mut first_of_image = Vec::<Option<usize>>::new();
         for (i, node) in plan.nodes.iter().enumerate() {
             let declared = &self.order[node.image].layers;
+            let first = plan.images[node.image].0[0];
             for (l, spec) in node.spec.layers.iter().enumerate() {
                 let shared = !declared[l].has_placeholders();
-                let sharer = first_of_image.get(node.image).copied().flatten();
-                if let (true, Some(first)) = (shared, sharer) {
+                if shared && first != i {
                     let layer = self.nodes[first].layers[l];
                     self.nodes[i].layers.push(layer);
                     continue;
                 }
                 // A layer shared by every platform is the image's, not one
                 // child's.
-                let label = if shared { &node.spec.name } else { &node.label };
+                let label = if shared {
+                    &node.spec.name
+                } else {
+                    &node.label
+                };
                 // A layer that waits for its base's platform is resolved
                 // when it runs.
                 let late = node.platform.is_none() && spec.has_placeholders();
-                let entries = (!late).then(|| resolve(label, spec, opts)).transpose()?;
+                let entries = (!late)
+                    .then(|| resolve(label, spec, opts))
+                    .transpose()?;
                 let weight = 1 + entries.as_deref().map_or(0, layer::input_bytes);
                 self.layers.push(LayerWork {
                     node: i,
@@ -200,10 +205,6 @@ impl<'p> Work<'p> {
                 });
                 self.nodes[i].layers.push(self.layers.len() - 1);
             }
-            if first_of_image.len() <= node.image {
-                first_of_image.resize(node.image + 1, None);
-            }
-            first_of_image[node.image].get_or_insert(i);
         }
         Ok(())
     }
