@@ -183,17 +183,11 @@ impl<'p> Work<'p> {
                 }
                 // A layer shared by every platform is the image's, not one
                 // child's.
-                let label = if shared {
-                    &node.spec.name
-                } else {
-                    &node.label
-                };
+                let label = if shared { &node.spec.name } else { &node.label };
                 // A layer that waits for its base's platform is resolved
                 // when it runs.
                 let late = node.platform.is_none() && spec.has_placeholders();
-                let entries = (!late)
-                    .then(|| resolve(label, spec, opts))
-                    .transpose()?;
+                let entries = (!late).then(|| resolve(label, spec, opts)).transpose()?;
                 let weight = 1 + entries.as_deref().map_or(0, layer::input_bytes);
                 self.layers.push(LayerWork {
                     node: i,
