@@ -1,13 +1,16 @@
 //! Registry bases: from a reference (and perhaps a lock) to an [`Image`]
 //! whose manifest and config are in the store.
 //!
-//! Loading is shallow: layers are not downloaded, only recorded in the
-//! store's `meta/blob-sources/` as fetchable from their repository. An output
-//! that needs their bytes calls [`BaseOptions::ensure_blobs`] first, which
-//! downloads each missing layer once. Digests, not tags, decide everything
-//! after resolution, so a warm store builds offline with identical results.
+//! Loading is shallow: a layer the store lacks is not downloaded but marked
+//! [`BlobLocation::Remote`] in the image and recorded in the store
+//! ([`Store::record_remote_location`]) as held by its repository. A sink
+//! that copies bytes has them fetched first: by the build graph's fetch
+//! tasks ([`crate::build::BuildOptions::fetch_layers`]), or by
+//! [`BaseOptions::ensure_blobs`], which fetches them in parallel. Digests,
+//! not tags, decide everything after resolution, so a warm store builds
+//! offline with identical results.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -17,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::ImageConfig;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::image::{Image, LayerDesc};
+use crate::image::{BlobLocation, Image, LayerDesc};
+use crate::jobs::Graph;
 use crate::lock::{LockFile, LockedBase};
 use crate::manifest;
 use crate::media;
@@ -30,27 +34,25 @@ use crate::registry::{manifest_media_type, Client, ClientOptions, Manifest, Repo
 use crate::store::{Presence, Store};
 
 const TAGS_META: &str = "registry-tags";
-const SOURCES_META: &str = "blob-sources";
+
+/// Layers downloaded at once by [`BaseOptions::ensure_blobs`]: as many as a
+/// push has in flight.
+const FETCH_JOBS: usize = 4;
 
 /// How registry bases are reached: the network (or not), and the lock.
 #[derive(Debug, Default)]
 pub struct BaseOptions {
+    /// How to make the registry client (`None`: from the environment).
     pub client_options: Option<ClientOptions>,
     /// Never touch the network; everything must be in the store.
     pub offline: bool,
     /// `gantry.lock` as read, and where it was read from.
     pub lock: Option<LockFile>,
+    /// Where the lock was read from (or would be), for its errors.
     pub lock_path: Option<PathBuf>,
     /// Every base must be in the lock, as the build file has it.
     pub locked: bool,
     client: Mutex<Option<Arc<Client>>>,
-}
-
-/// Where a layer that is not in the store can be downloaded from.
-#[derive(Debug, Serialize, Deserialize)]
-struct BlobSource {
-    registry: String,
-    repository: String,
 }
 
 /// What a tag resolved to when last asked, for `--offline` without a lock.
@@ -63,14 +65,21 @@ struct TagRecord {
 /// A base as loaded, and what pinned it.
 #[derive(Debug, Clone)]
 pub struct LoadedBase {
+    /// The image for the platform asked for; its layers the store lacks
+    /// are [`BlobLocation::Remote`].
     pub image: Image,
+    /// The digest the reference resolved to: the image's manifest, or the
+    /// index it was chosen from (what a lock pins).
     pub top: Digest,
+    /// The media type of `top`.
     pub top_media_type: String,
     /// The platform key a lock records this manifest under.
     pub platform: String,
 }
 
 impl BaseOptions {
+    /// Options that reach registries with a client made from
+    /// `client_options`, without a lock.
     pub fn new(client_options: ClientOptions) -> BaseOptions {
         BaseOptions {
             client_options: Some(client_options),
@@ -392,21 +401,22 @@ impl BaseOptions {
                 Presence::OtherSize(n) => return Err(size_error(r, &digest, d.size(), n)),
                 Presence::Absent => false,
             };
-            if !present {
-                store.put_meta(
-                    SOURCES_META,
-                    &digest.hex(),
-                    &BlobSource {
-                        registry: r.registry.clone(),
-                        repository: r.repository.clone(),
-                    },
-                )?;
-            }
+            let location = if present {
+                BlobLocation::Store
+            } else {
+                store.record_remote_location(&digest, r)?;
+                BlobLocation::Remote(Reference {
+                    tag: None,
+                    digest: None,
+                    ..r.clone()
+                })
+            };
             layers.push(LayerDesc {
                 media_type: d.media_type().to_string(),
                 digest,
                 size: d.size(),
                 diff_id,
+                location,
             });
         }
         let annotations: BTreeMap<String, String> = manifest
@@ -428,59 +438,93 @@ impl BaseOptions {
         })
     }
 
-    /// Downloads, once, every layer of `images` the store lacks, from where
-    /// loading their base recorded it can be fetched. Sinks read only from
-    /// the store, so this runs before any of them.
+    /// Downloads, once each and several at a time, every layer of `images`
+    /// the store lacks, from the repository its [`LayerDesc::location`] (or
+    /// the store's record) names. For callers outside a build (`gantry
+    /// pull`); a build asked for [`crate::build::BuildOptions::fetch_layers`]
+    /// fetches as tasks of its graph instead. Every layer is checked before
+    /// any is downloaded, so a layer that cannot be had fails the call first.
     pub fn ensure_blobs(
         &self,
         images: &[&Image],
         store: &Store,
         reporter: &dyn Reporter,
     ) -> Result<()> {
+        let mut seen = HashSet::new();
+        let mut missing = Vec::new();
         for image in images {
-            for l in &image.layers {
-                match store.lookup(&l.digest, l.size)? {
-                    Presence::Present => continue,
-                    Presence::OtherSize(n) => {
-                        return Err(Error::format(
-                            format!("image {:?}", image.name),
-                            Store::size_error(&l.digest, l.size, n).to_string(),
-                        ))
-                    }
-                    // Missing, or moved aside as damaged: fetched again.
-                    Presence::Absent => {}
+            for l in image.layers.iter().filter(|l| seen.insert(l.digest)) {
+                if let Some(from) = self.fetchable(&image.name, l, store)? {
+                    missing.push((from, l));
                 }
-                let Some(r) = blob_source(store, &l.digest) else {
-                    return Err(Error::format(
-                        format!("image {:?}", image.name),
-                        format!("layer {} is not in the store", l.digest),
-                    ));
-                };
-                let what = r.to_string();
-                if self.offline {
-                    return Err(Error::Offline(format!(
-                        "image {:?}: layer {} of base {what} is not in the store",
-                        image.name, l.digest
-                    )));
-                }
-                let client = self.client(&what)?;
-                client.fetch_blob(&Repo::pull(&r, &what, reporter), &l.digest, l.size, store)?;
             }
         }
-        Ok(())
+        let mut graph = Graph::new();
+        for (from, l) in &missing {
+            graph.add(&[], 0, move |_| self.download(from, l, store, reporter));
+        }
+        graph.run(FETCH_JOBS)
     }
-}
 
-/// The repository a base layer missing from the store can be fetched
-/// from, as loading its base recorded it.
-pub fn blob_source(store: &Store, digest: &Digest) -> Option<Reference> {
-    let src: BlobSource = store.get_meta(SOURCES_META, &digest.hex())?;
-    Some(Reference {
-        registry: src.registry,
-        repository: src.repository,
-        tag: None,
-        digest: None,
-    })
+    /// Downloads one layer of `image` into the store unless it is there.
+    pub fn fetch_layer(
+        &self,
+        image: &str,
+        layer: &LayerDesc,
+        store: &Store,
+        reporter: &dyn Reporter,
+    ) -> Result<()> {
+        match self.fetchable(image, layer, store)? {
+            Some(from) => self.download(&from, layer, store, reporter),
+            None => Ok(()),
+        }
+    }
+
+    /// `None` when the store has the layer; otherwise the repository it is
+    /// fetched from, or why it cannot be.
+    fn fetchable(&self, image: &str, l: &LayerDesc, store: &Store) -> Result<Option<Reference>> {
+        match store.lookup(&l.digest, l.size)? {
+            Presence::Present => return Ok(None),
+            Presence::OtherSize(n) => {
+                return Err(Error::format(
+                    format!("image {image:?}"),
+                    Store::size_error(&l.digest, l.size, n).to_string(),
+                ))
+            }
+            // Missing, or moved aside as damaged: fetched again.
+            Presence::Absent => {}
+        }
+        let from = match &l.location {
+            BlobLocation::Remote(r) => Some(r.clone()),
+            // In the store when the image was loaded, moved aside since.
+            BlobLocation::Store => store.remote_locations(&l.digest).into_iter().next(),
+        };
+        let Some(from) = from else {
+            return Err(Error::format(
+                format!("image {image:?}"),
+                format!("layer {} is not in the store", l.digest),
+            ));
+        };
+        if self.offline {
+            return Err(Error::Offline(format!(
+                "image {image:?}: layer {} of base {from} is not in the store",
+                l.digest
+            )));
+        }
+        Ok(Some(from))
+    }
+
+    fn download(
+        &self,
+        from: &Reference,
+        l: &LayerDesc,
+        store: &Store,
+        reporter: &dyn Reporter,
+    ) -> Result<()> {
+        let what = from.to_string();
+        let client = self.client(&what)?;
+        client.fetch_blob(&Repo::pull(from, &what, reporter), &l.digest, l.size, store)
+    }
 }
 
 /// A sound stored blob whose size the base's descriptor gets wrong.

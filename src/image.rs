@@ -1,5 +1,11 @@
-//! An assembled image: everything needed to write it to any sink, with every
-//! blob it names present in the store.
+//! An assembled image: everything needed to write it to any sink.
+//!
+//! Its manifest and config are always in the store. Its layers are in the
+//! store too, except the layers of a registry base the store lacks: those
+//! are [`BlobLocation::Remote`], and a sink that copies bytes has them
+//! fetched first (`build::BuildOptions::fetch_layers`, or
+//! `bases::BaseOptions::ensure_blobs`), while a push streams or mounts them
+//! from that repository.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,14 +18,36 @@ use crate::digest::Digest;
 use crate::manifest;
 use crate::media;
 use crate::platform::Platform;
+use crate::reference::Reference;
 
-/// A layer as a manifest lists it, plus its uncompressed digest.
+/// A layer as a manifest lists it, plus its uncompressed digest and where
+/// its bytes are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerDesc {
+    /// The manifest's media type for the layer (its compression).
     pub media_type: String,
+    /// The digest of the compressed blob, as the manifest names it.
     pub digest: Digest,
+    /// The compressed blob's size in bytes.
     pub size: u64,
+    /// The digest of the uncompressed tar stream (the config's `diff_ids`).
     pub diff_id: Digest,
+    /// Where the blob's bytes are when the image is assembled; not part of
+    /// any record, because only the store at hand can say.
+    #[serde(skip)]
+    pub location: BlobLocation,
+}
+
+/// Where a layer's bytes are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum BlobLocation {
+    /// In the local store.
+    #[default]
+    Store,
+    /// Not in the store, but in this repository (`registry` and
+    /// `repository` only) of a registry: a registry base's layer, loaded
+    /// without its bytes.
+    Remote(Reference),
 }
 
 #[derive(Debug, Clone)]

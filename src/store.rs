@@ -10,6 +10,7 @@
 //! (at most once an hour), which is what `gantry gc` ([`gc`]) prunes by.
 
 pub mod gc;
+mod remote;
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
@@ -35,6 +36,8 @@ const RECORD_TEMP: &str = "record-";
 /// often enough for `--keep-days`, rarely enough to cost nothing.
 pub const TOUCH_AFTER: Duration = Duration::from_secs(3600);
 
+/// A handle on the store at one root; clones share what the process found
+/// damaged ([`Store::repairs`]) and its registration as a user of the store.
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
@@ -54,11 +57,20 @@ struct Shared {
 /// A store blob found not to match its name, and moved aside.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Repair {
+    /// The blob's name.
     pub digest: Digest,
     /// What was wrong with it.
     pub problem: String,
     /// Where it was moved (under the store's `corrupt/`).
     pub moved_to: PathBuf,
+}
+
+/// A kind of metadata record: the type it holds, kept under `meta/KIND/`.
+/// Naming the kind with the type keeps one kind from being read as
+/// another, and its directory written in one place.
+pub trait Record: Serialize + DeserializeOwned {
+    /// The directory of `meta/` records of this kind are kept in.
+    const KIND: &'static str;
 }
 
 /// What the store holds under a digest, against a descriptor's size.
@@ -104,14 +116,18 @@ impl Store {
             .join("gantry")
     }
 
+    /// The store's directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// Where the blob `digest` is (or would be) stored.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.root.join("blobs/sha256").join(digest.hex())
     }
 
+    /// Whether a blob named `digest` is stored (its size and content not
+    /// checked: see [`Store::lookup`]).
     pub fn has(&self, digest: &Digest) -> bool {
         let path = self.blob_path(digest);
         match fs::metadata(&path) {
@@ -324,6 +340,16 @@ impl Store {
             .join(format!("{key}.json"))
     }
 
+    /// The record of kind `R` under `key`, if there is a readable one.
+    pub fn record<R: Record>(&self, key: &str) -> Option<R> {
+        self.get_meta(R::KIND, key)
+    }
+
+    /// Writes the record of kind `R` under `key`, atomically.
+    pub fn put_record<R: Record>(&self, key: &str, value: &R) -> Result<()> {
+        self.put_meta(R::KIND, key, value)
+    }
+
     /// Reads a metadata record; a missing or unreadable record is `None`,
     /// because records are only ever caches of what blobs already prove.
     pub fn get_meta<T: DeserializeOwned>(&self, kind: &str, key: &str) -> Option<T> {
@@ -384,10 +410,13 @@ pub struct BlobWriter {
 }
 
 impl BlobWriter {
+    /// The bytes written so far.
     pub fn written(&self) -> u64 {
         self.inner.written()
     }
 
+    /// Makes what was written the blob named by its digest, and returns
+    /// that digest and the size.
     pub fn commit(self) -> Result<(Digest, u64)> {
         let (buf, digest, size) = self.inner.finish();
         let tmp_dir = self.store.root.join("tmp");

@@ -109,6 +109,55 @@ fn a_second_repository_mounts_and_a_warm_push_only_asks() {
 }
 
 #[test]
+fn a_store_from_the_previous_version_still_mounts_from_the_repositories_it_recorded() {
+    if !peers() {
+        return;
+    }
+    let reg = DockerRegistry::start(Options::default());
+    let one = format!("{}/team/one:1", reg.host());
+    let two = format!("{}/team/two:1", reg.host());
+    let p = app_project(&[&one]);
+    p.ok(&["push"]);
+    // What the previous version kept instead: `blob-locations`, the
+    // `registry/repository` names a blob was pushed to.
+    let meta = p.store.path().join("meta");
+    let old = meta.join("blob-locations");
+    fs::create_dir_all(&old).unwrap();
+    let mut converted = 0;
+    for e in fs::read_dir(meta.join("remote-locations")).unwrap() {
+        let path = e.unwrap().path();
+        let locations: Vec<serde_json::Value> =
+            serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        let names: Vec<String> = locations
+            .iter()
+            .map(|l| {
+                format!(
+                    "{}/{}",
+                    l["registry"].as_str().unwrap(),
+                    l["repository"].as_str().unwrap()
+                )
+            })
+            .collect();
+        fs::write(
+            old.join(path.file_name().unwrap()),
+            serde_json::to_vec(&names).unwrap(),
+        )
+        .unwrap();
+        fs::remove_file(&path).unwrap();
+        converted += 1;
+    }
+    assert_eq!(converted, 3, "config and two layers");
+
+    p.ok(&["push", "app", "-t", &two, "--metadata-file", "two.json"]);
+    let meta = metadata(&p.join("two.json"));
+    let repo_two = format!("{}/team/two", reg.host());
+    assert_eq!(actions(&meta, &repo_two), ["mounted"; 3]);
+    for b in meta["images"][0]["blobs"].as_array().unwrap() {
+        assert_eq!(b["from"], format!("{}/team/one", reg.host()));
+    }
+}
+
+#[test]
 fn basic_auth_over_tls_with_docker_credentials_and_no_secret_in_output() {
     if !(peers() && require("openssl") && require("htpasswd")) {
         return;

@@ -101,7 +101,7 @@ pub(super) fn platform_on(spec: &ImageSpec, base: &Base) -> Option<Platform> {
 pub(super) fn finish(
     spec: &ImageSpec,
     values: &Expanded,
-    base: Base,
+    base: &Base,
     built_layers: Vec<(String, LayerDesc)>,
     extra_annotations: &BTreeMap<String, String>,
     tags: Vec<String>,
@@ -157,7 +157,7 @@ pub(super) fn finish(
         layers.push(desc);
     }
 
-    let mut annotations = base.annotations;
+    let mut annotations = base.annotations.clone();
     annotations.extend(extra_annotations.clone());
     assemble(store, &spec.name, config, layers, annotations, tags)
 }

@@ -10,6 +10,7 @@ use super::BuiltImage;
 use crate::digest::Digest;
 use crate::store::Repair;
 
+/// The whole report: the images built and the store's repairs.
 #[derive(Debug, Serialize)]
 pub struct Report<'a> {
     /// Every image built, bases first.
@@ -19,47 +20,72 @@ pub struct Report<'a> {
     pub repaired: Vec<RepairEntry<'a>>,
 }
 
+/// A store blob moved aside ([`Repair`]).
 #[derive(Debug, Serialize)]
 pub struct RepairEntry<'a> {
+    /// The blob's name.
     pub digest: &'a Digest,
+    /// What was wrong with it.
     pub problem: &'a str,
+    /// Where it was moved, under the store's `corrupt/`.
     pub moved_to: String,
 }
 
+/// One image of the build file, as built.
 #[derive(Debug, Serialize)]
 pub struct ImageEntry<'a> {
+    /// The image's name in the build file.
     pub name: &'a str,
     /// The manifest digest, or the index digest of a multi-platform image.
     pub digest: &'a Digest,
+    /// The media type of that manifest or index.
     pub media_type: &'a str,
+    /// Full references the image is tagged with.
     pub tags: &'a [String],
+    /// Per platform built, in the build file's order.
     pub platforms: Vec<PlatformEntry<'a>>,
 }
 
+/// One platform of an image ([`super::PlatformReport`]).
 #[derive(Debug, Serialize)]
 pub struct PlatformEntry<'a> {
+    /// `os/arch[/variant]`.
     pub platform: &'a str,
+    /// The digest of the platform's manifest.
     pub manifest_digest: &'a Digest,
+    /// The digest of the platform's config.
     pub config_digest: &'a Digest,
+    /// When config and manifest assembly began, in ms since the build
+    /// started.
     pub started_ms: u64,
+    /// When it was done, in ms since the build started.
     pub finished_ms: u64,
+    /// The image's own layers, in order.
     pub layers: Vec<LayerEntry<'a>>,
 }
 
+/// One layer of a platform ([`super::LayerReport`]).
 #[derive(Debug, Serialize)]
 pub struct LayerEntry<'a> {
+    /// The layer's name in the build file.
     pub name: &'a str,
+    /// The digest of the compressed blob.
     pub digest: &'a Digest,
+    /// The digest of the uncompressed tar stream.
     pub diff_id: &'a Digest,
+    /// The compressed blob's size in bytes.
     pub size: u64,
     /// `"rebuilt"` (laid down and compressed in this build) or `"reused"`
     /// (an identical layer was in the store; nothing was compressed).
     pub status: &'static str,
+    /// When laying it down began, in ms since the build started.
     pub started_ms: u64,
+    /// When it was done, in ms since the build started.
     pub finished_ms: u64,
 }
 
 impl<'a> Report<'a> {
+    /// The report of `built`, with the repairs the store made meanwhile.
     pub fn of(built: &'a [BuiltImage], repairs: &'a [Repair]) -> Report<'a> {
         Report {
             images: built.iter().map(ImageEntry::of).collect(),

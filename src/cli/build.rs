@@ -321,6 +321,7 @@ pub fn build_from_file(
         opts.threads = j;
     }
     opts.platform = inputs.platform.clone();
+    opts.fetch_layers = inputs.outputs.iter().any(|(flag, _)| *flag == "-o");
     opts.stamp = inputs.stamp.sources();
     let mut o = inputs.registry.base_options();
     super::registry::attach_lock(&mut o, &file, inputs.file, inputs.locked)?;

@@ -27,7 +27,7 @@ use crate::digest::{Digest, Hasher, HashingWriter};
 use crate::error::{Error, Result};
 use crate::image::LayerDesc;
 use crate::progress::{Event, Reporter};
-use crate::store::{Presence, Store};
+use crate::store::{self, Presence, Store};
 use compress::{CompressOptions, Encoder};
 use fileset::Entry;
 use source::Sources;
@@ -40,24 +40,51 @@ pub const FORMAT_VERSION: u32 = 2;
 /// Report progress every this many bytes.
 const PROGRESS_STEP: u64 = 8 << 20;
 
+/// One layer to lay down: its resolved entries and how to compress them.
 pub struct LayerJob<'a> {
+    /// The image the layer belongs to, for progress and errors.
     pub image: &'a str,
+    /// The layer's name in the build file.
     pub name: &'a str,
+    /// The layer's entries, sorted, as [`fileset::resolve`] found them.
     pub entries: &'a [Entry],
+    /// Compression, level and threads.
     pub compress: CompressOptions,
 }
 
 /// The result of building a layer.
 #[derive(Debug, Clone)]
 pub struct BuiltLayer {
+    /// The layer as a manifest lists it; its blob is in the store.
     pub desc: LayerDesc,
     /// An identical layer was already in the store; nothing was compressed.
     pub reused: bool,
 }
 
+/// A finished layer, as its records hold it.
 #[derive(Serialize, Deserialize)]
 struct Record {
     desc: LayerDesc,
+}
+
+/// The layer built from a recipe whose sources had these identities.
+#[derive(Serialize, Deserialize)]
+struct ByRecipe(Record);
+
+impl store::Record for ByRecipe {
+    const KIND: &'static str = "layers-by-recipe";
+}
+
+/// The layer of an uncompressed tar stream, compressed one way.
+#[derive(Serialize, Deserialize)]
+struct ByContent(Record);
+
+impl store::Record for ByContent {
+    const KIND: &'static str = "layers-by-content";
+}
+
+impl store::Record for Shape {
+    const KIND: &'static str = "layers-by-shape";
 }
 
 /// The bytes of file content a layer's entries hold.
@@ -90,11 +117,6 @@ fn build_from<S: Sources>(
     });
 
     let recipe = recipe_key(job);
-    let comp_key = format!(
-        "{:?}-{}-v{FORMAT_VERSION}",
-        job.compress.compression, job.compress.level
-    )
-    .to_lowercase();
 
     let reuse = |desc: LayerDesc| {
         reporter.report(Event::LayerFinished {
@@ -108,7 +130,7 @@ fn build_from<S: Sources>(
     };
 
     // 1. Nothing changed since the last build of this recipe: no reading.
-    if let Some(rec) = store.get_meta::<Record>("layers-by-recipe", &recipe.hex()) {
+    if let Some(ByRecipe(rec)) = store.record(&recipe.hex()) {
         // A blob of another size is damaged (moved aside by the lookup) or
         // the record is wrong; either way the layer is built again.
         if store.lookup(&rec.desc.digest, rec.desc.size)? == Presence::Present {
@@ -120,30 +142,20 @@ fn build_from<S: Sources>(
     //    fresh checkout, a touched file): hash the tar stream to learn the
     //    diff_id, and reuse a layer with that content if the store has one.
     let shape = shape_key(job);
-    let mut known_diff_id = None;
     // The entries as read: a file found changed is expected as it was seen.
     let mut entries = Cow::Borrowed(job.entries);
     let mut changed = false;
-    if store
-        .get_meta::<Shape>("layers-by-shape", &shape.hex())
-        .is_some()
-    {
-        let (sink, changed_in_pass) = source::write_tar(job, sources, &mut entries, None, || {
-            Ok(HashingWriter::new(io::sink()))
-        })?;
-        changed |= changed_in_pass;
-        let diff_id = sink.finish().1;
-        let by_content = format!("{}-{comp_key}", diff_id.hex());
-        if let Some(rec) = store.get_meta::<Record>("layers-by-content", &by_content) {
-            if store.lookup(&rec.desc.digest, rec.desc.size)? == Presence::Present {
-                if !racy(job) && !changed {
-                    store.put_meta("layers-by-recipe", &recipe.hex(), &rec)?;
-                }
-                return Ok(reuse(rec.desc));
+    let known_diff_id = match by_shape(store, job, sources, &shape, &mut entries, &mut changed)? {
+        Shaped::Reusable(rec) => {
+            let rec = ByRecipe(rec);
+            if !racy(job) && !changed {
+                store.put_record(&recipe.hex(), &rec)?;
             }
+            return Ok(reuse(rec.0.desc));
         }
-        known_diff_id = Some(diff_id);
-    }
+        Shaped::Hashed(diff_id) => Some(diff_id),
+        Shaped::New => None,
+    };
 
     // 3. New content: tar, hash and compress in one pass.
     let (tar_out, changed_in_pass) =
@@ -170,14 +182,9 @@ fn build_from<S: Sources>(
         digest,
         size,
         diff_id,
+        location: Default::default(),
     };
-    let rec = Record { desc: desc.clone() };
-    let by_content = format!("{}-{comp_key}", diff_id.hex());
-    store.put_meta("layers-by-content", &by_content, &rec)?;
-    store.put_meta("layers-by-shape", &shape.hex(), &Shape {})?;
-    if !racy(job) && !changed {
-        store.put_meta("layers-by-recipe", &recipe.hex(), &rec)?;
-    }
+    record(store, job, &desc, &recipe, &shape, !racy(job) && !changed)?;
     reporter.report(Event::LayerFinished {
         image: job.image,
         layer: job.name,
@@ -191,6 +198,73 @@ fn build_from<S: Sources>(
     })
 }
 
+/// Records a layer just built under its content and shape and, when its
+/// sources were `stable` (none changed or racily clean), its recipe.
+fn record(
+    store: &Store,
+    job: &LayerJob<'_>,
+    desc: &LayerDesc,
+    recipe: &Digest,
+    shape: &Digest,
+    stable: bool,
+) -> Result<()> {
+    let by_content = format!("{}-{}", desc.diff_id.hex(), compression_key(job));
+    let rec = ByContent(Record { desc: desc.clone() });
+    store.put_record(&by_content, &rec)?;
+    store.put_record(&shape.hex(), &Shape {})?;
+    if stable {
+        store.put_record(&recipe.hex(), &ByRecipe(rec.0))?;
+    }
+    Ok(())
+}
+
+/// What a shape built before says of a layer.
+enum Shaped {
+    /// A layer of this content is in the store.
+    Reusable(Record),
+    /// The content is new; its diff_id, from hashing the tar stream.
+    Hashed(Digest),
+    /// The shape was never built: nothing was read.
+    New,
+}
+
+/// For a shape built before, hashes the tar stream (noting in `changed` a
+/// file that changed as it was read) and looks for a stored layer of that
+/// content and compression.
+fn by_shape<S: Sources>(
+    store: &Store,
+    job: &LayerJob<'_>,
+    sources: &S,
+    shape: &Digest,
+    entries: &mut Cow<'_, [Entry]>,
+    changed: &mut bool,
+) -> Result<Shaped> {
+    if store.record::<Shape>(&shape.hex()).is_none() {
+        return Ok(Shaped::New);
+    }
+    let (sink, changed_in_pass) = source::write_tar(job, sources, entries, None, || {
+        Ok(HashingWriter::new(io::sink()))
+    })?;
+    *changed |= changed_in_pass;
+    let diff_id = sink.finish().1;
+    let by_content = format!("{}-{}", diff_id.hex(), compression_key(job));
+    if let Some(ByContent(rec)) = store.record(&by_content) {
+        if store.lookup(&rec.desc.digest, rec.desc.size)? == Presence::Present {
+            return Ok(Shaped::Reusable(rec));
+        }
+    }
+    Ok(Shaped::Hashed(diff_id))
+}
+
+/// The compression and format part of a layer's content key.
+fn compression_key(job: &LayerJob<'_>) -> String {
+    format!(
+        "{:?}-{}-v{FORMAT_VERSION}",
+        job.compress.compression, job.compress.level
+    )
+    .to_lowercase()
+}
+
 fn io_err(job: &LayerJob<'_>, e: io::Error) -> Error {
     Error::Layer {
         image: job.image.into(),
@@ -199,6 +273,8 @@ fn io_err(job: &LayerJob<'_>, e: io::Error) -> Error {
     }
 }
 
+/// A shape (the tar headers of a layer's entries) built before: its
+/// presence is what makes hashing the tar stream worth a pass.
 #[derive(Serialize, Deserialize)]
 struct Shape {}
 
@@ -319,6 +395,26 @@ mod tests {
     use crate::progress::Silent;
     use std::fs;
     use std::path::Path;
+
+    #[test]
+    fn layer_records_read_as_the_previous_version_wrote_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let d = Digest::of(b"layer");
+        let old = serde_json::json!({"desc": {
+            "media_type": Compression::Gzip.media_type(),
+            "digest": d, "size": 5, "diff_id": d,
+        }});
+        store.put_meta("layers-by-recipe", "k", &old).unwrap();
+        store.put_meta("layers-by-content", "k", &old).unwrap();
+        let ByRecipe(by_recipe) = store.record("k").unwrap();
+        let ByContent(by_content) = store.record("k").unwrap();
+        assert_eq!(by_recipe.desc, by_content.desc);
+        assert_eq!(by_recipe.desc.size, 5);
+        store.put_record("again", &ByRecipe(by_recipe)).unwrap();
+        let written: serde_json::Value = store.get_meta("layers-by-recipe", "again").unwrap();
+        assert_eq!(written, old);
+    }
 
     fn build_in(dir: &Path, store: &Store) -> BuiltLayer {
         let text = "[image.a]\nbase = \"scratch\"\nplatform = \"linux/amd64\"\n\

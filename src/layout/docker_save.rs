@@ -151,6 +151,7 @@ pub(super) fn open_docker_save(
             digest,
             size,
             diff_id,
+            location: Default::default(),
         });
     }
     known.insert(

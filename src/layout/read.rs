@@ -498,6 +498,7 @@ fn open_oci(
             digest,
             size: d.size(),
             diff_id,
+            location: Default::default(),
         });
     }
     let annotations: BTreeMap<String, String> = manifest

@@ -146,6 +146,7 @@ pub(crate) fn make_image(store: &Store, tags: &[&str], layers: &[Vec<u8>], gzipp
             digest,
             size,
             diff_id,
+            location: Default::default(),
         });
     }
     let diff_ids: Vec<Digest> = descs.iter().map(|l| l.diff_id).collect();

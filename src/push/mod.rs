@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::bases;
 use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, Result};
 use crate::image::{Image, ImageIndex};
@@ -33,10 +32,6 @@ use crate::store::Store;
 
 mod early;
 pub use early::Early;
-
-/// Records of the repositories a blob was pushed to or pulled from, per
-/// registry: the candidates a later push mounts from.
-const LOCATIONS_META: &str = "blob-locations";
 
 #[derive(Debug, Clone)]
 pub struct PushOptions {
@@ -541,21 +536,14 @@ impl Run<'_> {
         {
             return Some(r.clone());
         }
-        let recorded: BTreeSet<String> = self
-            .store
-            .get_meta(LOCATIONS_META, &digest.hex())
-            .unwrap_or_default();
-        let prefix = format!("{}/", p.target.registry);
-        if let Some(r) = recorded
-            .iter()
-            .filter_map(|n| n.strip_prefix(&prefix))
-            .find(|r| *r != p.repository())
-        {
-            return Some(r.to_string());
-        }
-        bases::blob_source(self.store, digest)
-            .filter(|s| s.registry == p.target.registry && s.repository != p.repository())
-            .map(|s| s.repository)
+        // The latest learned first: a repository pushed to before the base
+        // a layer came from, as when the two were separate records.
+        self.store
+            .remote_locations(digest)
+            .into_iter()
+            .rev()
+            .find(|r| r.registry == p.target.registry && r.repository != p.repository())
+            .map(|r| r.repository)
     }
 
     /// Notes, for this run and later ones, that the repository has the blob.
@@ -566,16 +554,8 @@ impl Run<'_> {
             .entry((p.host().to_string(), *digest))
             .or_default()
             .push(p.repository().to_string());
-        let mut recorded: BTreeSet<String> = self
-            .store
-            .get_meta(LOCATIONS_META, &digest.hex())
-            .unwrap_or_default();
-        if recorded.insert(p.name()) {
-            // A cache: losing an update to a concurrent push costs a mount.
-            let _ = self
-                .store
-                .put_meta(LOCATIONS_META, &digest.hex(), &recorded);
-        }
+        // A cache: losing an update to a concurrent push costs a mount.
+        let _ = self.store.record_remote_location(digest, &p.target);
     }
 
     /// The blob's bytes for one upload attempt: from the store, or streamed
@@ -592,7 +572,8 @@ impl Run<'_> {
             let r = self.store.open_blob(digest)?;
             return Ok(Box::new(Counting { inner: r, counter }));
         }
-        let Some(src) = bases::blob_source(self.store, digest) else {
+        // The earliest learned: the repository of the base it came from.
+        let Some(src) = self.store.remote_locations(digest).into_iter().next() else {
             return Err(Error::format(
                 format!("blob {digest}"),
                 "is neither in the store nor known in a registry",

@@ -100,35 +100,9 @@ impl Client {
         // one `scope` parameter each.
         let joined = scopes.join(" ");
         let scope = joined.as_str();
-        let (host, what) = (at.host, at.what);
+        let host = at.host;
         let credential = self.credential(host)?;
-        let realm_host = reqwest::Url::parse(realm)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_else(|| host.to_string());
-        if let Ok(u) = reqwest::Url::parse(realm) {
-            if u.scheme() == "http" && !self.plain_http_allowed(&authority(&u)) {
-                return Err(self.err(
-                    host,
-                    what,
-                    None,
-                    None,
-                    format!(
-                        "the token service {realm_host} is plain HTTP; name it with \
-                         --insecure-registry to allow that"
-                    ),
-                ));
-            }
-        }
-        let realm_url = reqwest::Url::parse(realm).map_err(|_| {
-            self.err(
-                host,
-                what,
-                None,
-                None,
-                format!("the token service {realm_host} is not a URL"),
-            )
-        })?;
+        let (realm_url, realm_host) = self.token_service(at, realm)?;
         // The password goes to the token service the registry named (as
         // docker sends it), and, like any credential, only to its origin.
         let basic = match &credential {
@@ -165,9 +139,55 @@ impl Client {
                 })?
             }
         };
+        self.token_from(at, &realm_host, scope, resp)
+    }
+
+    /// The token service's URL and host, refused when it is plain HTTP
+    /// that `--insecure-registry` does not allow, or no URL at all.
+    fn token_service(&self, at: &Repo<'_>, realm: &str) -> Result<(reqwest::Url, String)> {
+        let (host, what) = (at.host, at.what);
+        let realm_host = reqwest::Url::parse(realm)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| host.to_string());
+        if let Ok(u) = reqwest::Url::parse(realm) {
+            if u.scheme() == "http" && !self.plain_http_allowed(&authority(&u)) {
+                return Err(self.err(
+                    host,
+                    what,
+                    None,
+                    None,
+                    format!(
+                        "the token service {realm_host} is plain HTTP; name it with \
+                         --insecure-registry to allow that"
+                    ),
+                ));
+            }
+        }
+        let realm_url = reqwest::Url::parse(realm).map_err(|_| {
+            self.err(
+                host,
+                what,
+                None,
+                None,
+                format!("the token service {realm_host} is not a URL"),
+            )
+        })?;
+        Ok((realm_url, realm_host))
+    }
+
+    /// The token in the token service's answer to a request for `scope`.
+    fn token_from(
+        &self,
+        at: &Repo<'_>,
+        realm_host: &str,
+        scope: &str,
+        resp: reqwest::blocking::Response,
+    ) -> Result<Token> {
+        let (host, what) = (at.host, at.what);
         let status = resp.status().as_u16();
         if status >= 400 {
-            let e = self.status_error(&realm_host, what, resp);
+            let e = self.status_error(realm_host, what, resp);
             return Err(match e {
                 Error::Registry {
                     status,

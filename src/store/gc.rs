@@ -68,6 +68,7 @@ pub(super) fn register(root: &Path) -> Result<User> {
     Ok(User { _file: file, path })
 }
 
+/// What `gc` keeps, and whether it removes anything.
 #[derive(Debug, Clone, Copy)]
 pub struct GcOptions {
     /// Blobs and records not used for this long are removed.
@@ -79,8 +80,11 @@ pub struct GcOptions {
 /// What `gc` removed (or would remove, in a dry run).
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct GcReport {
+    /// Nothing was removed; the figures are what would have been.
     pub dry_run: bool,
+    /// Blobs not used within the keep time.
     pub blobs: Freed,
+    /// Metadata records not used within the keep time.
     pub records: Freed,
     /// Temporaries whose writer is gone.
     pub temporaries: Freed,
@@ -92,6 +96,7 @@ pub struct GcReport {
 }
 
 impl GcReport {
+    /// Everything removed, of every kind.
     pub fn total(&self) -> Freed {
         let mut t = Freed::default();
         for f in [self.blobs, self.records, self.temporaries, self.corrupt] {
