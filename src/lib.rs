@@ -46,6 +46,7 @@ pub mod progress;
 pub mod push;
 pub mod redact;
 pub mod reference;
+pub mod rootfs;
 pub mod registry;
 pub mod stamp;
 pub mod store;
