@@ -24,6 +24,7 @@
 //! - orchestration: [`build`], with [`lock`] (`gantry.lock`) and [`jobs`]
 //!   (the parallel task runner); [`inspect`] summarises an image.
 
+pub mod accounts;
 pub mod bases;
 pub mod build;
 pub mod buildfile;
@@ -46,8 +47,8 @@ pub mod progress;
 pub mod push;
 pub mod redact;
 pub mod reference;
-pub mod rootfs;
 pub mod registry;
+pub mod rootfs;
 pub mod stamp;
 pub mod store;
 
