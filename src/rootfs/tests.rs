@@ -1,5 +1,5 @@
 use std::cell::Cell;
-use std::io::{Cursor, Read};
+use std::io::{self, Cursor, Read};
 
 use super::*;
 use crate::digest::Digest;
@@ -486,6 +486,78 @@ fn iter_lists_paths_in_byte_order_with_directories_before_their_contents() {
         .index()]);
     assert_eq!(fs_paths(&fs), ["", "a", "a-b", "a/b", "a/z", "b"]);
     assert_eq!(fs.len(), 6);
+}
+
+/// The layer writer's own output (ustar prefix splits, PAX records for
+/// long link targets and large ids), compressed by its own encoder, as a
+/// base built by gantry would come back.
+#[test]
+fn a_layer_written_and_compressed_by_gantry_indexes_through_uncompressed() {
+    use crate::layer::compress::{CompressOptions, Encoder};
+    use crate::layer::tar::{EntryHeader, EntryKind, TarWriter};
+    use crate::media::Compression;
+
+    let header = |path: &str, kind: EntryKind, uid: u64| EntryHeader {
+        path: path.to_string(),
+        kind,
+        mode: 0o750,
+        uid,
+        gid: uid,
+        uname: String::new(),
+        gname: String::new(),
+        mtime: 0,
+    };
+    let split = format!("{}/{}", "s".repeat(120), "f".repeat(60));
+    let unsplittable = "u".repeat(180);
+    let far = format!("/{}", "t".repeat(150));
+    let mut w = TarWriter::new(Vec::new());
+    w.append(&header("etc", EntryKind::Dir, 0), &mut io::empty())
+        .unwrap();
+    let data = b"olympia:x:9500:9500::/data/olympia:/bin/sh\n";
+    let file = EntryKind::File {
+        size: data.len() as u64,
+    };
+    w.append(&header("etc/passwd", file, 9500), &mut &data[..])
+        .unwrap();
+    for (path, uid) in [(split.as_str(), 1 << 40), (unsplittable.as_str(), 0)] {
+        w.append(
+            &header(path, EntryKind::File { size: 1 }, uid),
+            &mut &b"z"[..],
+        )
+        .unwrap();
+    }
+    let link = EntryKind::Symlink {
+        target: far.clone(),
+    };
+    w.append(&header("link", link, 0), &mut io::empty())
+        .unwrap();
+    let plain = w.finish().unwrap();
+    let diff_id = Digest::of(&plain);
+
+    for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+        let opts = CompressOptions {
+            compression,
+            level: compression.default_level(),
+            threads: 1,
+        };
+        let mut enc = Encoder::new(opts, Vec::new()).unwrap();
+        std::io::Write::write_all(&mut enc, &plain).unwrap();
+        let blob = enc.finish().unwrap();
+        let stream = uncompressed(compression, &blob[..]).unwrap();
+        let index = LayerIndex::build(stream, &diff_id).unwrap();
+        let fs = RootFs::new([&index]);
+        let e = &fs.lookup(&split).unwrap().entry;
+        assert_eq!((e.uid, e.mode), (1 << 40, 0o750), "{compression:?}");
+        assert!(fs.lookup(&unsplittable).is_some(), "{compression:?}");
+        let l = &fs.lookup("/link").unwrap().entry;
+        assert_eq!(l.link.as_deref(), Some(far.as_str()));
+        let mut open = |_| {
+            uncompressed(compression, Cursor::new(blob.clone()))
+                .map_err(|e| crate::Error::io("blob", e))
+        };
+        let got = fs.read_file("/etc/passwd", 1024, &mut open).unwrap();
+        assert_eq!(got.as_deref(), Some(&data[..]), "{compression:?}");
+    }
 }
 
 /// A layer made by the system's GNU tar from a busybox-static tree, in the
