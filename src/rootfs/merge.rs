@@ -212,12 +212,16 @@ impl RootFs {
                     if let Some(path) = self.place(&e.path) {
                         if !path.is_empty() {
                             self.remove_tree(&path, true);
+                            // The marker itself sits in the parent.
+                            self.make_parents(layer, &path);
                         }
                     }
                 }
                 Kind::Opaque => {
                     if let Some(path) = self.place(&e.path) {
                         self.remove_tree(&path, false);
+                        // The marker sits inside: the directory is there.
+                        self.make_parents(layer, &format!("{path}/"));
                     }
                 }
                 _ => {}

@@ -340,6 +340,30 @@ fn opaque_directory_hides_lower_contents_and_keeps_its_own_layers() {
 }
 
 #[test]
+fn markers_without_their_directory_entries_still_leave_the_directories() {
+    let lower = Layer::new().file("srv/x", b"").index();
+    let upper = Layer::new()
+        .file("srv/.wh..wh..opq", b"")
+        .file("new/.wh..wh..opq", b"")
+        .file("gone/.wh.thing", b"")
+        .index();
+    let fs = RootFs::new([&lower, &upper]);
+    assert_eq!(fs_paths(&fs), ["", "gone", "new", "srv"]);
+    assert_eq!(fs.lookup("srv").unwrap().layer, 0);
+    assert!(fs.lookup("new").unwrap().implied);
+}
+
+#[test]
+fn an_opaque_marker_at_the_root_hides_every_lower_path() {
+    let lower = Layer::new().file("a", b"").dir("b").index();
+    let upper = Layer::new()
+        .file(".wh..wh..opq", b"")
+        .file("c", b"")
+        .index();
+    assert_eq!(fs_paths(&RootFs::new([&lower, &upper])), ["", "c"]);
+}
+
+#[test]
 fn a_file_replaced_by_a_directory_and_a_directory_by_a_file() {
     let lower = Layer::new()
         .file("etc/conf", b"file")
