@@ -114,7 +114,7 @@ impl RootFs {
         self.nodes.len()
     }
 
-    /// Always false: the root is always there.
+    /// Never true: the root is always there.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }
@@ -158,7 +158,7 @@ impl RootFs {
             return Err(Error::format(
                 layer,
                 format!(
-                    "{shown} is {} bytes, more than the {max_size} read of it",
+                    "{shown} is {} bytes, over the {max_size} bytes it may be read with",
                     content.size
                 ),
             ));
