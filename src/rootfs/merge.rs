@@ -130,16 +130,80 @@ impl RootFs {
         &self,
         path: &str,
         max_size: u64,
-        mut open_layer: impl FnMut(usize) -> Result<Box<dyn Read>>,
+        open_layer: impl FnMut(usize) -> Result<Box<dyn Read>>,
     ) -> Result<Option<Vec<u8>>> {
-        let Some(node) = self.resolve(path) else {
-            return Ok(None);
-        };
-        let shown = if node.entry.path.is_empty() {
-            "/".to_string()
-        } else {
-            format!("/{}", node.entry.path)
-        };
+        let mut out = self.read_files(&[path], max_size, open_layer)?;
+        Ok(out.pop().flatten())
+    }
+
+    /// [`RootFs::read_file`] for several paths at once, the answers in the
+    /// order of `paths`: each layer that holds some of them is opened once
+    /// and read in one pass, however many files it holds. Any path that
+    /// is there but cannot be read (a directory, a file over `max_size`)
+    /// fails the whole call before a layer is opened.
+    pub fn read_files(
+        &self,
+        paths: &[&str],
+        max_size: u64,
+        mut open_layer: impl FnMut(usize) -> Result<Box<dyn Read>>,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut wanted: Vec<(Content, usize, String)> = Vec::new();
+        for (i, path) in paths.iter().enumerate() {
+            if let Some(node) = self.resolve(path) {
+                let (content, shown) = self.readable(node, max_size)?;
+                wanted.push((content, i, shown));
+            }
+        }
+        wanted.sort_by_key(|(c, i, _)| (c.layer, c.offset, *i));
+        let mut out: Vec<Option<Vec<u8>>> = vec![None; paths.len()];
+        let mut k = 0;
+        while k < wanted.len() {
+            let layer = wanted[k].0.layer;
+            let label = self.layer_label(layer);
+            let io_err = |source| Error::Io {
+                path: PathBuf::from(&label),
+                source,
+            };
+            let mut stream = open_layer(layer)?;
+            let mut at = 0u64;
+            let mut last: Option<(u64, Vec<u8>)> = None;
+            while let Some((c, i, shown)) = wanted.get(k).filter(|w| w.0.layer == layer) {
+                // Hard links to one file share its bytes: read them once.
+                if let Some((offset, bytes)) = &last {
+                    if *offset == c.offset {
+                        out[*i] = Some(bytes.clone());
+                        k += 1;
+                        continue;
+                    }
+                }
+                let gap = c.offset.saturating_sub(at);
+                let skipped =
+                    io::copy(&mut (&mut stream).take(gap), &mut io::sink()).map_err(io_err)?;
+                // Bounded by `max_size`, which the caller chose to hold.
+                let mut bytes = Vec::with_capacity(usize::try_from(c.size).unwrap_or(0));
+                (&mut stream)
+                    .take(c.size)
+                    .read_to_end(&mut bytes)
+                    .map_err(io_err)?;
+                if skipped != gap || bytes.len() as u64 != c.size {
+                    return Err(Error::format(
+                        label,
+                        format!("the stream ends before the bytes of {shown}"),
+                    ));
+                }
+                at = c.offset + c.size;
+                out[*i] = Some(bytes.clone());
+                last = Some((c.offset, bytes));
+                k += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Where the bytes `node` shows are, or why they cannot be read; with
+    /// the path as messages show it.
+    fn readable(&self, node: &Node, max_size: u64) -> Result<(Content, String)> {
+        let shown = format!("/{}", node.entry.path);
         let Some(content) = node.content else {
             let what = match node.entry.kind {
                 Kind::File if node.entry.sparse => "a sparse file, which is not read back",
@@ -153,36 +217,16 @@ impl RootFs {
                 format!("{shown} is {what}"),
             ));
         };
-        let layer = self.layer_label(content.layer);
         if content.size > max_size {
             return Err(Error::format(
-                layer,
+                self.layer_label(content.layer),
                 format!(
                     "{shown} is {} bytes, over the {max_size} bytes it may be read with",
                     content.size
                 ),
             ));
         }
-        let mut stream = open_layer(content.layer)?;
-        let io_err = |source| Error::Io {
-            path: PathBuf::from(&layer),
-            source,
-        };
-        let skipped =
-            io::copy(&mut (&mut stream).take(content.offset), &mut io::sink()).map_err(io_err)?;
-        // Bounded by `max_size`, which the caller chose to hold in memory.
-        let mut bytes = Vec::with_capacity(usize::try_from(content.size).unwrap_or(0));
-        (&mut stream)
-            .take(content.size)
-            .read_to_end(&mut bytes)
-            .map_err(io_err)?;
-        if skipped != content.offset || bytes.len() as u64 != content.size {
-            return Err(Error::format(
-                layer,
-                format!("the stream ends before the bytes of {shown}"),
-            ));
-        }
-        Ok(Some(bytes))
+        Ok((content, shown))
     }
 
     fn layer_label(&self, layer: usize) -> String {

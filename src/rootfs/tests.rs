@@ -486,6 +486,47 @@ fn read_file_refuses_a_file_over_the_cap_without_opening_its_layer() {
 }
 
 #[test]
+fn read_files_opens_each_layer_once_and_answers_in_the_order_asked() {
+    let l0 = Layer::new()
+        .file("etc/group", b"root:x:0:\n")
+        .file("etc/passwd", b"old\n")
+        .bytes();
+    let l1 = Layer::new()
+        .file("etc/shadow", b"root:*::::::::\n")
+        .file("etc/passwd", b"root:x:0:0::/root:/bin/sh\n")
+        .hardlink("etc/passwd-", "etc/passwd")
+        .bytes();
+    let layers = [l0, l1];
+    let fs = RootFs::new([&index_of(&layers[0]), &index_of(&layers[1])]);
+    let calls = Cell::new(0);
+    let paths = [
+        "/etc/passwd",
+        "/etc/gshadow",
+        "/etc/group",
+        "/etc/passwd-",
+        "/etc/shadow",
+    ];
+    let got = fs
+        .read_files(&paths, 1024, opener(&layers, &calls))
+        .unwrap();
+    let text: Vec<Option<&str>> = got
+        .iter()
+        .map(|b| b.as_deref().map(|b| std::str::from_utf8(b).unwrap()))
+        .collect();
+    assert_eq!(
+        text,
+        [
+            Some("root:x:0:0::/root:/bin/sh\n"),
+            None,
+            Some("root:x:0:\n"),
+            Some("root:x:0:0::/root:/bin/sh\n"),
+            Some("root:*::::::::\n"),
+        ]
+    );
+    assert_eq!(calls.get(), 2);
+}
+
+#[test]
 fn read_file_of_a_directory_or_from_a_short_stream_is_an_error() {
     let layers = [Layer::new().file("etc/passwd", b"abc").bytes()];
     let fs = RootFs::new([&index_of(&layers[0])]);
