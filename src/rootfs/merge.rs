@@ -1,10 +1,10 @@
 //! The file system an image's layers add up to.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::PathBuf;
 
-use super::index::{join, layer_name, normalise_query, Entry, Kind, LayerIndex};
+use super::index::{layer_name, normalise_query, Entry, Kind, LayerIndex};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
@@ -347,6 +347,18 @@ impl RootFs {
 
     /// Removes everything under `path`, and `path` itself when `itself`.
     fn remove_tree(&mut self, path: &str, itself: bool) {
+        // Every path's parents are directories (`make_parents` sees to it),
+        // so only a directory can have anything under it.
+        if !self
+            .nodes
+            .get(path)
+            .is_some_and(|n| n.entry.kind == Kind::Dir)
+        {
+            if itself && !path.is_empty() {
+                self.nodes.remove(path);
+            }
+            return;
+        }
         let doomed: Vec<String> = if path.is_empty() {
             self.nodes
                 .keys()
@@ -376,47 +388,56 @@ impl RootFs {
     }
 
     /// Resolves `path` component by component through symlinks, as a
-    /// chrooted process would; the last component only when `last`.
-    fn follow(&self, path: &str, last: bool) -> Option<String> {
-        let mut todo: VecDeque<String> = path
-            .split('/')
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect();
-        let mut done: Vec<String> = Vec::new();
+    /// chrooted process would; the last component only when `last`. Runs
+    /// for every entry merged, so it builds one string and borrows the rest.
+    fn follow<'a>(&'a self, path: &'a str, last: bool) -> Option<String> {
+        // Components still to walk, the next one last.
+        let mut todo: Vec<&'a str> = path.split('/').rev().filter(|p| !p.is_empty()).collect();
+        let mut here = String::with_capacity(path.len());
+        // Length of `here` before each of its components.
+        let mut marks: Vec<usize> = Vec::new();
         let mut hops = 0;
-        while let Some(part) = todo.pop_front() {
-            match part.as_str() {
+        while let Some(part) = todo.pop() {
+            match part {
                 "." => continue,
                 ".." => {
-                    done.pop();
+                    if let Some(m) = marks.pop() {
+                        here.truncate(m);
+                    }
                     continue;
                 }
                 _ => {}
             }
-            let here = join(&done.join("/"), &part);
-            let is_last = todo.is_empty();
+            let mark = here.len();
+            if !here.is_empty() {
+                here.push('/');
+            }
+            here.push_str(part);
+            if !last && todo.is_empty() {
+                marks.push(mark);
+                continue;
+            }
             let link = self
                 .nodes
                 .get(&here)
-                .filter(|n| n.entry.kind == Kind::Symlink && (last || !is_last))
+                .filter(|n| n.entry.kind == Kind::Symlink)
                 .and_then(|n| n.entry.link.as_deref());
             let Some(target) = link else {
-                done.push(part);
+                marks.push(mark);
                 continue;
             };
+            here.truncate(mark);
             hops += 1;
             if hops > MAX_SYMLINKS {
                 return None;
             }
             if target.starts_with('/') {
-                done.clear();
+                here.clear();
+                marks.clear();
             }
-            for p in target.split('/').rev().filter(|p| !p.is_empty()) {
-                todo.push_front(p.to_string());
-            }
+            todo.extend(target.split('/').rev().filter(|p| !p.is_empty()));
         }
-        Some(done.join("/"))
+        Some(here)
     }
 }
 
