@@ -8,10 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::headers::{read_headers, RawHeader, ReadError};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::store::Store;
-
-/// The store record kind the indexes are kept under, keyed by diff_id hex.
-pub const INDEX_META: &str = "layer-index";
+use crate::store::{Record, Store};
 
 /// Bumped whenever what an index holds for the same layer changes, so that a
 /// record written by another version is rebuilt rather than trusted.
@@ -88,6 +85,11 @@ pub struct LayerIndex {
     version: u32,
     diff_id: Digest,
     entries: Vec<Entry>,
+}
+
+/// Kept in the store under `meta/layer-index/`, keyed by diff_id hex.
+impl Record for LayerIndex {
+    const KIND: &'static str = "layer-index";
 }
 
 impl LayerIndex {
@@ -168,13 +170,13 @@ impl LayerIndex {
 
     /// The index kept in the store for `diff_id`, if there is a usable one.
     pub fn load(store: &Store, diff_id: &Digest) -> Option<LayerIndex> {
-        let index: LayerIndex = store.get_meta(INDEX_META, &diff_id.hex())?;
+        let index: LayerIndex = store.record(&diff_id.hex())?;
         (index.version == INDEX_VERSION && index.diff_id == *diff_id).then_some(index)
     }
 
     /// Keeps the index in the store under its diff_id.
     pub fn save(&self, store: &Store) -> Result<()> {
-        store.put_meta(INDEX_META, &self.diff_id.hex(), self)
+        store.put_record(&self.diff_id.hex(), self)
     }
 
     /// The index of `diff_id` from the store, or built from the stream

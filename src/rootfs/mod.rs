@@ -15,7 +15,7 @@ mod headers;
 mod index;
 mod merge;
 
-pub use index::{normalise_member, normalise_query, Entry, Kind, LayerIndex, INDEX_META};
+pub use index::{normalise_member, normalise_query, Entry, Kind, LayerIndex};
 pub use merge::{Content, Node, RootFs};
 
 /// The uncompressed tar stream of a layer blob compressed with

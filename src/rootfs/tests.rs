@@ -296,6 +296,11 @@ fn the_store_keeps_an_index_by_diff_id_and_cached_opens_the_layer_once() {
     let second = LayerIndex::cached(&store, &diff_id, open).unwrap();
     assert_eq!(first, second);
     assert_eq!(opened.get(), 1);
+    let kept = dir
+        .path()
+        .join("meta/layer-index")
+        .join(format!("{}.json", diff_id.hex()));
+    assert_eq!(std::fs::read(kept).unwrap(), first.to_bytes());
     assert!(LayerIndex::load(&store, &Digest::of(b"other")).is_none());
 }
 
