@@ -17,6 +17,9 @@
 //!   sink);
 //! - local state and events: [`store`] (content-addressed blobs and records),
 //!   [`progress`];
+//! - looking into images: [`rootfs`] (an image's file system from its
+//!   layers' tar headers, without extracting it), [`accounts`] (declared
+//!   users and groups → the account files);
 //! - inputs: [`buildfile`] (`gantry.toml` as plain values), [`stamp`],
 //!   [`layer`] (file sets → tar → compressed blobs);
 //! - the network: [`registry`] (the distribution protocol client only);
