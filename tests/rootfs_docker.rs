@@ -12,7 +12,8 @@ use std::io::{Cursor, Read};
 use std::process::Command;
 
 use common::{busybox, require_docker};
-use gantry::rootfs::{Kind, LayerIndex, RootFs};
+use gantry::media::Compression;
+use gantry::rootfs::{uncompressed, Kind, LayerIndex, RootFs};
 use gantry::Digest;
 
 const DOCKERFILE: &str = r#"FROM scratch
@@ -121,11 +122,26 @@ fn merged_layers_of_a_docker_built_busybox_image_match_docker_export() {
     let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
     let config_name = manifest[0]["Config"].as_str().unwrap();
     let config: serde_json::Value = serde_json::from_slice(&files[config_name]).unwrap();
+    // An engine on the containerd image store saves layers as it keeps
+    // them, which may be compressed.
     let layers: Vec<Vec<u8>> = manifest[0]["Layers"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| files[l.as_str().unwrap()].clone())
+        .map(|l| {
+            let blob = &files[l.as_str().unwrap()];
+            let compression = match blob.get(..4) {
+                Some([0x1f, 0x8b, ..]) => Compression::Gzip,
+                Some([0x28, 0xb5, 0x2f, 0xfd]) => Compression::Zstd,
+                _ => Compression::None,
+            };
+            let mut plain = Vec::new();
+            uncompressed(compression, &blob[..])
+                .unwrap()
+                .read_to_end(&mut plain)
+                .unwrap();
+            plain
+        })
         .collect();
     let indexes: Vec<LayerIndex> = layers
         .iter()
