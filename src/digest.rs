@@ -9,24 +9,32 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::Error;
 
+/// A sha256 content digest: what names every blob, manifest and config.
+/// It prints and parses as `sha256:<64 lowercase hex digits>`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest([u8; 32]);
 
 impl Digest {
+    /// The digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Digest {
         Digest(Sha256::digest(bytes).into())
     }
 
-    pub fn from_bytes(bytes: [u8; 32]) -> Digest {
-        Digest(bytes)
-    }
-
+    /// The 64 hex digits alone, as blob file names use them.
     pub fn hex(&self) -> String {
         hex::encode(self.0)
     }
 
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
+    /// The digest a descriptor read from a source names. A descriptor may
+    /// name any algorithm; gantry stores sha256 only, so any other is an
+    /// error of the document `what` names, never a stand-in value.
+    pub fn from_oci(d: &oci_spec::image::Digest, what: &str) -> Result<Digest, Error> {
+        Digest::from_str(d.as_ref()).map_err(|_| {
+            Error::format(
+                what,
+                format!("digest {d} is not supported (only sha256 is)"),
+            )
+        })
     }
 
     /// The form oci-spec's descriptors carry.
@@ -70,14 +78,6 @@ impl FromStr for Digest {
         let mut out = [0u8; 32];
         hex::decode_to_slice(hex_part, &mut out).map_err(|_| bad("malformed hex"))?;
         Ok(Digest(out))
-    }
-}
-
-impl From<&oci_spec::image::Digest> for Digest {
-    fn from(d: &oci_spec::image::Digest) -> Self {
-        // Descriptors read from disk may name other algorithms; those never
-        // match anything gantry stores, so an all-zero digest is a safe sentinel.
-        Digest::from_str(d.as_ref()).unwrap_or(Digest([0; 32]))
     }
 }
 

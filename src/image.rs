@@ -13,6 +13,8 @@ use crate::manifest;
 use crate::media;
 use crate::platform::Platform;
 
+pub mod read;
+
 /// A layer as a manifest lists it, plus its uncompressed digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerDesc {

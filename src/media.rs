@@ -15,6 +15,8 @@ pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.mani
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+/// A Docker schema 1 manifest without its signature.
+pub const DOCKER_SCHEMA1_UNSIGNED: &str = "application/vnd.docker.distribution.manifest.v1+json";
 
 /// Annotation naming an image in an index, read by containerd and Docker's
 /// containerd image store.
@@ -36,6 +38,16 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// The name build files and messages use: `none`, `gzip`, `zstd`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// The OCI layer media type of a layer compressed this way.
     pub fn media_type(self) -> &'static str {
         match self {
             Compression::None => OCI_LAYER_TAR,
@@ -72,5 +84,67 @@ impl Compression {
             OCI_LAYER_ZSTD | DOCKER_LAYER_ZSTD => Some(Compression::Zstd),
             _ => None,
         }
+    }
+}
+
+/// Whether `media_type` names an index (OCI) or manifest list (Docker):
+/// a document that lists manifests rather than layers.
+pub fn is_index(media_type: &str) -> bool {
+    media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
+}
+
+/// Whether `media_type` names an image manifest gantry reads (OCI or
+/// Docker schema 2).
+pub fn is_image_manifest(media_type: &str) -> bool {
+    media_type == OCI_MANIFEST || media_type == DOCKER_MANIFEST
+}
+
+/// Whether `media_type` names a Docker schema 1 manifest, signed or not.
+pub fn is_schema1(media_type: &str) -> bool {
+    media_type == DOCKER_SCHEMA1 || media_type == DOCKER_SCHEMA1_UNSIGNED
+}
+
+/// The fields of a manifest or index body that tell what it is.
+#[derive(Debug, Default, Deserialize)]
+pub struct Peek {
+    /// `schemaVersion`: 1 for the retired Docker schema 1, else 2.
+    #[serde(rename = "schemaVersion")]
+    pub schema_version: Option<u32>,
+    /// The body's own `mediaType`, when it has one.
+    #[serde(rename = "mediaType")]
+    pub media_type: Option<String>,
+    manifests: Option<serde::de::IgnoredAny>,
+}
+
+impl Peek {
+    /// Whether the body has a `manifests` list, as only an index does.
+    pub fn has_manifests(&self) -> bool {
+        self.manifests.is_some()
+    }
+
+    /// Reads the telling fields of a JSON body; an error only when the
+    /// body is not a JSON object of that shape.
+    pub fn of(bytes: &[u8]) -> serde_json::Result<Peek> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+/// The media type of a manifest or index body. The body's own fields win
+/// over `declared` (a `Content-Type` or a descriptor's), which some
+/// registries and proxies get wrong; without either, the shape decides.
+pub fn sniff(bytes: &[u8], declared: Option<&str>) -> String {
+    let peek = Peek::of(bytes).ok();
+    if let Some(p) = &peek {
+        if p.schema_version == Some(1) {
+            return DOCKER_SCHEMA1.to_string();
+        }
+        if let Some(m) = &p.media_type {
+            return m.clone();
+        }
+    }
+    match declared {
+        Some(h) if h != "application/json" && h != "text/plain" && !h.is_empty() => h.to_string(),
+        _ if peek.as_ref().is_some_and(|p| p.has_manifests()) => OCI_INDEX.to_string(),
+        _ => OCI_MANIFEST.to_string(),
     }
 }
