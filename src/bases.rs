@@ -456,4 +456,3 @@ fn size_error(r: &Reference, digest: &Digest, claimed: u64, actual: u64) -> Erro
 fn tag_key(r: &Reference) -> String {
     Digest::of(r.to_string().as_bytes()).hex()
 }
-

@@ -126,6 +126,81 @@ impl ImageIndex {
     }
 }
 
+/// What a build makes and a sink writes or pushes: one image, or a
+/// multi-platform index over several.
+// One per image of a build: boxing the larger variant would save nothing
+// worth the indirection.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Artifact {
+    /// A single-platform image.
+    Image(Image),
+    /// A multi-platform image, whose children go with it.
+    Index(ImageIndex),
+}
+
+impl Artifact {
+    /// The name in the build file (or the source it came from).
+    pub fn name(&self) -> &str {
+        match self {
+            Artifact::Image(i) => &i.name,
+            Artifact::Index(x) => &x.name,
+        }
+    }
+
+    /// The digest of the manifest or index: what names the artifact.
+    pub fn digest(&self) -> &Digest {
+        match self {
+            Artifact::Image(i) => &i.manifest_digest,
+            Artifact::Index(x) => &x.digest,
+        }
+    }
+
+    /// The media type of the manifest or index.
+    pub fn media_type(&self) -> &str {
+        match self {
+            Artifact::Image(i) => &i.manifest_media_type,
+            Artifact::Index(x) => &x.media_type,
+        }
+    }
+
+    /// The exact bytes of the manifest or index, which `digest` names.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Artifact::Image(i) => &i.manifest_bytes,
+            Artifact::Index(x) => &x.bytes,
+        }
+    }
+
+    /// Full references (`registry/repo:tag`) the artifact is known by.
+    pub fn tags(&self) -> &[String] {
+        match self {
+            Artifact::Image(i) => &i.tags,
+            Artifact::Index(x) => &x.tags,
+        }
+    }
+
+    /// Every image it holds: itself, or the index's children in order.
+    pub fn images(&self) -> &[Image] {
+        match self {
+            Artifact::Image(i) => std::slice::from_ref(i),
+            Artifact::Index(x) => &x.children,
+        }
+    }
+}
+
+impl From<Image> for Artifact {
+    fn from(image: Image) -> Artifact {
+        Artifact::Image(image)
+    }
+}
+
+impl From<ImageIndex> for Artifact {
+    fn from(index: ImageIndex) -> Artifact {
+        Artifact::Index(index)
+    }
+}
+
 /// The canonical bytes of an OCI image manifest for a config blob and
 /// layers, with `annotations` (left out when empty).
 pub fn oci_manifest(

@@ -308,6 +308,7 @@ mod tests {
     use std::str::FromStr;
 
     use super::*;
+    use crate::image::Artifact;
     use crate::layout::testutil::{host_arch, sample_image, temp_store};
     use crate::layout::write::write_oci_dir;
 
@@ -316,7 +317,7 @@ mod tests {
         let (tmp, store) = temp_store();
         let image = sample_image(&store, &["example.com/worker:dev"], true);
         let dir = tmp.path().join("layout");
-        write_oci_dir(&[&image], &store, &dir).unwrap();
+        write_oci_dir(&[&Artifact::Image(image.clone())], &store, &dir).unwrap();
         let i = inspect(&dir, Some("dev")).unwrap();
         assert_eq!(i.manifest_digest, image.manifest_digest);
         assert_eq!(i.manifest_media_type, media::OCI_MANIFEST);

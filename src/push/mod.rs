@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::bases;
 use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, Result};
-use crate::image::{Image, ImageIndex};
+use crate::image::{Artifact, Image};
 pub use crate::progress::BlobAction;
 use crate::progress::{Event, Reporter};
 use crate::reference::Reference;
@@ -75,37 +75,29 @@ pub struct PushRequest<'a> {
 }
 
 impl<'a> PushRequest<'a> {
-    /// A single-platform image.
-    pub fn image(image: &'a Image, targets: Vec<Reference>) -> PushRequest<'a> {
-        PushRequest {
-            name: &image.name,
-            top: manifest_of(image),
-            children: Vec::new(),
-            blobs: image_blobs(image).collect(),
-            targets,
-        }
-    }
-}
-
-impl<'a> PushRequest<'a> {
-    /// A multi-platform image: the children by digest, then the index.
-    pub fn index(index: &'a ImageIndex, targets: Vec<Reference>) -> PushRequest<'a> {
+    /// What pushing `artifact` to `targets` puts: an index's children by
+    /// digest, then the manifest or index the tags name.
+    pub fn new(artifact: &'a Artifact, targets: Vec<Reference>) -> PushRequest<'a> {
         let mut blobs: Vec<(Digest, u64)> = Vec::new();
-        for child in &index.children {
-            for b in image_blobs(child) {
+        for image in artifact.images() {
+            for b in image_blobs(image) {
                 if !blobs.contains(&b) {
                     blobs.push(b);
                 }
             }
         }
+        let children = match artifact {
+            Artifact::Image(_) => Vec::new(),
+            Artifact::Index(index) => index.children.iter().map(manifest_of).collect(),
+        };
         PushRequest {
-            name: &index.name,
+            name: artifact.name(),
             top: ManifestBytes {
-                digest: index.digest,
-                media_type: &index.media_type,
-                bytes: &index.bytes,
+                digest: *artifact.digest(),
+                media_type: artifact.media_type(),
+                bytes: artifact.bytes(),
             },
-            children: index.children.iter().map(manifest_of).collect(),
+            children,
             blobs,
             targets,
         }
