@@ -203,7 +203,7 @@ impl From<ImageIndex> for Artifact {
 
 /// The canonical bytes of an OCI image manifest for a config blob and
 /// layers, with `annotations` (left out when empty).
-pub fn oci_manifest(
+fn oci_manifest(
     config_digest: &Digest,
     config_size: u64,
     layers: &[LayerDesc],
