@@ -220,7 +220,7 @@ fn bad(container: &Container, message: impl Into<String>) -> Error {
 
 /// The digest a descriptor names, as a document of this location (`what`)
 /// gives it.
-fn parse_digest(container: &Container, d: &oci_spec::image::Digest, what: &str) -> Result<Digest> {
+fn named_digest(container: &Container, d: &oci_spec::image::Digest, what: &str) -> Result<Digest> {
     Digest::from_oci(d, &format!("{}: {what}", container.source_name()))
 }
 
@@ -317,7 +317,7 @@ fn layout_entries(container: &Container) -> Result<Vec<Entry>> {
         }
         let annotation = |key: &str| d.annotations().as_ref().and_then(|a| a.get(key)).cloned();
         entries.push(Entry {
-            digest: parse_digest(container, d.digest(), &format!("index.json manifests[{i}]"))?,
+            digest: named_digest(container, d.digest(), &format!("index.json manifests[{i}]"))?,
             media_type,
             ref_name: annotation(media::ANNOTATION_REF_NAME),
             containerd_name: annotation(media::ANNOTATION_CONTAINERD_NAME),
@@ -495,7 +495,7 @@ fn resolve_manifest(
     if media::is_schema1(media_type) {
         return Err(schema1_error(container, label));
     }
-    let digest = parse_digest(container, desc.digest(), label)?;
+    let digest = named_digest(container, desc.digest(), label)?;
     let bytes = read_verified(container, &blob_name(&digest), &digest, desc.size())?;
 
     let what = container.member_name(&blob_name(&digest));
