@@ -59,8 +59,11 @@ struct TagRecord {
 /// A base as loaded, and what pinned it.
 #[derive(Debug, Clone)]
 pub struct LoadedBase {
+    /// The image, its manifest and config in the store, its layers perhaps not.
     pub image: Image,
+    /// The manifest or index the reference (or lock) names: what the lock pins.
     pub top: Digest,
+    /// The media type of `top`.
     pub top_media_type: String,
     /// The platform key a lock records this manifest under.
     pub platform: String,

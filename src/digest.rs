@@ -102,23 +102,28 @@ pub struct Hasher {
 }
 
 impl Hasher {
+    /// A hasher that has seen nothing.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Hashes `bytes` and counts them.
     pub fn update(&mut self, bytes: &[u8]) {
         self.inner.update(bytes);
         self.len += bytes.len() as u64;
     }
 
+    /// How many bytes were hashed so far.
     pub fn len(&self) -> u64 {
         self.len
     }
 
+    /// Whether nothing was hashed yet.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// The digest and length of everything hashed.
     pub fn finish(self) -> (Digest, u64) {
         (Digest(self.inner.finalize().into()), self.len)
     }
@@ -131,6 +136,7 @@ pub struct HashingWriter<W> {
 }
 
 impl<W: Write> HashingWriter<W> {
+    /// Hashes what is written to `inner`.
     pub fn new(inner: W) -> Self {
         HashingWriter {
             inner,
@@ -138,14 +144,17 @@ impl<W: Write> HashingWriter<W> {
         }
     }
 
+    /// How many bytes went through so far.
     pub fn written(&self) -> u64 {
         self.hasher.len()
     }
 
+    /// The writer underneath, to write past the hasher.
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.inner
     }
 
+    /// The writer back, with the digest and length of what went through.
     pub fn finish(self) -> (W, Digest, u64) {
         let (d, n) = self.hasher.finish();
         (self.inner, d, n)
@@ -171,6 +180,7 @@ pub struct HashingReader<R> {
 }
 
 impl<R: Read> HashingReader<R> {
+    /// Hashes what is read from `inner`.
     pub fn new(inner: R) -> Self {
         HashingReader {
             inner,
@@ -178,6 +188,7 @@ impl<R: Read> HashingReader<R> {
         }
     }
 
+    /// The digest and length of what was read.
     pub fn finish(self) -> (Digest, u64) {
         self.hasher.finish()
     }
@@ -202,6 +213,8 @@ pub struct VerifyingReader<R> {
 }
 
 impl<R: Read> VerifyingReader<R> {
+    /// Reads `inner`, which must hold exactly `expected` (and `expected_size`
+    /// bytes, when given); `what` names it in the error otherwise.
     pub fn new(inner: R, expected: Digest, expected_size: Option<u64>, what: String) -> Self {
         VerifyingReader {
             inner,

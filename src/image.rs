@@ -1,5 +1,7 @@
-//! An assembled image: everything needed to write it to any sink, with every
-//! blob it names present in the store.
+//! Images as gantry holds them: an [`Image`], a multi-platform
+//! [`ImageIndex`] over several, the [`Artifact`] that is either (what a build
+//! makes and every sink writes or pushes), and [`read`], the one reader from
+//! manifest + config that every source goes through.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,22 +20,36 @@ pub mod read;
 /// A layer as a manifest lists it, plus its uncompressed digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerDesc {
+    /// As the manifest gives it: says how the layer is compressed.
     pub media_type: String,
+    /// The digest of the layer blob as stored (compressed).
     pub digest: Digest,
+    /// The blob's size in bytes.
     pub size: u64,
+    /// The digest of the uncompressed tar, as the config's `rootfs` lists it.
     pub diff_id: Digest,
 }
 
+/// An image: manifest and config, as bytes and parsed, and its layers.
+/// Its manifest and config are in the store; the layers of a registry base
+/// may still be only in their registry until a sink needs their bytes.
 #[derive(Debug, Clone)]
 pub struct Image {
     /// The image's name in the build file (or the source it came from).
     pub name: String,
+    /// The manifest's exact bytes, which `manifest_digest` names.
     pub manifest_bytes: Vec<u8>,
+    /// What names the image: the digest of `manifest_bytes`.
     pub manifest_digest: Digest,
+    /// An OCI or Docker schema 2 image manifest media type.
     pub manifest_media_type: String,
+    /// The config's exact bytes, which `config_digest` names.
     pub config_bytes: Vec<u8>,
+    /// The digest of `config_bytes`, as the manifest names it.
     pub config_digest: Digest,
+    /// `config_bytes` parsed.
     pub config: ImageConfig,
+    /// In manifest order, base layers first.
     pub layers: Vec<LayerDesc>,
     /// Full references (`registry/repo:tag`) this image is known by.
     pub tags: Vec<String>,
@@ -95,6 +111,7 @@ pub struct ImageIndex {
     pub name: String,
     /// The index as canonical JSON: the exact bytes `digest` names.
     pub bytes: Vec<u8>,
+    /// The digest of `bytes`.
     pub digest: Digest,
     /// Always `application/vnd.oci.image.index.v1+json`.
     pub media_type: String,

@@ -43,6 +43,7 @@ struct Task<'a> {
 pub struct TaskId(usize);
 
 impl<'a> Graph<'a> {
+    /// An empty graph.
     pub fn new() -> Graph<'a> {
         Graph { tasks: Vec::new() }
     }

@@ -9,10 +9,12 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType, Platform
 use crate::digest::Digest;
 use crate::error::{json_problem, Error, Result};
 
+/// oci-spec's media type for the string `s`, any string.
 pub fn media_type(s: &str) -> MediaType {
     MediaType::from(s)
 }
 
+/// A descriptor of the blob `digest` of `size` bytes.
 pub fn descriptor(media: &str, digest: &Digest, size: u64) -> Descriptor {
     Descriptor::new(media_type(media), size, digest.to_oci())
 }
@@ -35,16 +37,19 @@ pub fn image_platform(c: &crate::config::ImageConfig) -> Option<Platform> {
     p.build().ok()
 }
 
+/// Parses an image manifest; `what` names it in errors, which never quote it.
 pub fn parse_manifest(bytes: &[u8], what: &str) -> Result<ImageManifest> {
     serde_json::from_slice(bytes)
         .map_err(|e| Error::format(what, format!("not an image manifest: {}", json_problem(&e))))
 }
 
+/// Parses an image index; `what` names it in errors, which never quote it.
 pub fn parse_index(bytes: &[u8], what: &str) -> Result<ImageIndex> {
     serde_json::from_slice(bytes)
         .map_err(|e| Error::format(what, format!("not an image index: {}", json_problem(&e))))
 }
 
+/// Annotations in the map type oci-spec holds them in.
 pub fn annotations(pairs: impl IntoIterator<Item = (String, String)>) -> HashMap<String, String> {
     pairs.into_iter().collect()
 }

@@ -4,16 +4,27 @@
 
 use serde::{Deserialize, Serialize};
 
+/// An OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// An OCI image index: manifests, one per platform.
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// An OCI image config.
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// An uncompressed OCI layer.
 pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+/// A gzip OCI layer.
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// A zstd OCI layer.
 pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+/// A Docker schema 2 image manifest.
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// A Docker manifest list, Docker's image index.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// A Docker image config.
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+/// A gzip Docker layer.
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// A (signed) Docker schema 1 manifest, which gantry does not read.
 pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
 /// A Docker schema 1 manifest without its signature.
 pub const DOCKER_SCHEMA1_UNSIGNED: &str = "application/vnd.docker.distribution.manifest.v1+json";
@@ -21,6 +32,8 @@ pub const DOCKER_SCHEMA1_UNSIGNED: &str = "application/vnd.docker.distribution.m
 /// Annotation naming an image in an index, read by containerd and Docker's
 /// containerd image store.
 pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
+/// Annotation naming an image in an OCI layout's index: the tag alone, or
+/// a reference when tags would clash (see [`crate::layout::write`]).
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// The media type of an uncompressed docker layer.
@@ -32,8 +45,11 @@ pub const DOCKER_LAYER_ZSTD: &str = "application/vnd.docker.image.rootfs.diff.ta
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
+    /// Uncompressed tar.
     None,
+    /// gzip, read back by every runtime.
     Gzip,
+    /// zstd, smaller and faster, read by containerd 1.5+ and podman.
     Zstd,
 }
 
@@ -56,6 +72,7 @@ impl Compression {
         }
     }
 
+    /// The level a build file that names none gets.
     pub fn default_level(self) -> i32 {
         match self {
             Compression::None => 0,

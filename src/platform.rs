@@ -6,10 +6,14 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::media;
 
+/// An `os/architecture[/variant]`, normalised by [`Platform::parse`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Platform {
+    /// `linux`, `windows`, ...
     pub os: String,
+    /// In Go's names: `amd64`, `arm64`, `arm`, ...
     pub architecture: String,
+    /// `v7` for arm, say; never `v8` for arm64, which is the default.
     pub variant: Option<String>,
 }
 
@@ -82,9 +86,13 @@ pub fn host_platform() -> Platform {
 /// One image manifest an index offers.
 #[derive(Debug, Clone)]
 pub struct Candidate {
+    /// The digest of the manifest.
     pub digest: Digest,
+    /// The manifest's size in bytes.
     pub size: u64,
+    /// OCI or Docker schema 2 image manifest.
     pub media_type: String,
+    /// As the index gives it, normalised; `None` when it gives none.
     pub platform: Option<Platform>,
 }
 

@@ -35,6 +35,8 @@ use crate::store::Store;
 
 /// Random access to the blobs of an opened image location.
 pub trait BlobReader {
+    /// A reader of the blob `digest`, verified against it (and its size when
+    /// the location knows it) as it is read.
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>>;
 
     /// Like [`BlobReader::open_blob`], verified by digest alone: the caller
@@ -356,10 +358,13 @@ fn choose_entry<'a>(
 /// A multi-platform image as a location lists it.
 #[derive(Debug, Clone)]
 pub struct IndexInfo {
+    /// What names the index.
     pub digest: Digest,
+    /// OCI index or Docker manifest list.
     pub media_type: String,
     /// The names the location gives the index.
     pub tags: Vec<String>,
+    /// Index annotations, sorted.
     pub annotations: BTreeMap<String, String>,
     /// Its image manifests (attestations left out), in order.
     pub manifests: Vec<platform::Candidate>,

@@ -43,6 +43,7 @@ use crate::media;
 use crate::reference::Reference;
 use crate::store::Store;
 
+/// The kind of output to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// A tar loadable by `docker load` (all engines) and `podman load`.
