@@ -503,9 +503,7 @@ fn check_image(image: &Image, store: &Store) -> Result<()> {
             });
         }
     }
-    if image.manifest_media_type != media::OCI_MANIFEST
-        && image.manifest_media_type != media::DOCKER_MANIFEST
-    {
+    if !media::is_image_manifest(&image.manifest_media_type) {
         return Err(Error::Usage(format!(
             "{}: media type {} is not a single-image manifest",
             what("manifest"),

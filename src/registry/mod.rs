@@ -314,14 +314,7 @@ impl Client {
                         .into(),
                 ));
             }
-            if ![
-                media::OCI_INDEX,
-                media::DOCKER_MANIFEST_LIST,
-                media::OCI_MANIFEST,
-                media::DOCKER_MANIFEST,
-            ]
-            .contains(&media_type.as_str())
-            {
+            if !(media::is_index(&media_type) || media::is_image_manifest(&media_type)) {
                 return Err(self.err(
                     host,
                     what,
