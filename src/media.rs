@@ -165,3 +165,48 @@ pub fn sniff(bytes: &[u8], declared: Option<&str>) -> String {
         _ => OCI_MANIFEST.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_decides_before_the_declared_type_and_the_shape_last() {
+        let declared = Some(DOCKER_MANIFEST);
+        assert_eq!(sniff(br#"{"schemaVersion":1}"#, declared), DOCKER_SCHEMA1);
+        assert_eq!(
+            sniff(
+                br#"{"mediaType":"application/vnd.oci.image.index.v1+json"}"#,
+                declared
+            ),
+            OCI_INDEX
+        );
+        assert_eq!(sniff(br#"{"manifests":[]}"#, declared), DOCKER_MANIFEST);
+        assert_eq!(
+            sniff(br#"{"manifests":[]}"#, Some("application/json")),
+            OCI_INDEX
+        );
+        assert_eq!(sniff(br#"{"manifests":null}"#, None), OCI_MANIFEST);
+        assert_eq!(sniff(b"not json", None), OCI_MANIFEST);
+    }
+
+    #[test]
+    fn indexes_and_manifests_are_told_apart_by_media_type() {
+        assert!(is_index(OCI_INDEX) && is_index(DOCKER_MANIFEST_LIST));
+        assert!(!is_index(OCI_MANIFEST) && !is_image_manifest(OCI_INDEX));
+        assert!(is_image_manifest(OCI_MANIFEST) && is_image_manifest(DOCKER_MANIFEST));
+        assert!(is_schema1(DOCKER_SCHEMA1) && is_schema1(DOCKER_SCHEMA1_UNSIGNED));
+    }
+
+    #[test]
+    fn layer_media_types_map_back_to_their_compression() {
+        for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            assert_eq!(Compression::of_layer_media_type(c.media_type()), Some(c));
+        }
+        assert_eq!(
+            Compression::of_layer_media_type(DOCKER_LAYER_GZIP),
+            Some(Compression::Gzip)
+        );
+        assert_eq!(Compression::of_layer_media_type(OCI_CONFIG), None);
+    }
+}

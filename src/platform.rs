@@ -217,6 +217,31 @@ mod tests {
     }
 
     #[test]
+    fn attestations_are_known_by_annotation_or_by_the_unknown_os() {
+        let entry = |extra: &str| -> oci_spec::image::Descriptor {
+            serde_json::from_str(&format!(
+                r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{}","size":1{extra}}}"#,
+                "1".repeat(64)
+            ))
+            .unwrap()
+        };
+        assert!(is_attestation(&entry(
+            r#","annotations":{"vnd.docker.reference.type":"attestation-manifest"}"#
+        )));
+        assert!(is_attestation(&entry(
+            r#","platform":{"os":"unknown","architecture":"unknown"}"#
+        )));
+        // Some tools leave the architecture set: the os alone decides.
+        assert!(is_attestation(&entry(
+            r#","platform":{"os":"unknown","architecture":"amd64"}"#
+        )));
+        assert!(!is_attestation(&entry(
+            r#","platform":{"os":"linux","architecture":"amd64"}"#
+        )));
+        assert!(!is_attestation(&entry("")));
+    }
+
+    #[test]
     fn no_match_lists_what_is_offered() {
         let e = pick("linux/s390x").unwrap_err().to_string();
         assert!(

@@ -170,3 +170,98 @@ pub fn schema1_refusal(subject: &str) -> String {
          save it with a current docker)"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::oci_manifest;
+    use crate::layout::testutil::test_config;
+
+    fn layer(n: u8) -> LayerDesc {
+        LayerDesc {
+            media_type: media::OCI_LAYER_TAR.into(),
+            digest: Digest::of(&[n]),
+            size: 1,
+            diff_id: Digest::of(&[n]),
+        }
+    }
+
+    /// A manifest over `layers` naming `config_bytes`, as a source holds it.
+    fn manifest_of(config_bytes: &[u8], layers: &[LayerDesc]) -> Result<Manifest> {
+        let bytes = oci_manifest(
+            &Digest::of(config_bytes),
+            config_bytes.len() as u64,
+            layers,
+            &BTreeMap::new(),
+        );
+        let digest = Digest::of(&bytes);
+        Manifest::parse(bytes, digest, media::OCI_MANIFEST.into(), "m")
+    }
+
+    #[test]
+    fn a_manifest_and_its_config_make_the_image() {
+        let layers = [layer(1), layer(2)];
+        let ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
+        let config = test_config(&ids).to_canonical_json();
+        let image = manifest_of(&config, &layers)
+            .unwrap()
+            .into_image("x".into(), config.clone(), "c", vec!["t".into()])
+            .unwrap();
+        assert_eq!(image.layers, layers);
+        assert_eq!(image.config_digest, Digest::of(&config));
+        assert_eq!(image.tags, ["t"]);
+    }
+
+    #[test]
+    fn a_config_other_than_the_one_the_manifest_names_is_refused() {
+        let config = test_config(&[layer(1).diff_id]).to_canonical_json();
+        let m = manifest_of(&config, &[layer(1)]).unwrap();
+        let other = test_config(&[layer(2).diff_id]).to_canonical_json();
+        let e = m
+            .into_image("x".into(), other, "c", Vec::new())
+            .unwrap_err();
+        assert!(matches!(e, Error::Mismatch { .. }), "{e}");
+    }
+
+    #[test]
+    fn diff_ids_must_match_the_layers_in_number() {
+        let config = test_config(&[layer(1).diff_id]).to_canonical_json();
+        let m = manifest_of(&config, &[layer(1), layer(2)]).unwrap();
+        let e = m
+            .into_image("x".into(), config, "c", Vec::new())
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("rootfs.diff_ids lists 1 layers but the manifest has 2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn schema1_is_refused_by_media_type_before_parsing() {
+        for mt in [media::DOCKER_SCHEMA1, media::DOCKER_SCHEMA1_UNSIGNED] {
+            let e = Manifest::parse(b"{}".to_vec(), Digest::of(b"{}"), mt.into(), "m").unwrap_err();
+            assert!(e.to_string().contains("schema 1"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_layer_digest_of_another_algorithm_is_an_error_naming_the_layer() {
+        let bytes = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{}","size":1}},"layers":[{{"mediaType":"{}","digest":"sha512:{}","size":1}}]}}"#,
+            media::OCI_MANIFEST,
+            media::OCI_CONFIG,
+            Digest::of(b"c"),
+            media::OCI_LAYER_TAR,
+            "ab".repeat(64)
+        )
+        .into_bytes();
+        let digest = Digest::of(&bytes);
+        let e = Manifest::parse(bytes, digest, media::OCI_MANIFEST.into(), "m").unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.contains("m: layers[0]") && e.contains("only sha256 is"),
+            "{e}"
+        );
+    }
+}
