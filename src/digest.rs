@@ -37,11 +37,42 @@ impl Digest {
         })
     }
 
+    /// Parses `sha256:<64 lowercase hex digits>`, telling a digest of
+    /// another algorithm from text that is not a digest at all, so each
+    /// caller can say which in its own words.
+    pub fn parse(s: &str) -> Result<Digest, Refusal> {
+        let (algorithm, encoded) = s.split_once(':').ok_or(Refusal::Malformed)?;
+        if algorithm != "sha256" {
+            let well_formed = !algorithm.is_empty()
+                && algorithm
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+._-".contains(&b))
+                && !encoded.is_empty()
+                && encoded.bytes().all(|b| b.is_ascii_hexdigit());
+            return Err(if well_formed {
+                Refusal::Algorithm(algorithm.to_string())
+            } else {
+                Refusal::Malformed
+            });
+        }
+        Digest::from_str(s).map_err(|_| Refusal::Malformed)
+    }
+
     /// The form oci-spec's descriptors carry.
     pub fn to_oci(&self) -> oci_spec::image::Digest {
         oci_spec::image::Digest::from_str(&self.to_string())
             .expect("a sha256 digest is always a valid OCI digest")
     }
+}
+
+/// Why [`Digest::parse`] refused a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A well-formed digest of another algorithm (named here), which names
+    /// content but not as gantry stores it.
+    Algorithm(String),
+    /// Not a digest: no algorithm, or an encoding that is not sha256's.
+    Malformed,
 }
 
 impl fmt::Display for Digest {
@@ -294,6 +325,20 @@ mod tests {
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
         assert_eq!(Digest::from_str(&d.to_string()).unwrap(), d);
+    }
+
+    #[test]
+    fn another_algorithm_is_told_from_a_malformed_digest() {
+        let hex = "ab".repeat(32);
+        assert_eq!(
+            Digest::parse(&format!("sha512:{hex}")),
+            Err(Refusal::Algorithm("sha512".into()))
+        );
+        for bad in ["sha256", "sha256:short", ":abc", "sha512:xyz", "sha256:AB"] {
+            assert_eq!(Digest::parse(bad), Err(Refusal::Malformed), "{bad}");
+        }
+        let d = Digest::of(b"x");
+        assert_eq!(Digest::parse(&d.to_string()), Ok(d));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Media types and small helpers over oci-spec's manifest, index and
-//! descriptor types. Those types hold annotations in `HashMap`s, so they are
+//! Small helpers over oci-spec's manifest, index and descriptor types:
+//! making descriptors, parsing manifests and indexes with errors that name
+//! the document. Those types hold annotations in `HashMap`s, so they are
 //! only ever serialised through [`crate::json::canonical`].
 
 use std::collections::HashMap;
@@ -9,14 +10,9 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType, Platform
 use crate::digest::Digest;
 use crate::error::{json_problem, Error, Result};
 
-/// oci-spec's media type for the string `s`, any string.
-pub fn media_type(s: &str) -> MediaType {
-    MediaType::from(s)
-}
-
 /// A descriptor of the blob `digest` of `size` bytes.
 pub fn descriptor(media: &str, digest: &Digest, size: u64) -> Descriptor {
-    Descriptor::new(media_type(media), size, digest.to_oci())
+    Descriptor::new(MediaType::from(media), size, digest.to_oci())
 }
 
 /// The platform of a descriptor for an image with this config; `None` when
