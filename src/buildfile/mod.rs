@@ -53,11 +53,8 @@ pub struct ImageSpec {
     pub name: String,
     pub location: String,
     pub base: BaseSpec,
-    /// `platform`: the one platform of a single-platform image.
-    pub platform: Option<Platform>,
-    /// `platforms`: one image per platform under an index, in the order
-    /// written. Empty unless declared (never both this and `platform`).
-    pub platforms: Vec<Platform>,
+    /// `platform` or `platforms`, which exclude each other.
+    pub platforms: Platforms,
     /// `[image.NAME.overrides."os/arch"]`, by platform.
     pub overrides: BTreeMap<Platform, PlatformOverride>,
     pub entrypoint: Option<Vec<String>>,
@@ -76,6 +73,19 @@ pub struct ImageSpec {
     /// templates, and always after expansion.
     pub tags: Vec<Templated>,
     pub layers: Vec<LayerSpec>,
+}
+
+/// The platforms an image is built for, as its declaration says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Platforms {
+    /// Neither `platform` nor `platforms`: the base's platform (the host's,
+    /// when the base is an index).
+    Base,
+    /// `platform`: a single-platform image.
+    One(Platform),
+    /// `platforms`: one image per platform under an index, in the order
+    /// written; never empty.
+    Many(Vec<Platform>),
 }
 
 /// The settings that may differ for one platform of an image; each one

@@ -45,7 +45,7 @@ pub fn run(args: PullArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
     let opts = args.registry.base_options();
     let mut loaded = opts.load_base(&r, platform.as_ref(), &store, reporter)?;
     if let Some(want) = &platform {
-        let have = Platform::parse(&loaded.image.platform()).ok();
+        let have = loaded.image.parsed_platform().ok();
         if have.as_ref() != Some(want) {
             return Err(Error::Usage(format!(
                 "{r} is an image for {}, not {want}",

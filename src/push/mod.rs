@@ -31,7 +31,9 @@ use crate::registry::{Access, Client, MountOutcome, Repo};
 use crate::store::Store;
 
 mod early;
+mod targets;
 pub use early::Early;
+pub use targets::{build_and_push, targets};
 
 #[derive(Debug, Clone)]
 pub struct PushOptions {

@@ -1,0 +1,186 @@
+//! Writing a build out: which sink a path means, which image of a
+//! multi-platform one a docker tarball holds, and a build file built and
+//! written in one go, healing the store on the way.
+
+use std::cell::Cell;
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::bases::BaseOptions;
+use crate::build::{heal, Built, BuiltImage};
+use crate::error::{Error, Result};
+use crate::image::Image;
+use crate::layout::write::{self, Format, Root};
+use crate::platform::host_platform;
+use crate::progress::{Event, Reporter};
+use crate::project::{self, Inputs};
+use crate::store::Store;
+
+/// The path that means standard output.
+pub const STDOUT: &str = "-";
+
+/// Where a build is written, and as what.
+#[derive(Debug, Clone, Copy)]
+pub struct Output<'a> {
+    /// A file or directory, or [`STDOUT`].
+    pub path: &'a Path,
+    /// The sink's format, from [`format_of`] or given.
+    pub format: Format,
+}
+
+impl Output<'_> {
+    /// Whether the output goes to standard output.
+    pub fn is_stdout(&self) -> bool {
+        self.path == Path::new(STDOUT)
+    }
+}
+
+/// The format to write `out` in: `explicit`, else a docker tarball for a
+/// `.tar` path or standard output, and an OCI layout for a directory (an
+/// existing one, or a path ending in `/`). An OCI layout cannot go to
+/// standard output.
+pub fn format_of(out: &Path, explicit: Option<Format>) -> Result<Format> {
+    let f = match explicit {
+        Some(f) => f,
+        None => {
+            let s = out.to_string_lossy();
+            if s == STDOUT || s.ends_with(".tar") {
+                Format::Docker
+            } else if s.ends_with('/') || out.is_dir() {
+                Format::Oci
+            } else {
+                return Err(Error::Usage(format!(
+                    "cannot tell the output format of {s:?}: use a .tar path, a directory \
+                     ending in /, or --format docker|oci|oci-archive"
+                )));
+            }
+        }
+    };
+    if f == Format::Oci && out == Path::new(STDOUT) {
+        return Err(Error::Usage(
+            "an OCI layout directory cannot be written to stdout; use --format oci-archive".into(),
+        ));
+    }
+    Ok(f)
+}
+
+/// The images asked for, or every image when none was named.
+pub fn selected<'a>(built: &'a [BuiltImage], names: &[String]) -> Vec<&'a BuiltImage> {
+    built
+        .iter()
+        .filter(|b| names.is_empty() || names.contains(&b.name))
+        .collect()
+}
+
+/// Builds the images of a build file and writes those asked for to
+/// `output`, if any. A store blob found damaged on the way is moved aside
+/// and the build and its output made again; a tarball half streamed to
+/// standard output cannot be taken back, so that run fails and the next
+/// one heals. Reports each file output once everything is written.
+pub fn build_and_write(
+    inputs: &Inputs<'_>,
+    output: Option<Output<'_>>,
+    store: &Store,
+    reporter: &dyn Reporter,
+) -> Result<Vec<BuiltImage>> {
+    let streamed = Cell::new(false);
+    let built = heal::healing(
+        store,
+        reporter,
+        || !streamed.get(),
+        || {
+            let mut prepared = project::prepare(inputs)?;
+            // A sink copies bytes: registry bases' layers are fetched by the
+            // build graph, not one by one after it.
+            prepared.options.fetch_layers = output.is_some();
+            let built = prepared.build(inputs.images, store, reporter)?;
+            if let Some(out) = output {
+                streamed.set(out.is_stdout());
+                let chosen = selected(&built, inputs.images);
+                write(&chosen, &prepared.options.registry, store, out, reporter)?;
+            }
+            Ok(built)
+        },
+    )?;
+    if let Some(out) = output.filter(|o| !o.is_stdout()) {
+        for b in selected(&built, inputs.images) {
+            reporter.report(Event::OutputWritten {
+                image: &b.name,
+                path: &out.path.display().to_string(),
+            });
+        }
+    }
+    Ok(built)
+}
+
+/// Writes `selected` to `out`, fetching the registry bases' layers first.
+pub fn write(
+    selected: &[&BuiltImage],
+    registry: &BaseOptions,
+    store: &Store,
+    out: Output<'_>,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let mut chosen = Vec::new();
+    if out.format == Format::Docker {
+        for b in selected {
+            chosen.extend(docker_child(b, reporter)?);
+        }
+    }
+    let mut chosen = chosen.iter();
+    let roots: Vec<Root> = selected
+        .iter()
+        .map(|b| match &b.result {
+            Built::Image(i) => Root::Image(i),
+            Built::Index(x) if out.format != Format::Docker => Root::Index(x),
+            Built::Index(_) => Root::Image(chosen.next().expect("one child per index")),
+        })
+        .collect();
+    let images: Vec<&Image> = roots
+        .iter()
+        .flat_map(|r| match r {
+            Root::Image(i) => vec![*i],
+            Root::Index(x) => x.children.iter().collect(),
+        })
+        .collect();
+    // Registry bases are loaded without their layers; a sink needs them.
+    registry.ensure_blobs(&images, store, reporter)?;
+    write_roots(&roots, store, out)
+}
+
+/// The image a docker tarball holds of a multi-platform image: it holds
+/// single images, so it takes the host's platform (a build with
+/// --platform has no multi-platform images left), tagged as the index is,
+/// and says so.
+fn docker_child(b: &BuiltImage, reporter: &dyn Reporter) -> Result<Option<Image>> {
+    let Built::Index(x) = &b.result else {
+        return Ok(None);
+    };
+    let host = host_platform();
+    let built = x.platforms().join(", ");
+    let Some(child) = x.child(&host) else {
+        return Err(Error::Usage(format!(
+            "image {:?} is built for {built}, not for this machine ({host}); a docker tarball \
+             holds one platform: choose it with --platform",
+            b.name,
+        )));
+    };
+    reporter.report(Event::TarballPlatform {
+        image: &b.name,
+        platform: &host.to_string(),
+        built: &built,
+    });
+    let mut child = child.clone();
+    child.tags = x.tags.clone();
+    Ok(Some(child))
+}
+
+fn write_roots(roots: &[Root<'_>], store: &Store, out: Output<'_>) -> Result<()> {
+    if out.is_stdout() {
+        let stdout = io::stdout().lock();
+        let mut w =
+            write::write_archive_roots(roots, store, out.format, io::BufWriter::new(stdout))?;
+        return w.flush().map_err(|e| Error::io("<stdout>", e));
+    }
+    write::write_roots_file(roots, store, out.format, out.path)
+}
