@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::media::Compression;
 use crate::platform::Platform;
 use crate::reference::Reference;
-use crate::stamp::{self, StampSpec};
+use crate::stamp::StampSpec;
 
 pub const DEFAULT_FILE_NAME: &str = "gantry.toml";
 
@@ -48,6 +48,17 @@ pub struct Templated {
     pub location: String,
 }
 
+/// A tag as declared: a reference already, unless it holds templates (it
+/// is then one once expanded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagSpec {
+    /// The tag as written, and where.
+    pub template: Templated,
+    /// The tag as parsed, with `:latest` when it names none; `None` while it
+    /// holds templates.
+    pub reference: Option<Reference>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ImageSpec {
     pub name: String,
@@ -69,9 +80,8 @@ pub struct ImageSpec {
     pub stop_signal: Option<String>,
     /// The image's `created` time: seconds or RFC 3339, after expansion.
     pub created: Option<Templated>,
-    /// Tags; validated as references at parse time unless they hold
-    /// templates, and always after expansion.
-    pub tags: Vec<Templated>,
+    /// Tags, in the order written.
+    pub tags: Vec<TagSpec>,
     pub layers: Vec<LayerSpec>,
 }
 
@@ -210,8 +220,7 @@ impl BuildFile {
         }
         let mut tag_owner: BTreeMap<String, &str> = BTreeMap::new();
         for image in images.values() {
-            for tag in image.tags.iter().filter(|t| !stamp::is_template(&t.text)) {
-                let tag = Reference::parse_tagged(&tag.text)?;
+            for tag in image.tags.iter().filter_map(|t| t.reference.as_ref()) {
                 // One tag naming two images would make every output ambiguous.
                 if let Some(other) = tag_owner.insert(tag.to_string(), &image.name) {
                     return Err(Error::BuildFile {

@@ -13,7 +13,7 @@ use super::values::{
 };
 use super::{
     BaseSpec, EntrySpec, EntrySpecKind, ImageSpec, LayerSpec, Owner, Platform, PlatformOverride,
-    Platforms, Templated,
+    Platforms, TagSpec, Templated,
 };
 use crate::buildfile::LocalSource;
 use crate::error::{Error, Result};
@@ -302,17 +302,25 @@ impl Cx<'_> {
     }
 
     /// `tags`: each a reference already, unless it holds templates.
-    fn tags(&self, path: &str, raw: &[Spanned<String>]) -> Result<Vec<Templated>> {
+    fn tags(&self, path: &str, raw: &[Spanned<String>]) -> Result<Vec<TagSpec>> {
         let mut tags = Vec::new();
         for (i, t) in raw.iter().enumerate() {
             let loc = self.loc(t.span(), &format!("{path}.tags[{i}]"));
             self.templated_ok(t.get_ref(), &loc)?;
-            if !stamp::is_template(t.get_ref()) {
-                Reference::parse_tagged(t.get_ref()).map_err(|e| self.err(&loc, e.to_string()))?;
-            }
-            tags.push(Templated {
-                text: t.get_ref().clone(),
-                location: loc,
+            let reference = if stamp::is_template(t.get_ref()) {
+                None
+            } else {
+                Some(
+                    Reference::parse_tagged(t.get_ref())
+                        .map_err(|e| self.err(&loc, e.to_string()))?,
+                )
+            };
+            tags.push(TagSpec {
+                template: Templated {
+                    text: t.get_ref().clone(),
+                    location: loc,
+                },
+                reference,
             });
         }
         Ok(tags)

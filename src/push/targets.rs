@@ -8,7 +8,6 @@ use crate::error::{Error, Result};
 use crate::progress::{Event, Reporter};
 use crate::project::{self, Inputs};
 use crate::reference::Reference;
-use crate::stamp;
 use crate::store::Store;
 
 use super::{push, Early, PushOptions, PushReport, PushRequest};
@@ -78,8 +77,7 @@ fn known_targets(file: &BuildFile, images: &[String], explicit: &[Reference]) ->
         .values()
         .filter(|i| images.is_empty() || images.contains(&i.name))
         .flat_map(|i| &i.tags)
-        .filter(|t| !stamp::is_template(&t.text))
-        .filter_map(|t| Reference::parse_tagged(&t.text).ok())
+        .filter_map(|t| t.reference.clone())
         .collect()
 }
 
