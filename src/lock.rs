@@ -36,9 +36,9 @@ const VERSION: u32 = 1;
 const HEADER: &str = "# Written by `gantry lock`: the digests every registry base resolved to.\n\
 # Commit it; `gantry lock --update NAME` re-resolves one base.\n";
 
+/// `gantry.lock` as read or to be written.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-/// `gantry.lock` as read or to be written.
 pub struct LockFile {
     /// The format version; only [`LockFile::new`]'s is read.
     pub version: u32,
@@ -47,9 +47,9 @@ pub struct LockFile {
     pub base: BTreeMap<String, LockedBase>,
 }
 
+/// What one base reference resolved to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-/// What one base reference resolved to.
 pub struct LockedBase {
     /// The index or manifest the reference named.
     pub digest: Digest,
