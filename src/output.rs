@@ -1,6 +1,7 @@
-//! Writing a build out: which sink a path means, which image of a
-//! multi-platform one a docker tarball holds, and a build file built and
-//! written in one go, healing the store on the way.
+//! Writing images out: which sink a path means, which image of a
+//! multi-platform one a docker tarball holds, a build file built and
+//! written in one go (healing the store on the way), and an image copied
+//! from a registry into a sink.
 
 use std::cell::Cell;
 use std::io::{self, Write};
@@ -11,9 +12,10 @@ use crate::build::{heal, Built, BuiltImage};
 use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::layout::write::{self, Format, Root};
-use crate::platform::host_platform;
+use crate::platform::{host_platform, Platform};
 use crate::progress::{Event, Reporter};
 use crate::project::{self, Inputs};
+use crate::reference::Reference;
 use crate::store::Store;
 
 /// The path that means standard output.
@@ -183,4 +185,49 @@ fn write_roots(roots: &[Root<'_>], store: &Store, out: Output<'_>) -> Result<()>
         return w.flush().map_err(|e| Error::io("<stdout>", e));
     }
     write::write_roots_file(roots, store, out.format, out.path)
+}
+
+/// Copies the image `reference` names from its registry into `out`: an OCI
+/// layout directory, or a docker tarball for a `.tar` path. From a
+/// multi-platform image it takes `platform` (default: this machine's); an
+/// image for another platform than the one asked for is an error. The
+/// image written is tagged with the reference when that has a tag.
+pub fn pull(
+    reference: &Reference,
+    platform: Option<&Platform>,
+    registry: &BaseOptions,
+    store: &Store,
+    out: &Path,
+    reporter: &dyn Reporter,
+) -> Result<Image> {
+    let mut loaded = registry.load_base(reference, platform, store, reporter)?;
+    if let Some(want) = platform {
+        let have = loaded.image.parsed_platform().ok();
+        if have.as_ref() != Some(want) {
+            return Err(Error::Usage(format!(
+                "{reference} is an image for {}, not {want}",
+                loaded.image.platform()
+            )));
+        }
+    }
+    registry.ensure_blobs(&[&loaded.image], store, reporter)?;
+    if reference.tag.is_some() {
+        let mut tagged = reference.clone();
+        tagged.digest = None;
+        loaded.image.tags = vec![tagged.to_string()];
+    }
+    let format = if out.to_string_lossy().ends_with(".tar") {
+        Format::Docker
+    } else {
+        Format::Oci
+    };
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    write::write_archive_file(&[&loaded.image], store, format, out)?;
+    reporter.report(Event::OutputWritten {
+        image: &reference.to_string(),
+        path: &out.display().to_string(),
+    });
+    Ok(loaded.image)
 }
