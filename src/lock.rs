@@ -286,6 +286,74 @@ mod tests {
         assert_eq!(LockFile::load(&p).unwrap(), Some(lock));
     }
 
+    fn entry(c: char) -> LockedBase {
+        let d = format!("sha256:{}", c.to_string().repeat(64))
+            .parse::<Digest>()
+            .unwrap();
+        LockedBase {
+            digest: d,
+            media_type: crate::media::OCI_MANIFEST.into(),
+            platforms: [("linux/amd64".to_string(), d)].into_iter().collect(),
+        }
+    }
+
+    fn two_bases(dir: &Path) -> BuildFile {
+        BuildFile::parse(
+            "[image.a]\nbase = \"alpine:3.20\"\nplatform = \"linux/amd64\"\n\
+             [image.b]\nbase = \"docker.io/library/busybox\"\nplatform = \"linux/amd64\"\n",
+            &dir.join("gantry.toml"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn update_resolves_only_the_bases_named_and_keeps_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = two_bases(dir.path());
+        let mut old = LockFile::new();
+        old.base
+            .insert("docker.io/library/alpine:3.20".into(), entry('a'));
+        old.base
+            .insert("docker.io/library/busybox:latest".into(), entry('b'));
+        let mut asked = Vec::new();
+        // An image's name stands for its base.
+        let new = update(&file, &old, &["b".into()], |r, _| {
+            asked.push(r.to_string());
+            Ok(entry('c'))
+        })
+        .unwrap();
+        assert_eq!(asked, ["docker.io/library/busybox:latest"]);
+        assert_eq!(new.base["docker.io/library/alpine:3.20"], entry('a'));
+        assert_eq!(new.base["docker.io/library/busybox:latest"], entry('c'));
+        let e = update(&file, &old, &["nginx".into()], |_, _| Ok(entry('c')))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--update nginx"), "{e}");
+    }
+
+    #[test]
+    fn check_with_locked_refuses_a_lock_that_misses_a_base_or_names_an_unused_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = two_bases(dir.path());
+        let path = dir.path().join(LOCK_FILE_NAME);
+        assert!(check(&file, false).unwrap().is_none());
+        assert!(check(&file, true).is_err());
+        let mut lock = LockFile::new();
+        lock.base
+            .insert("docker.io/library/alpine:3.20".into(), entry('a'));
+        lock.save(&path).unwrap();
+        let e = check(&file, true).unwrap_err().to_string();
+        assert!(e.contains("busybox:latest is not in the lock"), "{e}");
+        lock.base
+            .insert("docker.io/library/busybox:latest".into(), entry('b'));
+        lock.base
+            .insert("docker.io/library/gone:1".into(), entry('f'));
+        lock.save(&path).unwrap();
+        let e = check(&file, true).unwrap_err().to_string();
+        assert!(e.contains("gone:1 is locked but no image uses it"), "{e}");
+        assert_eq!(check(&file, false).unwrap(), Some(lock));
+    }
+
     #[test]
     fn refuses_other_versions_and_bad_digests() {
         let dir = tempfile::tempdir().unwrap();

@@ -231,3 +231,23 @@ pub fn pull(
     });
     Ok(loaded.image)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_of_a_path_is_docker_for_tar_and_stdout_and_oci_for_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(format_of(Path::new("x.tar"), None).unwrap(), Format::Docker);
+        assert_eq!(format_of(Path::new(STDOUT), None).unwrap(), Format::Docker);
+        assert_eq!(format_of(Path::new("out/"), None).unwrap(), Format::Oci);
+        assert_eq!(format_of(dir.path(), None).unwrap(), Format::Oci);
+        assert!(format_of(Path::new("x.img"), None).is_err());
+        assert_eq!(
+            format_of(Path::new("x.img"), Some(Format::OciArchive)).unwrap(),
+            Format::OciArchive
+        );
+        assert!(format_of(Path::new(STDOUT), Some(Format::Oci)).is_err());
+    }
+}

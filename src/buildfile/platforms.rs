@@ -148,6 +148,29 @@ files = [{ src = "target/{os}-{arch}{variant}/api", dst = "/api" }]
     }
 
     #[test]
+    fn platform_platforms_or_neither_make_one_platforms_value() {
+        let bf = BuildFile::parse(
+            "[image.a]\nbase = \"alpine\"\n\
+             [image.b]\nbase = \"alpine\"\nplatform = \"linux/aarch64\"\n\
+             [image.c]\nbase = \"alpine\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n",
+            Path::new("/p/gantry.toml"),
+        )
+        .unwrap();
+        let (amd, arm) = (
+            Platform::parse("linux/amd64").unwrap(),
+            Platform::parse("linux/arm64").unwrap(),
+        );
+        assert_eq!(bf.images["a"].platforms, Platforms::Base);
+        assert_eq!(bf.images["a"].platforms.build_for(), [None]);
+        assert_eq!(bf.images["b"].platforms, Platforms::One(arm.clone()));
+        assert_eq!(bf.images["b"].platforms.single(), Some(&arm));
+        let c = &bf.images["c"];
+        assert_eq!(c.platforms.declared(), [amd.clone(), arm.clone()]);
+        assert!(c.is_multi_platform() && c.platforms.single().is_none());
+        assert_eq!(c.for_platform(&arm).platforms, Platforms::One(arm));
+    }
+
+    #[test]
     fn platform_and_platforms_exclude_each_other() {
         let e = BuildFile::parse(
             "[image.a]\nbase = \"scratch\"\nplatform = \"linux/amd64\"\nplatforms = [\"linux/arm64\"]\n",
