@@ -149,9 +149,9 @@ pub enum Event<'a> {
         /// The path it was moved to, kept for inspection.
         moved_to: &'a str,
     },
-    /// A docker tarball holds one platform of a multi-platform image, and
-    /// the build made more: said so that nobody takes the tarball for all
-    /// of it.
+    /// A docker tarball holds one platform of a multi-platform image (it
+    /// holds single images only): said, as the tarball may hold less than
+    /// the build made.
     TarballPlatform {
         /// The image's name in the build file.
         image: &'a str,
