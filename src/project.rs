@@ -5,6 +5,41 @@
 //! The sinks over a build ([`crate::output`], [`crate::push`]) start here,
 //! so that what a build file means (which lock, which options) is decided
 //! once for all of them.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use gantry::layout::write::Format;
+//! use gantry::output::{self, Output};
+//! use gantry::progress::Silent;
+//! use gantry::project::{self, Inputs};
+//! use gantry::push::{self, PushOptions};
+//! use gantry::registry::ClientOptions;
+//! use gantry::store::Store;
+//!
+//! # fn main() -> gantry::Result<()> {
+//! let store = Store::open(&Store::default_root())?;
+//! let file = gantry::buildfile::BuildFile::load(Path::new("gantry.toml"))?;
+//! let registry = project::base_options(ClientOptions::from_env(), false);
+//! project::lock(&file, &[], &registry, &store, &Silent)?;
+//!
+//! let inputs = Inputs {
+//!     file: Path::new("gantry.toml"),
+//!     images: &[],
+//!     jobs: None,
+//!     platform: None,
+//!     stamp: None,
+//!     locked: true,
+//!     client: ClientOptions::from_env(),
+//!     offline: false,
+//!     // Refused before any work if it is one of the build's inputs.
+//!     outputs: &[("output", Path::new("images.tar"))],
+//! };
+//! let out = Output { path: Path::new("images.tar"), format: Format::Docker };
+//! output::build_and_write(&inputs, Some(out), &store, &Silent)?;
+//! push::build_and_push(&inputs, &[], &PushOptions::default(), &store, &Silent)?;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::path::Path;
 use std::sync::Arc;

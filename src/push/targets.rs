@@ -85,7 +85,8 @@ fn known_targets(file: &BuildFile, images: &[String], explicit: &[Reference]) ->
 /// pushes them to [`targets`]. While the build runs, the registries are
 /// asked what the last push to each target known by then sent, so that a
 /// push of an unchanged image waits for no request it can have asked
-/// early.
+/// early. The build never waits for those questions: a slow registry must
+/// not hold up a build that fails.
 pub fn build_and_push(
     inputs: &Inputs<'_>,
     explicit: &[Reference],
