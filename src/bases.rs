@@ -242,7 +242,8 @@ impl BaseOptions {
             });
         }
         let image = self.image_from_manifest(r, top, store, reporter)?;
-        let platform = Platform::parse(&image.platform())
+        let platform = image
+            .parsed_platform()
             .map(|p| p.to_string())
             .unwrap_or_else(|_| image.platform());
         Ok(LoadedBase {

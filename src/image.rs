@@ -123,6 +123,13 @@ impl Image {
         }
         s
     }
+
+    /// The config's platform as a [`Platform`], normalised as
+    /// [`Platform::parse`] reads a build file's (`arm64/v8` is `arm64`); the
+    /// error says why the config's fields name no such platform.
+    pub fn parsed_platform(&self) -> std::result::Result<Platform, String> {
+        Platform::parse(&self.platform())
+    }
 }
 
 /// A multi-platform image: an OCI image index over one [`Image`] per
@@ -150,16 +157,13 @@ pub struct ImageIndex {
 }
 
 impl ImageIndex {
-    /// The child built for `platform` (`os/arch[/variant]`). Spellings of
-    /// one platform match as [`Platform::parse`] reads them: a child whose
-    /// config says `arm64` with variant `v8` is the child for
-    /// `linux/arm64`.
-    pub fn child(&self, platform: &str) -> Option<&Image> {
-        let want = Platform::parse(platform).ok();
-        self.children.iter().find(|c| {
-            let have = c.platform();
-            have == platform || (want.is_some() && Platform::parse(&have).ok() == want)
-        })
+    /// The child built for `platform`. Spellings of one platform match as
+    /// [`Platform::parse`] reads them: a child whose config says `arm64`
+    /// with variant `v8` is the child for `linux/arm64`.
+    pub fn child(&self, platform: &Platform) -> Option<&Image> {
+        self.children
+            .iter()
+            .find(|c| c.parsed_platform().as_ref() == Ok(platform))
     }
 
     /// `os/arch[/variant]` of every child, in index order.
@@ -324,8 +328,9 @@ mod tests {
             tags: Vec::new(),
             annotations: BTreeMap::new(),
         };
-        assert!(index.child("linux/arm64").is_some());
-        assert!(index.child("linux/arm64/v8").is_some());
-        assert!(index.child("linux/amd64").is_none());
+        let child = |p: &str| index.child(&Platform::parse(p).unwrap()).is_some();
+        assert!(child("linux/arm64"));
+        assert!(child("linux/arm64/v8"));
+        assert!(!child("linux/amd64"));
     }
 }

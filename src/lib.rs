@@ -24,8 +24,11 @@
 //!   [`layer`] (file sets → tar → compressed blobs);
 //! - the network: [`registry`] (the distribution protocol client only);
 //! - sources and sinks: [`bases`], [`layout`], [`push`];
-//! - orchestration: [`build`], with [`lock`] (`gantry.lock`) and [`jobs`]
-//!   (the parallel task runner); [`inspect`] summarises an image.
+//! - orchestration: [`build`], with [`lock`] (`gantry.lock` and when it is
+//!   stale) and [`jobs`] (the parallel task runner); [`project`] (a build
+//!   file with its lock, built), [`output`] (a build or a pulled image
+//!   written to a sink) and [`push::build_and_push`], one per verb;
+//!   [`inspect`] summarises an image.
 
 pub mod accounts;
 pub mod bases;
@@ -45,8 +48,10 @@ pub mod layout;
 pub mod lock;
 pub mod manifest;
 pub mod media;
+pub mod output;
 pub mod platform;
 pub mod progress;
+pub mod project;
 pub mod push;
 pub mod redact;
 pub mod reference;

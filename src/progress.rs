@@ -149,6 +149,17 @@ pub enum Event<'a> {
         /// The path it was moved to, kept for inspection.
         moved_to: &'a str,
     },
+    /// A docker tarball holds one platform of a multi-platform image (it
+    /// holds single images only): said, as the tarball may hold less than
+    /// the build made.
+    TarballPlatform {
+        /// The image's name in the build file.
+        image: &'a str,
+        /// The platform the tarball holds: this machine's.
+        platform: &'a str,
+        /// Every platform built, comma-separated, in index order.
+        built: &'a str,
+    },
     /// Something the user should know that does not stop the operation: a
     /// retry and its delay, an image not pushed for want of tags.
     Warning {

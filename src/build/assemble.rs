@@ -68,7 +68,11 @@ pub(super) fn load_base(
         BaseSpec::Local(src) => {
             // As for registry bases, an index offers the machine's platform
             // when the image names none.
-            let want = spec.platform.clone().unwrap_or_else(host_platform);
+            let want = spec
+                .platforms
+                .single()
+                .cloned()
+                .unwrap_or_else(host_platform);
             layout_read::import_for(src, Some(&want), store).map_err(|e| Error::BuildFile {
                 location: spec.location.clone(),
                 message: format!("image {:?}: base: {e}", spec.name),
@@ -89,11 +93,10 @@ pub(super) fn load_base(
 /// The platform an image on `base` is built for: the declared one, else
 /// the base's.
 pub(super) fn platform_on(spec: &ImageSpec, base: &Base) -> Option<Platform> {
-    spec.platform.clone().or_else(|| {
-        base.image
-            .as_ref()
-            .and_then(|b| Platform::parse(&b.platform()).ok())
-    })
+    spec.platforms
+        .single()
+        .cloned()
+        .or_else(|| base.image.as_ref().and_then(|b| b.parsed_platform().ok()))
 }
 
 /// Builds the config over the base's, and writes config and manifest: the
@@ -112,8 +115,8 @@ pub(super) fn finish(
         Some(b) => b.config.clone(),
         None => {
             let p = spec
-                .platform
-                .as_ref()
+                .platforms
+                .single()
                 .expect("validated: scratch has a platform");
             ImageConfig {
                 architecture: p.architecture.clone(),
@@ -123,13 +126,12 @@ pub(super) fn finish(
             }
         }
     };
-    if let (Some(want), Some(b)) = (&spec.platform, &base.image) {
-        let have = Platform {
+    if let (Some(want), Some(b)) = (spec.platforms.single(), &base.image) {
+        let have_norm = b.parsed_platform().unwrap_or_else(|_| Platform {
             os: b.config.os.clone(),
             architecture: b.config.architecture.clone(),
             variant: b.config.variant.clone(),
-        };
-        let have_norm = Platform::parse(&have.to_string()).unwrap_or(have);
+        });
         if &have_norm != want {
             return Err(Error::BuildFile {
                 location: spec.location.clone(),
@@ -172,7 +174,7 @@ fn registry_base(
 ) -> Result<Image> {
     let loaded = opts
         .registry
-        .load_base(r, spec.platform.as_ref(), store, reporter)
+        .load_base(r, spec.platforms.single(), store, reporter)
         .map_err(|e| Error::BuildFile {
             location: spec.location.clone(),
             message: format!("image {:?}: base: {e}", spec.name),

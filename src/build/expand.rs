@@ -45,7 +45,10 @@ pub(super) fn expand_spec(spec: &ImageSpec, stamp: &Stamp) -> Result<Expanded> {
     };
     let mut tags = Vec::new();
     for t in &spec.tags {
-        tags.push(expand_tag(stamp, t)?);
+        tags.push(match &t.reference {
+            Some(r) => r.clone(),
+            None => expand_tag(stamp, &t.template)?,
+        });
     }
     let mut values = Expanded {
         created,

@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
-use crate::buildfile::{BaseSpec, BuildFile, EntrySpecKind, ImageSpec, LayerSpec};
+use crate::buildfile::{BaseSpec, BuildFile, EntrySpecKind, ImageSpec, LayerSpec, Platforms};
 use crate::error::{Error, Result};
 use crate::platform::Platform;
 
@@ -79,11 +79,8 @@ pub fn check_output(
 /// The platforms `image` is built for, when the build file says: its own,
 /// or those of the image of the file it is based on.
 fn platforms_of(file: &BuildFile, image: &ImageSpec, depth: usize) -> Option<Vec<Platform>> {
-    if !image.platforms.is_empty() {
-        return Some(image.platforms.clone());
-    }
-    if let Some(p) = &image.platform {
-        return Some(vec![p.clone()]);
+    if image.platforms != Platforms::Base {
+        return Some(image.platforms.declared().to_vec());
     }
     match &image.base {
         BaseSpec::Image(name) if depth < file.images.len() => {

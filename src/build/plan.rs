@@ -1,7 +1,7 @@
 //! The graph of a build: which platforms each image is built for, and which
 //! child of an `:other` base each of them stands on.
 
-use crate::buildfile::{BaseSpec, ImageSpec};
+use crate::buildfile::{BaseSpec, ImageSpec, Platforms};
 use crate::error::{Error, Result};
 use crate::platform::Platform;
 
@@ -44,25 +44,22 @@ pub(super) fn plan(order: &[&ImageSpec], only: Option<&Platform>) -> Result<Plan
             ),
             _ => None,
         };
-        let (mut platforms, mut multi): (Vec<Option<Platform>>, bool) = if spec.is_multi_platform()
-        {
-            (spec.platforms.iter().cloned().map(Some).collect(), true)
-        } else if let Some(p) = &spec.platform {
-            (vec![Some(p.clone())], false)
-        } else if let Some(o) = other {
-            // Without a platform of its own, an image is built for every
-            // platform its base in this file is built for.
-            let (nodes, multi) = &plan.images[o];
-            (
-                nodes
-                    .iter()
-                    .map(|&n| plan.nodes[n].platform.clone())
-                    .collect(),
-                *multi,
-            )
-        } else {
-            (vec![None], false)
-        };
+        let (mut platforms, mut multi): (Vec<Option<Platform>>, bool) =
+            match (&spec.platforms, other) {
+                (Platforms::Base, Some(o)) => {
+                    // Without a platform of its own, an image is built for every
+                    // platform its base in this file is built for.
+                    let (nodes, multi) = &plan.images[o];
+                    (
+                        nodes
+                            .iter()
+                            .map(|&n| plan.nodes[n].platform.clone())
+                            .collect(),
+                        *multi,
+                    )
+                }
+                (ps, _) => (ps.build_for(), spec.is_multi_platform()),
+            };
         if let (Some(want), true) = (only, multi) {
             if !platforms.contains(&Some(want.clone())) {
                 return Err(Error::BuildFile {

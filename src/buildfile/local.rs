@@ -9,8 +9,22 @@ use crate::error::{Error, Result};
 /// `oci:PATH[:TAG]` or `docker-archive:PATH[:TAG]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocalSource {
-    OciLayout { path: PathBuf, tag: Option<String> },
-    DockerArchive { path: PathBuf, tag: Option<String> },
+    /// `oci:PATH[:TAG]`: an OCI image layout directory.
+    OciLayout {
+        /// The layout directory, resolved against the build file's.
+        path: PathBuf,
+        /// Which image to take (by name or digest) when the layout holds
+        /// several.
+        tag: Option<String>,
+    },
+    /// `docker-archive:PATH[:TAG]`: a `docker save` tarball.
+    DockerArchive {
+        /// The tarball, resolved against the build file's directory.
+        path: PathBuf,
+        /// Which image to take (by one of its tags) when the archive
+        /// holds several.
+        tag: Option<String>,
+    },
 }
 
 impl LocalSource {
@@ -46,12 +60,14 @@ impl LocalSource {
         }))
     }
 
+    /// The directory or tarball the image is read from.
     pub fn path(&self) -> &Path {
         match self {
             LocalSource::OciLayout { path, .. } | LocalSource::DockerArchive { path, .. } => path,
         }
     }
 
+    /// The tag that picks one image of several, if given.
     pub fn tag(&self) -> Option<&str> {
         match self {
             LocalSource::OciLayout { tag, .. } | LocalSource::DockerArchive { tag, .. } => {

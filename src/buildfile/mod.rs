@@ -11,8 +11,9 @@ use crate::error::{Error, Result};
 use crate::media::Compression;
 use crate::platform::Platform;
 use crate::reference::Reference;
-use crate::stamp::{self, StampSpec};
+use crate::stamp::StampSpec;
 
+/// The build file a verb reads when given none.
 pub const DEFAULT_FILE_NAME: &str = "gantry.toml";
 
 mod local;
@@ -30,13 +31,16 @@ pub use values::{normalize_dst, parse_mode};
 // ---------------------------------------------------------------------------
 // The file as validated.
 
+/// A build file, validated: every image it declares and its stamp keys.
 #[derive(Debug, Clone)]
 pub struct BuildFile {
     /// The build file itself.
     pub path: PathBuf,
     /// Its directory: `src` paths are relative to it.
     pub dir: PathBuf,
+    /// `[image.NAME]` tables, by name.
     pub images: BTreeMap<String, ImageSpec>,
+    /// `[stamp]`: keys defined from others, and values for unstamped builds.
     pub stamp: StampSpec,
 }
 
@@ -44,38 +48,75 @@ pub struct BuildFile {
 /// declared (for errors found once it is expanded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Templated {
+    /// The value as written, templates unexpanded.
     pub text: String,
+    /// `file:line:col (declaration path)`.
     pub location: String,
 }
 
+/// A tag as declared: a reference already, unless it holds templates (it
+/// is then one once expanded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagSpec {
+    /// The tag as written, and where.
+    pub template: Templated,
+    /// The tag as parsed, with `:latest` when it names none; `None` while it
+    /// holds templates.
+    pub reference: Option<Reference>,
+}
+
+/// One `[image.NAME]` table.
 #[derive(Debug, Clone)]
 pub struct ImageSpec {
+    /// `NAME`: how the image is asked for and named in progress.
     pub name: String,
+    /// `file:line:col (image.NAME)`, for errors.
     pub location: String,
+    /// `base`: what the image's layers go on.
     pub base: BaseSpec,
-    /// `platform`: the one platform of a single-platform image.
-    pub platform: Option<Platform>,
-    /// `platforms`: one image per platform under an index, in the order
-    /// written. Empty unless declared (never both this and `platform`).
-    pub platforms: Vec<Platform>,
+    /// `platform` or `platforms`, which exclude each other.
+    pub platforms: Platforms,
     /// `[image.NAME.overrides."os/arch"]`, by platform.
     pub overrides: BTreeMap<Platform, PlatformOverride>,
+    /// Replaces the base's `Entrypoint` when given.
     pub entrypoint: Option<Vec<String>>,
+    /// Replaces the base's `Cmd` when given.
     pub cmd: Option<Vec<String>>,
+    /// Merged over the base's environment (may hold templates).
     pub env: BTreeMap<String, String>,
+    /// Replaces the base's `User` when given.
     pub user: Option<String>,
+    /// Replaces the base's `WorkingDir`; always absolute.
     pub workdir: Option<String>,
+    /// Config labels, merged over the base's (may hold templates).
     pub labels: BTreeMap<String, String>,
+    /// Manifest annotations (may hold templates).
     pub annotations: BTreeMap<String, String>,
+    /// `PORT/proto`, normalised (`80` is `80/tcp`).
     pub exposed_ports: Vec<String>,
+    /// Absolute paths declared as volumes.
     pub volumes: Vec<String>,
+    /// Replaces the base's `StopSignal` when given.
     pub stop_signal: Option<String>,
     /// The image's `created` time: seconds or RFC 3339, after expansion.
     pub created: Option<Templated>,
-    /// Tags; validated as references at parse time unless they hold
-    /// templates, and always after expansion.
-    pub tags: Vec<Templated>,
+    /// Tags, in the order written.
+    pub tags: Vec<TagSpec>,
+    /// `[[image.NAME.layer]]`, in order, on top of the base's layers.
     pub layers: Vec<LayerSpec>,
+}
+
+/// The platforms an image is built for, as its declaration says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Platforms {
+    /// Neither `platform` nor `platforms`: the base's platform (the host's,
+    /// when the base is an index).
+    Base,
+    /// `platform`: a single-platform image.
+    One(Platform),
+    /// `platforms`: one image per platform under an index, in the order
+    /// written; never empty.
+    Many(Vec<Platform>),
 }
 
 /// The settings that may differ for one platform of an image; each one
@@ -85,15 +126,22 @@ pub struct ImageSpec {
 pub struct PlatformOverride {
     /// Where the table was declared, for errors.
     pub location: String,
+    /// Replaces the image's `entrypoint` for this platform.
     pub entrypoint: Option<Vec<String>>,
+    /// Replaces the image's `cmd` for this platform.
     pub cmd: Option<Vec<String>>,
+    /// Merged over the image's `env`.
     pub env: BTreeMap<String, String>,
+    /// Merged over the image's `labels`.
     pub labels: BTreeMap<String, String>,
 }
 
+/// What an image is based on (`base = ...`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BaseSpec {
+    /// `"scratch"`: no base; the image declares its platform.
     Scratch,
+    /// `oci:PATH[:TAG]` or `docker-archive:PATH[:TAG]` on local disk.
     Local(LocalSource),
     /// Another image of this build file.
     Image(String),
@@ -101,33 +149,50 @@ pub enum BaseSpec {
     Registry(Reference),
 }
 
+/// Who owns an entry, as its tar header says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Owner {
+    /// Numeric user id (`owner = "UID:GID"`).
     pub uid: u64,
+    /// Numeric group id.
     pub gid: u64,
+    /// User name stored beside the id (empty by default).
     pub uname: String,
+    /// Group name stored beside the id (empty by default).
     pub gname: String,
 }
 
+/// One `[[image.NAME.layer]]` table.
 #[derive(Debug, Clone)]
 pub struct LayerSpec {
+    /// `name`, or `layer-N`; unique within the image.
     pub name: String,
+    /// `file:line:col (image.NAME.layer[N])`, for errors.
     pub location: String,
+    /// The default owner of the layer's entries.
     pub owner: Owner,
+    /// Seconds since 1970 for every entry, over SOURCE_DATE_EPOCH.
     pub mtime: Option<u64>,
+    /// The layer's compression, or the image's.
     pub compression: Compression,
+    /// The level for `compression`: given, inherited, or its default.
     pub compression_level: i32,
+    /// `files`, in the order written.
     pub entries: Vec<EntrySpec>,
 }
 
+/// One element of a layer's `files`.
 #[derive(Debug, Clone)]
 pub struct EntrySpec {
     /// `file:line:col (image.X.layer[N].files[M])`, for error messages.
     pub location: String,
+    /// The entry's owner, or the layer's.
     pub owner: Owner,
+    /// What the entry puts into the layer.
     pub kind: EntrySpecKind,
 }
 
+/// The three kinds of entry.
 #[derive(Debug, Clone)]
 pub enum EntrySpecKind {
     /// Copy a file or the contents of a directory.
@@ -140,16 +205,26 @@ pub enum EntrySpecKind {
         dst: String,
         /// The destination was written with a trailing `/`: a file goes inside it.
         dst_is_dir: bool,
+        /// The mode of copied files; else `0755` for an executable source
+        /// and `0644` for any other.
         mode: Option<u32>,
+        /// The mode of copied directories (default `0755`).
         dir_mode: Option<u32>,
+        /// Paths under a directory `src` to leave out.
         exclude: Option<GlobSet>,
     },
+    /// Declare a directory.
     Dir {
+        /// Normalised absolute path, without leading `/`.
         path: String,
+        /// Its mode (default `0755`).
         mode: Option<u32>,
     },
+    /// Declare a symlink.
     Symlink {
+        /// Normalised absolute path of the link, without leading `/`.
         path: String,
+        /// Where it points, stored as written.
         target: String,
     },
 }
@@ -200,8 +275,7 @@ impl BuildFile {
         }
         let mut tag_owner: BTreeMap<String, &str> = BTreeMap::new();
         for image in images.values() {
-            for tag in image.tags.iter().filter(|t| !stamp::is_template(&t.text)) {
-                let tag = Reference::parse_tagged(&tag.text)?;
+            for tag in image.tags.iter().filter_map(|t| t.reference.as_ref()) {
                 // One tag naming two images would make every output ambiguous.
                 if let Some(other) = tag_owner.insert(tag.to_string(), &image.name) {
                     return Err(Error::BuildFile {

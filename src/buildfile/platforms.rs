@@ -3,16 +3,45 @@
 
 use std::path::PathBuf;
 
-use super::{EntrySpecKind, ImageSpec, LayerSpec, Platform};
+use super::{EntrySpecKind, ImageSpec, LayerSpec, Platform, Platforms};
 
 /// The placeholders a `src` path may hold. They are always placeholders:
 /// a file whose name holds one literally cannot be named in `src`.
 const PLACEHOLDERS: [&str; 3] = ["{os}", "{arch}", "{variant}"];
 
+impl Platforms {
+    /// The one platform of a single-platform image that declares it.
+    pub fn single(&self) -> Option<&Platform> {
+        match self {
+            Platforms::One(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Every platform declared, in the order written; none for
+    /// [`Platforms::Base`].
+    pub fn declared(&self) -> &[Platform] {
+        match self {
+            Platforms::Base => &[],
+            Platforms::One(p) => std::slice::from_ref(p),
+            Platforms::Many(ps) => ps,
+        }
+    }
+
+    /// The platforms one build of the image is made for: `None` for the
+    /// base's, which is known only once the base is loaded.
+    pub fn build_for(&self) -> Vec<Option<Platform>> {
+        match self {
+            Platforms::Base => vec![None],
+            ps => ps.declared().iter().cloned().map(Some).collect(),
+        }
+    }
+}
+
 impl ImageSpec {
     /// Whether the image is built once per platform under an index.
     pub fn is_multi_platform(&self) -> bool {
-        !self.platforms.is_empty()
+        matches!(self.platforms, Platforms::Many(_))
     }
 
     /// The image as built for `p`: a single-platform spec with `p` as its
@@ -20,8 +49,7 @@ impl ImageSpec {
     /// for `p` applied.
     pub fn for_platform(&self, p: &Platform) -> ImageSpec {
         let mut spec = self.clone();
-        spec.platform = Some(p.clone());
-        spec.platforms = Vec::new();
+        spec.platforms = Platforms::One(p.clone());
         spec.overrides = Default::default();
         spec.layers = self.layers.iter().map(|l| l.for_platform(p)).collect();
         if let Some(o) = self.overrides.get(p) {
@@ -117,6 +145,29 @@ files = [{ src = "target/{os}-{arch}{variant}/api", dst = "/api" }]
             Some(&["serve".into(), "--small".into()][..])
         );
         assert!(!arm.is_multi_platform());
+    }
+
+    #[test]
+    fn platform_platforms_or_neither_make_one_platforms_value() {
+        let bf = BuildFile::parse(
+            "[image.a]\nbase = \"alpine\"\n\
+             [image.b]\nbase = \"alpine\"\nplatform = \"linux/aarch64\"\n\
+             [image.c]\nbase = \"alpine\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n",
+            Path::new("/p/gantry.toml"),
+        )
+        .unwrap();
+        let (amd, arm) = (
+            Platform::parse("linux/amd64").unwrap(),
+            Platform::parse("linux/arm64").unwrap(),
+        );
+        assert_eq!(bf.images["a"].platforms, Platforms::Base);
+        assert_eq!(bf.images["a"].platforms.build_for(), [None]);
+        assert_eq!(bf.images["b"].platforms, Platforms::One(arm.clone()));
+        assert_eq!(bf.images["b"].platforms.single(), Some(&arm));
+        let c = &bf.images["c"];
+        assert_eq!(c.platforms.declared(), [amd.clone(), arm.clone()]);
+        assert!(c.is_multi_platform() && c.platforms.single().is_none());
+        assert_eq!(c.for_platform(&arm).platforms, Platforms::One(arm));
     }
 
     #[test]

@@ -1,16 +1,20 @@
 //! Validation: the raw schema into plain, checked values, with every error
 //! located by file, line, column and declaration path.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use globset::{Glob, GlobSetBuilder};
 use toml::Spanned;
 
-use super::raw::{RawEntry, RawImage, RawLayer, RawStamp};
+use super::raw::{RawEntry, RawImage, RawLayer, RawOverride, RawStamp};
 use super::values::{
     check_owner_names, normalize_dst, normalize_port, parse_mode, parse_owner, valid_image_name,
 };
-use super::{BaseSpec, EntrySpec, EntrySpecKind, ImageSpec, LayerSpec, Owner, Platform, Templated};
+use super::{
+    BaseSpec, EntrySpec, EntrySpecKind, ImageSpec, LayerSpec, Owner, Platform, PlatformOverride,
+    Platforms, TagSpec, Templated,
+};
 use crate::buildfile::LocalSource;
 use crate::error::{Error, Result};
 use crate::media::Compression;
@@ -85,47 +89,131 @@ impl Cx<'_> {
 
         let base_loc = self.loc(raw.base.span(), &format!("{path}.base"));
         let base = self.base(raw.base.get_ref(), &base_loc)?;
+        let platforms = self.platforms(&path, raw.platform.as_ref(), raw.platforms.as_ref())?;
+        if base == BaseSpec::Scratch && platforms == Platforms::Base {
+            return Err(self.err(
+                &location,
+                "a \"scratch\" image needs `platform` (e.g. \"linux/amd64\") or `platforms`",
+            ));
+        }
+        let overrides = self.overrides(name, &path, &location, raw.overrides, &platforms)?;
+        self.config_values(&path, &location, &raw.env, raw.workdir.as_deref())?;
+        let exposed_ports = raw
+            .exposed_ports
+            .iter()
+            .map(|p| {
+                let loc = self.loc(p.span(), &format!("{path}.exposed_ports"));
+                normalize_port(p.get_ref()).map_err(|m| self.err(&loc, m))
+            })
+            .collect::<Result<_>>()?;
+        let volumes = self.volumes(&path, &raw.volumes)?;
+        let tags = self.tags(&path, &raw.tags)?;
+        let created = match &raw.created {
+            Some(c) => {
+                let loc = self.loc(c.span(), &format!("{path}.created"));
+                self.templated_ok(c.get_ref(), &loc)?;
+                Some(Templated {
+                    text: c.get_ref().clone(),
+                    location: loc,
+                })
+            }
+            None => None,
+        };
+        for (what, map) in [
+            ("env", &raw.env),
+            ("labels", &raw.labels),
+            ("annotations", &raw.annotations),
+        ] {
+            for (k, v) in map {
+                self.templated_ok(v, &format!("{location} ({path}.{what}.{k:?})"))?;
+            }
+        }
+        let compression = self.compression(
+            raw.compression.as_ref(),
+            raw.compression_level.as_ref(),
+            &path,
+            (Compression::Gzip, None),
+        )?;
+        let layers = self.layers(name, &path, raw.layer, compression)?;
 
-        let platform = match raw.platform {
+        Ok(ImageSpec {
+            name: name.to_string(),
+            location,
+            base,
+            platforms,
+            overrides,
+            entrypoint: raw.entrypoint,
+            cmd: raw.cmd,
+            env: raw.env,
+            user: raw.user,
+            workdir: raw.workdir,
+            labels: raw.labels,
+            annotations: raw.annotations,
+            exposed_ports,
+            volumes,
+            stop_signal: raw.stop_signal,
+            created,
+            tags,
+            layers,
+        })
+    }
+
+    /// `platform` or `platforms` (refusing both, an empty list and a
+    /// platform listed twice).
+    fn platforms(
+        &self,
+        path: &str,
+        one: Option<&Spanned<String>>,
+        list: Option<&Spanned<Vec<Spanned<String>>>>,
+    ) -> Result<Platforms> {
+        let one = match one {
             Some(p) => Some(
                 Platform::parse(p.get_ref())
                     .map_err(|m| self.err(&self.loc(p.span(), &format!("{path}.platform")), m))?,
             ),
             None => None,
         };
-        let mut platforms = Vec::new();
-        if let Some(list) = &raw.platforms {
-            let loc = self.loc(list.span(), &format!("{path}.platforms"));
-            if platform.is_some() {
-                return Err(self.err(
-                    &loc,
-                    "`platform` and `platforms` exclude each other: give one platform, or a list",
-                ));
-            }
-            if list.get_ref().is_empty() {
-                return Err(self.err(&loc, "`platforms` is empty; list at least one platform"));
-            }
-            for p in list.get_ref() {
-                let at = self.loc(p.span(), &format!("{path}.platforms"));
-                let parsed = Platform::parse(p.get_ref()).map_err(|m| self.err(&at, m))?;
-                if platforms.contains(&parsed) {
-                    return Err(self.err(&at, format!("platform {parsed} is listed twice")));
-                }
-                platforms.push(parsed);
-            }
-        }
-        if base == BaseSpec::Scratch && platform.is_none() && platforms.is_empty() {
+        let Some(list) = list else {
+            return Ok(one.map_or(Platforms::Base, Platforms::One));
+        };
+        let loc = self.loc(list.span(), &format!("{path}.platforms"));
+        if one.is_some() {
             return Err(self.err(
-                &location,
-                "a \"scratch\" image needs `platform` (e.g. \"linux/amd64\") or `platforms`",
+                &loc,
+                "`platform` and `platforms` exclude each other: give one platform, or a list",
             ));
         }
-        let mut overrides = std::collections::BTreeMap::new();
-        for (key, o) in raw.overrides {
+        if list.get_ref().is_empty() {
+            return Err(self.err(&loc, "`platforms` is empty; list at least one platform"));
+        }
+        let mut platforms = Vec::new();
+        for p in list.get_ref() {
+            let at = self.loc(p.span(), &format!("{path}.platforms"));
+            let parsed = Platform::parse(p.get_ref()).map_err(|m| self.err(&at, m))?;
+            if platforms.contains(&parsed) {
+                return Err(self.err(&at, format!("platform {parsed} is listed twice")));
+            }
+            platforms.push(parsed);
+        }
+        Ok(Platforms::Many(platforms))
+    }
+
+    /// `[image.NAME.overrides."os/arch"]`, each for a platform the image is
+    /// built for (any, when it takes its platform from its base).
+    fn overrides(
+        &self,
+        name: &str,
+        path: &str,
+        location: &str,
+        raw: BTreeMap<String, Spanned<RawOverride>>,
+        platforms: &Platforms,
+    ) -> Result<BTreeMap<Platform, PlatformOverride>> {
+        let mut overrides = BTreeMap::new();
+        let declared = platforms.declared();
+        for (key, o) in raw {
             let at = self.loc(o.span(), &format!("{path}.overrides.{key:?}"));
             let p = Platform::parse(&key).map_err(|m| self.err(&at, m))?;
-            let declared: Vec<&Platform> = platform.iter().chain(&platforms).collect();
-            if !declared.is_empty() && !declared.contains(&&p) {
+            if !declared.is_empty() && !declared.contains(&p) {
                 return Err(self.err(
                     &at,
                     format!(
@@ -152,7 +240,7 @@ impl Cx<'_> {
                     self.templated_ok(v, &format!("{at} ({what}.{k:?})"))?;
                 }
             }
-            let value = super::PlatformOverride {
+            let value = PlatformOverride {
                 location: at,
                 entrypoint: o.entrypoint,
                 cmd: o.cmd,
@@ -161,38 +249,46 @@ impl Cx<'_> {
             };
             if overrides.insert(p.clone(), value).is_some() {
                 return Err(self.err(
-                    &location,
+                    location,
                     format!("{path}.overrides names platform {p} twice (under two spellings)"),
                 ));
             }
         }
+        Ok(overrides)
+    }
 
-        for key in raw.env.keys() {
+    /// The image's `env` names and `workdir`.
+    fn config_values(
+        &self,
+        path: &str,
+        location: &str,
+        env: &BTreeMap<String, String>,
+        workdir: Option<&str>,
+    ) -> Result<()> {
+        for key in env.keys() {
             if key.is_empty() || key.contains('=') {
                 return Err(self.err(
-                    &location,
+                    location,
                     format!(
                         "{path}.env: variable name {key:?} must be non-empty and contain no '='"
                     ),
                 ));
             }
         }
-        if let Some(w) = &raw.workdir {
+        if let Some(w) = workdir {
             if !w.starts_with('/') {
                 return Err(self.err(
-                    &location,
+                    location,
                     format!("{path}.workdir {w:?} must be an absolute path"),
                 ));
             }
         }
+        Ok(())
+    }
 
-        let mut exposed_ports = Vec::new();
-        for p in &raw.exposed_ports {
-            let loc = self.loc(p.span(), &format!("{path}.exposed_ports"));
-            exposed_ports.push(normalize_port(p.get_ref()).map_err(|m| self.err(&loc, m))?);
-        }
+    fn volumes(&self, path: &str, raw: &[Spanned<String>]) -> Result<Vec<String>> {
         let mut volumes = Vec::new();
-        for v in &raw.volumes {
+        for v in raw {
             if !v.get_ref().starts_with('/') {
                 let loc = self.loc(v.span(), &format!("{path}.volumes"));
                 return Err(self.err(
@@ -202,48 +298,44 @@ impl Cx<'_> {
             }
             volumes.push(v.get_ref().clone());
         }
+        Ok(volumes)
+    }
+
+    /// `tags`: each a reference already, unless it holds templates.
+    fn tags(&self, path: &str, raw: &[Spanned<String>]) -> Result<Vec<TagSpec>> {
         let mut tags = Vec::new();
-        for (i, t) in raw.tags.iter().enumerate() {
+        for (i, t) in raw.iter().enumerate() {
             let loc = self.loc(t.span(), &format!("{path}.tags[{i}]"));
             self.templated_ok(t.get_ref(), &loc)?;
-            if !stamp::is_template(t.get_ref()) {
-                Reference::parse_tagged(t.get_ref()).map_err(|e| self.err(&loc, e.to_string()))?;
-            }
-            tags.push(Templated {
-                text: t.get_ref().clone(),
-                location: loc,
+            let reference = if stamp::is_template(t.get_ref()) {
+                None
+            } else {
+                Some(
+                    Reference::parse_tagged(t.get_ref())
+                        .map_err(|e| self.err(&loc, e.to_string()))?,
+                )
+            };
+            tags.push(TagSpec {
+                template: Templated {
+                    text: t.get_ref().clone(),
+                    location: loc,
+                },
+                reference,
             });
         }
-        let created = match &raw.created {
-            Some(c) => {
-                let loc = self.loc(c.span(), &format!("{path}.created"));
-                self.templated_ok(c.get_ref(), &loc)?;
-                Some(Templated {
-                    text: c.get_ref().clone(),
-                    location: loc,
-                })
-            }
-            None => None,
-        };
-        for (what, map) in [
-            ("env", &raw.env),
-            ("labels", &raw.labels),
-            ("annotations", &raw.annotations),
-        ] {
-            for (k, v) in map {
-                self.templated_ok(v, &format!("{location} ({path}.{what}.{k:?})"))?;
-            }
-        }
+        Ok(tags)
+    }
 
-        let (img_comp, img_level) = self.compression(
-            raw.compression.as_ref(),
-            raw.compression_level.as_ref(),
-            &path,
-            (Compression::Gzip, None),
-        )?;
-
+    /// The image's layers, each named once.
+    fn layers(
+        &self,
+        name: &str,
+        path: &str,
+        raw: Vec<Spanned<RawLayer>>,
+        (img_comp, img_level): (Compression, Option<i32>),
+    ) -> Result<Vec<LayerSpec>> {
         let mut layers = Vec::new();
-        for (i, l) in raw.layer.into_iter().enumerate() {
+        for (i, l) in raw.into_iter().enumerate() {
             layers.push(self.layer(&format!("{path}.layer[{i}]"), i, l, img_comp, img_level)?);
         }
         let mut seen = std::collections::BTreeSet::new();
@@ -255,28 +347,7 @@ impl Cx<'_> {
                 ));
             }
         }
-
-        Ok(ImageSpec {
-            name: name.to_string(),
-            location,
-            base,
-            platform,
-            platforms,
-            overrides,
-            entrypoint: raw.entrypoint,
-            cmd: raw.cmd,
-            env: raw.env,
-            user: raw.user,
-            workdir: raw.workdir,
-            labels: raw.labels,
-            annotations: raw.annotations,
-            exposed_ports,
-            volumes,
-            stop_signal: raw.stop_signal,
-            created,
-            tags,
-            layers,
-        })
+        Ok(layers)
     }
 
     /// Refuses a malformed template early, where it is declared.
@@ -475,91 +546,122 @@ impl Cx<'_> {
                     .into(),
             ));
         }
-        let only_for = |present: bool, key: &str, kind: &str| -> Result<()> {
-            if present {
-                Err(self.err(
-                    &location,
-                    format!("`{key}` does not apply to a `{kind}` entry"),
-                ))
-            } else {
-                Ok(())
-            }
-        };
-
-        let kind = if let Some(src_text) = raw.src {
-            only_for(raw.target.is_some(), "target", "src")?;
-            let dst_text = raw.dst.ok_or_else(|| {
-                self.err(&location, format!("`src = {src_text:?}` needs a `dst`"))
-            })?;
-            if src_text.is_empty() {
-                return Err(err("`src` is empty".into()));
-            }
-            let dst = normalize_dst(&dst_text).map_err(err)?;
-            let exclude = if raw.exclude.is_empty() {
-                None
-            } else {
-                let mut b = GlobSetBuilder::new();
-                for pat in &raw.exclude {
-                    let glob = Glob::new(pat.trim_start_matches('/')).map_err(|e| {
-                        self.err(&location, format!("exclude pattern {pat:?}: {e}"))
-                    })?;
-                    b.add(glob);
-                }
-                Some(
-                    b.build()
-                        .map_err(|e| self.err(&location, format!("exclude: {e}")))?,
-                )
-            };
-            EntrySpecKind::Copy {
-                src: self.dir.join(&src_text),
-                src_text,
-                dst_is_dir: dst_text.ends_with('/') || dst.is_empty(),
-                dst,
-                mode,
-                dir_mode,
-                exclude,
-            }
-        } else if let Some(d) = raw.dir {
-            only_for(raw.dst.is_some(), "dst", "dir")?;
-            only_for(raw.target.is_some(), "target", "dir")?;
-            only_for(!raw.exclude.is_empty(), "exclude", "dir")?;
-            only_for(raw.dir_mode.is_some(), "dir_mode", "dir (use `mode`)")?;
-            let path = normalize_dst(&d).map_err(err)?;
-            if path.is_empty() {
-                return Err(err(
-                    "`dir = \"/\"`: the root directory cannot be declared".into()
-                ));
-            }
-            EntrySpecKind::Dir { path, mode }
+        let kind = if raw.src.is_some() {
+            self.copy_entry(&location, raw, mode, dir_mode)?
+        } else if raw.dir.is_some() {
+            self.dir_entry(&location, raw, mode)?
         } else {
-            let link = raw.symlink.expect("one kind is present");
-            only_for(raw.dst.is_some(), "dst", "symlink")?;
-            only_for(raw.mode.is_some(), "mode", "symlink")?;
-            only_for(raw.dir_mode.is_some(), "dir_mode", "symlink")?;
-            only_for(!raw.exclude.is_empty(), "exclude", "symlink")?;
-            let target = raw.target.ok_or_else(|| {
-                self.err(&location, format!("`symlink = {link:?}` needs a `target`"))
-            })?;
-            if target.is_empty() {
-                return Err(err("symlink `target` is empty".into()));
-            }
-            // A tar header ends a name at its first NUL, so the link would
-            // point somewhere other than what was written.
-            if target.contains('\0') {
-                return Err(err(format!(
-                    "symlink `target` {target:?} contains a NUL byte"
-                )));
-            }
-            let path = normalize_dst(&link).map_err(err)?;
-            if path.is_empty() {
-                return Err(err("`symlink = \"/\"`: the root cannot be a symlink".into()));
-            }
-            EntrySpecKind::Symlink { path, target }
+            self.symlink_entry(&location, raw)?
         };
         Ok(EntrySpec {
             location,
             owner,
             kind,
         })
+    }
+
+    /// Refuses `key` on an entry of `kind`, to which it does not apply.
+    fn only_for(&self, location: &str, present: bool, key: &str, kind: &str) -> Result<()> {
+        if present {
+            Err(self.err(
+                location,
+                format!("`{key}` does not apply to a `{kind}` entry"),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `{ src, dst, exclude, mode, dir_mode }`.
+    fn copy_entry(
+        &self,
+        location: &str,
+        raw: RawEntry,
+        mode: Option<u32>,
+        dir_mode: Option<u32>,
+    ) -> Result<EntrySpecKind> {
+        let err = |m: String| self.err(location, m);
+        let src_text = raw.src.expect("a src entry");
+        self.only_for(location, raw.target.is_some(), "target", "src")?;
+        let dst_text = raw
+            .dst
+            .ok_or_else(|| self.err(location, format!("`src = {src_text:?}` needs a `dst`")))?;
+        if src_text.is_empty() {
+            return Err(err("`src` is empty".into()));
+        }
+        let dst = normalize_dst(&dst_text).map_err(err)?;
+        let exclude = if raw.exclude.is_empty() {
+            None
+        } else {
+            let mut b = GlobSetBuilder::new();
+            for pat in &raw.exclude {
+                let glob = Glob::new(pat.trim_start_matches('/'))
+                    .map_err(|e| self.err(location, format!("exclude pattern {pat:?}: {e}")))?;
+                b.add(glob);
+            }
+            Some(
+                b.build()
+                    .map_err(|e| self.err(location, format!("exclude: {e}")))?,
+            )
+        };
+        Ok(EntrySpecKind::Copy {
+            src: self.dir.join(&src_text),
+            src_text,
+            dst_is_dir: dst_text.ends_with('/') || dst.is_empty(),
+            dst,
+            mode,
+            dir_mode,
+            exclude,
+        })
+    }
+
+    /// `{ dir, mode }`.
+    fn dir_entry(&self, location: &str, raw: RawEntry, mode: Option<u32>) -> Result<EntrySpecKind> {
+        let d = raw.dir.expect("a dir entry");
+        self.only_for(location, raw.dst.is_some(), "dst", "dir")?;
+        self.only_for(location, raw.target.is_some(), "target", "dir")?;
+        self.only_for(location, !raw.exclude.is_empty(), "exclude", "dir")?;
+        self.only_for(
+            location,
+            raw.dir_mode.is_some(),
+            "dir_mode",
+            "dir (use `mode`)",
+        )?;
+        let path = normalize_dst(&d).map_err(|m| self.err(location, m))?;
+        if path.is_empty() {
+            return Err(self.err(
+                location,
+                "`dir = \"/\"`: the root directory cannot be declared",
+            ));
+        }
+        Ok(EntrySpecKind::Dir { path, mode })
+    }
+
+    /// `{ symlink, target }`.
+    fn symlink_entry(&self, location: &str, raw: RawEntry) -> Result<EntrySpecKind> {
+        let err = |m: String| self.err(location, m);
+        let link = raw.symlink.expect("a symlink entry");
+        self.only_for(location, raw.dst.is_some(), "dst", "symlink")?;
+        self.only_for(location, raw.mode.is_some(), "mode", "symlink")?;
+        self.only_for(location, raw.dir_mode.is_some(), "dir_mode", "symlink")?;
+        self.only_for(location, !raw.exclude.is_empty(), "exclude", "symlink")?;
+        let target = raw
+            .target
+            .ok_or_else(|| self.err(location, format!("`symlink = {link:?}` needs a `target`")))?;
+        if target.is_empty() {
+            return Err(err("symlink `target` is empty".into()));
+        }
+        // A tar header ends a name at its first NUL, so the link would
+        // point somewhere other than what was written.
+        if target.contains('\0') {
+            return Err(err(format!(
+                "symlink `target` {target:?} contains a NUL byte"
+            )));
+        }
+        let path = normalize_dst(&link).map_err(err)?;
+        if path.is_empty() {
+            return Err(err("`symlink = \"/\"`: the root cannot be a symlink".into()));
+        }
+        Ok(EntrySpecKind::Symlink { path, target })
     }
 }

@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use gantry::error::{Error, Result};
-use gantry::image::Artifact;
-use gantry::layout::write::{self, Format};
+use gantry::output;
 use gantry::platform::Platform;
-use gantry::progress::{Event, Reporter};
+use gantry::progress::Reporter;
 use gantry::reference::Reference;
 use gantry::store::Store;
 
@@ -44,39 +43,10 @@ pub fn run(args: PullArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
         .map_err(|e| Error::Usage(format!("--platform: {e}")))?;
     let store = Store::open(store_root)?;
     let opts = args.registry.base_options();
-    let mut loaded = opts.load_base(&r, platform.as_ref(), &store, reporter)?;
-    if let Some(want) = &platform {
-        let have = Platform::parse(&loaded.image.platform()).ok();
-        if have.as_ref() != Some(want) {
-            return Err(Error::Usage(format!(
-                "{r} is an image for {}, not {want}",
-                loaded.image.platform()
-            )));
-        }
-    }
-    opts.ensure_blobs(&[&loaded.image], &store, reporter)?;
-    if r.tag.is_some() {
-        let mut tagged = r.clone();
-        tagged.digest = None;
-        loaded.image.tags = vec![tagged.to_string()];
-    }
-    let format = if args.output.to_string_lossy().ends_with(".tar") {
-        Format::Docker
-    } else {
-        Format::Oci
-    };
-    if let Some(parent) = args.output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    }
-    let artifact = Artifact::Image(loaded.image);
-    write::write_archive_file(&[&artifact], &store, format, &args.output)?;
-    reporter.report(Event::OutputWritten {
-        image: &r.to_string(),
-        path: &args.output.display().to_string(),
-    });
+    let image = output::pull(&r, platform.as_ref(), &opts, &store, &args.output, reporter)?;
     // print! panics on a closed pipe; a reader that went away is an error.
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{r} {}", artifact.digest())
+    writeln!(out, "{r} {}", image.digest())
         .and_then(|_| out.flush())
         .map_err(|e| Error::io("<stdout>", e))
 }

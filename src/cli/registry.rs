@@ -1,17 +1,11 @@
 //! Registry options shared by `build`, `lock` and `pull`.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
 use gantry::bases::BaseOptions;
-use gantry::buildfile::{BaseSpec, BuildFile};
-use gantry::error::{Error, Result};
-use gantry::lock::{self, LockFile};
-use gantry::platform::Platform;
-use gantry::reference::Reference;
 use gantry::registry::ClientOptions;
 
 #[derive(Args, Clone, Default)]
@@ -68,87 +62,6 @@ impl RegistryArgs {
     }
 
     pub fn base_options(&self) -> BaseOptions {
-        let mut b = BaseOptions::new(self.client_options());
-        b.offline = self.offline;
-        b
+        gantry::project::base_options(self.client_options(), self.offline)
     }
-}
-
-/// Every registry base of the build file with each platform it is used for,
-/// once each, in a stable order.
-pub fn registry_bases(file: &BuildFile) -> Vec<(Reference, Option<Platform>)> {
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for spec in file.images.values() {
-        if let BaseSpec::Registry(r) = &spec.base {
-            let r = &r.clone().with_default_tag();
-            // A multi-platform image needs its base for every platform.
-            let platforms: Vec<Option<Platform>> = if spec.is_multi_platform() {
-                spec.platforms.iter().cloned().map(Some).collect()
-            } else {
-                vec![spec.platform.clone()]
-            };
-            for p in platforms {
-                if seen.insert((r.to_string(), p.as_ref().map(|p| p.to_string()))) {
-                    out.push((r.clone(), p));
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Reads `gantry.lock` beside the build file into `opts`. With `locked`, a
-/// missing lock, one that lacks a base, or one that lists bases the build
-/// file no longer uses is an error (a missing platform is caught when the
-/// base is loaded).
-pub fn attach_lock(
-    opts: &mut BaseOptions,
-    file: &BuildFile,
-    build_file: &Path,
-    locked: bool,
-) -> Result<()> {
-    let path = lock::path_for(build_file);
-    let lock = LockFile::load(&path)?;
-    let bases = registry_bases(file);
-    if locked {
-        let Some(l) = &lock else {
-            if bases.is_empty() {
-                return Ok(());
-            }
-            return Err(Error::Lock {
-                path,
-                message: format!(
-                    "--locked needs a lock file, and there is none; run `gantry lock` \
-                     (base {} is not locked)",
-                    bases[0].0
-                ),
-            });
-        };
-        if let Some((missing, _)) = bases
-            .iter()
-            .find(|(r, _)| !l.base.contains_key(&r.to_string()))
-        {
-            return Err(Error::Lock {
-                path,
-                message: format!(
-                    "base {missing} is not in the lock; run `gantry lock` (the lock is stale)"
-                ),
-            });
-        }
-        let used: BTreeSet<String> = bases.iter().map(|(r, _)| r.to_string()).collect();
-        if let Some(extra) = l.base.keys().find(|k| !used.contains(*k)) {
-            return Err(Error::Lock {
-                path,
-                message: format!(
-                    "base {extra} is locked but no image uses it; run `gantry lock` (the lock \
-                     is stale)"
-                ),
-            });
-        }
-    }
-    opts.lock = lock;
-    opts.lock_path = Some(path);
-    opts.locked = locked;
-    Ok(())
 }

@@ -111,6 +111,30 @@ fn push_key(target: &str, digest: &gantry::Digest) -> (String, String) {
 impl Reporter for CliReporter {
     fn report(&self, event: Event<'_>) {
         match event {
+            Event::LayerStarted { .. }
+            | Event::LayerProgress { .. }
+            | Event::LayerFinished { .. }
+            | Event::ImageBuilt { .. }
+            | Event::OutputWritten { .. } => self.build_event(event),
+            Event::BaseResolved { .. }
+            | Event::DownloadStarted { .. }
+            | Event::DownloadProgress { .. }
+            | Event::DownloadFinished { .. } => self.download_event(event),
+            Event::PushStarted { .. }
+            | Event::PushProgress { .. }
+            | Event::PushFinished { .. }
+            | Event::ManifestPushed { .. } => self.push_event(event),
+            Event::BlobRepaired { .. } | Event::TarballPlatform { .. } | Event::Warning { .. } => {
+                self.notice(event)
+            }
+        }
+    }
+}
+
+impl CliReporter {
+    /// Layers laid down, images assembled and written.
+    fn build_event(&self, event: Event<'_>) {
+        match event {
             Event::LayerStarted {
                 image,
                 layer,
@@ -144,6 +168,13 @@ impl Reporter for CliReporter {
             Event::OutputWritten { image, path } => {
                 self.line(format!("{image}: written to {path}"));
             }
+            _ => unreachable!("not a build event"),
+        }
+    }
+
+    /// Registry bases resolved and their blobs fetched.
+    fn download_event(&self, event: Event<'_>) {
+        match event {
             Event::BaseResolved { reference, digest } => {
                 self.line(format!("{reference}: resolved to {}", short(digest)));
             }
@@ -179,6 +210,13 @@ impl Reporter for CliReporter {
                     human_size(size)
                 ));
             }
+            _ => unreachable!("not a download event"),
+        }
+    }
+
+    /// Blobs and manifests going to registries.
+    fn push_event(&self, event: Event<'_>) {
+        match event {
             Event::PushStarted {
                 target,
                 digest,
@@ -221,31 +259,47 @@ impl Reporter for CliReporter {
                 let how = if unchanged { "already points at" } else { "->" };
                 self.line(format!("{reference} {how} {}", short(digest)));
             }
+            _ => unreachable!("not a push event"),
+        }
+    }
+
+    /// What is said even in quiet mode.
+    fn notice(&self, event: Event<'_>) {
+        match event {
             Event::BlobRepaired {
                 digest,
                 problem,
                 moved_to,
             } => {
-                // Said even in quiet mode, as a warning is: the store was
-                // damaged, and a cache in CI may keep being so.
-                let text = format!(
+                // The store was damaged, and a cache in CI may keep being so.
+                self.above_bars(format!(
                     "repaired: store blob {digest} ({problem}) moved to {moved_to}; \
                      built or fetched again"
+                ));
+            }
+            Event::TarballPlatform {
+                image,
+                platform,
+                built,
+            } => {
+                // On stderr as it always was, bars or not: the tarball
+                // holds less than the build made.
+                eprintln!(
+                    "{image}: the docker tarball holds {platform} (built: {built}; choose \
+                     another with --platform)"
                 );
-                if self.mode == ProgressMode::Bar {
-                    let _ = self.multi.println(text);
-                } else {
-                    eprintln!("{text}");
-                }
             }
-            Event::Warning { message } => {
-                // Warnings show even in quiet mode.
-                if self.mode == ProgressMode::Bar {
-                    let _ = self.multi.println(format!("warning: {message}"));
-                } else {
-                    eprintln!("warning: {message}");
-                }
-            }
+            Event::Warning { message } => self.above_bars(format!("warning: {message}")),
+            _ => unreachable!("not a notice"),
+        }
+    }
+
+    /// A line on stderr whatever the mode, above the bars when they show.
+    fn above_bars(&self, text: String) {
+        if self.mode == ProgressMode::Bar {
+            let _ = self.multi.println(text);
+        } else {
+            eprintln!("{text}");
         }
     }
 }

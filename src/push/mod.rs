@@ -32,8 +32,11 @@ use crate::registry::{Access, Client, MountOutcome, Repo};
 use crate::store::Store;
 
 mod early;
+mod targets;
 pub use early::Early;
+pub use targets::{build_and_push, targets};
 
+/// How a push runs.
 #[derive(Debug, Clone)]
 pub struct PushOptions {
     /// Blobs in flight at once.
@@ -49,8 +52,11 @@ impl Default for PushOptions {
 /// A manifest as pushed: these exact bytes, under this media type.
 #[derive(Debug, Clone, Copy)]
 pub struct ManifestBytes<'a> {
+    /// The digest of `bytes`, which a child is put under.
     pub digest: Digest,
+    /// The `Content-Type` the manifest is put with.
     pub media_type: &'a str,
+    /// The manifest, exactly as its digest names it.
     pub bytes: &'a [u8],
 }
 
@@ -58,6 +64,7 @@ pub struct ManifestBytes<'a> {
 /// the references to push it to.
 #[derive(Debug, Clone)]
 pub struct PushRequest<'a> {
+    /// The image's name in the build file, for the report.
     pub name: &'a str,
     /// The manifest the tags point at: an image manifest or an index.
     pub top: ManifestBytes<'a>,
@@ -113,17 +120,23 @@ fn manifest_of(image: &Image) -> ManifestBytes<'_> {
 pub struct BlobReport {
     /// `registry/repository`.
     pub repository: String,
+    /// The blob.
     pub digest: Digest,
+    /// Its size in bytes.
     pub size: u64,
+    /// Skipped, mounted or uploaded.
     pub action: BlobAction,
     /// The repository it was mounted from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
 }
 
+/// What a push did for one image.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageReport {
+    /// The image's name in the build file.
     pub name: String,
+    /// The manifest or index the references point at.
     pub digest: Digest,
     /// Every reference pushed, as `registry/repository:tag@digest`.
     pub references: Vec<String>,
@@ -131,8 +144,10 @@ pub struct ImageReport {
     pub blobs: Vec<BlobReport>,
 }
 
+/// What a push did, as `--metadata-file` writes it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PushReport {
+    /// One per image pushed, in the order asked.
     pub images: Vec<ImageReport>,
 }
 
@@ -194,8 +209,24 @@ pub fn push(
         blobs: Mutex::new(Vec::new()),
         active: Mutex::new(Vec::new()),
     };
+    let current = put_blobs(&run, &plans, requests, opts)?;
+    // Every blob is in place: now the tags.
+    let references = put_tags(&run, &plans, requests, &current)?;
+    let blobs = run.blobs.into_inner().expect("blobs lock");
+    Ok(report(&plans, requests, references, blobs))
+}
 
-    // Phase k fills the k-th repository of every registry.
+/// What each tag of each plan names now, by (plan, tag).
+type CurrentTags = HashMap<(usize, String), Option<Digest>>;
+
+/// Puts every blob of every plan, the k-th repository of every registry in
+/// the k-th phase; returns what the tags named meanwhile.
+fn put_blobs(
+    run: &Run<'_>,
+    plans: &[RepoPlan],
+    requests: &[PushRequest<'_>],
+    opts: &PushOptions,
+) -> Result<CurrentTags> {
     let mut by_registry: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, p) in plans.iter().enumerate() {
         by_registry.entry(p.host()).or_default().push(i);
@@ -204,9 +235,10 @@ pub fn push(
     // What each tag points at now is asked while the blobs go up: reading
     // it changes nothing, and a warm push then waits for no request after
     // its blob HEADs.
-    let mut current: HashMap<(usize, String), Option<Digest>> = HashMap::new();
+    let mut current = HashMap::new();
     std::thread::scope(|s| -> Result<()> {
-        let asked = s.spawn(|| current_tags(&plans, requests, client, &answers, reporter));
+        let asked =
+            s.spawn(|| current_tags(plans, requests, run.client, run.answers, run.reporter));
         for k in 0..phases {
             let mut tasks = Vec::new();
             for repos in by_registry.values() {
@@ -214,7 +246,7 @@ pub fn push(
                     tasks.extend(plans[i].blobs.iter().map(|&(d, s)| (i, d, s)));
                 }
             }
-            run.parallel(&plans, &tasks, opts.jobs.max(1))
+            run.parallel(plans, &tasks, opts.jobs.max(1))
                 .map_err(|e| Error::Push {
                     failed: Box::new(e),
                     tagged: Vec::new(),
@@ -223,8 +255,19 @@ pub fn push(
         current = asked.join().unwrap_or_default();
         Ok(())
     })?;
+    Ok(current)
+}
 
-    // Every blob is in place: now the tags.
+/// Points every tag at its manifest (children first), and records what was
+/// pushed for the next push's early questions. Returns, per request, the
+/// references pushed; on failure, says what had been tagged by then.
+fn put_tags(
+    run: &Run<'_>,
+    plans: &[RepoPlan],
+    requests: &[PushRequest<'_>],
+    current: &CurrentTags,
+) -> Result<Vec<Vec<String>>> {
+    let (client, reporter) = (run.client, run.reporter);
     let mut references: Vec<Vec<String>> = vec![Vec::new(); requests.len()];
     let mut tagged = Vec::new();
     for (plan_index, p) in plans.iter().enumerate() {
@@ -272,15 +315,23 @@ pub fn push(
                 unchanged,
             });
             let blobs: Vec<Digest> = request.blobs.iter().map(|(d, _)| *d).collect();
-            early::record(store, &full, top.media_type, &blobs);
+            early::record(run.store, &full, top.media_type, &blobs);
             let pushed = format!("{full}@{}", top.digest);
             tagged.push(pushed.clone());
             references[*i].push(pushed);
         }
     }
+    Ok(references)
+}
 
+/// The report of a push, in the order of the requests and their blobs.
+fn report(
+    plans: &[RepoPlan],
+    requests: &[PushRequest<'_>],
+    references: Vec<Vec<String>>,
+    mut blobs: Vec<BlobReport>,
+) -> PushReport {
     // Parallel work finishes in any order; the report does not.
-    let mut blobs = run.blobs.into_inner().expect("blobs lock");
     let rank = |b: &BlobReport| {
         plans
             .iter()
@@ -310,7 +361,7 @@ pub fn push(
             }
         })
         .collect();
-    Ok(PushReport { images })
+    PushReport { images }
 }
 
 /// The digest each tag of each plan names now (`None`: no such tag); a tag

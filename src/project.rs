@@ -1,0 +1,163 @@
+//! A build file as the verbs work on it: loaded, its lock checked and
+//! attached to how registry bases are reached, its images built; and its
+//! lock made anew.
+//!
+//! The sinks over a build ([`crate::output`], [`crate::push`]) start here,
+//! so that what a build file means (which lock, which options) is decided
+//! once for all of them.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use gantry::layout::write::Format;
+//! use gantry::output::{self, Output};
+//! use gantry::progress::Silent;
+//! use gantry::project::{self, Inputs};
+//! use gantry::push::{self, PushOptions};
+//! use gantry::registry::ClientOptions;
+//! use gantry::store::Store;
+//!
+//! # fn main() -> gantry::Result<()> {
+//! let store = Store::open(&Store::default_root())?;
+//! let file = gantry::buildfile::BuildFile::load(Path::new("gantry.toml"))?;
+//! let registry = project::base_options(ClientOptions::from_env(), false);
+//! project::lock(&file, &[], &registry, &store, &Silent)?;
+//!
+//! let inputs = Inputs {
+//!     file: Path::new("gantry.toml"),
+//!     images: &[],
+//!     jobs: None,
+//!     platform: None,
+//!     stamp: None,
+//!     locked: true,
+//!     client: ClientOptions::from_env(),
+//!     offline: false,
+//!     // Refused before any work if it is one of the build's inputs.
+//!     outputs: &[("output", Path::new("images.tar"))],
+//! };
+//! let out = Output { path: Path::new("images.tar"), format: Format::Docker };
+//! output::build_and_write(&inputs, Some(out), &store, &Silent)?;
+//! push::build_and_push(&inputs, &[], &PushOptions::default(), &store, &Silent)?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::bases::BaseOptions;
+use crate::build::{self, BuildOptions, BuiltImage};
+use crate::buildfile::BuildFile;
+use crate::error::{Error, Result};
+use crate::lock::{self, LockFile};
+use crate::platform::Platform;
+use crate::progress::Reporter;
+use crate::registry::ClientOptions;
+use crate::stamp::StampSources;
+use crate::store::Store;
+
+/// What a build of a build file is asked for.
+#[derive(Debug, Clone)]
+pub struct Inputs<'a> {
+    /// The build file; its lock is read from beside it.
+    pub file: &'a Path,
+    /// Images to build, with their bases (every image when empty).
+    pub images: &'a [String],
+    /// Cores the whole build may use (`None`: every core; 0 is refused).
+    pub jobs: Option<usize>,
+    /// Build multi-platform images for this platform only.
+    pub platform: Option<Platform>,
+    /// Stamp the build from these sources; `None` keeps it reproducible.
+    pub stamp: Option<StampSources>,
+    /// Fail unless the lock exists and pins every registry base.
+    pub locked: bool,
+    /// How registries are reached.
+    pub client: ClientOptions,
+    /// Never use the network: registry bases come from the store.
+    pub offline: bool,
+    /// The files the caller will write, each with the flag that names it:
+    /// one that is an input of the build is refused before any work.
+    pub outputs: &'a [(&'a str, &'a Path)],
+}
+
+/// A build file loaded and checked, with the options its build runs with.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The build file as validated.
+    pub file: BuildFile,
+    /// The build's options, with the lock attached to the registry options.
+    pub options: BuildOptions,
+}
+
+/// Loads the build file, refuses outputs that are its inputs, checks the
+/// lock (strictly with `locked`) and makes the build's options.
+pub fn prepare(inputs: &Inputs<'_>) -> Result<Prepared> {
+    let file = BuildFile::load(inputs.file)?;
+    let lock_path = lock::path_for(inputs.file);
+    for (flag, out) in inputs.outputs {
+        build::inputs::check_output(&file, inputs.images, &lock_path, flag, out)?;
+    }
+    let mut options = BuildOptions::from_env()?;
+    if let Some(j) = inputs.jobs {
+        if j == 0 {
+            return Err(Error::Usage("--jobs must be at least 1".into()));
+        }
+        options.threads = j;
+    }
+    options.platform = inputs.platform.clone();
+    options.stamp = inputs.stamp.clone();
+    let mut registry = base_options(inputs.client.clone(), inputs.offline);
+    registry.lock = lock::check(&file, inputs.locked)?;
+    registry.lock_path = Some(lock_path);
+    registry.locked = inputs.locked;
+    options.registry = Arc::new(registry);
+    Ok(Prepared { file, options })
+}
+
+impl Prepared {
+    /// Builds the images asked for (and their bases) into the store.
+    pub fn build(
+        &self,
+        images: &[String],
+        store: &Store,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<BuiltImage>> {
+        build::build(&self.file, images, store, &self.options, reporter)
+    }
+}
+
+/// Loads the build file and builds the images asked for into the store.
+pub fn build(
+    inputs: &Inputs<'_>,
+    store: &Store,
+    reporter: &dyn Reporter,
+) -> Result<(Prepared, Vec<BuiltImage>)> {
+    let prepared = prepare(inputs)?;
+    let built = prepared.build(inputs.images, store, reporter)?;
+    Ok((prepared, built))
+}
+
+/// How registry bases are reached with `client`, offline or not.
+pub fn base_options(client: ClientOptions, offline: bool) -> BaseOptions {
+    let mut b = BaseOptions::new(client);
+    b.offline = offline;
+    b
+}
+
+/// Writes the lock of `file` anew: every registry base the file uses,
+/// kept from the lock there is unless it is named in `update` (all are
+/// re-resolved when `update` is empty), resolved with `registry` otherwise.
+pub fn lock(
+    file: &BuildFile,
+    update: &[String],
+    registry: &BaseOptions,
+    store: &Store,
+    reporter: &dyn Reporter,
+) -> Result<LockFile> {
+    let path = lock::path_for(&file.path);
+    let old = LockFile::load(&path)?.unwrap_or_default();
+    let new = lock::update(file, &old, update, |r, platform| {
+        Ok(registry.resolve_for_lock(r, platform, store, reporter)?.1)
+    })?;
+    new.save(&path)?;
+    Ok(new)
+}
