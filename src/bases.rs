@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ImageConfig;
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::{Error, JsonError, Result};
 use crate::image::{BlobLocation, Image, LayerDesc};
 use crate::jobs::Graph;
 use crate::lock::{LockFile, LockedBase};
@@ -374,8 +374,9 @@ impl BaseOptions {
             )?
         };
         let config_what = format!("base {r}: config {config_digest}");
-        let config = ImageConfig::parse(&config_bytes)
-            .map_err(|e| Error::format(&config_what, format!("not an image config: {e}")))?;
+        let config = ImageConfig::parse(&config_bytes).map_err(|e| {
+            Error::format_because(&config_what, "not an image config", JsonError::from(e))
+        })?;
         let ids = &config.rootfs.diff_ids;
         if ids.len() != manifest.layers().len() {
             return Err(Error::format(

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType, Platform};
 
 use crate::digest::Digest;
-use crate::error::{json_problem, Error, Result};
+use crate::error::{Error, JsonError, Result};
 
 pub fn media_type(s: &str) -> MediaType {
     MediaType::from(s)
@@ -37,12 +37,12 @@ pub fn image_platform(c: &crate::config::ImageConfig) -> Option<Platform> {
 
 pub fn parse_manifest(bytes: &[u8], what: &str) -> Result<ImageManifest> {
     serde_json::from_slice(bytes)
-        .map_err(|e| Error::format(what, format!("not an image manifest: {}", json_problem(&e))))
+        .map_err(|e| Error::format_because(what, "not an image manifest", JsonError::from(e)))
 }
 
 pub fn parse_index(bytes: &[u8], what: &str) -> Result<ImageIndex> {
     serde_json::from_slice(bytes)
-        .map_err(|e| Error::format(what, format!("not an image index: {}", json_problem(&e))))
+        .map_err(|e| Error::format_because(what, "not an image index", JsonError::from(e)))
 }
 
 pub fn annotations(pairs: impl IntoIterator<Item = (String, String)>) -> HashMap<String, String> {

@@ -5,7 +5,7 @@
 use std::str::FromStr;
 
 use crate::digest::Digest;
-use crate::error::{json_problem, Error, Result};
+use crate::error::{Error, JsonError, Result};
 use crate::media;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -182,7 +182,7 @@ pub fn oci_platform_string(p: &oci_spec::image::Platform) -> String {
 
 fn parse_index(bytes: &[u8], what: &str) -> Result<oci_spec::image::ImageIndex> {
     serde_json::from_slice(bytes)
-        .map_err(|e| Error::format(what, format!("not an image index: {}", json_problem(&e))))
+        .map_err(|e| Error::format_because(what, "not an image index", JsonError::from(e)))
 }
 
 #[cfg(test)]

@@ -69,9 +69,8 @@ pub(super) fn load_base(
             // As for registry bases, an index offers the machine's platform
             // when the image names none.
             let want = spec.platform.clone().unwrap_or_else(host_platform);
-            layout_read::import_for(src, Some(&want), store).map_err(|e| Error::BuildFile {
-                location: spec.location.clone(),
-                message: format!("image {:?}: base: {e}", spec.name),
+            layout_read::import_for(src, Some(&want), store).map_err(|e| {
+                Error::declaration(&spec.location, format!("image {:?}: base", spec.name), e)
             })?
         }
         BaseSpec::Registry(r) => registry_base(spec, r, store, opts, reporter)?,
@@ -173,9 +172,8 @@ fn registry_base(
     let loaded = opts
         .registry
         .load_base(r, spec.platform.as_ref(), store, reporter)
-        .map_err(|e| Error::BuildFile {
-            location: spec.location.clone(),
-            message: format!("image {:?}: base: {e}", spec.name),
+        .map_err(|e| {
+            Error::declaration(&spec.location, format!("image {:?}: base", spec.name), e)
         })?;
     Ok(loaded.image)
 }

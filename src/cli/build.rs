@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use gantry::bases::BaseOptions;
 use gantry::build::{self, report::Report, BuildOptions, Built, BuiltImage};
 use gantry::buildfile::{BuildFile, DEFAULT_FILE_NAME};
-use gantry::error::{Error, Result};
+use gantry::error::{Error, JsonError, Result};
 use gantry::layout::write::{self, Format, Root};
 use gantry::platform::host_platform;
 use gantry::platform::Platform;
@@ -179,8 +179,9 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
         lines.push_str(&format!("{} {}\n", b.name, b.result.digest()));
     }
     let repairs = store.repairs();
-    let mut report = serde_json::to_string_pretty(&Report::of(&built, &repairs))
-        .map_err(|e| Error::Usage(format!("cannot render the report as JSON: {e}")))?;
+    let mut report = serde_json::to_string_pretty(&Report::of(&built, &repairs)).map_err(|e| {
+        Error::internal_because("cannot render the report as JSON", JsonError::from(e))
+    })?;
     report.push('\n');
     if args.json {
         lines = report.clone();
@@ -257,12 +258,11 @@ fn docker_child(b: &BuiltImage) -> Result<Option<gantry::image::Image>> {
     };
     let host = host_platform().to_string();
     let Some(child) = x.child(&host) else {
-        return Err(Error::Usage(format!(
-            "image {:?} is built for {}, not for this machine ({host}); a docker tarball \
-             holds one platform: choose it with --platform",
-            b.name,
-            x.platforms().join(", ")
-        )));
+        return Err(Error::NeedsPlatform {
+            image: b.name.clone(),
+            platforms: x.platforms(),
+            host: Some(host),
+        });
     };
     // Said on stderr whatever the progress mode: the tarball holds less
     // than the build made.

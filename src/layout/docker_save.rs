@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::container::{compression_of, Container};
 use super::read::{diff_ids, full_or_raw, parse_config, select_one, Blob, LocalBlobs};
 use crate::digest::{Digest, Hasher, HashingReader};
-use crate::error::{json_problem, Error, Result};
+use crate::error::{Error, JsonError, Result};
 use crate::image::{Image, LayerDesc};
 use crate::media;
 use crate::reference::same_image;
@@ -54,12 +54,10 @@ pub(super) fn open_docker_save(
     let list_what = container.member_name("manifest.json");
     let entries: Vec<SaveEntry> = serde_json::from_slice(&container.read_small("manifest.json")?)
         .map_err(|e| {
-        Error::format(
+        Error::format_because(
             &list_what,
-            format!(
-                "not a docker save manifest (an array of {{Config, RepoTags, Layers}}): {}",
-                json_problem(&e)
-            ),
+            "not a docker save manifest (an array of {{Config, RepoTags, Layers}})",
+            JsonError::from(e),
         )
     })?;
     // Entries without a recognisable ID still need a key that tells them
@@ -216,7 +214,8 @@ fn hash_compressed_layer(
         io::copy(&mut compressed, &mut io::sink())?;
         Ok(())
     })();
-    result.map_err(|e| Error::format(&what, format!("cannot decompress {kind} layer: {e}")))?;
+    result
+        .map_err(|e| Error::format_because(&what, format!("cannot decompress {kind} layer"), e))?;
     let (actual, _) = plain.finish();
     if actual != *diff_id {
         return Err(Error::Mismatch {

@@ -25,7 +25,7 @@ use super::docker_save::open_docker_save;
 use crate::buildfile::LocalSource;
 use crate::config::ImageConfig;
 use crate::digest::{Digest, VerifyingReader};
-use crate::error::{json_problem, Error, Result};
+use crate::error::{Error, JsonError, Result};
 use crate::image::{Image, LayerDesc};
 use crate::manifest;
 use crate::media;
@@ -538,10 +538,7 @@ fn check_layout_version(container: &Container) -> Result<()> {
     let what = container.member_name("oci-layout");
     let layout: Layout =
         serde_json::from_slice(&container.read_small("oci-layout")?).map_err(|e| {
-            Error::format(
-                &what,
-                format!("not an OCI layout marker: {}", json_problem(&e)),
-            )
+            Error::format_because(&what, "not an OCI layout marker", JsonError::from(e))
         })?;
     if !layout.version.starts_with("1.") {
         return Err(Error::format(
@@ -581,7 +578,7 @@ fn resolve_manifest(
     }
     let what = container.member_name(&blob_name(&digest));
     let peek: Peek = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::format(&what, format!("not a JSON manifest: {}", json_problem(&e))))?;
+        .map_err(|e| Error::format_because(&what, "not a JSON manifest", JsonError::from(e)))?;
     if peek.schema_version == Some(1) {
         return Err(schema1_error(container, label));
     }
@@ -656,7 +653,7 @@ fn resolve_manifest(
 
 pub(super) fn parse_config(bytes: &[u8], what: &str) -> Result<ImageConfig> {
     ImageConfig::parse(bytes)
-        .map_err(|e| Error::format(what, format!("not an image config: {}", json_problem(&e))))
+        .map_err(|e| Error::format_because(what, "not an image config", JsonError::from(e)))
 }
 
 pub(super) fn diff_ids(

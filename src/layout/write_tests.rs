@@ -273,7 +273,7 @@ fn failed_writes_leave_nothing_behind() {
     let err = write_oci_dir(&[&image], &store, &dest)
         .err()
         .unwrap()
-        .to_string();
+        .display_chain();
     assert!(err.contains("not in the store"), "{err}");
     assert!(!dest.exists());
     let err = write_archive_file(&[&image], &store, Format::Docker, &dest)
@@ -309,7 +309,7 @@ fn corrupt_store_blob_is_named() {
     let err = write_archive(&[&image], &store, Format::OciArchive, Vec::new())
         .err()
         .unwrap()
-        .to_string();
+        .display_chain();
     assert!(err.contains("content digest"), "{err}");
 }
 

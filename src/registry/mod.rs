@@ -234,7 +234,7 @@ impl Client {
         let plain = clients::http_builder(&opts)
             .tls_certs_only(std::iter::empty())
             .build()
-            .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))?;
+            .map_err(|e| Error::environment("cannot set up the HTTP client", e))?;
         Ok(Client {
             plain,
             tls: Mutex::new(None),
@@ -461,6 +461,7 @@ impl Client {
             status,
             code,
             message,
+            cause: None,
         }
     }
 

@@ -60,8 +60,7 @@ impl Client {
         url: &str,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response> {
-        let url = reqwest::Url::parse(url)
-            .map_err(|e| self.err(at.host, at.what, None, None, format!("bad URL: {e}")))?;
+        let url = reqwest::Url::parse(url).map_err(|e| bad_url(at, e))?;
         let mut renewed = false;
         loop {
             let resp = self.follow(
@@ -214,7 +213,15 @@ impl Client {
             attempt += 1;
             let last = attempt >= self.opts.retry.attempts;
             let (http, req) = build().build_split();
-            let req = req.map_err(|e| Error::Usage(error_chain(&e)))?;
+            let req = req.map_err(|e| Error::Registry {
+                registry: host.to_string(),
+                reference: what.to_string(),
+                status: None,
+                code: None,
+                message: "cannot make the request".into(),
+                // Without the URL, whose query may be a signature.
+                cause: Some(e.without_url().into()),
+            })?;
             let name = request_name(at, req.method(), req.url());
             let sent = http.execute(req).map_err(|e| {
                 if e.is_timeout() {
@@ -282,9 +289,17 @@ pub(super) fn classify(e: &reqwest::Error) -> SendError {
         msg = msg.replace(u.as_str(), &shown(u));
     }
     if e.is_builder() {
-        return SendError::Fatal(Error::Usage(msg));
+        return SendError::Fatal(Error::internal(msg));
     }
     if e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() {
+        // The same answer however often it is asked: not retried.
+        if is_not_tls(&msg) {
+            return SendError::Fatal(Error::NotTls {
+                registry: e.url().map(authority).unwrap_or_default(),
+                reference: "TLS".into(),
+                message: msg,
+            });
+        }
         if is_certificate_error(&msg) {
             let host = e.url().map(authority).unwrap_or_default();
             return SendError::Fatal(certificate_error(&host, &msg));
@@ -351,6 +366,12 @@ pub(super) fn gave_up(why: &str, attempts: u32) -> String {
     }
 }
 
+/// Whether a TLS handshake failed because the first answer was not TLS
+/// at all (rustls reads a plain HTTP answer as a record of no known type).
+pub(super) fn is_not_tls(msg: &str) -> bool {
+    msg.contains("InvalidContentType")
+}
+
 /// Whether a failure's message (as [`error_chain`] gives it) says the
 /// server's certificate did not verify, which no retry and no fallback to
 /// plain HTTP may paper over.
@@ -367,6 +388,19 @@ pub(super) fn certificate_error(host: &str, msg: &str) -> Error {
         status: None,
         code: None,
         message: format!("{msg} (trust its CA with --ca-cert FILE or SSL_CERT_FILE)"),
+        cause: None,
+    }
+}
+
+/// A URL gantry made for a request to `at` does not parse.
+pub(super) fn bad_url(at: &Repo<'_>, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Registry {
+        registry: at.host.to_string(),
+        reference: at.what.to_string(),
+        status: None,
+        code: None,
+        message: "bad URL".into(),
+        cause: Some(e.into()),
     }
 }
 

@@ -18,7 +18,9 @@ use reqwest::header::{
 use reqwest::{Method, Url};
 
 use super::stream::StreamError;
-use super::transport::{classify, gave_up, request_name, retry_after, sensitive, SendError};
+use super::transport::{
+    bad_url, classify, gave_up, request_name, retry_after, sensitive, SendError,
+};
 use super::{retry, Access, Client, Repo};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -168,7 +170,7 @@ impl Client {
     /// The token for a mount carries pull on the source as well.
     fn start_upload(&self, at: &Repo<'_>, digest: &Digest, from: Option<&str>) -> Result<Started> {
         let mut url = Url::parse(&self.url(at, &format!("/v2/{}/blobs/uploads/", at.repository))?)
-            .map_err(|e| Error::Usage(format!("registry {}: {e}", at.host)))?;
+            .map_err(|e| bad_url(at, e))?;
         let mounting;
         let at = match from {
             Some(from) => {
