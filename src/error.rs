@@ -361,6 +361,43 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// An `io::Error` of `kind` that says `what` and keeps `source` as its
+/// cause, for failures that must travel as `io::Error` (through `Read` and
+/// `Write`) without losing what they wrap.
+pub fn io_because(
+    kind: io::ErrorKind,
+    what: impl Into<String>,
+    source: impl Into<Cause>,
+) -> io::Error {
+    io::Error::new(
+        kind,
+        Because {
+            what: what.into(),
+            source: source.into(),
+        },
+    )
+}
+
+/// What [`io_because`] wraps: `io::Error` shows its payload and hands on
+/// the payload's source.
+#[derive(Debug)]
+struct Because {
+    what: String,
+    source: Cause,
+}
+
+impl fmt::Display for Because {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+impl std::error::Error for Because {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
 /// A JSON document's parse error, shown without quoting the document:
 /// see [`json_problem`]. Use it as the cause of an [`Error`] in place of
 /// the `serde_json::Error`, whose own message may quote a value.
@@ -451,5 +488,47 @@ pub trait IoContext<T> {
 impl<T> IoContext<T> for io::Result<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T> {
         self.map_err(|e| Error::io(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(keys: &[&str]) -> Vec<String> {
+        keys.iter().map(|k| k.to_string()).collect()
+    }
+
+    #[test]
+    fn a_swapped_pair_of_letters_is_one_edit() {
+        assert_eq!(edit_distance("entrypiont", "entrypoint"), 1);
+        assert_eq!(edit_distance("sorce", "source"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn the_nearest_key_is_suggested_only_when_near() {
+        let keys = known(&["entrypoint", "cmd", "env", "platform", "platforms"]);
+        assert_eq!(nearest("entrypiont", &keys), Some("entrypoint"));
+        assert_eq!(nearest("platfrom", &keys), Some("platform"));
+        assert_eq!(nearest("zzzzzz", &keys), None);
+        assert_eq!(nearest("x", &keys), None);
+    }
+
+    #[test]
+    fn a_hint_is_found_on_a_cause() {
+        let inner = Error::UnknownKey {
+            location: "f:1:1".into(),
+            message: "unknown field `cmdd`".into(),
+            key: "cmdd".into(),
+            known: known(&["cmd"]),
+        };
+        let outer = Error::declaration("f:1", "image \"a\": base", inner);
+        assert_eq!(outer.hint().as_deref(), Some("did you mean \"cmd\"?"));
+        assert_eq!(
+            outer.display_chain(),
+            "f:1: image \"a\": base: f:1:1: unknown field `cmdd`"
+        );
     }
 }

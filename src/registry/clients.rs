@@ -50,10 +50,7 @@ impl Client {
         for path in &self.opts.ca_certs {
             let pem = std::fs::read(path).map_err(|e| Error::io(path, e))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::format(
-                    path.display().to_string(),
-                    format!("not a PEM certificate: {e}"),
-                )
+                Error::format_because(path.display().to_string(), "not a PEM certificate", e)
             })?;
             if certs.is_empty() {
                 return Err(Error::format(
