@@ -284,7 +284,7 @@ mod tests {
     fn first_failure_stops_the_graph() {
         let ran = AtomicUsize::new(0);
         let mut g = Graph::new();
-        let bad = g.add(&[], 0, |_| Err(Error::Usage("boom".into())));
+        let bad = g.add(&[], 0, |_| Err(Error::internal("boom")));
         g.add(&[bad], 0, |_| {
             ran.fetch_add(1, Ordering::SeqCst);
             Ok(())
