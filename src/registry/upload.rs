@@ -126,7 +126,7 @@ impl Client {
                 // source registry is not.
                 Err(StreamError::Source(src)) => {
                     if src.kind() == io::ErrorKind::InvalidData || last {
-                        return Err(Error::format(at.what, src.to_string()));
+                        return Err(Error::format_because(at.what, "reading the blob", src));
                     }
                     format!("reading the blob: {src}")
                 }
