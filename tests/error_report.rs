@@ -160,3 +160,36 @@ fn a_plain_http_registry_reached_over_https_suggests_insecure_registry() {
     );
     assert!(!p.join("out.tar").exists());
 }
+
+#[test]
+fn a_registry_that_cannot_be_reached_shows_the_http_client_chain_under_the_request() {
+    // A port nothing listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = format!("127.0.0.1:{port}");
+    let p = Project::new();
+    let err = p.fails(&["pull", &format!("{host}/test/app:1"), "-o", "out.tar"]);
+    let lines = report(&err);
+    assert!(
+        lines[0].contains(&format!("registry {host}"))
+            && lines[0].contains(&format!("GET http://{host}/v2/"))
+            && lines[0].contains("gave up after"),
+        "{err}"
+    );
+    assert!(lines.len() > 2, "{err}");
+    assert!(
+        lines[1..].iter().all(|l| l.starts_with("  Caused by: ")),
+        "{err}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .to_lowercase()
+            .contains("connection refused"),
+        "{err}"
+    );
+}

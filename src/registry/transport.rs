@@ -22,6 +22,14 @@ pub(super) enum SendError {
     /// A reset, refused connection or stall, worth retrying; the message
     /// has no URL query or credential in it.
     Transient(String),
+    /// As `Transient`, with the HTTP client's error, which the last
+    /// attempt's error keeps as its cause.
+    Failed {
+        /// The whole account, for a line saying it is tried again.
+        message: String,
+        /// reqwest's error, stripped of its URL.
+        cause: reqwest::Error,
+    },
     /// Retrying cannot help (a certificate that does not verify, a request
     /// that cannot be built): the error to return.
     Fatal(Error),
@@ -223,11 +231,13 @@ impl Client {
                 cause: Some(e.without_url().into()),
             })?;
             let name = request_name(at, req.method(), req.url());
+            // The whole URL (scheme and all), as reqwest's message had it.
+            let full = format!("{} {}", req.method(), shown(req.url()));
             let sent = http.execute(req).map_err(|e| {
                 if e.is_timeout() {
                     SendError::Transient(self.stalled(&name))
                 } else {
-                    classify(&e)
+                    classify(e)
                 }
             });
             match sent {
@@ -246,6 +256,13 @@ impl Client {
                 }
                 Err(SendError::Transient(m)) => {
                     return Err(self.err(host, what, None, None, gave_up(&m, attempt)))
+                }
+                Err(SendError::Failed { message, .. }) if !last => {
+                    self.retrying(at, attempt, None, &message);
+                    continue;
+                }
+                Err(SendError::Failed { cause, .. }) => {
+                    return Err(failed(at, gave_up(&full, attempt), cause))
                 }
                 Err(SendError::Fatal(err)) => return Err(err),
             }
@@ -281,10 +298,10 @@ pub(super) fn retry_after(resp: &Response) -> Option<Duration> {
 
 /// Whether a failure to send is worth another attempt, with a message that
 /// leaves out a URL's query string.
-pub(super) fn classify(e: &reqwest::Error) -> SendError {
+pub(super) fn classify(e: reqwest::Error) -> SendError {
     // Credentials travel in headers and bodies only, but a redirect's query
     // string may be a signature (presigned storage URLs): it is left out.
-    let mut msg = error_chain(e);
+    let mut msg = error_chain(&e);
     if let Some(u) = e.url() {
         msg = msg.replace(u.as_str(), &shown(u));
     }
@@ -304,9 +321,28 @@ pub(super) fn classify(e: &reqwest::Error) -> SendError {
             let host = e.url().map(authority).unwrap_or_default();
             return SendError::Fatal(certificate_error(&host, &msg));
         }
-        return SendError::Transient(msg);
+        return SendError::Failed {
+            message: msg,
+            cause: e.without_url(),
+        };
     }
-    SendError::Transient(msg)
+    SendError::Failed {
+        message: msg,
+        cause: e.without_url(),
+    }
+}
+
+/// The error of a request (`what`, `METHOD path`) whose last attempt
+/// failed for `cause`, an HTTP client error stripped of its URL.
+pub(super) fn failed(at: &Repo<'_>, what: String, cause: reqwest::Error) -> Error {
+    Error::Registry {
+        registry: at.host.to_string(),
+        reference: at.what.to_string(),
+        status: None,
+        code: None,
+        message: what,
+        cause: Some(cause.into()),
+    }
 }
 
 /// A request as messages name it: the method and the path on the registry,

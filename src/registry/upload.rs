@@ -19,7 +19,7 @@ use reqwest::{Method, Url};
 
 use super::stream::StreamError;
 use super::transport::{
-    bad_url, classify, gave_up, request_name, retry_after, sensitive, SendError,
+    bad_url, classify, failed, gave_up, request_name, retry_after, sensitive, shown, SendError,
 };
 use super::{retry, Access, Client, Repo};
 use crate::digest::Digest;
@@ -138,10 +138,15 @@ impl Client {
                     }
                     m
                 }
-                Err(StreamError::Send(e)) => match classify(&e) {
+                Err(StreamError::Send(e)) => match classify(e) {
                     SendError::Transient(m) if !last => format!("upload: {m}"),
                     SendError::Transient(m) => {
                         return Err(self.err(at.host, at.what, None, None, gave_up(&m, attempt)))
+                    }
+                    SendError::Failed { message, .. } if !last => format!("upload: {message}"),
+                    SendError::Failed { cause, .. } => {
+                        let what = gave_up(&format!("upload: PUT {}", shown(&url)), attempt);
+                        return Err(failed(at, what, cause));
                     }
                     SendError::Fatal(err) => return Err(err),
                 },
