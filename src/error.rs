@@ -146,14 +146,28 @@ pub enum Error {
 
     /// An HTTPS request to a registry got an answer that is not TLS: most
     /// likely the registry speaks plain HTTP.
-    #[error("registry {registry}: {reference}: {message}")]
+    #[error("registry {registry}: TLS: {url}: the answer is not TLS")]
     NotTls {
         /// `host[:port]` of the registry.
         registry: String,
-        /// The request that failed.
-        reference: String,
-        /// The TLS library's account of it.
-        message: String,
+        /// The URL asked for, without its query.
+        url: String,
+        /// The HTTP client's error, without the URL.
+        #[source]
+        source: Cause,
+    },
+
+    /// A registry's TLS certificate does not verify against the trusted
+    /// roots; never a reason to fall back to plain HTTP.
+    #[error("registry {registry}: TLS: {url}: the certificate does not verify")]
+    Certificate {
+        /// `host[:port]` of the registry.
+        registry: String,
+        /// The URL asked for, without its query.
+        url: String,
+        /// The HTTP client's error, without the URL.
+        #[source]
+        source: Cause,
     },
 
     /// Offline mode was asked for and something is not in the store.
@@ -315,6 +329,9 @@ impl Error {
             Error::NotTls { registry, .. } => Some(format!(
                 "the registry may speak plain HTTP: pass --insecure-registry {registry}"
             )),
+            Error::Certificate { .. } => {
+                Some("trust its CA with --ca-cert FILE or SSL_CERT_FILE".into())
+            }
             Error::NeedsPlatform { platforms, .. } => Some(format!(
                 "choose one with --platform: {}",
                 platforms.join(", ")

@@ -499,7 +499,7 @@ impl Client {
                     // A registry that speaks TLS with a certificate we cannot
                     // verify must not be quietly talked to in plain text.
                     Err(e) if is_certificate_error(&error_chain(&e)) => {
-                        return Err(certificate_error(host, &error_chain(&e)));
+                        return Err(certificate_error(e));
                     }
                     Err(_) => {
                         let r = self.execute(at, ping_plain)?;

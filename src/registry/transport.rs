@@ -313,13 +313,12 @@ pub(super) fn classify(e: reqwest::Error) -> SendError {
         if is_not_tls(&msg) {
             return SendError::Fatal(Error::NotTls {
                 registry: e.url().map(authority).unwrap_or_default(),
-                reference: "TLS".into(),
-                message: msg,
+                url: e.url().map(shown).unwrap_or_default(),
+                source: e.without_url().into(),
             });
         }
         if is_certificate_error(&msg) {
-            let host = e.url().map(authority).unwrap_or_default();
-            return SendError::Fatal(certificate_error(&host, &msg));
+            return SendError::Fatal(certificate_error(e));
         }
         return SendError::Failed {
             message: msg,
@@ -415,16 +414,13 @@ pub(super) fn is_certificate_error(msg: &str) -> bool {
     msg.contains("certificate") || msg.contains("UnknownIssuer") || msg.contains("NotValidForName")
 }
 
-/// The error for a certificate that did not verify, saying how to trust
-/// its CA.
-pub(super) fn certificate_error(host: &str, msg: &str) -> Error {
-    Error::Registry {
-        registry: host.to_string(),
-        reference: "TLS".into(),
-        status: None,
-        code: None,
-        message: format!("{msg} (trust its CA with --ca-cert FILE or SSL_CERT_FILE)"),
-        cause: None,
+/// The error for a certificate that did not verify (its hint says how to
+/// trust its CA).
+pub(super) fn certificate_error(e: reqwest::Error) -> Error {
+    Error::Certificate {
+        registry: e.url().map(authority).unwrap_or_default(),
+        url: e.url().map(shown).unwrap_or_default(),
+        source: e.without_url().into(),
     }
 }
 
