@@ -56,7 +56,7 @@ pub(super) fn open_docker_save(
         .map_err(|e| {
         Error::format_because(
             &list_what,
-            "not a docker save manifest (an array of {{Config, RepoTags, Layers}})",
+            "not a docker save manifest (an array of {Config, RepoTags, Layers})",
             JsonError::from(e),
         )
     })?;
