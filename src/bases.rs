@@ -10,27 +10,24 @@
 //! not tags, decide everything after resolution, so a warm store builds
 //! offline with identical results.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ImageConfig;
 use crate::digest::Digest;
-use crate::error::{Error, JsonError, Result};
-use crate::image::{BlobLocation, Image, LayerDesc};
+use crate::error::{Error, Result};
+use crate::image::{read, BlobLocation, Image, LayerDesc};
 use crate::jobs::Graph;
 use crate::lock::{LockFile, LockedBase};
-use crate::manifest;
 use crate::media;
 use crate::platform;
 use crate::platform::host_platform;
 use crate::platform::Platform;
 use crate::progress::{Event, Reporter};
 use crate::reference::Reference;
-use crate::registry::{manifest_media_type, Client, ClientOptions, Manifest, Repo};
+use crate::registry::{Client, ClientOptions, Manifest, Repo};
 use crate::store::{Presence, Store};
 
 const TAGS_META: &str = "registry-tags";
@@ -310,7 +307,7 @@ impl BaseOptions {
     ) -> Result<Manifest> {
         if store.has(digest) {
             let bytes = store.read(digest)?;
-            let media_type = manifest_media_type(&bytes, None);
+            let media_type = media::sniff(&bytes, None);
             return Ok(Manifest {
                 digest: *digest,
                 media_type,
@@ -328,6 +325,9 @@ impl BaseOptions {
         Ok(m)
     }
 
+    /// The image manifest `m` is, with its config (from the store or the
+    /// registry), checked as every source's are; its layers are only
+    /// recorded as fetchable from `r`.
     fn image_from_manifest(
         &self,
         r: &Reference,
@@ -342,101 +342,53 @@ impl BaseOptions {
                 "is an index inside an index; gantry reads one level",
             ));
         }
-        let manifest = manifest::parse_manifest(&m.bytes, &what)?;
-        let cd = manifest.config();
-        let config_media = cd.media_type().to_string();
-        if config_media != media::OCI_CONFIG && config_media != media::DOCKER_CONFIG {
-            return Err(Error::format(
-                what,
-                format!("not a container image: its config media type is {config_media}"),
-            ));
-        }
-        let config_digest = parse_digest(cd.digest(), &what)?;
-        let config_present = match store.lookup(&config_digest, cd.size())? {
-            Presence::Present => true,
-            Presence::OtherSize(n) => return Err(size_error(r, &config_digest, cd.size(), n)),
-            Presence::Absent => false,
-        };
-        let config_bytes = if config_present {
-            store.read(&config_digest)?
-        } else if self.offline {
-            return Err(Error::Offline(format!(
-                "base {r}: config {config_digest} is not in the store"
-            )));
-        } else {
-            let client = self.client(&what)?;
-            let name = r.to_string();
-            client.fetch_small_blob(
-                &Repo::pull(r, &name, reporter),
-                &config_digest,
-                cd.size(),
-                store,
-            )?
-        };
-        let config_what = format!("base {r}: config {config_digest}");
-        let config = ImageConfig::parse(&config_bytes).map_err(|e| {
-            Error::format_because(&config_what, "not an image config", JsonError::from(e))
-        })?;
-        let ids = &config.rootfs.diff_ids;
-        if ids.len() != manifest.layers().len() {
-            return Err(Error::format(
-                config_what,
-                format!(
-                    "rootfs.diff_ids lists {} layers but the manifest has {}",
-                    ids.len(),
-                    manifest.layers().len()
-                ),
-            ));
-        }
-        let mut layers = Vec::new();
-        for (d, id) in manifest.layers().iter().zip(ids) {
-            let digest = parse_digest(d.digest(), &what)?;
-            let diff_id = Digest::from_str(id).map_err(|_| {
-                Error::format(
-                    &config_what,
-                    format!("diff_id {id:?} is not a sha256 digest"),
-                )
-            })?;
-            let present = match store.lookup(&digest, d.size())? {
+        let manifest = read::Manifest::parse(m.bytes, m.digest, m.media_type, &what)?;
+        let config_bytes = self.config_of(r, &manifest, &what, store, reporter)?;
+        let config_what = format!("base {r}: config {}", manifest.config_digest);
+        let mut image =
+            manifest.into_image(r.to_string(), config_bytes, &config_what, Vec::new())?;
+        for l in &mut image.layers {
+            let present = match store.lookup(&l.digest, l.size)? {
                 Presence::Present => true,
-                Presence::OtherSize(n) => return Err(size_error(r, &digest, d.size(), n)),
+                Presence::OtherSize(n) => return Err(size_error(r, &l.digest, l.size, n)),
                 Presence::Absent => false,
             };
-            let location = if present {
-                BlobLocation::Store
-            } else {
-                store.record_remote_location(&digest, r)?;
-                BlobLocation::Remote(Reference {
+            if !present {
+                store.record_remote_location(&l.digest, r)?;
+                l.location = BlobLocation::Remote(Reference {
                     tag: None,
                     digest: None,
                     ..r.clone()
-                })
-            };
-            layers.push(LayerDesc {
-                media_type: d.media_type().to_string(),
-                digest,
-                size: d.size(),
-                diff_id,
-                location,
-            });
+                });
+            }
         }
-        let annotations: BTreeMap<String, String> = manifest
-            .annotations()
-            .as_ref()
-            .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
-        Ok(Image {
-            name: r.to_string(),
-            manifest_bytes: m.bytes,
-            manifest_digest: m.digest,
-            manifest_media_type: m.media_type,
-            config_bytes,
-            config_digest,
-            config,
-            layers,
-            tags: Vec::new(),
-            annotations,
-        })
+        Ok(image)
+    }
+
+    /// The bytes of the config `manifest` names: from the store, else
+    /// (verified) from the registry.
+    fn config_of(
+        &self,
+        r: &Reference,
+        manifest: &read::Manifest,
+        what: &str,
+        store: &Store,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<u8>> {
+        let (digest, size) = (manifest.config_digest, manifest.config_size);
+        match store.lookup(&digest, size)? {
+            Presence::Present => return store.read(&digest),
+            Presence::OtherSize(n) => return Err(size_error(r, &digest, size, n)),
+            Presence::Absent => {}
+        }
+        if self.offline {
+            return Err(Error::Offline(format!(
+                "base {r}: config {digest} is not in the store"
+            )));
+        }
+        let client = self.client(what)?;
+        let name = r.to_string();
+        client.fetch_small_blob(&Repo::pull(r, &name, reporter), &digest, size, store)
     }
 
     /// Downloads, once each and several at a time, every layer of `images`
@@ -546,13 +498,4 @@ fn size_error(r: &Reference, digest: &Digest, claimed: u64, actual: u64) -> Erro
 
 fn tag_key(r: &Reference) -> String {
     Digest::of(r.to_string().as_bytes()).hex()
-}
-
-fn parse_digest(d: &oci_spec::image::Digest, what: &str) -> Result<Digest> {
-    Digest::from_str(d.as_ref()).map_err(|_| {
-        Error::format(
-            what,
-            format!("digest {d} is not supported (only sha256 is)"),
-        )
-    })
 }

@@ -9,24 +9,53 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::Error;
 
+/// A sha256 content digest: what names every blob, manifest and config.
+/// It prints and parses as `sha256:<64 lowercase hex digits>`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest([u8; 32]);
 
 impl Digest {
+    /// The digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Digest {
         Digest(Sha256::digest(bytes).into())
     }
 
-    pub fn from_bytes(bytes: [u8; 32]) -> Digest {
-        Digest(bytes)
-    }
-
+    /// The 64 hex digits alone, as blob file names use them.
     pub fn hex(&self) -> String {
         hex::encode(self.0)
     }
 
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
+    /// The digest a descriptor read from a source names. A descriptor may
+    /// name any algorithm; gantry stores sha256 only, so any other is an
+    /// error of the document `what` names, never a stand-in value.
+    pub fn from_oci(d: &oci_spec::image::Digest, what: &str) -> Result<Digest, Error> {
+        Digest::from_str(d.as_ref()).map_err(|_| {
+            Error::format(
+                what,
+                format!("digest {d} is not supported (only sha256 is)"),
+            )
+        })
+    }
+
+    /// Parses `sha256:<64 lowercase hex digits>`, telling a digest of
+    /// another algorithm from text that is not a digest at all, so each
+    /// caller can say which in its own words.
+    pub fn parse(s: &str) -> Result<Digest, Refusal> {
+        let (algorithm, encoded) = s.split_once(':').ok_or(Refusal::Malformed)?;
+        if algorithm != "sha256" {
+            let well_formed = !algorithm.is_empty()
+                && algorithm
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+._-".contains(&b))
+                && !encoded.is_empty()
+                && encoded.bytes().all(|b| b.is_ascii_hexdigit());
+            return Err(if well_formed {
+                Refusal::Algorithm(algorithm.to_string())
+            } else {
+                Refusal::Malformed
+            });
+        }
+        Digest::from_str(s).map_err(|_| Refusal::Malformed)
     }
 
     /// The form oci-spec's descriptors carry.
@@ -34,6 +63,16 @@ impl Digest {
         oci_spec::image::Digest::from_str(&self.to_string())
             .expect("a sha256 digest is always a valid OCI digest")
     }
+}
+
+/// Why [`Digest::parse`] refused a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A well-formed digest of another algorithm (named here), which names
+    /// content but not as gantry stores it.
+    Algorithm(String),
+    /// Not a digest: no algorithm, or an encoding that is not sha256's.
+    Malformed,
 }
 
 impl fmt::Display for Digest {
@@ -73,14 +112,6 @@ impl FromStr for Digest {
     }
 }
 
-impl From<&oci_spec::image::Digest> for Digest {
-    fn from(d: &oci_spec::image::Digest) -> Self {
-        // Descriptors read from disk may name other algorithms; those never
-        // match anything gantry stores, so an all-zero digest is a safe sentinel.
-        Digest::from_str(d.as_ref()).unwrap_or(Digest([0; 32]))
-    }
-}
-
 impl serde::Serialize for Digest {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -102,23 +133,28 @@ pub struct Hasher {
 }
 
 impl Hasher {
+    /// A hasher that has seen nothing.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Hashes `bytes` and counts them.
     pub fn update(&mut self, bytes: &[u8]) {
         self.inner.update(bytes);
         self.len += bytes.len() as u64;
     }
 
+    /// How many bytes were hashed so far.
     pub fn len(&self) -> u64 {
         self.len
     }
 
+    /// Whether nothing was hashed yet.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// The digest and length of everything hashed.
     pub fn finish(self) -> (Digest, u64) {
         (Digest(self.inner.finalize().into()), self.len)
     }
@@ -131,6 +167,7 @@ pub struct HashingWriter<W> {
 }
 
 impl<W: Write> HashingWriter<W> {
+    /// Hashes what is written to `inner`.
     pub fn new(inner: W) -> Self {
         HashingWriter {
             inner,
@@ -138,14 +175,17 @@ impl<W: Write> HashingWriter<W> {
         }
     }
 
+    /// How many bytes went through so far.
     pub fn written(&self) -> u64 {
         self.hasher.len()
     }
 
+    /// The writer underneath, to write past the hasher.
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.inner
     }
 
+    /// The writer back, with the digest and length of what went through.
     pub fn finish(self) -> (W, Digest, u64) {
         let (d, n) = self.hasher.finish();
         (self.inner, d, n)
@@ -171,6 +211,7 @@ pub struct HashingReader<R> {
 }
 
 impl<R: Read> HashingReader<R> {
+    /// Hashes what is read from `inner`.
     pub fn new(inner: R) -> Self {
         HashingReader {
             inner,
@@ -178,6 +219,7 @@ impl<R: Read> HashingReader<R> {
         }
     }
 
+    /// The digest and length of what was read.
     pub fn finish(self) -> (Digest, u64) {
         self.hasher.finish()
     }
@@ -202,6 +244,8 @@ pub struct VerifyingReader<R> {
 }
 
 impl<R: Read> VerifyingReader<R> {
+    /// Reads `inner`, which must hold exactly `expected` (and `expected_size`
+    /// bytes, when given); `what` names it in the error otherwise.
     pub fn new(inner: R, expected: Digest, expected_size: Option<u64>, what: String) -> Self {
         VerifyingReader {
             inner,
@@ -281,6 +325,20 @@ mod tests {
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
         assert_eq!(Digest::from_str(&d.to_string()).unwrap(), d);
+    }
+
+    #[test]
+    fn another_algorithm_is_told_from_a_malformed_digest() {
+        let hex = "ab".repeat(32);
+        assert_eq!(
+            Digest::parse(&format!("sha512:{hex}")),
+            Err(Refusal::Algorithm("sha512".into()))
+        );
+        for bad in ["sha256", "sha256:short", ":abc", "sha512:xyz", "sha256:AB"] {
+            assert_eq!(Digest::parse(bad), Err(Refusal::Malformed), "{bad}");
+        }
+        let d = Digest::of(b"x");
+        assert_eq!(Digest::parse(&d.to_string()), Ok(d));
     }
 
     #[test]

@@ -1,7 +1,10 @@
-//! An assembled image: everything needed to write it to any sink.
+//! Images as gantry holds them: an [`Image`], a multi-platform
+//! [`ImageIndex`] over several, the [`Artifact`] that is either (what a build
+//! makes and every sink writes or pushes), and [`read`], the one reader from
+//! manifest + config that every source goes through.
 //!
-//! Its manifest and config are always in the store. Its layers are in the
-//! store too, except the layers of a registry base the store lacks: those
+//! An image's manifest and config are always in the store. Its layers are in
+//! the store too, except the layers of a registry base the store lacks: those
 //! are [`BlobLocation::Remote`], and a sink that copies bytes has them
 //! fetched first (`build::BuildOptions::fetch_layers`, or
 //! `bases::BaseOptions::ensure_blobs`), while a push streams or mounts them
@@ -19,6 +22,8 @@ use crate::manifest;
 use crate::media;
 use crate::platform::Platform;
 use crate::reference::Reference;
+
+pub mod read;
 
 /// A layer as a manifest lists it, plus its uncompressed digest and where
 /// its bytes are.
@@ -50,16 +55,26 @@ pub enum BlobLocation {
     Remote(Reference),
 }
 
+/// An image: manifest and config, as bytes and parsed, and its layers.
+/// Its manifest and config are in the store; the layers of a registry base
+/// may still be only in their registry until a sink needs their bytes.
 #[derive(Debug, Clone)]
 pub struct Image {
     /// The image's name in the build file (or the source it came from).
     pub name: String,
+    /// The manifest's exact bytes, which `manifest_digest` names.
     pub manifest_bytes: Vec<u8>,
+    /// What names the image: the digest of `manifest_bytes`.
     pub manifest_digest: Digest,
+    /// An OCI or Docker schema 2 image manifest media type.
     pub manifest_media_type: String,
+    /// The config's exact bytes, which `config_digest` names.
     pub config_bytes: Vec<u8>,
+    /// The digest of `config_bytes`, as the manifest names it.
     pub config_digest: Digest,
+    /// `config_bytes` parsed.
     pub config: ImageConfig,
+    /// In manifest order, base layers first.
     pub layers: Vec<LayerDesc>,
     /// Full references (`registry/repo:tag`) this image is known by.
     pub tags: Vec<String>,
@@ -121,6 +136,7 @@ pub struct ImageIndex {
     pub name: String,
     /// The index as canonical JSON: the exact bytes `digest` names.
     pub bytes: Vec<u8>,
+    /// The digest of `bytes`.
     pub digest: Digest,
     /// Always `application/vnd.oci.image.index.v1+json`.
     pub media_type: String,
@@ -152,9 +168,84 @@ impl ImageIndex {
     }
 }
 
+/// What a build makes and a sink writes or pushes: one image, or a
+/// multi-platform index over several.
+// One per image of a build: boxing the larger variant would save nothing
+// worth the indirection.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Artifact {
+    /// A single-platform image.
+    Image(Image),
+    /// A multi-platform image, whose children go with it.
+    Index(ImageIndex),
+}
+
+impl Artifact {
+    /// The name in the build file (or the source it came from).
+    pub fn name(&self) -> &str {
+        match self {
+            Artifact::Image(i) => &i.name,
+            Artifact::Index(x) => &x.name,
+        }
+    }
+
+    /// The digest of the manifest or index: what names the artifact.
+    pub fn digest(&self) -> &Digest {
+        match self {
+            Artifact::Image(i) => &i.manifest_digest,
+            Artifact::Index(x) => &x.digest,
+        }
+    }
+
+    /// The media type of the manifest or index.
+    pub fn media_type(&self) -> &str {
+        match self {
+            Artifact::Image(i) => &i.manifest_media_type,
+            Artifact::Index(x) => &x.media_type,
+        }
+    }
+
+    /// The exact bytes of the manifest or index, which `digest` names.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Artifact::Image(i) => &i.manifest_bytes,
+            Artifact::Index(x) => &x.bytes,
+        }
+    }
+
+    /// Full references (`registry/repo:tag`) the artifact is known by.
+    pub fn tags(&self) -> &[String] {
+        match self {
+            Artifact::Image(i) => &i.tags,
+            Artifact::Index(x) => &x.tags,
+        }
+    }
+
+    /// Every image it holds: itself, or the index's children in order.
+    pub fn images(&self) -> &[Image] {
+        match self {
+            Artifact::Image(i) => std::slice::from_ref(i),
+            Artifact::Index(x) => &x.children,
+        }
+    }
+}
+
+impl From<Image> for Artifact {
+    fn from(image: Image) -> Artifact {
+        Artifact::Image(image)
+    }
+}
+
+impl From<ImageIndex> for Artifact {
+    fn from(index: ImageIndex) -> Artifact {
+        Artifact::Index(index)
+    }
+}
+
 /// The canonical bytes of an OCI image manifest for a config blob and
 /// layers, with `annotations` (left out when empty).
-pub fn oci_manifest(
+fn oci_manifest(
     config_digest: &Digest,
     config_size: u64,
     layers: &[LayerDesc],

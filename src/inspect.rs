@@ -18,50 +18,76 @@ use crate::layout::read;
 use crate::media;
 use crate::media::Compression;
 
+/// What `gantry inspect` shows of one image: its manifest, config and layers.
 #[derive(Debug, Clone, Serialize)]
 pub struct Inspection {
+    /// What names the image.
     pub manifest_digest: Digest,
+    /// The manifest's media type (OCI or Docker).
     pub manifest_media_type: String,
+    /// The config blob's digest (Docker's image ID).
     pub config_digest: Digest,
     /// `os/arch[/variant]`.
     pub platform: String,
+    /// When the config says the image was made (RFC 3339), if it says.
     pub created: Option<String>,
+    /// The names the location gives the image.
     pub tags: Vec<String>,
+    /// How a container from it runs.
     pub config: ConfigSummary,
+    /// Manifest annotations, sorted.
     pub annotations: BTreeMap<String, String>,
+    /// In manifest order, base layers first.
     pub layers: Vec<LayerSummary>,
+    /// The config's history, one entry per step that made the image.
     pub history: Vec<HistorySummary>,
 }
 
 /// How a container from the image runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ConfigSummary {
+    /// The user (`name`, `uid` or `uid:gid`) the process runs as.
     pub user: Option<String>,
+    /// `KEY=value` pairs, in the config's order.
     pub env: Vec<String>,
     /// `None` (unset) and `Some([])` (explicitly empty) differ when the
     /// image is used as a base, so both are kept.
     pub entrypoint: Option<Vec<String>>,
+    /// The arguments to the entrypoint, or the command when it has none.
     pub cmd: Option<Vec<String>>,
+    /// The directory the process starts in.
     pub working_dir: Option<String>,
+    /// Config labels, sorted.
     pub labels: BTreeMap<String, String>,
     /// `port/protocol`, sorted.
     pub exposed_ports: Vec<String>,
+    /// Paths a container mounts a volume at, sorted.
     pub volumes: Vec<String>,
+    /// The signal that asks the process to stop.
     pub stop_signal: Option<String>,
 }
 
+/// One layer as the manifest lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LayerSummary {
+    /// Says how the layer is compressed.
     pub media_type: String,
+    /// The digest of the layer blob.
     pub digest: Digest,
+    /// The blob's size in bytes.
     pub size: u64,
+    /// The digest of the uncompressed tar.
     pub diff_id: Digest,
 }
 
+/// One step of the config's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HistorySummary {
+    /// What made this step, as the tool that made it wrote it.
     pub created_by: Option<String>,
+    /// A note the step carries.
     pub comment: Option<String>,
+    /// The step made no layer (a config change only).
     pub empty_layer: bool,
 }
 
@@ -75,19 +101,28 @@ pub fn inspect(path: &Path, select: Option<&str>) -> Result<Inspection> {
 /// A multi-platform image: its index and the platforms it offers.
 #[derive(Debug, Clone, Serialize)]
 pub struct IndexInspection {
+    /// What names the multi-platform image.
     pub index_digest: Digest,
+    /// The index's media type (OCI index or Docker manifest list).
     pub media_type: String,
+    /// The names the location gives the index.
     pub tags: Vec<String>,
+    /// Index annotations, sorted.
     pub annotations: BTreeMap<String, String>,
+    /// The images it offers, attestations left out, in index order.
     pub manifests: Vec<IndexEntry>,
 }
 
+/// One image an index offers.
 #[derive(Debug, Clone, Serialize)]
 pub struct IndexEntry {
     /// `os/arch[/variant]`, or `null` when the index names none.
     pub platform: Option<String>,
+    /// The digest of its manifest.
     pub digest: Digest,
+    /// The manifest's size in bytes.
     pub size: u64,
+    /// The manifest's media type.
     pub media_type: String,
 }
 
@@ -95,7 +130,9 @@ pub struct IndexEntry {
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Summary {
+    /// A single-platform image.
     Image(Box<Inspection>),
+    /// A multi-platform image.
     Index(IndexInspection),
 }
 
@@ -308,6 +345,7 @@ mod tests {
     use std::str::FromStr;
 
     use super::*;
+    use crate::image::Artifact;
     use crate::layout::testutil::{host_arch, sample_image, temp_store};
     use crate::layout::write::write_oci_dir;
 
@@ -316,7 +354,7 @@ mod tests {
         let (tmp, store) = temp_store();
         let image = sample_image(&store, &["example.com/worker:dev"], true);
         let dir = tmp.path().join("layout");
-        write_oci_dir(&[&image], &store, &dir).unwrap();
+        write_oci_dir(&[&Artifact::Image(image.clone())], &store, &dir).unwrap();
         let i = inspect(&dir, Some("dev")).unwrap();
         assert_eq!(i.manifest_digest, image.manifest_digest);
         assert_eq!(i.manifest_media_type, media::OCI_MANIFEST);

@@ -43,6 +43,7 @@ struct Task<'a> {
 pub struct TaskId(usize);
 
 impl<'a> Graph<'a> {
+    /// An empty graph.
     pub fn new() -> Graph<'a> {
         Graph { tasks: Vec::new() }
     }
@@ -150,6 +151,32 @@ impl<'a> Graph<'a> {
             None => Ok(()),
         }
     }
+}
+
+/// Calls `f` on every item, on up to `workers` threads, and returns the
+/// results in the items' order, so nothing downstream depends on which call
+/// finished first. The first failure stops new calls from starting and is
+/// returned once the running ones end.
+pub fn for_each_parallel<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    let mut graph = Graph::new();
+    let f = &f;
+    for (item, slot) in items.iter().zip(&slots) {
+        graph.add(&[], 0, move |_| {
+            let result = f(item)?;
+            *slot.lock().expect("slot lock") = Some(result);
+            Ok(())
+        });
+    }
+    graph.run(workers)?;
+    Ok(slots
+        .into_iter()
+        .map(|s| s.into_inner().expect("slot lock").expect("every call ran"))
+        .collect())
 }
 
 /// Of `free` tokens, the share of a task of weight `mine` against `queued`
@@ -278,6 +305,37 @@ mod tests {
             g.run(3)
         });
         assert!(result.is_err(), "the panic reaches the caller");
+    }
+
+    #[test]
+    fn parallel_results_keep_the_order_of_the_items() {
+        // Earlier items take longer, so they finish last.
+        let items: Vec<u64> = (0..8).collect();
+        let out = for_each_parallel(&items, 4, |&i| {
+            std::thread::sleep(Duration::from_millis(5 * (8 - i)));
+            Ok(i * 10)
+        })
+        .unwrap();
+        assert_eq!(out, (0..8).map(|i| i * 10).collect::<Vec<_>>());
+        assert!(for_each_parallel(&[] as &[u8], 4, |_| Ok(()))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn a_parallel_failure_stops_new_calls() {
+        let ran = AtomicUsize::new(0);
+        let items: Vec<usize> = (0..100).collect();
+        let e = for_each_parallel(&items, 1, |&i| {
+            ran.fetch_add(1, Ordering::SeqCst);
+            if i == 2 {
+                return Err(Error::internal("boom"));
+            }
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("boom"));
+        assert_eq!(ran.load(Ordering::SeqCst), 3);
     }
 
     #[test]

@@ -17,6 +17,9 @@
 //!   sink);
 //! - local state and events: [`store`] (content-addressed blobs and records),
 //!   [`progress`];
+//! - looking into images: [`rootfs`] (an image's file system from its
+//!   layers' tar headers, without extracting it), [`accounts`] (declared
+//!   users and groups → the account files);
 //! - inputs: [`buildfile`] (`gantry.toml` as plain values), [`stamp`],
 //!   [`layer`] (file sets → tar → compressed blobs);
 //! - the network: [`registry`] (the distribution protocol client only);
@@ -24,6 +27,7 @@
 //! - orchestration: [`build`], with [`lock`] (`gantry.lock`) and [`jobs`]
 //!   (the parallel task runner); [`inspect`] summarises an image.
 
+pub mod accounts;
 pub mod bases;
 pub mod build;
 pub mod buildfile;
@@ -47,6 +51,7 @@ pub mod push;
 pub mod redact;
 pub mod reference;
 pub mod registry;
+pub mod rootfs;
 pub mod stamp;
 pub mod store;
 

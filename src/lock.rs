@@ -95,13 +95,6 @@ impl LockFile {
     pub fn save(&self, path: &Path) -> Result<()> {
         fsutil::write_atomic(path, self.to_toml().as_bytes())
     }
-
-    /// The manifest locked for `reference` on `platform`, if any.
-    pub fn manifest_for(&self, reference: &str, platform: &str) -> Option<(&LockedBase, Digest)> {
-        let b = self.base.get(reference)?;
-        let d = b.platforms.get(platform)?;
-        Some((b, *d))
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! Media types and small helpers over oci-spec's manifest, index and
-//! descriptor types. Those types hold annotations in `HashMap`s, so they are
+//! Small helpers over oci-spec's manifest, index and descriptor types:
+//! making descriptors, parsing manifests and indexes with errors that name
+//! the document. Those types hold annotations in `HashMap`s, so they are
 //! only ever serialised through [`crate::json::canonical`].
 
 use std::collections::HashMap;
@@ -9,12 +10,9 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType, Platform
 use crate::digest::Digest;
 use crate::error::{Error, JsonError, Result};
 
-pub fn media_type(s: &str) -> MediaType {
-    MediaType::from(s)
-}
-
+/// A descriptor of the blob `digest` of `size` bytes.
 pub fn descriptor(media: &str, digest: &Digest, size: u64) -> Descriptor {
-    Descriptor::new(media_type(media), size, digest.to_oci())
+    Descriptor::new(MediaType::from(media), size, digest.to_oci())
 }
 
 /// The platform of a descriptor for an image with this config; `None` when
@@ -35,16 +33,19 @@ pub fn image_platform(c: &crate::config::ImageConfig) -> Option<Platform> {
     p.build().ok()
 }
 
+/// Parses an image manifest; `what` names it in errors, which never quote it.
 pub fn parse_manifest(bytes: &[u8], what: &str) -> Result<ImageManifest> {
     serde_json::from_slice(bytes)
         .map_err(|e| Error::format_because(what, "not an image manifest", JsonError::from(e)))
 }
 
+/// Parses an image index; `what` names it in errors, which never quote it.
 pub fn parse_index(bytes: &[u8], what: &str) -> Result<ImageIndex> {
     serde_json::from_slice(bytes)
         .map_err(|e| Error::format_because(what, "not an image index", JsonError::from(e)))
 }
 
+/// Annotations in the map type oci-spec holds them in.
 pub fn annotations(pairs: impl IntoIterator<Item = (String, String)>) -> HashMap<String, String> {
     pairs.into_iter().collect()
 }

@@ -2,16 +2,18 @@
 //! host's, normalisation of the usual aliases, and choosing one platform's
 //! manifest from an index or manifest list.
 
-use std::str::FromStr;
-
 use crate::digest::Digest;
-use crate::error::{Error, JsonError, Result};
+use crate::error::{Error, Result};
 use crate::media;
 
+/// An `os/architecture[/variant]`, normalised by [`Platform::parse`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Platform {
+    /// `linux`, `windows`, ...
     pub os: String,
+    /// In Go's names: `amd64`, `arm64`, `arm`, ...
     pub architecture: String,
+    /// `v7` for arm, say; never `v8` for arm64, which is the default.
     pub variant: Option<String>,
 }
 
@@ -84,26 +86,44 @@ pub fn host_platform() -> Platform {
 /// One image manifest an index offers.
 #[derive(Debug, Clone)]
 pub struct Candidate {
+    /// The digest of the manifest.
     pub digest: Digest,
+    /// The manifest's size in bytes.
     pub size: u64,
+    /// OCI or Docker schema 2 image manifest.
     pub media_type: String,
+    /// As the index gives it, normalised; `None` when it gives none.
     pub platform: Option<Platform>,
 }
+
+/// Whether an index entry is an attestation (BuildKit's provenance and
+/// SBOM manifests) rather than an image: annotated with its reference type,
+/// or for the `unknown` os, which no image runs on. Such entries share
+/// indexes with images but are never chosen, listed or followed as one.
+pub fn is_attestation(d: &oci_spec::image::Descriptor) -> bool {
+    let annotated = d
+        .annotations()
+        .as_ref()
+        .is_some_and(|a| a.contains_key(ANNOTATION_REFERENCE_TYPE));
+    annotated
+        || d.platform()
+            .as_ref()
+            .is_some_and(|p| p.os().to_string() == "unknown")
+}
+
+/// The annotation BuildKit puts on an attestation entry of an index.
+const ANNOTATION_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 
 /// The manifests of an index that are images (not attestations), with their
 /// platforms normalised as `Platform::parse` does (so `arm64/v8` = `arm64`).
 pub fn candidates(index_bytes: &[u8], what: &str) -> Result<Vec<Candidate>> {
-    let index = parse_index(index_bytes, what)?;
+    let index = crate::manifest::parse_index(index_bytes, what)?;
     let mut out = Vec::new();
     for d in index.manifests() {
         let mt = d.media_type().to_string();
-        if mt != media::OCI_MANIFEST && mt != media::DOCKER_MANIFEST {
+        if !media::is_image_manifest(&mt) || is_attestation(d) {
             continue;
         }
-        let attestation = d
-            .annotations()
-            .as_ref()
-            .is_some_and(|a| a.contains_key("vnd.docker.reference.type"));
         let platform = d.platform().as_ref().map(|p| {
             let s = oci_platform_string(p);
             Platform::parse(&s).unwrap_or(Platform {
@@ -112,17 +132,8 @@ pub fn candidates(index_bytes: &[u8], what: &str) -> Result<Vec<Candidate>> {
                 variant: p.variant().clone(),
             })
         });
-        if attestation || platform.as_ref().is_some_and(|p| p.os == "unknown") {
-            continue;
-        }
-        let digest = Digest::from_str(d.digest().as_ref()).map_err(|_| {
-            Error::format(
-                what,
-                format!("digest {} is not supported (only sha256 is)", d.digest()),
-            )
-        })?;
         out.push(Candidate {
-            digest,
+            digest: Digest::from_oci(d.digest(), what)?,
             size: d.size(),
             media_type: mt,
             platform,
@@ -180,11 +191,6 @@ pub fn oci_platform_string(p: &oci_spec::image::Platform) -> String {
     s
 }
 
-fn parse_index(bytes: &[u8], what: &str) -> Result<oci_spec::image::ImageIndex> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| Error::format_because(what, "not an image index", JsonError::from(e)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +214,31 @@ mod tests {
         assert_eq!(pick("linux/arm64").unwrap(), 2);
         assert_eq!(pick("linux/arm").unwrap(), 3);
         assert_eq!(pick("linux/arm/v7").unwrap(), 3);
+    }
+
+    #[test]
+    fn attestations_are_known_by_annotation_or_by_the_unknown_os() {
+        let entry = |extra: &str| -> oci_spec::image::Descriptor {
+            serde_json::from_str(&format!(
+                r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{}","size":1{extra}}}"#,
+                "1".repeat(64)
+            ))
+            .unwrap()
+        };
+        assert!(is_attestation(&entry(
+            r#","annotations":{"vnd.docker.reference.type":"attestation-manifest"}"#
+        )));
+        assert!(is_attestation(&entry(
+            r#","platform":{"os":"unknown","architecture":"unknown"}"#
+        )));
+        // Some tools leave the architecture set: the os alone decides.
+        assert!(is_attestation(&entry(
+            r#","platform":{"os":"unknown","architecture":"amd64"}"#
+        )));
+        assert!(!is_attestation(&entry(
+            r#","platform":{"os":"linux","architecture":"amd64"}"#
+        )));
+        assert!(!is_attestation(&entry("")));
     }
 
     #[test]

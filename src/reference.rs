@@ -25,7 +25,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::digest::Digest;
+use crate::digest::{Digest, Refusal};
 use crate::error::{Error, Result};
 pub use crate::redact::mask_userinfo;
 use crate::redact::userinfo_end;
@@ -388,23 +388,14 @@ fn is_domain_name(host: &str) -> bool {
 }
 
 fn parse_digest(s: &str) -> std::result::Result<Digest, String> {
-    let (algorithm, encoded) = s.split_once(':').ok_or(DIGEST_RULE)?;
-    if algorithm != "sha256" {
-        // A well-formed digest of another algorithm deserves a different
-        // answer than a typo: the user can fix it by asking for sha256.
-        let well_formed = !algorithm.is_empty()
-            && algorithm
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+._-".contains(&b))
-            && !encoded.is_empty()
-            && encoded.bytes().all(|b| b.is_ascii_hexdigit());
-        return Err(if well_formed {
-            format!("digest algorithm {algorithm:?} is not supported; only sha256 is supported")
-        } else {
-            DIGEST_RULE.to_string()
-        });
-    }
-    Digest::from_str(s).map_err(|_| DIGEST_RULE.to_string())
+    // A well-formed digest of another algorithm deserves a different
+    // answer than a typo: the user can fix it by asking for sha256.
+    Digest::parse(s).map_err(|r| match r {
+        Refusal::Algorithm(a) => {
+            format!("digest algorithm {a:?} is not supported; only sha256 is supported")
+        }
+        Refusal::Malformed => DIGEST_RULE.to_string(),
+    })
 }
 
 #[cfg(test)]

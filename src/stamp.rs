@@ -504,17 +504,6 @@ pub fn parse_var(s: &str) -> std::result::Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
-/// Every key a stamped or unstamped build of this spec can know without
-/// status files or variables.
-pub fn static_keys(spec: &StampSpec) -> BTreeSet<String> {
-    BUILTINS
-        .iter()
-        .map(|s| s.to_string())
-        .chain(spec.defs.keys().cloned())
-        .chain(spec.unstamped.keys().cloned())
-        .collect()
-}
-
 #[derive(Debug, Default)]
 struct GitInfo {
     commit: String,

@@ -32,7 +32,7 @@ use crate::digest::Digest;
 use crate::epoch;
 use crate::error::{Error, Result};
 use crate::image;
-use crate::image::{Image, ImageIndex, LayerDesc};
+use crate::image::{Artifact, Image, ImageIndex, LayerDesc};
 use crate::layer::{self, compress::CompressOptions, fileset, LayerJob};
 use crate::media;
 use crate::platform::Platform;
@@ -97,44 +97,10 @@ pub struct BuiltImage {
     /// The image's name in the build file.
     pub name: String,
     /// What to write or push.
-    pub result: Built,
+    pub result: Artifact,
     /// Per platform built, in the build file's order (one entry for a
     /// single-platform image): its manifest and how each layer was made.
     pub platforms: Vec<PlatformReport>,
-}
-
-/// A built image: one manifest, or an index over one per platform.
-// One per image of a build: boxing the larger variant would save nothing
-// worth the indirection.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
-pub enum Built {
-    Image(Image),
-    Index(ImageIndex),
-}
-
-impl Built {
-    /// The digest of the manifest or index: what names the image.
-    pub fn digest(&self) -> &Digest {
-        match self {
-            Built::Image(i) => &i.manifest_digest,
-            Built::Index(x) => &x.digest,
-        }
-    }
-
-    pub fn media_type(&self) -> &str {
-        match self {
-            Built::Image(i) => &i.manifest_media_type,
-            Built::Index(x) => &x.media_type,
-        }
-    }
-
-    pub fn tags(&self) -> &[String] {
-        match self {
-            Built::Image(i) => &i.tags,
-            Built::Index(x) => &x.tags,
-        }
-    }
 }
 
 /// One platform of a built image.

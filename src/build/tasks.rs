@@ -16,11 +16,11 @@ use std::time::Instant;
 use super::assemble::{self, Base};
 use super::expand::{self, Expanded};
 use super::plan::{Node, Plan};
-use super::{lay_down, resolve, BuildOptions, Built, BuiltImage, LayerReport, PlatformReport};
+use super::{lay_down, resolve, BuildOptions, BuiltImage, LayerReport, PlatformReport};
 use crate::buildfile::{BaseSpec, ImageSpec, LayerSpec};
 use crate::digest::Digest;
 use crate::error::Result;
-use crate::image::{Image, ImageIndex, LayerDesc};
+use crate::image::{Artifact, Image, ImageIndex, LayerDesc};
 use crate::jobs::{Graph, TaskId};
 use crate::layer::{self, fileset};
 use crate::progress::{Event, Reporter};
@@ -396,9 +396,9 @@ impl<'p> Work<'p> {
                 children.push(image);
             }
             let result = if *multi {
-                Built::Index(indexes.next().expect("an index per multi-platform image"))
+                Artifact::Index(indexes.next().expect("an index per multi-platform image"))
             } else {
-                Built::Image(children.pop().expect("one node per single image"))
+                Artifact::Image(children.pop().expect("one node per single image"))
             };
             out.push(BuiltImage {
                 name: self.order[k].name.clone(),

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use clap::{Args, ValueEnum};
 
 use gantry::bases::BaseOptions;
-use gantry::build::{self, report::Report, BuildOptions, Built, BuiltImage};
+use gantry::build::{self, report::Report, BuildOptions, BuiltImage};
 use gantry::buildfile::{BuildFile, DEFAULT_FILE_NAME};
 use gantry::error::{Error, JsonError, Result};
-use gantry::layout::write::{self, Format, Root};
+use gantry::image::Artifact;
+use gantry::layout::write::{self, Format};
 use gantry::platform::host_platform;
 use gantry::platform::Platform;
 use gantry::progress::{Event, Reporter};
@@ -224,25 +225,20 @@ fn write_selected(
     let mut chosen = Vec::new();
     if format == Format::Docker {
         for b in selected {
-            chosen.extend(docker_child(b)?);
+            chosen.extend(docker_child(b)?.map(Artifact::Image));
         }
     }
     let mut chosen = chosen.iter();
-    let roots: Vec<Root> = selected
+    let roots: Vec<&Artifact> = selected
         .iter()
         .map(|b| match &b.result {
-            Built::Image(i) => Root::Image(i),
-            Built::Index(x) if format != Format::Docker => Root::Index(x),
-            Built::Index(_) => Root::Image(chosen.next().expect("one child per index")),
+            Artifact::Index(_) if format == Format::Docker => {
+                chosen.next().expect("one child per index")
+            }
+            a => a,
         })
         .collect();
-    let images: Vec<&gantry::image::Image> = roots
-        .iter()
-        .flat_map(|r| match r {
-            Root::Image(i) => vec![*i],
-            Root::Index(x) => x.children.iter().collect(),
-        })
-        .collect();
+    let images: Vec<&gantry::image::Image> = roots.iter().flat_map(|r| r.images()).collect();
     // Registry bases are loaded without their layers; a sink needs them.
     opts.registry.ensure_blobs(&images, store, reporter)?;
     write_output(&roots, store, out, format)
@@ -253,7 +249,7 @@ fn write_selected(
 /// --platform has no multi-platform images left), tagged as the index is,
 /// and says so.
 fn docker_child(b: &BuiltImage) -> Result<Option<gantry::image::Image>> {
-    let Built::Index(x) = &b.result else {
+    let Artifact::Index(x) = &b.result else {
         return Ok(None);
     };
     let host = host_platform().to_string();
@@ -360,11 +356,11 @@ fn output_format(out: &Path, explicit: Option<OutputFormat>) -> Result<Format> {
     Ok(f)
 }
 
-fn write_output(roots: &[Root<'_>], store: &Store, out: &Path, format: Format) -> Result<()> {
+fn write_output(roots: &[&Artifact], store: &Store, out: &Path, format: Format) -> Result<()> {
     if out == Path::new("-") {
         let stdout = io::stdout().lock();
-        let mut w = write::write_archive_roots(roots, store, format, io::BufWriter::new(stdout))?;
+        let mut w = write::write_archive(roots, store, format, io::BufWriter::new(stdout))?;
         return w.flush().map_err(|e| Error::io("<stdout>", e));
     }
-    write::write_roots_file(roots, store, format, out)
+    write::write_archive_file(roots, store, format, out)
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use gantry::error::{Error, Result};
+use gantry::image::Artifact;
 use gantry::layout::write::{self, Format};
 use gantry::platform::Platform;
 use gantry::progress::{Event, Reporter};
@@ -67,14 +68,15 @@ pub fn run(args: PullArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
     if let Some(parent) = args.output.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
-    write::write_archive_file(&[&loaded.image], &store, format, &args.output)?;
+    let artifact = Artifact::Image(loaded.image);
+    write::write_archive_file(&[&artifact], &store, format, &args.output)?;
     reporter.report(Event::OutputWritten {
         image: &r.to_string(),
         path: &args.output.display().to_string(),
     });
     // print! panics on a closed pipe; a reader that went away is an error.
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{r} {}", loaded.image.manifest_digest)
+    writeln!(out, "{r} {}", artifact.digest())
         .and_then(|_| out.flush())
         .map_err(|e| Error::io("<stdout>", e))
 }

@@ -18,7 +18,6 @@ use gantry::store::Store;
 
 use super::build::{build_from_file, BuildInputs, StampArgs};
 use super::registry::RegistryArgs;
-use gantry::build::Built;
 
 /// Uploads are network-bound; more than a few in flight rarely helps and
 /// makes rate limits more likely.
@@ -147,10 +146,7 @@ pub fn run(args: PushArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
                 .map(|t| Reference::parse_tagged(t))
                 .collect::<Result<_>>()?
         };
-        requests.push(match &b.result {
-            Built::Image(image) => PushRequest::image(image, targets),
-            Built::Index(index) => PushRequest::index(index, targets),
-        });
+        requests.push(PushRequest::new(&b.result, targets));
     }
     if requests.is_empty() {
         return Err(Error::Usage(format!(

@@ -14,6 +14,7 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
+use crate::media::Compression;
 
 /// The largest JSON document (index, manifest, config) read into memory.
 /// Real configs with long histories stay well under a megabyte; the limit
@@ -63,7 +64,12 @@ impl Container {
         let mut file = File::open(path).at(path)?;
         let mut magic = [0u8; 6];
         let n = read_up_to(&mut file, &mut magic).at(path)?;
-        if let Some(kind) = compression_of(&magic[..n]) {
+        let kind = match compression_of(&magic[..n]) {
+            Ok(Compression::None) => None,
+            Ok(c) => Some(c.name()),
+            Err(other) => Some(other),
+        };
+        if let Some(kind) = kind {
             return Err(Error::format(
                 path.display().to_string(),
                 format!(
@@ -309,18 +315,19 @@ pub(crate) fn clean(name: &str) -> Option<String> {
     }
 }
 
-/// Names a compression format from a file's first bytes.
-pub(crate) fn compression_of(head: &[u8]) -> Option<&'static str> {
+/// The compression a file's first bytes show: one a layer may have, or
+/// (`Err`) the name of a format that no layer gantry reads has.
+pub(crate) fn compression_of(head: &[u8]) -> std::result::Result<Compression, &'static str> {
     if head.starts_with(&[0x1f, 0x8b]) {
-        Some("gzip")
+        Ok(Compression::Gzip)
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Some("zstd")
+        Ok(Compression::Zstd)
     } else if head.starts_with(b"BZh") {
-        Some("bzip2")
+        Err("bzip2")
     } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Some("xz")
+        Err("xz")
     } else {
-        None
+        Ok(Compression::None)
     }
 }
 

@@ -10,11 +10,11 @@ use std::str::FromStr;
 use serde::Deserialize;
 
 use super::container::{compression_of, Container};
-use super::read::{diff_ids, full_or_raw, parse_config, select_one, Blob, LocalBlobs};
+use super::read::{full_or_raw, select_one, Blob, LocalBlobs};
 use crate::digest::{Digest, Hasher, HashingReader};
 use crate::error::{Error, JsonError, Result};
-use crate::image::{Image, LayerDesc};
-use crate::media;
+use crate::image::{read, Image, LayerDesc};
+use crate::media::Compression;
 use crate::reference::same_image;
 
 #[derive(Deserialize)]
@@ -47,48 +47,15 @@ fn digest_in_name(name: &str) -> Option<Digest> {
     Digest::from_str(&format!("sha256:{base}")).ok()
 }
 
+/// Reads the image `select` names from a classic archive; see [`open`].
+///
+/// [`open`]: super::read::open
 pub(super) fn open_docker_save(
     container: Container,
     select: Option<&str>,
 ) -> Result<(Image, LocalBlobs)> {
-    let list_what = container.member_name("manifest.json");
-    let entries: Vec<SaveEntry> = serde_json::from_slice(&container.read_small("manifest.json")?)
-        .map_err(|e| {
-        Error::format_because(
-            &list_what,
-            "not a docker save manifest (an array of {Config, RepoTags, Layers})",
-            JsonError::from(e),
-        )
-    })?;
-    // Entries without a recognisable ID still need a key that tells them
-    // apart; their position does.
-    let keyed: Vec<(Digest, &SaveEntry)> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let key = e
-                .id()
-                .unwrap_or_else(|| Digest::of(format!("entry {i}").as_bytes()));
-            (key, e)
-        })
-        .collect();
-    let (_, chosen) = *select_one(
-        &container,
-        &keyed,
-        select,
-        |(id, e), s| {
-            e.tags().any(|t| same_image(s, t)) || (e.id().is_some() && id.to_string() == s)
-        },
-        |(id, _)| *id,
-        |(_, e)| {
-            let tags: Vec<String> = e.tags().map(|t| full_or_raw(t)).collect();
-            if tags.is_empty() {
-                vec![format!("untagged image with config {}", e.config)]
-            } else {
-                tags
-            }
-        },
-    )?;
+    let entries = save_entries(&container)?;
+    let chosen = choose(&container, &entries, select)?;
 
     let config_bytes = container.read_small(&chosen.config)?;
     let config_digest = Digest::of(&config_bytes);
@@ -102,55 +69,16 @@ pub(super) fn open_docker_save(
             });
         }
     }
-    let config = parse_config(&config_bytes, &config_what)?;
-    let diff_ids = diff_ids(&config, &config_what, chosen.layers.len())?;
+    let config = read::parse_config(&config_bytes, &config_what)?;
+    let diff_ids = read::diff_ids(&config, &config_what, chosen.layers.len())?;
 
     let mut known = HashMap::new();
     let mut layers = Vec::new();
     for (name, diff_id) in chosen.layers.iter().zip(diff_ids) {
-        let size = container.size(name)?;
-        let mut head = [0u8; 6];
-        let n = container.read_head(name, &mut head)?;
-        let what = container.member_name(name);
-        let (media_type, digest) = match compression_of(&head[..n]) {
-            // An uncompressed layer is its own diff: its digest is the
-            // diff_id, which the reader then verifies, so the archive is not
-            // read twice just to learn a digest it already states.
-            None => (media::OCI_LAYER_TAR, diff_id),
-            Some(kind @ ("gzip" | "zstd")) => {
-                let digest = hash_compressed_layer(&container, name, kind, &diff_id)?;
-                let mt = if kind == "gzip" {
-                    media::OCI_LAYER_GZIP
-                } else {
-                    media::OCI_LAYER_ZSTD
-                };
-                (mt, digest)
-            }
-            Some(kind) => {
-                return Err(Error::format(
-                    what,
-                    format!("is a {kind}-compressed layer; only uncompressed, gzip and zstd layers are supported"),
-                ))
-            }
-        };
-        let what = if digest == diff_id {
-            format!("{what} (an uncompressed layer must hash to its diff_id)")
-        } else {
-            what
-        };
+        let (layer, blob) = layer_of(&container, name, diff_id)?;
         // A layer listed twice is one blob; its first file stands for it.
-        known.entry(digest).or_insert(Blob::Member {
-            name: name.clone(),
-            size,
-            what,
-        });
-        layers.push(LayerDesc {
-            media_type: media_type.to_string(),
-            digest,
-            size,
-            diff_id,
-            location: Default::default(),
-        });
+        known.entry(layer.digest).or_insert(blob);
+        layers.push(layer);
     }
     known.insert(
         config_digest,
@@ -182,13 +110,104 @@ pub(super) fn open_docker_save(
     ))
 }
 
+/// The entries of the archive's `manifest.json`.
+fn save_entries(container: &Container) -> Result<Vec<SaveEntry>> {
+    let list_what = container.member_name("manifest.json");
+    serde_json::from_slice(&container.read_small("manifest.json")?).map_err(|e| {
+        Error::format_because(
+            &list_what,
+            "not a docker save manifest (an array of {Config, RepoTags, Layers})",
+            JsonError::from(e),
+        )
+    })
+}
+
+/// The entry `select` names (by tag or image ID), or the only one.
+fn choose<'a>(
+    container: &Container,
+    entries: &'a [SaveEntry],
+    select: Option<&str>,
+) -> Result<&'a SaveEntry> {
+    // Entries without a recognisable ID still need a key that tells them
+    // apart; their position does.
+    let keyed: Vec<(Digest, &SaveEntry)> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let key = e
+                .id()
+                .unwrap_or_else(|| Digest::of(format!("entry {i}").as_bytes()));
+            (key, e)
+        })
+        .collect();
+    let (_, chosen) = *select_one(
+        container,
+        &keyed,
+        select,
+        |(id, e), s| {
+            e.tags().any(|t| same_image(s, t)) || (e.id().is_some() && id.to_string() == s)
+        },
+        |(id, _)| *id,
+        |(_, e)| {
+            let tags: Vec<String> = e.tags().map(|t| full_or_raw(t)).collect();
+            if tags.is_empty() {
+                vec![format!("untagged image with config {}", e.config)]
+            } else {
+                tags
+            }
+        },
+    )?;
+    Ok(chosen)
+}
+
+/// The layer stored as member `name`, whose content must be `diff_id`
+/// uncompressed, and where its bytes are.
+fn layer_of(container: &Container, name: &str, diff_id: Digest) -> Result<(LayerDesc, Blob)> {
+    let size = container.size(name)?;
+    let mut head = [0u8; 6];
+    let n = container.read_head(name, &mut head)?;
+    let what = container.member_name(name);
+    let compression = compression_of(&head[..n]).map_err(|kind| {
+        Error::format(
+            &what,
+            format!(
+                "is a {kind}-compressed layer; only uncompressed, gzip and zstd layers are \
+                 supported"
+            ),
+        )
+    })?;
+    let (digest, what) = match compression {
+        // An uncompressed layer is its own diff: its digest is the
+        // diff_id, which the reader then verifies, so the archive is not
+        // read twice just to learn a digest it already states.
+        Compression::None => (
+            diff_id,
+            format!("{what} (an uncompressed layer must hash to its diff_id)"),
+        ),
+        c => (hash_compressed_layer(container, name, c, &diff_id)?, what),
+    };
+    let layer = LayerDesc {
+        media_type: compression.media_type().to_string(),
+        digest,
+        size,
+        diff_id,
+        location: Default::default(),
+    };
+    let blob = Blob::Member {
+        name: name.to_string(),
+        size,
+        what,
+    };
+    Ok((layer, blob))
+}
+
 /// Digest of a compressed layer in a classic archive, which names layers by
 /// path and not by digest. The same pass decompresses it and checks the
 /// result against its diff_id, because nothing later would.
 fn hash_compressed_layer(
     container: &Container,
     name: &str,
-    kind: &str,
+    kind: Compression,
     diff_id: &Digest,
 ) -> Result<Digest> {
     let what = container.member_name(name);
@@ -196,10 +215,10 @@ fn hash_compressed_layer(
     let mut compressed = HashingReader::new(reader);
     let mut plain = Hasher::new();
     let result = (|| -> io::Result<()> {
-        let mut decoder: Box<dyn Read + '_> = if kind == "gzip" {
-            Box::new(flate2::read::MultiGzDecoder::new(&mut compressed))
-        } else {
-            Box::new(zstd::stream::read::Decoder::new(&mut compressed)?)
+        let mut decoder: Box<dyn Read + '_> = match kind {
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut compressed)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut compressed)?),
+            Compression::None => Box::new(&mut compressed),
         };
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -214,8 +233,9 @@ fn hash_compressed_layer(
         io::copy(&mut compressed, &mut io::sink())?;
         Ok(())
     })();
-    result
-        .map_err(|e| Error::format_because(&what, format!("cannot decompress {kind} layer"), e))?;
+    result.map_err(|e| {
+        Error::format_because(&what, format!("cannot decompress {} layer", kind.name()), e)
+    })?;
     let (actual, _) = plain.finish();
     if actual != *diff_id {
         return Err(Error::Mismatch {

@@ -1,6 +1,6 @@
 //! Local image locations: OCI layout directories, OCI archives and
 //! docker-load tarballs, read as base images ([`read`]) and written as
-//! build outputs ([`write`]).
+//! build outputs ([`write`](mod@write)).
 
 mod container;
 mod docker_save;

@@ -23,10 +23,9 @@ use serde::Deserialize;
 use super::container::{Container, MAX_JSON};
 use super::docker_save::open_docker_save;
 use crate::buildfile::LocalSource;
-use crate::config::ImageConfig;
 use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, JsonError, Result};
-use crate::image::{Image, LayerDesc};
+use crate::image::{read, Image};
 use crate::manifest;
 use crate::media;
 use crate::platform;
@@ -36,6 +35,8 @@ use crate::store::Store;
 
 /// Random access to the blobs of an opened image location.
 pub trait BlobReader {
+    /// A reader of the blob `digest`, verified against it (and its size when
+    /// the location knows it) as it is read.
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>>;
 
     /// Like [`BlobReader::open_blob`], verified by digest alone: the caller
@@ -219,13 +220,10 @@ fn bad(container: &Container, message: impl Into<String>) -> Error {
     Error::format(container.source_name(), message)
 }
 
-fn parse_digest(container: &Container, d: &oci_spec::image::Digest, what: &str) -> Result<Digest> {
-    Digest::from_str(d.as_ref()).map_err(|_| {
-        bad(
-            container,
-            format!("{what}: digest {d} is not supported (only sha256 is)"),
-        )
-    })
+/// The digest a descriptor names, as a document of this location (`what`)
+/// gives it.
+fn named_digest(container: &Container, d: &oci_spec::image::Digest, what: &str) -> Result<Digest> {
+    Digest::from_oci(d, &format!("{}: {what}", container.source_name()))
 }
 
 /// Reads a small blob whole and checks it against its descriptor.
@@ -290,29 +288,14 @@ impl Entry {
     }
 }
 
+/// Whether an index entry is an image of some kind (manifest, index or
+/// schema 1, refused later with a reason) rather than another artifact.
 fn is_image_media_type(mt: &str) -> bool {
-    matches!(
-        mt,
-        media::OCI_MANIFEST
-            | media::DOCKER_MANIFEST
-            | media::OCI_INDEX
-            | media::DOCKER_MANIFEST_LIST
-            | media::DOCKER_SCHEMA1
-            | DOCKER_SCHEMA1_UNSIGNED
-    )
+    media::is_image_manifest(mt) || media::is_index(mt) || media::is_schema1(mt)
 }
 
-const DOCKER_SCHEMA1_UNSIGNED: &str = "application/vnd.docker.distribution.manifest.v1+json";
-
 fn schema1_error(container: &Container, what: &str) -> Error {
-    bad(
-        container,
-        format!(
-            "{what} is a Docker schema 1 manifest, a format retired in 2019 that gantry does \
-             not read; convert it first (for example `skopeo copy --format v2s2`, or pull \
-             and save it with a current docker)"
-        ),
-    )
+    bad(container, read::schema1_refusal(what))
 }
 
 /// The images a layout's `index.json` lists, checked.
@@ -336,7 +319,7 @@ fn layout_entries(container: &Container) -> Result<Vec<Entry>> {
         }
         let annotation = |key: &str| d.annotations().as_ref().and_then(|a| a.get(key)).cloned();
         entries.push(Entry {
-            digest: parse_digest(container, d.digest(), &format!("index.json manifests[{i}]"))?,
+            digest: named_digest(container, d.digest(), &format!("index.json manifests[{i}]"))?,
             media_type,
             ref_name: annotation(media::ANNOTATION_REF_NAME),
             containerd_name: annotation(media::ANNOTATION_CONTAINERD_NAME),
@@ -375,10 +358,13 @@ fn choose_entry<'a>(
 /// A multi-platform image as a location lists it.
 #[derive(Debug, Clone)]
 pub struct IndexInfo {
+    /// What names the index.
     pub digest: Digest,
+    /// OCI index or Docker manifest list.
     pub media_type: String,
     /// The names the location gives the index.
     pub tags: Vec<String>,
+    /// Index annotations, sorted.
     pub annotations: BTreeMap<String, String>,
     /// Its image manifests (attestations left out), in order.
     pub manifests: Vec<platform::Candidate>,
@@ -394,9 +380,7 @@ pub fn open_index(path: &Path, select: Option<&str>) -> Result<Option<IndexInfo>
     }
     let entries = layout_entries(&container)?;
     let (chosen, tags) = choose_entry(&container, &entries, select)?;
-    let is_index =
-        chosen.media_type == media::OCI_INDEX || chosen.media_type == media::DOCKER_MANIFEST_LIST;
-    if !is_index {
+    if !media::is_index(&chosen.media_type) {
         return Ok(None);
     }
     let bytes = read_verified(
@@ -435,90 +419,38 @@ fn open_oci(
         .map(str::to_string)
         .or_else(|| chosen.name())
         .unwrap_or_else(|| chosen.digest.to_string());
-
-    let mut known = HashMap::new();
-    let (manifest_digest, manifest_bytes, media_type) = resolve_manifest(
+    let (digest, bytes, media_type) = resolve_manifest(
         &container,
         &chosen.descriptor,
         &chosen.media_type,
         &label,
         want,
     )?;
-    known.insert(
-        manifest_digest,
-        Blob::Member {
-            name: blob_name(&manifest_digest),
-            size: manifest_bytes.len() as u64,
-            what: container.member_name(&blob_name(&manifest_digest)),
-        },
-    );
-    let manifest_what = container.member_name(&blob_name(&manifest_digest));
-    let manifest = manifest::parse_manifest(&manifest_bytes, &manifest_what)?;
-
-    let config_desc = manifest.config();
-    let config_media = config_desc.media_type().to_string();
-    if config_media != media::OCI_CONFIG && config_media != media::DOCKER_CONFIG {
-        return Err(Error::format(
-            manifest_what,
-            format!("not a container image: its config media type is {config_media}"),
-        ));
-    }
-    let config_digest = parse_digest(&container, config_desc.digest(), "manifest config")?;
+    let manifest_what = container.member_name(&blob_name(&digest));
+    let manifest = read::Manifest::parse(bytes, digest, media_type, &manifest_what)?;
+    let config_name = blob_name(&manifest.config_digest);
     let config_bytes = read_verified(
         &container,
-        &blob_name(&config_digest),
-        &config_digest,
-        config_desc.size(),
+        &config_name,
+        &manifest.config_digest,
+        manifest.config_size,
     )?;
-    known.insert(
-        config_digest,
-        Blob::Member {
-            name: blob_name(&config_digest),
-            size: config_desc.size(),
-            what: container.member_name(&blob_name(&config_digest)),
-        },
-    );
-    let config_what = container.member_name(&blob_name(&config_digest));
-    let config = parse_config(&config_bytes, &config_what)?;
+    let config_what = container.member_name(&config_name);
+    let image = manifest.into_image(label, config_bytes, &config_what, tags)?;
 
-    let diff_ids = diff_ids(&config, &config_what, manifest.layers().len())?;
-    let mut layers = Vec::new();
-    for (i, (d, diff_id)) in manifest.layers().iter().zip(diff_ids).enumerate() {
-        let digest = parse_digest(&container, d.digest(), &format!("manifest layers[{i}]"))?;
-        known.insert(
-            digest,
-            Blob::Member {
-                name: blob_name(&digest),
-                size: d.size(),
-                what: container.member_name(&blob_name(&digest)),
-            },
-        );
-        layers.push(LayerDesc {
-            media_type: d.media_type().to_string(),
-            digest,
-            size: d.size(),
-            diff_id,
-            location: Default::default(),
-        });
+    let mut known = HashMap::new();
+    let blobs = [
+        (image.manifest_digest, image.manifest_bytes.len() as u64),
+        (image.config_digest, image.config_bytes.len() as u64),
+    ];
+    for (digest, size) in blobs
+        .into_iter()
+        .chain(image.layers.iter().map(|l| (l.digest, l.size)))
+    {
+        let name = blob_name(&digest);
+        let what = container.member_name(&name);
+        known.insert(digest, Blob::Member { name, size, what });
     }
-    let annotations: BTreeMap<String, String> = manifest
-        .annotations()
-        .as_ref()
-        .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default();
-
-    let image = Image {
-        name: label,
-        manifest_bytes,
-        manifest_digest,
-        manifest_media_type: media_type,
-        config_bytes,
-        config_digest,
-        config,
-        layers,
-        tags,
-        annotations,
-    };
     Ok((
         image,
         LocalBlobs {
@@ -562,33 +494,21 @@ fn resolve_manifest(
     label: &str,
     want: Option<&Platform>,
 ) -> Result<(Digest, Vec<u8>, String)> {
-    if media_type == media::DOCKER_SCHEMA1 || media_type == DOCKER_SCHEMA1_UNSIGNED {
+    if media::is_schema1(media_type) {
         return Err(schema1_error(container, label));
     }
-    let digest = parse_digest(container, desc.digest(), label)?;
+    let digest = named_digest(container, desc.digest(), label)?;
     let bytes = read_verified(container, &blob_name(&digest), &digest, desc.size())?;
 
-    #[derive(Deserialize)]
-    struct Peek {
-        #[serde(rename = "schemaVersion")]
-        schema_version: Option<u32>,
-        #[serde(rename = "mediaType")]
-        media_type: Option<String>,
-        manifests: Option<serde_json::Value>,
-    }
     let what = container.member_name(&blob_name(&digest));
-    let peek: Peek = serde_json::from_slice(&bytes)
+    let peek = media::Peek::of(&bytes)
         .map_err(|e| Error::format_because(&what, "not a JSON manifest", JsonError::from(e)))?;
     if peek.schema_version == Some(1) {
         return Err(schema1_error(container, label));
     }
+    let listed = peek.has_manifests();
     let body_media = peek.media_type.unwrap_or_else(|| media_type.to_string());
-    let is_index = media_type == media::OCI_INDEX
-        || media_type == media::DOCKER_MANIFEST_LIST
-        || body_media == media::OCI_INDEX
-        || body_media == media::DOCKER_MANIFEST_LIST
-        || peek.manifests.is_some();
-    if !is_index {
+    if !(listed || media::is_index(media_type) || media::is_index(&body_media)) {
         return Ok((digest, bytes, body_media));
     }
 
@@ -596,22 +516,11 @@ fn resolve_manifest(
     let images: Vec<&Descriptor> = index
         .manifests()
         .iter()
-        .filter(|d| {
-            let attestation = d
-                .annotations()
-                .as_ref()
-                .and_then(|a| a.get("vnd.docker.reference.type"))
-                .is_some();
-            let unknown = d
-                .platform()
-                .as_ref()
-                .is_some_and(|p| platform::oci_platform_string(p) == "unknown/unknown");
-            !attestation && !unknown && is_image_media_type(d.media_type().as_ref())
-        })
+        .filter(|d| !platform::is_attestation(d) && is_image_media_type(d.media_type().as_ref()))
         .collect();
     if let [only] = images[..] {
         let mt = only.media_type().to_string();
-        if mt != media::OCI_INDEX && mt != media::DOCKER_MANIFEST_LIST {
+        if !media::is_index(&mt) {
             return resolve_manifest(container, only, &mt, label, want);
         }
     }
@@ -649,39 +558,6 @@ fn resolve_manifest(
              (`--platform` for inspect)"
         ),
     ))
-}
-
-pub(super) fn parse_config(bytes: &[u8], what: &str) -> Result<ImageConfig> {
-    ImageConfig::parse(bytes)
-        .map_err(|e| Error::format_because(what, "not an image config", JsonError::from(e)))
-}
-
-pub(super) fn diff_ids(
-    config: &ImageConfig,
-    what: &str,
-    layer_count: usize,
-) -> Result<Vec<Digest>> {
-    let ids = &config.rootfs.diff_ids;
-    if ids.len() != layer_count {
-        return Err(Error::format(
-            what,
-            format!(
-                "rootfs.diff_ids lists {} layers but the manifest has {layer_count}",
-                ids.len()
-            ),
-        ));
-    }
-    ids.iter()
-        .enumerate()
-        .map(|(i, s)| {
-            Digest::from_str(s).map_err(|_| {
-                Error::format(
-                    what,
-                    format!("rootfs.diff_ids[{i}] {s:?} is not a sha256 digest"),
-                )
-            })
-        })
-        .collect()
 }
 
 /// Picks the one image a selection names. Entries with the same digest are

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::buildfile::LocalSource;
+use crate::image::Artifact;
 use crate::layout::testutil::{gzip, layer_tar, make_image, peer, run, sample_image, temp_store};
 use crate::layout::write::write_oci_dir;
 use crate::manifest;
@@ -197,7 +198,7 @@ fn reads_classic_docker_save_archives() {
 
     // An imported classic image can be written out again.
     let out = tmp.path().join("again");
-    write_oci_dir(&[&image], &store, &out).unwrap();
+    write_oci_dir(&[&Artifact::Image(image.clone())], &store, &out).unwrap();
     assert_eq!(
         open(&out, None).unwrap().0.manifest_digest,
         image.manifest_digest
@@ -249,7 +250,7 @@ fn refuses_schema1_manifests() {
     let (tmp, store) = temp_store();
     let image = sample_image(&store, &["example.com/a:1"], true);
     let dir = tmp.path().join("l");
-    write_oci_dir(&[&image], &store, &dir).unwrap();
+    write_oci_dir(&[&Artifact::Image(image.clone())], &store, &dir).unwrap();
     let s1 = br#"{"schemaVersion":1,"name":"a","tag":"1","fsLayers":[],"history":[]}"#;
     let d = put_blob(&dir, s1);
     for mt in [media::DOCKER_SCHEMA1, media::DOCKER_MANIFEST] {
@@ -267,7 +268,7 @@ fn refuses_multi_platform_indexes_naming_the_platforms() {
     let (tmp, store) = temp_store();
     let image = sample_image(&store, &["example.com/a:1"], true);
     let dir = tmp.path().join("l");
-    write_oci_dir(&[&image], &store, &dir).unwrap();
+    write_oci_dir(&[&Artifact::Image(image.clone())], &store, &dir).unwrap();
     let manifest = |platform: Value| {
         json!({"mediaType": media::OCI_MANIFEST, "digest": image.manifest_digest.to_string(),
                    "size": image.manifest_bytes.len(), "platform": platform})
@@ -315,7 +316,12 @@ fn selection_needs_a_name_when_there_are_several_images() {
     let a = sample_image(&store, &["example.com/a:1"], true);
     let b = make_image(&store, &[], &[layer_tar(&[("x", b"x", 0o644)])], false);
     let dir = tmp.path().join("l");
-    write_oci_dir(&[&a, &b], &store, &dir).unwrap();
+    write_oci_dir(
+        &[&Artifact::Image(a.clone()), &Artifact::Image(b.clone())],
+        &store,
+        &dir,
+    )
+    .unwrap();
     let e = err_of(open(&dir, None));
     assert!(
         e.contains("2 images") && e.contains("example.com/a:1"),
@@ -343,7 +349,7 @@ fn inconsistent_or_corrupt_layouts_are_reported() {
     let (tmp, store) = temp_store();
     let image = sample_image(&store, &["example.com/a:1"], true);
     let dir = tmp.path().join("l");
-    write_oci_dir(&[&image], &store, &dir).unwrap();
+    write_oci_dir(&[&Artifact::Image(image.clone())], &store, &dir).unwrap();
 
     // A corrupt layer is found when it is copied, naming the file.
     let layer = dir.join("blobs/sha256").join(image.layers[0].digest.hex());

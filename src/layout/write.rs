@@ -37,12 +37,13 @@ use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{AtomicDir, AtomicFile};
 use crate::image;
-use crate::image::{Image, ImageIndex};
+use crate::image::{Artifact, Image, ImageIndex};
 use crate::manifest;
 use crate::media;
 use crate::reference::Reference;
 use crate::store::Store;
 
+/// The kind of output to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// A tar loadable by `docker load` (all engines) and `podman load`.
@@ -53,56 +54,17 @@ pub enum Format {
     OciArchive,
 }
 
-/// What an output's `index.json` names: an image, or a multi-platform
-/// index (whose children are written with it).
-#[derive(Debug, Clone, Copy)]
-pub enum Root<'a> {
-    Image(&'a Image),
-    Index(&'a ImageIndex),
-}
-
-impl<'a> Root<'a> {
-    fn name(&self) -> &'a str {
-        match self {
-            Root::Image(i) => &i.name,
-            Root::Index(x) => &x.name,
-        }
-    }
-
-    fn tags(&self) -> &'a [String] {
-        match self {
-            Root::Image(i) => &i.tags,
-            Root::Index(x) => &x.tags,
-        }
-    }
-
-    fn digest(&self) -> Digest {
-        match self {
-            Root::Image(i) => i.manifest_digest,
-            Root::Index(x) => x.digest,
-        }
-    }
-}
-
-fn image_roots<'a>(images: &[&'a Image]) -> Vec<Root<'a>> {
-    images.iter().map(|i| Root::Image(i)).collect()
-}
-
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// How errors writing to a caller's stream name it; the stream may be
 /// stdout and have no path.
 const STREAM_NAME: &str = "<archive output>";
 
-/// Writes an OCI layout directory at `dest`, atomically. An existing `dest`
-/// is replaced as a whole, never merged into.
-pub fn write_oci_dir(images: &[&Image], store: &Store, dest: &Path) -> Result<()> {
-    write_oci_dir_roots(&image_roots(images), store, dest)
-}
-
-/// Like [`write_oci_dir`], for images and indexes.
-pub fn write_oci_dir_roots(roots: &[Root<'_>], store: &Store, dest: &Path) -> Result<()> {
-    let plan = Plan::new(roots, store, false)?;
+/// Writes an OCI layout directory at `dest`, atomically, naming
+/// `artifacts` in its `index.json`. An existing `dest` is replaced as a
+/// whole, never merged into.
+pub fn write_oci_dir(artifacts: &[&Artifact], store: &Store, dest: &Path) -> Result<()> {
+    let plan = Plan::new(artifacts, store, false)?;
     // Only an earlier OCI layout (or an empty directory) may be replaced.
     let dir = AtomicDir::create(dest, |d| d.join("oci-layout").is_file())?;
     let root = dir.path();
@@ -128,63 +90,37 @@ pub fn write_oci_dir_roots(roots: &[Root<'_>], store: &Store, dest: &Path) -> Re
     dir.commit()
 }
 
-/// Streams a docker tarball or OCI archive to `out`. Blob bytes are copied
-/// from the store in small pieces, so memory use does not grow with layer
-/// size; nothing is seeked, so `out` may be a pipe.
+/// Streams a docker tarball or OCI archive of `artifacts` to `out` (an
+/// index only in an OCI archive: a docker tarball holds single images).
+/// Blob bytes are copied from the store in small pieces, so memory use does
+/// not grow with layer size; nothing is seeked, so `out` may be a pipe.
 pub fn write_archive<W: Write>(
-    images: &[&Image],
+    artifacts: &[&Artifact],
     store: &Store,
     format: Format,
     out: W,
 ) -> Result<W> {
-    write_archive_named(
-        &image_roots(images),
-        store,
-        format,
-        out,
-        Path::new(STREAM_NAME),
-    )
-}
-
-/// Like [`write_archive`], for images and indexes (an index only in an
-/// OCI archive: a docker tarball holds single images).
-pub fn write_archive_roots<W: Write>(
-    roots: &[Root<'_>],
-    store: &Store,
-    format: Format,
-    out: W,
-) -> Result<W> {
-    write_archive_named(roots, store, format, out, Path::new(STREAM_NAME))
+    write_archive_named(artifacts, store, format, out, Path::new(STREAM_NAME))
 }
 
 /// Writes a docker tarball or OCI archive to the file `dest`, atomically;
 /// `Format::Oci` writes a layout directory there instead.
 pub fn write_archive_file(
-    images: &[&Image],
-    store: &Store,
-    format: Format,
-    dest: &Path,
-) -> Result<()> {
-    write_roots_file(&image_roots(images), store, format, dest)
-}
-
-/// Like [`write_archive_file`], for images and indexes.
-pub fn write_roots_file(
-    roots: &[Root<'_>],
+    artifacts: &[&Artifact],
     store: &Store,
     format: Format,
     dest: &Path,
 ) -> Result<()> {
     if format == Format::Oci {
-        return write_oci_dir_roots(roots, store, dest);
+        return write_oci_dir(artifacts, store, dest);
     }
     let file = AtomicFile::create(dest)?;
-    let file = write_archive_named(roots, store, format, file, dest)?;
+    let file = write_archive_named(artifacts, store, format, file, dest)?;
     file.commit()
 }
 
 fn write_archive_named<W: Write>(
-    roots: &[Root<'_>],
+    roots: &[&Artifact],
     store: &Store,
     format: Format,
     out: W,
@@ -332,117 +268,24 @@ struct SaveEntry {
 }
 
 impl<'a> Plan<'a> {
-    fn new(roots: &[Root<'a>], store: &Store, docker: bool) -> Result<Plan<'a>> {
+    fn new(roots: &[&'a Artifact], store: &Store, docker: bool) -> Result<Plan<'a>> {
         if roots.is_empty() {
             return Err(Error::internal("no images to write"));
         }
         let mut blobs = BTreeMap::new();
-        let mut descriptors: Vec<Descriptor> = Vec::new();
-        let mut named: Vec<(Digest, String)> = Vec::new();
-        // (descriptor, tag, familiar reference) of each named descriptor.
-        let mut ref_names: Vec<(usize, String, String)> = Vec::new();
+        let mut index = IndexEntries::default();
         let mut save: Vec<(Digest, SaveEntry)> = Vec::new();
         for root in roots {
-            let base = match root {
-                Root::Image(image) => {
-                    add_image(&mut blobs, image, store)?;
-                    image::manifest_descriptor(image)
-                }
-                Root::Index(index) => {
-                    if docker {
-                        return Err(Error::NeedsPlatform {
-                            image: index.name.clone(),
-                            platforms: index.platforms(),
-                            host: None,
-                        });
-                    }
-                    check_index(index)?;
-                    blobs.insert(index.digest, Blob::Bytes(&index.bytes));
-                    for child in &index.children {
-                        add_image(&mut blobs, child, store)?;
-                    }
-                    manifest::descriptor(&index.media_type, &index.digest, index.bytes.len() as u64)
-                }
-            };
-            let digest = root.digest();
-            let mut repo_tags = Vec::new();
-            for tag in root.tags() {
-                let name = tag
-                    .parse::<Reference>()
-                    .ok()
-                    .map(Reference::with_default_tag)
-                    .filter(|r| r.tag.is_some())
-                    .ok_or_else(|| Error::InvalidReference {
-                        reference: tag.clone(),
-                        reason: format!(
-                            "image {:?}: an image in an archive is named by a tag",
-                            root.name()
-                        ),
-                    })?;
-                let short = name.tag.clone().unwrap_or_default();
-                let bare = Reference {
-                    digest: None,
-                    ..name
-                };
-                let full = bare.to_string();
-                if named.contains(&(digest, full.clone())) {
-                    continue;
-                }
-                named.push((digest, full.clone()));
-                repo_tags.push(bare.familiar());
-                ref_names.push((descriptors.len(), short.clone(), bare.familiar()));
-                let mut d = base.clone();
-                d.set_annotations(Some(manifest::annotations([
-                    (media::ANNOTATION_REF_NAME.to_string(), short),
-                    (media::ANNOTATION_CONTAINERD_NAME.to_string(), full),
-                ])));
-                descriptors.push(d);
-            }
-            if root.tags().is_empty()
-                && !descriptors
-                    .iter()
-                    .any(|d| d.digest().to_string() == digest.to_string())
-            {
-                descriptors.push(base);
-            }
-            let Root::Image(image) = root else { continue };
-
-            // One manifest.json element per distinct image, holding all
-            // of its tags.
-            match save.iter_mut().find(|(d, _)| *d == image.manifest_digest) {
-                Some((_, entry)) => {
-                    for t in repo_tags {
-                        if !entry.repo_tags.contains(&t) {
-                            entry.repo_tags.push(t);
-                        }
-                    }
-                }
-                None => save.push((
-                    image.manifest_digest,
-                    SaveEntry {
-                        config: format!("blobs/sha256/{}", image.config_digest.hex()),
-                        repo_tags,
-                        layers: image
-                            .layers
-                            .iter()
-                            .map(|l| format!("blobs/sha256/{}", l.digest.hex()))
-                            .collect(),
-                    },
-                )),
-            }
-        }
-        for (i, short, familiar) in &ref_names {
-            if ref_names.iter().filter(|(_, s, _)| s == short).count() > 1 {
-                let d = &mut descriptors[*i];
-                let mut a = d.annotations().clone().unwrap_or_default();
-                a.insert(media::ANNOTATION_REF_NAME.to_string(), familiar.clone());
-                d.set_annotations(Some(a));
+            let base = add_artifact(&mut blobs, root, store, docker)?;
+            let repo_tags = index.add(root, base)?;
+            if let Artifact::Image(image) = root {
+                add_save_entry(&mut save, image, repo_tags);
             }
         }
         let index = ImageIndexBuilder::default()
             .schema_version(2u32)
             .media_type(MediaType::ImageIndex)
-            .manifests(descriptors)
+            .manifests(index.finish())
             .build()
             .map_err(|e| Error::internal_because("cannot build index.json", e))?;
         let docker_manifest = if docker {
@@ -456,6 +299,142 @@ impl<'a> Plan<'a> {
             index_json: crate::json::canonical(&index),
             docker_manifest,
         })
+    }
+}
+
+/// The descriptors of an output's `index.json`, as they are added.
+#[derive(Default)]
+struct IndexEntries {
+    descriptors: Vec<Descriptor>,
+    /// (digest, full reference) of each named descriptor.
+    named: Vec<(Digest, String)>,
+    /// (descriptor, tag, familiar reference) of each named descriptor.
+    ref_names: Vec<(usize, String, String)>,
+}
+
+impl IndexEntries {
+    /// Adds one descriptor per tag of `root` (or `base` alone when it has
+    /// none), and returns the tags in familiar form, for `manifest.json`.
+    fn add(&mut self, root: &Artifact, base: Descriptor) -> Result<Vec<String>> {
+        let digest = *root.digest();
+        let mut repo_tags = Vec::new();
+        for tag in root.tags() {
+            let name = tag
+                .parse::<Reference>()
+                .ok()
+                .map(Reference::with_default_tag)
+                .filter(|r| r.tag.is_some())
+                .ok_or_else(|| Error::InvalidReference {
+                    reference: tag.clone(),
+                    reason: format!(
+                        "image {:?}: an image in an archive is named by a tag",
+                        root.name()
+                    ),
+                })?;
+            let short = name.tag.clone().unwrap_or_default();
+            let bare = Reference {
+                digest: None,
+                ..name
+            };
+            let full = bare.to_string();
+            if self.named.contains(&(digest, full.clone())) {
+                continue;
+            }
+            self.named.push((digest, full.clone()));
+            repo_tags.push(bare.familiar());
+            self.ref_names
+                .push((self.descriptors.len(), short.clone(), bare.familiar()));
+            let mut d = base.clone();
+            d.set_annotations(Some(manifest::annotations([
+                (media::ANNOTATION_REF_NAME.to_string(), short),
+                (media::ANNOTATION_CONTAINERD_NAME.to_string(), full),
+            ])));
+            self.descriptors.push(d);
+        }
+        if root.tags().is_empty()
+            && !self
+                .descriptors
+                .iter()
+                .any(|d| d.digest().to_string() == digest.to_string())
+        {
+            self.descriptors.push(base);
+        }
+        Ok(repo_tags)
+    }
+
+    /// The descriptors, each whose tag another shares named by its
+    /// familiar reference instead (see the module's docs).
+    fn finish(mut self) -> Vec<Descriptor> {
+        for (i, short, familiar) in &self.ref_names {
+            if self.ref_names.iter().filter(|(_, s, _)| s == short).count() > 1 {
+                let d = &mut self.descriptors[*i];
+                let mut a = d.annotations().clone().unwrap_or_default();
+                a.insert(media::ANNOTATION_REF_NAME.to_string(), familiar.clone());
+                d.set_annotations(Some(a));
+            }
+        }
+        self.descriptors
+    }
+}
+
+/// Adds the blobs of a checked artifact to an output, and returns the
+/// descriptor `index.json` names it by.
+fn add_artifact<'a>(
+    blobs: &mut BTreeMap<Digest, Blob<'a>>,
+    root: &'a Artifact,
+    store: &Store,
+    docker: bool,
+) -> Result<Descriptor> {
+    match root {
+        Artifact::Image(image) => {
+            add_image(blobs, image, store)?;
+            Ok(image::manifest_descriptor(image))
+        }
+        Artifact::Index(index) => {
+            if docker {
+                return Err(Error::NeedsPlatform {
+                    image: index.name.clone(),
+                    platforms: index.platforms(),
+                    host: None,
+                });
+            }
+            check_index(index)?;
+            blobs.insert(index.digest, Blob::Bytes(&index.bytes));
+            for child in &index.children {
+                add_image(blobs, child, store)?;
+            }
+            Ok(manifest::descriptor(
+                &index.media_type,
+                &index.digest,
+                index.bytes.len() as u64,
+            ))
+        }
+    }
+}
+
+/// One `manifest.json` element per distinct image, holding all of its
+/// tags.
+fn add_save_entry(save: &mut Vec<(Digest, SaveEntry)>, image: &Image, repo_tags: Vec<String>) {
+    match save.iter_mut().find(|(d, _)| *d == image.manifest_digest) {
+        Some((_, entry)) => {
+            for t in repo_tags {
+                if !entry.repo_tags.contains(&t) {
+                    entry.repo_tags.push(t);
+                }
+            }
+        }
+        None => save.push((
+            image.manifest_digest,
+            SaveEntry {
+                config: format!("blobs/sha256/{}", image.config_digest.hex()),
+                repo_tags,
+                layers: image
+                    .layers
+                    .iter()
+                    .map(|l| format!("blobs/sha256/{}", l.digest.hex()))
+                    .collect(),
+            },
+        )),
     }
 }
 
@@ -524,9 +503,7 @@ fn check_image(image: &Image, store: &Store) -> Result<()> {
             });
         }
     }
-    if image.manifest_media_type != media::OCI_MANIFEST
-        && image.manifest_media_type != media::DOCKER_MANIFEST
-    {
+    if !media::is_image_manifest(&image.manifest_media_type) {
         return Err(Error::internal(format!(
             "{}: media type {} is not a single-image manifest",
             what("manifest"),

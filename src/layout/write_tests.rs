@@ -39,7 +39,7 @@ fn round_trip(format: Format) {
     let (tmp, store) = temp_store();
     let image = sample_image(&store, &TAGS, true);
     let dest = tmp.path().join("out");
-    write_archive_file(&[&image], &store, format, &dest).unwrap();
+    write_archive_file(&[&Artifact::Image(image.clone())], &store, format, &dest).unwrap();
     for select in [
         None,
         Some("dev"),
@@ -90,7 +90,13 @@ fn untagged_images_get_one_unnamed_descriptor() {
     let (tmp, store) = temp_store();
     let image = sample_image(&store, &[], false);
     let dest = tmp.path().join("out.tar");
-    write_archive_file(&[&image], &store, Format::Docker, &dest).unwrap();
+    write_archive_file(
+        &[&Artifact::Image(image.clone())],
+        &store,
+        Format::Docker,
+        &dest,
+    )
+    .unwrap();
     let (got, _) = read::open(&dest, None).unwrap();
     assert_same_image(&got, &image);
     assert!(got.tags.is_empty());
@@ -114,8 +120,8 @@ fn archives_are_deterministic() {
         let (_t2, s2) = temp_store();
         let a = sample_image(&s1, &TAGS, true);
         let b = sample_image(&s2, &TAGS, true);
-        let out1 = write_archive(&[&a], &s1, format, Vec::new()).unwrap();
-        let out2 = write_archive(&[&b], &s2, format, Vec::new()).unwrap();
+        let out1 = write_archive(&[&Artifact::Image(a.clone())], &s1, format, Vec::new()).unwrap();
+        let out2 = write_archive(&[&Artifact::Image(b.clone())], &s2, format, Vec::new()).unwrap();
         assert_eq!(Digest::of(&out1), Digest::of(&out2), "{format:?}");
     }
 }
@@ -125,8 +131,8 @@ fn oci_dirs_are_deterministic() {
     let (tmp, store) = temp_store();
     let image = sample_image(&store, &TAGS, true);
     let (d1, d2) = (tmp.path().join("a"), tmp.path().join("b"));
-    write_oci_dir(&[&image], &store, &d1).unwrap();
-    write_oci_dir(&[&image], &store, &d2).unwrap();
+    write_oci_dir(&[&Artifact::Image(image.clone())], &store, &d1).unwrap();
+    write_oci_dir(&[&Artifact::Image(image.clone())], &store, &d2).unwrap();
     let files = |root: &Path| {
         let mut out = Vec::new();
         for e in walkdir::WalkDir::new(root).sort_by_file_name() {
@@ -159,7 +165,16 @@ fn docker_archive_has_the_loadable_shape() {
     let (_t, store) = temp_store();
     let image = sample_image(&store, &["example.com/worker:dev", "busybox"], true);
     let other = sample_image(&store, &["example.com/other:2"], false);
-    let bytes = write_archive(&[&image, &other], &store, Format::Docker, Vec::new()).unwrap();
+    let bytes = write_archive(
+        &[
+            &Artifact::Image(image.clone()),
+            &Artifact::Image(other.clone()),
+        ],
+        &store,
+        Format::Docker,
+        Vec::new(),
+    )
+    .unwrap();
     assert_eq!(bytes.len() % 512, 0);
 
     let mut names = Vec::new();
@@ -270,16 +285,21 @@ fn failed_writes_leave_nothing_behind() {
     let image = sample_image(&store, &TAGS, true);
     fs::remove_file(store.blob_path(&image.layers[1].digest)).unwrap();
     let dest = tmp.path().join("out");
-    let err = write_oci_dir(&[&image], &store, &dest)
+    let err = write_oci_dir(&[&Artifact::Image(image.clone())], &store, &dest)
         .err()
         .unwrap()
         .display_chain();
     assert!(err.contains("not in the store"), "{err}");
     assert!(!dest.exists());
-    let err = write_archive_file(&[&image], &store, Format::Docker, &dest)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = write_archive_file(
+        &[&Artifact::Image(image.clone())],
+        &store,
+        Format::Docker,
+        &dest,
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(err.contains(&image.layers[1].digest.hex()), "{err}");
     assert!(!dest.exists());
     let leftovers: Vec<_> = fs::read_dir(tmp.path())
@@ -298,18 +318,27 @@ fn corrupt_store_blob_is_named() {
     let mut bytes = fs::read(&path).unwrap();
     bytes[600] ^= 1;
     fs::write(&path, &bytes).unwrap();
-    let err = write_oci_dir(&[&image], &store, &tmp.path().join("out"))
-        .err()
-        .unwrap()
-        .to_string();
+    let err = write_oci_dir(
+        &[&Artifact::Image(image.clone())],
+        &store,
+        &tmp.path().join("out"),
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(err.contains(&path.display().to_string()), "{err}");
     // The store moved the damaged blob aside; damage it again.
     assert!(!path.exists());
     fs::write(&path, &bytes).unwrap();
-    let err = write_archive(&[&image], &store, Format::OciArchive, Vec::new())
-        .err()
-        .unwrap()
-        .display_chain();
+    let err = write_archive(
+        &[&Artifact::Image(image.clone())],
+        &store,
+        Format::OciArchive,
+        Vec::new(),
+    )
+    .err()
+    .unwrap()
+    .display_chain();
     assert!(err.contains("content digest"), "{err}");
 }
 
@@ -318,17 +347,26 @@ fn inconsistent_images_are_refused() {
     let (tmp, store) = temp_store();
     let mut image = sample_image(&store, &TAGS, true);
     image.layers.pop();
-    let err = write_oci_dir(&[&image], &store, &tmp.path().join("out"))
-        .err()
-        .unwrap()
-        .to_string();
+    let err = write_oci_dir(
+        &[&Artifact::Image(image.clone())],
+        &store,
+        &tmp.path().join("out"),
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(err.contains("disagree"), "{err}");
     let mut image = sample_image(&store, &["example.com/x@sha256:0000"], true);
     image.name = "x".into();
-    let err = write_archive(&[&image], &store, Format::Docker, Vec::new())
-        .err()
-        .unwrap()
-        .to_string();
+    let err = write_archive(
+        &[&Artifact::Image(image.clone())],
+        &store,
+        Format::Docker,
+        Vec::new(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(err.contains("named by a tag"), "{err}");
 }
 
@@ -342,9 +380,21 @@ fn skopeo_reads_all_three_formats() {
     let dir = tmp.path().join("layout");
     let oci_tar = tmp.path().join("oci.tar");
     let docker_tar = tmp.path().join("docker.tar");
-    write_oci_dir(&[&image], &store, &dir).unwrap();
-    write_archive_file(&[&image], &store, Format::OciArchive, &oci_tar).unwrap();
-    write_archive_file(&[&image], &store, Format::Docker, &docker_tar).unwrap();
+    write_oci_dir(&[&Artifact::Image(image.clone())], &store, &dir).unwrap();
+    write_archive_file(
+        &[&Artifact::Image(image.clone())],
+        &store,
+        Format::OciArchive,
+        &oci_tar,
+    )
+    .unwrap();
+    write_archive_file(
+        &[&Artifact::Image(image.clone())],
+        &store,
+        Format::Docker,
+        &docker_tar,
+    )
+    .unwrap();
 
     for reference in [
         format!("oci:{}:dev", dir.display()),
@@ -374,7 +424,7 @@ fn umoci_unpacks_the_oci_dir() {
     let (tmp, store) = temp_store();
     let image = sample_image(&store, &TAGS, true);
     let dir = tmp.path().join("layout");
-    write_oci_dir(&[&image], &store, &dir).unwrap();
+    write_oci_dir(&[&Artifact::Image(image.clone())], &store, &dir).unwrap();
     let bundle = tmp.path().join("bundle");
     run(Command::new("umoci")
         .args(["unpack", "--rootless", "--image"])
@@ -411,8 +461,23 @@ fn podman_loads_the_docker_archive() {
     );
     let single = tmp.path().join("single.tar");
     let multi = tmp.path().join("multi.tar");
-    write_archive_file(&[&image], &store, Format::Docker, &single).unwrap();
-    write_archive_file(&[&image, &other], &store, Format::Docker, &multi).unwrap();
+    write_archive_file(
+        &[&Artifact::Image(image.clone())],
+        &store,
+        Format::Docker,
+        &single,
+    )
+    .unwrap();
+    write_archive_file(
+        &[
+            &Artifact::Image(image.clone()),
+            &Artifact::Image(other.clone()),
+        ],
+        &store,
+        Format::Docker,
+        &multi,
+    )
+    .unwrap();
     let names = [&one, &two, &three];
     let load_and_check = |archive: &Path, expected: &[(&String, &Image)]| {
         let out = run(Command::new("podman").args(["load", "-i"]).arg(archive));
@@ -456,7 +521,13 @@ fn docker_loads_and_runs_the_docker_archive() {
         return;
     };
     let path = tmp.path().join("image.tar");
-    write_archive_file(&[&image], &store, Format::Docker, &path).unwrap();
+    write_archive_file(
+        &[&Artifact::Image(image.clone())],
+        &store,
+        Format::Docker,
+        &path,
+    )
+    .unwrap();
     let result = std::panic::catch_unwind(|| {
         let out = run(Command::new("docker").args(["load", "-i"]).arg(&path));
         let loaded = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -151,39 +151,34 @@ fn ask(client: &Client, store: &Store, targets: &[Reference], jobs: usize) -> An
         ));
     }
     let answers = Mutex::new(Answers::default());
-    let next = Mutex::new(questions.iter());
-    std::thread::scope(|s| {
-        for _ in 0..jobs.min(questions.len()) {
-            s.spawn(|| loop {
-                let Some((target, q)) = next.lock().expect("questions lock").next() else {
-                    break;
-                };
-                let (host, repository) = (target.registry_host(), target.repository.as_str());
-                let at = |what| Repo {
-                    host,
-                    repository,
-                    what,
-                    access: Access::Push { mount_from: None },
-                    reporter: &Silent,
-                };
-                let (h, r) = (host.to_string(), repository.to_string());
-                match q {
-                    Question::Blob(d) => {
-                        if let Ok(there) = client.blob_exists(&at("blob"), d) {
-                            let mut a = answers.lock().expect("answers lock");
-                            a.blobs.insert((h, r, *d), there);
-                        }
-                    }
-                    Question::Tag { tag, media_type } => {
-                        if let Ok(now) = client.manifest_digest(&at("manifest"), tag, media_type) {
-                            let mut a = answers.lock().expect("answers lock");
-                            a.tags
-                                .insert((h, r, tag.clone()), (media_type.clone(), now));
-                        }
-                    }
+    // Every call succeeds: a question that cannot be answered is left
+    // unanswered, and the push asks it again and reports what goes wrong.
+    let _ = crate::jobs::for_each_parallel(&questions, jobs, |(target, q)| {
+        let (host, repository) = (target.registry_host(), target.repository.as_str());
+        let at = |what| Repo {
+            host,
+            repository,
+            what,
+            access: Access::Push { mount_from: None },
+            reporter: &Silent,
+        };
+        let (h, r) = (host.to_string(), repository.to_string());
+        match q {
+            Question::Blob(d) => {
+                if let Ok(there) = client.blob_exists(&at("blob"), d) {
+                    let mut a = answers.lock().expect("answers lock");
+                    a.blobs.insert((h, r, *d), there);
                 }
-            });
+            }
+            Question::Tag { tag, media_type } => {
+                if let Ok(now) = client.manifest_digest(&at("manifest"), tag, media_type) {
+                    let mut a = answers.lock().expect("answers lock");
+                    a.tags
+                        .insert((h, r, tag.clone()), (media_type.clone(), now));
+                }
+            }
         }
+        Ok(())
     });
     answers.into_inner().expect("answers lock")
 }

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -23,7 +23,8 @@ use serde::Serialize;
 
 use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, Result};
-use crate::image::{Image, ImageIndex};
+use crate::image::{Artifact, Image};
+use crate::jobs;
 pub use crate::progress::BlobAction;
 use crate::progress::{Event, Reporter};
 use crate::reference::Reference;
@@ -70,37 +71,29 @@ pub struct PushRequest<'a> {
 }
 
 impl<'a> PushRequest<'a> {
-    /// A single-platform image.
-    pub fn image(image: &'a Image, targets: Vec<Reference>) -> PushRequest<'a> {
-        PushRequest {
-            name: &image.name,
-            top: manifest_of(image),
-            children: Vec::new(),
-            blobs: image_blobs(image).collect(),
-            targets,
-        }
-    }
-}
-
-impl<'a> PushRequest<'a> {
-    /// A multi-platform image: the children by digest, then the index.
-    pub fn index(index: &'a ImageIndex, targets: Vec<Reference>) -> PushRequest<'a> {
+    /// What pushing `artifact` to `targets` puts: an index's children by
+    /// digest, then the manifest or index the tags name.
+    pub fn new(artifact: &'a Artifact, targets: Vec<Reference>) -> PushRequest<'a> {
         let mut blobs: Vec<(Digest, u64)> = Vec::new();
-        for child in &index.children {
-            for b in image_blobs(child) {
+        for image in artifact.images() {
+            for b in image_blobs(image) {
                 if !blobs.contains(&b) {
                     blobs.push(b);
                 }
             }
         }
+        let children = match artifact {
+            Artifact::Image(_) => Vec::new(),
+            Artifact::Index(index) => index.children.iter().map(manifest_of).collect(),
+        };
         PushRequest {
-            name: &index.name,
+            name: artifact.name(),
             top: ManifestBytes {
-                digest: index.digest,
-                media_type: &index.media_type,
-                bytes: &index.bytes,
+                digest: *artifact.digest(),
+                media_type: artifact.media_type(),
+                bytes: artifact.bytes(),
             },
-            children: index.children.iter().map(manifest_of).collect(),
+            children,
             blobs,
             targets,
         }
@@ -410,9 +403,6 @@ impl Run<'_> {
         tasks: &[(usize, Digest, u64)],
         jobs: usize,
     ) -> Result<()> {
-        let next = AtomicUsize::new(0);
-        let failed = AtomicBool::new(false);
-        let first_error: Mutex<Option<Error>> = Mutex::new(None);
         let done = (Mutex::new(false), Condvar::new());
         std::thread::scope(|s| {
             // One thread turns byte counters into progress events, since the
@@ -435,33 +425,21 @@ impl Run<'_> {
                     }
                 }
             });
-            let workers: Vec<_> = (0..jobs.min(tasks.len()))
-                .map(|_| {
-                    s.spawn(|| loop {
-                        if failed.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        let Some(&(p, digest, size)) = tasks.get(i) else {
-                            break;
-                        };
-                        if let Err(e) = self.one(&plans[p], digest, size) {
-                            failed.store(true, Ordering::SeqCst);
-                            first_error.lock().expect("error lock").get_or_insert(e);
-                        }
-                    })
-                })
-                .collect();
-            for w in workers {
-                let _ = w.join();
+            // Set however the work ends, a panic included, or the scope
+            // would wait for the progress thread forever.
+            struct Done<'d>(&'d (Mutex<bool>, Condvar));
+            impl Drop for Done<'_> {
+                fn drop(&mut self) {
+                    *self.0 .0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                    self.0 .1.notify_all();
+                }
             }
-            *done.0.lock().expect("done lock") = true;
-            done.1.notify_all();
-        });
-        match first_error.into_inner().expect("error lock") {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+            let _done = Done(&done);
+            jobs::for_each_parallel(tasks, jobs, |&(p, digest, size)| {
+                self.one(&plans[p], digest, size)
+            })
+            .map(|_| ())
+        })
     }
 
     /// One blob into one repository.

@@ -58,8 +58,6 @@ application/vnd.docker.distribution.manifest.v2+json;q=0.9, \
 application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.1, \
 application/vnd.docker.distribution.manifest.v1+json;q=0.1";
 
-const SCHEMA1_UNSIGNED: &str = "application/vnd.docker.distribution.manifest.v1+json";
-
 /// How long a registry may stay silent (no byte of an answer, no byte of
 /// an upload taken) before the attempt is given up.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -170,7 +168,7 @@ impl Manifest {
     /// Whether this is a list of per-platform manifests (an OCI index or a
     /// Docker manifest list) rather than one image's manifest.
     pub fn is_index(&self) -> bool {
-        self.media_type == media::OCI_INDEX || self.media_type == media::DOCKER_MANIFEST_LIST
+        media::is_index(&self.media_type)
     }
 }
 
@@ -305,7 +303,7 @@ impl Client {
                 }
             }
             let media_type = manifest_media_type(&bytes, header_type.as_deref());
-            if media_type == media::DOCKER_SCHEMA1 || media_type == SCHEMA1_UNSIGNED {
+            if media::is_schema1(&media_type) {
                 return Err(self.err(
                     host,
                     what,
@@ -316,14 +314,7 @@ impl Client {
                         .into(),
                 ));
             }
-            if ![
-                media::OCI_INDEX,
-                media::DOCKER_MANIFEST_LIST,
-                media::OCI_MANIFEST,
-                media::DOCKER_MANIFEST,
-            ]
-            .contains(&media_type.as_str())
-            {
+            if !(media::is_index(&media_type) || media::is_image_manifest(&media_type)) {
                 return Err(self.err(
                     host,
                     what,
@@ -627,28 +618,7 @@ pub fn registry_error_body(body: &[u8]) -> Option<(Option<String>, String)> {
 /// and proxies get wrong; without either, the shape decides.
 #[doc(hidden)] // for the fuzz targets
 pub fn manifest_media_type(bytes: &[u8], header: Option<&str>) -> String {
-    #[derive(serde::Deserialize)]
-    struct Peek {
-        #[serde(rename = "schemaVersion")]
-        schema_version: Option<u32>,
-        #[serde(rename = "mediaType")]
-        media_type: Option<String>,
-        manifests: Option<serde_json::Value>,
-    }
-    let peek: Option<Peek> = serde_json::from_slice(bytes).ok();
-    if let Some(p) = &peek {
-        if p.schema_version == Some(1) {
-            return media::DOCKER_SCHEMA1.to_string();
-        }
-        if let Some(m) = &p.media_type {
-            return m.clone();
-        }
-    }
-    match header {
-        Some(h) if h != "application/json" && h != "text/plain" && !h.is_empty() => h.to_string(),
-        _ if peek.as_ref().is_some_and(|p| p.manifests.is_some()) => media::OCI_INDEX.to_string(),
-        _ => media::OCI_MANIFEST.to_string(),
-    }
+    media::sniff(bytes, header)
 }
 
 enum BodyError {
