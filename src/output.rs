@@ -156,11 +156,11 @@ fn docker_child(b: &BuiltImage, reporter: &dyn Reporter) -> Result<Option<Image>
     let host = host_platform();
     let built = x.platforms().join(", ");
     let Some(child) = x.child(&host) else {
-        return Err(Error::Usage(format!(
-            "image {:?} is built for {built}, not for this machine ({host}); a docker tarball \
-             holds one platform: choose it with --platform",
-            b.name,
-        )));
+        return Err(Error::NeedsPlatform {
+            image: b.name.clone(),
+            platforms: x.platforms(),
+            host: Some(host.to_string()),
+        });
     };
     reporter.report(Event::TarballPlatform {
         image: &b.name,

@@ -113,14 +113,21 @@ pub fn run() -> i32 {
     }
 }
 
+/// `error: ` and the error, one `Caused by: ` line per cause, then what
+/// to do about it when gantry knows. A cause whose text the line above
+/// already ends with (a library error that quotes its source) is not
+/// repeated.
 fn print_error(e: &gantry::Error) {
     eprintln!("error: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        // Io errors already print their cause inline.
-        if !matches!(e, gantry::Error::Io { .. }) {
-            eprintln!("  caused by: {s}");
+    let mut above = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !above.ends_with(&text) {
+            eprintln!("  Caused by: {text}");
         }
-        source = s.source();
+        above = text;
+    }
+    if let Some(hint) = e.hint() {
+        eprintln!("hint: {hint}");
     }
 }

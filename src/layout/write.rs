@@ -130,8 +130,8 @@ fn write_archive_named<W: Write>(
         Format::Docker => true,
         Format::OciArchive => false,
         Format::Oci => {
-            return Err(Error::Usage(
-                "an OCI layout is a directory; write it with write_oci_dir".into(),
+            return Err(Error::internal(
+                "an OCI layout is a directory; write it with write_oci_dir",
             ))
         }
     };
@@ -190,7 +190,7 @@ fn header(name: &str, kind: tar::EntryType, size: u64, mode: u32) -> Result<tar:
     // field; writing them directly keeps directories' trailing `/`, which
     // `set_path` would drop.
     if name.len() > field.len() {
-        return Err(Error::Usage(format!(
+        return Err(Error::internal(format!(
             "archive member name too long: {name}"
         )));
     }
@@ -201,8 +201,9 @@ fn header(name: &str, kind: tar::EntryType, size: u64, mode: u32) -> Result<tar:
     h.set_uid(0);
     h.set_gid(0);
     h.set_mtime(0);
-    let fixed =
-        |r: io::Result<()>| r.map_err(|e| Error::Usage(format!("tar header for {name}: {e}")));
+    let fixed = |r: io::Result<()>| {
+        r.map_err(|e| Error::internal_because(format!("tar header for {name}"), e))
+    };
     fixed(h.set_username(""))?;
     fixed(h.set_groupname(""))?;
     fixed(h.set_device_major(0))?;
@@ -269,7 +270,7 @@ struct SaveEntry {
 impl<'a> Plan<'a> {
     fn new(roots: &[&'a Artifact], store: &Store, docker: bool) -> Result<Plan<'a>> {
         if roots.is_empty() {
-            return Err(Error::Usage("no images to write".into()));
+            return Err(Error::internal("no images to write"));
         }
         let mut blobs = BTreeMap::new();
         let mut index = IndexEntries::default();
@@ -286,7 +287,7 @@ impl<'a> Plan<'a> {
             .media_type(MediaType::ImageIndex)
             .manifests(index.finish())
             .build()
-            .map_err(|e| Error::Usage(format!("cannot build index.json: {e}")))?;
+            .map_err(|e| Error::internal_because("cannot build index.json", e))?;
         let docker_manifest = if docker {
             let entries: Vec<SaveEntry> = save.into_iter().map(|(_, e)| e).collect();
             crate::json::canonical(&entries)
@@ -391,12 +392,11 @@ fn add_artifact<'a>(
         }
         Artifact::Index(index) => {
             if docker {
-                return Err(Error::Usage(format!(
-                    "image {:?} is multi-platform ({}); a docker tarball holds one \
-                     platform: choose it with --platform",
-                    index.name,
-                    index.platforms().join(", ")
-                )));
+                return Err(Error::NeedsPlatform {
+                    image: index.name.clone(),
+                    platforms: index.platforms(),
+                    host: None,
+                });
             }
             check_index(index)?;
             blobs.insert(index.digest, Blob::Bytes(&index.bytes));
@@ -477,7 +477,7 @@ fn check_index(index: &ImageIndex) -> Result<()> {
         .map(|c| c.manifest_digest.to_string())
         .collect();
     if listed != children {
-        return Err(Error::Usage(format!(
+        return Err(Error::internal(format!(
             "{what}: the index lists {listed:?} but the image has children {children:?}"
         )));
     }
@@ -504,7 +504,7 @@ fn check_image(image: &Image, store: &Store) -> Result<()> {
         }
     }
     if !media::is_image_manifest(&image.manifest_media_type) {
-        return Err(Error::Usage(format!(
+        return Err(Error::internal(format!(
             "{}: media type {} is not a single-image manifest",
             what("manifest"),
             image.manifest_media_type
@@ -512,7 +512,7 @@ fn check_image(image: &Image, store: &Store) -> Result<()> {
     }
     let manifest = manifest::parse_manifest(&image.manifest_bytes, &what("manifest"))?;
     let disagree = |detail: String| {
-        Error::Usage(format!(
+        Error::internal(format!(
             "{}: the manifest and the image disagree: {detail}",
             what("manifest")
         ))
