@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! gantry: a daemonless, reproducible OCI image assembler.
 //!
 //! Data flows source → image → sink: a base image is read from a registry
