@@ -882,3 +882,53 @@ fn a_build_to_an_output_fetches_the_missing_base_layers_in_parallel() {
         assert!(!store_has(&shallow, l), "layer {l} left in the registry");
     }
 }
+
+#[test]
+fn a_docker_tarball_of_a_multi_platform_image_fetches_only_the_host_childs_base_layers() {
+    let reg = FakeRegistry::start(Auth::None);
+    let amd = make_base("linux/amd64", "amd\n");
+    let arm = make_base("linux/arm64", "arm\n");
+    let amd_digest = push(&reg, &amd, "amd");
+    let arm_digest = push(&reg, &arm, "arm");
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[
+        {{"mediaType":"{OCI_MANIFEST}","digest":"{amd_digest}","size":{},"platform":{{"os":"linux","architecture":"amd64"}}}},
+        {{"mediaType":"{OCI_MANIFEST}","digest":"{arm_digest}","size":{},"platform":{{"os":"linux","architecture":"arm64"}}}}]}}"#,
+        amd.manifest.len(),
+        arm.manifest.len()
+    );
+    reg.put_manifest("test/base", "multi", OCI_INDEX, index.as_bytes());
+    let p = Project::new();
+    isolate(&p);
+    p.write("a.txt", "app\n");
+    p.write(
+        "gantry.toml",
+        format!(
+            "[image.app]\nbase = \"{}/test/base:multi\"\n\
+             platforms = [\"linux/amd64\", \"linux/arm64\"]\n\
+             [[image.app.layer]]\nfiles = [{{ src = \"a.txt\", dst = \"/a.txt\" }}]\n",
+            reg.host()
+        ),
+    );
+    let (host, other) = if std::env::consts::ARCH == "aarch64" {
+        (&arm, &amd)
+    } else {
+        (&amd, &arm)
+    };
+    ok(&p, &["build", "-o", "app.tar"]);
+    assert_eq!(
+        reg.count(&format!("GET /v2/test/base/blobs/{}", host.layer_digest)),
+        1
+    );
+    assert_eq!(
+        reg.count(&format!("GET /v2/test/base/blobs/{}", other.layer_digest)),
+        0,
+        "the tarball holds the host's platform only: the other child's base layer is not needed"
+    );
+    // An OCI layout holds every platform, so it needs every base layer.
+    ok(&p, &["build", "-o", "layout/"]);
+    assert_eq!(
+        reg.count(&format!("GET /v2/test/base/blobs/{}", other.layer_digest)),
+        1
+    );
+}
