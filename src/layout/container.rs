@@ -298,21 +298,7 @@ pub(crate) fn clean(name: &str) -> Option<String> {
     if name.starts_with('/') || name.contains('\\') || name.contains('\0') {
         return None;
     }
-    let mut parts: Vec<&str> = Vec::new();
-    for part in name.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            p => parts.push(p),
-        }
-    }
-    if parts.is_empty() {
-        None
-    } else {
-        Some(parts.join("/"))
-    }
+    crate::rootfs::normalise_member(name).filter(|n| !n.is_empty())
 }
 
 /// The compression a file's first bytes show: one a layer may have, or
