@@ -37,6 +37,7 @@ pub mod build;
 pub mod buildfile;
 pub mod config;
 pub mod digest;
+pub mod engine;
 pub mod epoch;
 pub mod error;
 pub mod fsutil;

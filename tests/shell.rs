@@ -186,6 +186,7 @@ fn each_verb_has_a_man_page_with_every_flag_of_its_help() {
     let verbs = [
         "build",
         "inspect",
+        "load",
         "lock",
         "pull",
         "push",
