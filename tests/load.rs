@@ -1,0 +1,315 @@
+//! `gantry load` against the machine's Docker Engine: a changed layer
+//! sends only the layers from it up, a fresh engine gets an image equal to
+//! `docker load -i` of the tarball, and a missing or refusing engine is
+//! an error naming it, with nothing loaded.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixListener;
+use std::process::Command;
+
+use common::docker::{docker, docker_inspect, docker_run, DockerImages};
+use common::{busybox, require_docker, Project};
+
+/// Three layers: busybox (over a MiB), then one small file each.
+fn project(test: &str) -> Option<(Project, String)> {
+    let busybox = busybox()?;
+    let p = Project::new();
+    let reference = format!("gantry-load/{test}:t{}", std::process::id());
+    std::os::unix::fs::symlink(&busybox, p.join("busybox")).unwrap();
+    p.write("mid.txt", "mid 1\n");
+    p.write("top.txt", "top 1\n");
+    p.write(
+        "gantry.toml",
+        format!(
+            r#"
+[image.app]
+base = "scratch"
+platform = "{platform}"
+entrypoint = ["/bin/sh", "-c"]
+tags = ["{reference}"]
+
+[[image.app.layer]]
+name = "busybox"
+files = [
+  {{ src = "busybox", dst = "/bin/busybox" }},
+  {{ symlink = "/bin/sh", target = "busybox" }},
+  {{ symlink = "/bin/cat", target = "busybox" }},
+]
+
+[[image.app.layer]]
+name = "mid"
+files = [ {{ src = "mid.txt", dst = "/mid.txt" }} ]
+
+[[image.app.layer]]
+name = "top"
+files = [ {{ src = "top.txt", dst = "/top.txt" }} ]
+"#,
+            platform = common::host::host_platform(),
+        ),
+    );
+    Some((p, reference))
+}
+
+/// What a load said on stderr: (layers sent, layers in all, bytes sent).
+fn sent(stderr: &str) -> (usize, usize, u64) {
+    let sending = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("load: sending "))
+        .unwrap_or_else(|| panic!("no `load: sending` line in {stderr}"));
+    let mut words = sending.split_whitespace();
+    let layers: usize = words.next().unwrap().parse().unwrap();
+    assert_eq!(words.next(), Some("of"));
+    let of: usize = words.next().unwrap().parse().unwrap();
+    let bytes = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("load: sent "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no `load: sent` line in {stderr}"))
+        .parse()
+        .unwrap();
+    (layers, of, bytes)
+}
+
+/// Runs `gantry load`, asserting success; returns (stdout, stderr).
+fn load(p: &Project) -> (String, String) {
+    let out = p.run(&["load"]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "gantry load failed:\n{stderr}");
+    (String::from_utf8(out.stdout).unwrap(), stderr)
+}
+
+fn layer_size(p: &Project, layer: &str) -> u64 {
+    // `gantry build` prints each layer's blob size on its progress line,
+    // rounded; the report has it exactly.
+    let report: serde_json::Value = serde_json::from_str(&p.ok(&["build", "--json"])).unwrap();
+    let layers = report["images"][0]["platforms"][0]["layers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no layers in {report}"));
+    layers
+        .iter()
+        .find(|l| l["name"] == layer)
+        .unwrap_or_else(|| panic!("no layer {layer} in {report}"))["size"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn a_changed_top_layer_sends_that_layer_alone() {
+    if !require_docker() {
+        return;
+    }
+    let Some((p, reference)) = project("top") else {
+        return;
+    };
+    let mut images = DockerImages::new();
+    images.track(&reference);
+    let (stdout, stderr) = load(&p);
+    assert!(
+        stdout.contains(&format!("Loaded image: {reference}\n")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("app sha256:")),
+        "{stdout}"
+    );
+    let (layers, of, first) = sent(&stderr);
+    assert_eq!((layers, of), (3, 3), "{stderr}");
+    assert!(first > 1 << 20, "the first load sent only {first} bytes");
+
+    p.write("top.txt", "top 2\n");
+    let (stdout, stderr) = load(&p);
+    assert!(stdout.contains(&format!("Loaded image: {reference}\n")));
+    let (layers, _, bytes) = sent(&stderr);
+    assert_eq!(layers, 1, "{stderr}");
+    // The top layer, the config and the index files, in tar framing.
+    let top = layer_size(&p, "top");
+    assert!(
+        bytes > top && bytes < top + 16 * 1024,
+        "sent {bytes} bytes for a top layer of {top}"
+    );
+    assert_eq!(
+        docker_run(&[], &reference, &["cat /top.txt /mid.txt"]),
+        "top 2\nmid 1\n"
+    );
+
+    // Nothing changed: nothing is sent, and the tag is still reported.
+    let (stdout, stderr) = load(&p);
+    assert!(!stderr.contains("load: sending"), "{stderr}");
+    assert!(stdout.contains(&format!("Loaded image: {reference}\n")));
+}
+
+#[test]
+fn a_changed_middle_layer_sends_it_and_every_layer_above() {
+    if !require_docker() {
+        return;
+    }
+    let Some((p, reference)) = project("mid") else {
+        return;
+    };
+    let mut images = DockerImages::new();
+    images.track(&reference);
+    load(&p);
+    p.write("mid.txt", "mid 2\n");
+    let (_, stderr) = load(&p);
+    let (layers, of, bytes) = sent(&stderr);
+    assert_eq!((layers, of), (2, 3), "{stderr}");
+    assert!(bytes < 1 << 20, "busybox was sent again: {bytes} bytes");
+    assert_eq!(
+        docker_run(&[], &reference, &["cat /top.txt /mid.txt"]),
+        "top 1\nmid 2\n"
+    );
+    let layers = docker_inspect(&reference)["RootFS"]["Layers"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(layers, 3);
+}
+
+#[test]
+fn a_fresh_load_gives_the_image_docker_load_of_the_tarball_gives() {
+    if !require_docker() {
+        return;
+    }
+    let Some((p, reference)) = project("fresh") else {
+        return;
+    };
+    let mut images = DockerImages::new();
+    images.track(&reference);
+    let _ = Command::new("docker")
+        .args(["image", "rm", "--force", &reference])
+        .output();
+    let (_, stderr) = load(&p);
+    assert_eq!(sent(&stderr).0, 3, "{stderr}");
+    let by_gantry = docker_inspect(&reference);
+
+    p.ok(&["build", "-o", "app.tar"]);
+    docker(&["image", "rm", "--force", &reference]);
+    common::docker::docker_load(&mut images, &p.join("app.tar"), &reference);
+    let by_docker = docker_inspect(&reference);
+    assert_eq!(by_gantry["Id"], by_docker["Id"]);
+    assert_eq!(by_gantry["RootFS"], by_docker["RootFS"]);
+}
+
+#[test]
+fn no_engine_at_docker_host_is_an_error_naming_it() {
+    let Some((p, reference)) = project("none") else {
+        return;
+    };
+    let socket = p.join("no-engine.sock");
+    let out = p
+        .cmd()
+        .env_remove("DOCKER_CONTEXT")
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .arg("load")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("DOCKER_HOST=unix://{}", socket.display()))
+            && stderr.contains("no engine answers"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // Found missing before the build: nothing was built, nor loaded.
+    assert!(!stderr.contains("layer busybox"), "{stderr}");
+    if require_docker() {
+        let inspect = Command::new("docker")
+            .args(["image", "inspect", &reference])
+            .output()
+            .unwrap();
+        assert!(!inspect.status.success(), "{reference} was loaded");
+    }
+}
+
+/// A fake engine on a Unix socket: it answers the calls before a load as
+/// an engine without the image would, and refuses the archive.
+fn refusing_engine(socket: &std::path::Path) -> std::thread::JoinHandle<()> {
+    let listener = UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let mut c = conn.unwrap();
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            let mut first = String::new();
+            r.read_line(&mut first).unwrap();
+            let mut chunked = false;
+            loop {
+                let mut l = String::new();
+                r.read_line(&mut l).unwrap();
+                chunked |= l.to_ascii_lowercase().contains("chunked");
+                if l.trim().is_empty() {
+                    break;
+                }
+            }
+            let path = first.split_whitespace().nth(1).unwrap_or("").to_string();
+            let (status, body) = if path == "/_ping" {
+                ("200 OK", "OK".to_string())
+            } else if path == "/version" {
+                (
+                    "200 OK",
+                    r#"{"Version":"99.0-fake","Components":[]}"#.into(),
+                )
+            } else if path == "/info" {
+                ("200 OK", r#"{"DriverStatus":[]}"#.into())
+            } else if path.starts_with("/images/load") {
+                // Read the archive through, as an engine would, then refuse.
+                if chunked {
+                    let mut rest = Vec::new();
+                    let mut buf = [0u8; 65536];
+                    while !rest.ends_with(b"0\r\n\r\n") {
+                        let n = r.read(&mut buf).unwrap();
+                        if n == 0 {
+                            break;
+                        }
+                        rest.extend_from_slice(&buf[..n]);
+                        let keep = rest.len().saturating_sub(8);
+                        rest.drain(..keep);
+                    }
+                }
+                (
+                    "200 OK",
+                    r#"{"errorDetail":{"message":"no space left on device"},"error":"no space left on device"}"#
+                        .into(),
+                )
+            } else {
+                ("404 Not Found", r#"{"message":"No such image"}"#.into())
+            };
+            let _ = write!(
+                c,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            if path.starts_with("/images/load") {
+                return;
+            }
+        }
+    })
+}
+
+#[test]
+fn an_engine_refusing_the_archive_is_an_error_with_its_message() {
+    let Some((p, _)) = project("refused") else {
+        return;
+    };
+    let socket = p.join("engine.sock");
+    let server = refusing_engine(&socket);
+    let out = p
+        .cmd()
+        .env_remove("DOCKER_CONTEXT")
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .arg("load")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("refused the archive: no space left on device")
+            && stderr.contains("Docker Engine 99.0-fake"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("Loaded image"));
+    server.join().unwrap();
+}
