@@ -5,9 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 use common::docker::{docker, docker_inspect, docker_run, DockerImages};
 use common::{busybox, require_docker, Project};
@@ -224,10 +225,17 @@ fn no_engine_at_docker_host_is_an_error_naming_it() {
     }
 }
 
-/// A fake engine on a Unix socket: it answers the calls before a load as
-/// an engine without the image would, and refuses the archive.
-fn refusing_engine(socket: &std::path::Path) -> std::thread::JoinHandle<()> {
+/// What a fake engine answers: given the request path and the archives
+/// it was sent so far (the last one being this request's, for a load).
+type Answer = dyn Fn(&str, &[Vec<u8>]) -> (&'static str, String) + Send;
+
+/// A fake engine on a Unix socket: `/_ping`, `/version` and `/info` as an
+/// engine with the classic store, everything else from `answer`, for as
+/// long as the test runs. Returns the archives it is sent.
+fn fake_engine(socket: &std::path::Path, answer: Box<Answer>) -> Arc<Mutex<Vec<Vec<u8>>>> {
     let listener = UnixListener::bind(socket).unwrap();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let archives = sent.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let mut c = conn.unwrap();
@@ -244,37 +252,17 @@ fn refusing_engine(socket: &std::path::Path) -> std::thread::JoinHandle<()> {
                 }
             }
             let path = first.split_whitespace().nth(1).unwrap_or("").to_string();
-            let (status, body) = if path == "/_ping" {
-                ("200 OK", "OK".to_string())
-            } else if path == "/version" {
-                (
+            if chunked {
+                archives.lock().unwrap().push(read_chunked(&mut r));
+            }
+            let (status, body) = match path.as_str() {
+                "/_ping" => ("200 OK", "OK".to_string()),
+                "/version" => (
                     "200 OK",
                     r#"{"Version":"99.0-fake","Components":[]}"#.into(),
-                )
-            } else if path == "/info" {
-                ("200 OK", r#"{"DriverStatus":[]}"#.into())
-            } else if path.starts_with("/images/load") {
-                // Read the archive through, as an engine would, then refuse.
-                if chunked {
-                    let mut rest = Vec::new();
-                    let mut buf = [0u8; 65536];
-                    while !rest.ends_with(b"0\r\n\r\n") {
-                        let n = r.read(&mut buf).unwrap();
-                        if n == 0 {
-                            break;
-                        }
-                        rest.extend_from_slice(&buf[..n]);
-                        let keep = rest.len().saturating_sub(8);
-                        rest.drain(..keep);
-                    }
-                }
-                (
-                    "200 OK",
-                    r#"{"errorDetail":{"message":"no space left on device"},"error":"no space left on device"}"#
-                        .into(),
-                )
-            } else {
-                ("404 Not Found", r#"{"message":"No such image"}"#.into())
+                ),
+                "/info" => ("200 OK", r#"{"DriverStatus":[]}"#.into()),
+                _ => answer(&path, &archives.lock().unwrap()),
             };
             let _ = write!(
                 c,
@@ -282,11 +270,45 @@ fn refusing_engine(socket: &std::path::Path) -> std::thread::JoinHandle<()> {
                  Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
-            if path.starts_with("/images/load") {
-                return;
-            }
         }
-    })
+    });
+    sent
+}
+
+fn read_chunked(r: &mut impl BufRead) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let mut size = String::new();
+        r.read_line(&mut size).unwrap();
+        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+        let mut chunk = vec![0u8; n + 2];
+        r.read_exact(&mut chunk).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The blob files of a docker tarball: layers, configs and manifests.
+fn blob_files(archive: &[u8]) -> usize {
+    let mut tar = tar::Archive::new(archive);
+    tar.entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| {
+            e.header().entry_type().is_file() && e.path().unwrap().starts_with("blobs/sha256/")
+        })
+        .count()
+}
+
+fn load_from(p: &Project, socket: &std::path::Path) -> std::process::Output {
+    p.cmd()
+        .env_remove("DOCKER_CONTEXT")
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .arg("load")
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -295,14 +317,21 @@ fn an_engine_refusing_the_archive_is_an_error_with_its_message() {
         return;
     };
     let socket = p.join("engine.sock");
-    let server = refusing_engine(&socket);
-    let out = p
-        .cmd()
-        .env_remove("DOCKER_CONTEXT")
-        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
-        .arg("load")
-        .output()
-        .unwrap();
+    let archives = fake_engine(
+        &socket,
+        Box::new(|path, _| {
+            if path.starts_with("/images/load") {
+                (
+                    "200 OK",
+                    r#"{"errorDetail":{"message":"no space left on device"},"error":"no space left on device"}"#
+                        .into(),
+                )
+            } else {
+                ("404 Not Found", r#"{"message":"No such image"}"#.into())
+            }
+        }),
+    );
+    let out = load_from(&p, &socket);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
@@ -311,5 +340,68 @@ fn an_engine_refusing_the_archive_is_an_error_with_its_message() {
         "{stderr}"
     );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("Loaded image"));
-    server.join().unwrap();
+    assert_eq!(archives.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn a_refused_smaller_archive_is_followed_by_the_full_one() {
+    let Some((p, reference)) = project("fallback") else {
+        return;
+    };
+    let report: serde_json::Value = serde_json::from_str(&p.ok(&["build", "--json"])).unwrap();
+    let platform = &report["images"][0]["platforms"][0];
+    let config = platform["config_digest"].as_str().unwrap().to_string();
+    let diff_ids: Vec<String> = platform["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["diff_id"].as_str().unwrap().to_string())
+        .collect();
+    let socket = p.join("engine.sock");
+    // The tag as the build file has it, maybe qualified (`docker.io/...`).
+    let tag_path = format!("{reference}/json");
+    let loaded = format!(r#"{{"stream":"Loaded image: {reference}\n"}}"#);
+    let archives = fake_engine(
+        &socket,
+        Box::new(move |path, archives| {
+            if path.starts_with("/images/load") {
+                return if archives.len() == 1 {
+                    // As an engine whose chain went away in between.
+                    ("200 OK", r#"{"error":"open /var/lib/docker/tmp/x/blobs/sha256/y: no such file or directory"}"#.into())
+                } else {
+                    ("200 OK", loaded.clone())
+                };
+            }
+            if !path.ends_with(&tag_path) {
+                return ("404 Not Found", r#"{"message":"No such image"}"#.into());
+            }
+            // Before the full load: an older image sharing the two lower layers.
+            let (id, layers) = if archives.len() < 2 {
+                (
+                    "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+                        .to_string(),
+                    &diff_ids[..2],
+                )
+            } else {
+                (config.clone(), &diff_ids[..])
+            };
+            (
+                "200 OK",
+                serde_json::json!({"Id": id, "RootFS": {"Type": "layers", "Layers": layers}})
+                    .to_string(),
+            )
+        }),
+    );
+    let out = load_from(&p, &socket);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("sending every layer"), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("Loaded image: {reference}\n")),
+        "{stderr}"
+    );
+    let archives = archives.lock().unwrap();
+    let layers: Vec<usize> = archives.iter().map(|a| blob_files(a)).collect();
+    // Each archive also holds a config and a manifest.
+    assert_eq!(layers, [1 + 2, 3 + 2]);
 }

@@ -53,7 +53,9 @@ pub fn load(
         layers_total: distinct_layers(images).len(),
         ..LoadReport::default()
     };
-    if engine.image_store() != ImageStore::Classic {
+    // podman reuses the layers it holds by digest, and refuses an archive
+    // missing one it lacks, so it takes the same smaller archive.
+    if engine.image_store() == ImageStore::Containerd {
         send(
             engine,
             images,

@@ -11,8 +11,10 @@
 //! layer file of a loaded tarball only for a chain it lacks, so a tarball
 //! without the files of the chains it holds loads the whole image. The
 //! containerd image store imports by `index.json` into its content store,
-//! where a missing blob fails the import, and podman copies every layer:
-//! both are sent the full archive.
+//! where a missing blob fails the import: it is sent the full archive.
+//! podman's service looks for each layer in its storage by digest before
+//! reading the archive's file, and refuses an archive missing one it
+//! lacks, so it takes the smaller archive too.
 
 pub mod endpoint;
 mod http;
@@ -37,7 +39,8 @@ pub enum ImageStore {
     /// The Docker Engine's containerd image store (`driver-type
     /// io.containerd.snapshotter.v1`).
     Containerd,
-    /// podman's store behind its Docker-compatible service.
+    /// podman's storage behind its Docker-compatible service (`podman
+    /// system service`).
     Podman,
 }
 
