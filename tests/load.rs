@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixListener;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -404,4 +404,128 @@ fn a_refused_smaller_archive_is_followed_by_the_full_one() {
     let layers: Vec<usize> = archives.iter().map(|a| blob_files(a)).collect();
     // Each archive also holds a config and a manifest.
     assert_eq!(layers, [1 + 2, 3 + 2]);
+}
+
+/// `podman system service` on a socket of its own, with storage of its own
+/// (vfs), stopped and removed with the test.
+struct PodmanService {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl PodmanService {
+    fn start() -> Option<PodmanService> {
+        if !common::require("podman") {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["root", "runroot", "tmp"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let path = |rel: &str| dir.path().join(rel).display().to_string();
+        std::fs::write(
+            dir.path().join("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
+                path("root"),
+                path("runroot")
+            ),
+        )
+        .unwrap();
+        let child = Command::new("podman")
+            .arg(format!("--root={}", path("root")))
+            .arg(format!("--runroot={}", path("runroot")))
+            .arg(format!("--tmpdir={}", path("tmp")))
+            .args([
+                "--storage-driver=vfs",
+                "--events-backend=none",
+                "--cgroup-manager=cgroupfs",
+                "system",
+                "service",
+                "--time=0",
+            ])
+            .arg(format!("unix://{}", path("podman.sock")))
+            .env("CONTAINERS_STORAGE_CONF", path("storage.conf"))
+            .env("TMPDIR", path("tmp"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let service = PodmanService { dir, child };
+        for _ in 0..200 {
+            if std::os::unix::net::UnixStream::connect(service.socket()).is_ok() {
+                return Some(service);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("podman system service did not listen within 10 s");
+    }
+
+    fn socket(&self) -> std::path::PathBuf {
+        self.dir.path().join("podman.sock")
+    }
+
+    /// `GET path` on the service, as JSON.
+    fn get(&self, path: &str) -> serde_json::Value {
+        let mut s = std::os::unix::net::UnixStream::connect(self.socket()).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        let (_, body) = answer.split_once("\r\n\r\n").unwrap();
+        serde_json::from_str(body.trim()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl Drop for PodmanService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn podman_s_service_takes_the_smaller_archive_too() {
+    let Some((p, reference)) = project("podman") else {
+        return;
+    };
+    let Some(podman) = PodmanService::start() else {
+        return;
+    };
+    let run = |p: &Project| {
+        let out = load_from(p, &podman.socket());
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(out.status.success(), "{stderr}");
+        (String::from_utf8(out.stdout).unwrap(), stderr)
+    };
+    let (stdout, stderr) = run(&p);
+    assert_eq!(sent(&stderr).0, 3, "{stderr}");
+    // podman names what it loaded fully qualified.
+    assert!(
+        stdout.contains(&format!("Loaded image: docker.io/{reference}\n")),
+        "{stdout}"
+    );
+    p.write("top.txt", "top 2\n");
+    let (_, stderr) = run(&p);
+    assert_eq!(sent(&stderr).0, 1, "{stderr}");
+    assert!(!stderr.contains("sending every layer"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&p.ok(&["build", "--json"])).unwrap();
+    let platform = &report["images"][0]["platforms"][0];
+    let inspect = podman.get(&format!("/images/{reference}/json"));
+    assert_eq!(inspect["Id"], platform["config_digest"]);
+    let diff_ids: Vec<&serde_json::Value> = platform["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["diff_id"])
+        .collect();
+    let layers: Vec<&serde_json::Value> = inspect["RootFS"]["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(layers, diff_ids);
 }
