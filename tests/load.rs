@@ -73,11 +73,14 @@ fn sent(stderr: &str) -> (usize, usize, u64) {
     (layers, of, bytes)
 }
 
-/// Runs `gantry load`, asserting success; returns (stdout, stderr).
-fn load(p: &Project) -> (String, String) {
+/// Runs `gantry load` of the image tagged `reference`, asserting success;
+/// returns (stdout, stderr). The image loaded is tracked by its ID: a
+/// later load moves the tag away from it.
+fn load(p: &Project, images: &mut DockerImages, reference: &str) -> (String, String) {
     let out = p.run(&["load"]);
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(out.status.success(), "gantry load failed:\n{stderr}");
+    images.track(docker_inspect(reference)["Id"].as_str().unwrap());
     (String::from_utf8(out.stdout).unwrap(), stderr)
 }
 
@@ -106,7 +109,7 @@ fn a_changed_top_layer_sends_that_layer_alone() {
     };
     let mut images = DockerImages::new();
     images.track(&reference);
-    let (stdout, stderr) = load(&p);
+    let (stdout, stderr) = load(&p, &mut images, &reference);
     assert!(
         stdout.contains(&format!("Loaded image: {reference}\n")),
         "{stdout}"
@@ -120,7 +123,7 @@ fn a_changed_top_layer_sends_that_layer_alone() {
     assert!(first > 1 << 20, "the first load sent only {first} bytes");
 
     p.write("top.txt", "top 2\n");
-    let (stdout, stderr) = load(&p);
+    let (stdout, stderr) = load(&p, &mut images, &reference);
     assert!(stdout.contains(&format!("Loaded image: {reference}\n")));
     let (layers, _, bytes) = sent(&stderr);
     assert_eq!(layers, 1, "{stderr}");
@@ -136,7 +139,7 @@ fn a_changed_top_layer_sends_that_layer_alone() {
     );
 
     // Nothing changed: nothing is sent, and the tag is still reported.
-    let (stdout, stderr) = load(&p);
+    let (stdout, stderr) = load(&p, &mut images, &reference);
     assert!(!stderr.contains("load: sending"), "{stderr}");
     assert!(stdout.contains(&format!("Loaded image: {reference}\n")));
 }
@@ -151,9 +154,9 @@ fn a_changed_middle_layer_sends_it_and_every_layer_above() {
     };
     let mut images = DockerImages::new();
     images.track(&reference);
-    load(&p);
+    load(&p, &mut images, &reference);
     p.write("mid.txt", "mid 2\n");
-    let (_, stderr) = load(&p);
+    let (_, stderr) = load(&p, &mut images, &reference);
     let (layers, of, bytes) = sent(&stderr);
     assert_eq!((layers, of), (2, 3), "{stderr}");
     assert!(bytes < 1 << 20, "busybox was sent again: {bytes} bytes");
@@ -181,7 +184,7 @@ fn a_fresh_load_gives_the_image_docker_load_of_the_tarball_gives() {
     let _ = Command::new("docker")
         .args(["image", "rm", "--force", &reference])
         .output();
-    let (_, stderr) = load(&p);
+    let (_, stderr) = load(&p, &mut images, &reference);
     assert_eq!(sent(&stderr).0, 3, "{stderr}");
     let by_gantry = docker_inspect(&reference);
 
