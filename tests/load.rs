@@ -236,6 +236,15 @@ type Answer = dyn Fn(&str, &[Vec<u8>]) -> (&'static str, String) + Send;
 /// engine with the classic store, everything else from `answer`, for as
 /// long as the test runs. Returns the archives it is sent.
 fn fake_engine(socket: &std::path::Path, answer: Box<Answer>) -> Arc<Mutex<Vec<Vec<u8>>>> {
+    fake_engine_with(socket, r#"{"DriverStatus":[]}"#, answer)
+}
+
+/// [`fake_engine`] answering `/info` with `info`.
+fn fake_engine_with(
+    socket: &std::path::Path,
+    info: &'static str,
+    answer: Box<Answer>,
+) -> Arc<Mutex<Vec<Vec<u8>>>> {
     let listener = UnixListener::bind(socket).unwrap();
     let sent = Arc::new(Mutex::new(Vec::new()));
     let archives = sent.clone();
@@ -264,7 +273,7 @@ fn fake_engine(socket: &std::path::Path, answer: Box<Answer>) -> Arc<Mutex<Vec<V
                     "200 OK",
                     r#"{"Version":"99.0-fake","Components":[]}"#.into(),
                 ),
-                "/info" => ("200 OK", r#"{"DriverStatus":[]}"#.into()),
+                "/info" => ("200 OK", info.into()),
                 _ => answer(&path, &archives.lock().unwrap()),
             };
             let _ = write!(
@@ -407,6 +416,47 @@ fn a_refused_smaller_archive_is_followed_by_the_full_one() {
     let layers: Vec<usize> = archives.iter().map(|a| blob_files(a)).collect();
     // Each archive also holds a config and a manifest.
     assert_eq!(layers, [1 + 2, 3 + 2]);
+}
+
+#[test]
+fn the_containerd_image_store_is_sent_the_full_archive() {
+    let Some((p, reference)) = project("containerd") else {
+        return;
+    };
+    let socket = p.join("engine.sock");
+    let loaded = format!(r#"{{"stream":"Loaded image: {reference}\n"}}"#);
+    let tag_path = format!("{reference}/json");
+    let report: serde_json::Value = serde_json::from_str(&p.ok(&["build", "--json"])).unwrap();
+    let lower: Vec<serde_json::Value> = report["images"][0]["platforms"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(2)
+        .map(|l| l["diff_id"].clone())
+        .collect();
+    // Chains a classic store would skip.
+    let held =
+        serde_json::json!({"Id": "sha256:00", "RootFS": {"Type": "layers", "Layers": lower}});
+    let archives = fake_engine_with(
+        &socket,
+        r#"{"Driver":"overlayfs","DriverStatus":[["driver-type","io.containerd.snapshotter.v1"]]}"#,
+        Box::new(move |path, _| {
+            if path.starts_with("/images/load") {
+                ("200 OK", loaded.clone())
+            } else if path.ends_with(&tag_path) {
+                ("200 OK", held.to_string())
+            } else {
+                ("404 Not Found", r#"{"message":"No such image"}"#.into())
+            }
+        }),
+    );
+    let out = load_from(&p, &socket);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("load: sending 3 of 3 layers"), "{stderr}");
+    let archives = archives.lock().unwrap();
+    assert_eq!(archives.len(), 1);
+    assert_eq!(blob_files(&archives[0]), 3 + 2);
 }
 
 /// `podman system service` on a socket of its own, with storage of its own

@@ -11,7 +11,6 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Duration;
 
@@ -137,7 +136,8 @@ impl Stream for TcpStream {
 
 fn connect(address: &Address) -> io::Result<Box<dyn Stream>> {
     match address {
-        Address::Unix(path) => Ok(Box::new(connect_unix(path)?)),
+        // A Unix socket connects at once or fails: no timeout to set.
+        Address::Unix(path) => Ok(Box::new(UnixStream::connect(path)?)),
         Address::Tcp { authority, .. } => {
             let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
             for a in authority.to_socket_addrs()? {
@@ -152,10 +152,6 @@ fn connect(address: &Address) -> io::Result<Box<dyn Stream>> {
             Err(last)
         }
     }
-}
-
-fn connect_unix(path: &Path) -> io::Result<UnixStream> {
-    UnixStream::connect(path)
 }
 
 fn head(method: &str, path: &str, content_type: Option<&str>) -> String {

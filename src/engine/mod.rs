@@ -278,3 +278,46 @@ fn escape(reference: &str) -> String {
 fn api_digest(d: &Digest) -> String {
     d.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn at(socket: &str) -> Endpoint {
+        Endpoint {
+            address: endpoint::Address::Unix(PathBuf::from(socket)),
+            found_by: "DOCKER_HOST=unix:///s".into(),
+        }
+    }
+
+    #[test]
+    fn permission_denied_on_the_socket_says_so_and_names_it() {
+        let e =
+            unreachable(&at("/s"), io::Error::from(io::ErrorKind::PermissionDenied)).to_string();
+        assert!(
+            e.starts_with(
+                "unix:///s (from DOCKER_HOST=unix:///s): permission denied on the engine's socket"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_socket_nobody_listens_on_is_no_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dead.sock");
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let Err(e) = Engine::connect(at(path.to_str().unwrap())) else {
+            panic!("connected to a closed socket");
+        };
+        assert!(e.to_string().contains("no engine answers there"), "{e}");
+    }
+
+    #[test]
+    fn references_keep_their_slashes_and_separators_in_the_path() {
+        assert_eq!(escape("ghcr.io/a/b:1.0"), "ghcr.io/a/b:1.0");
+        assert_eq!(escape("a/b@sha256:00"), "a/b@sha256:00");
+        assert_eq!(escape("a b?"), "a%20b%3F");
+    }
+}
