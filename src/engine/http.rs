@@ -475,6 +475,36 @@ mod tests {
     }
 
     #[test]
+    fn plain_tcp_speaks_the_same_http() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let authority = listener.local_addr().unwrap().to_string();
+        let h = std::thread::spawn(move || {
+            let (mut c, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                c.read_exact(&mut b).unwrap();
+                head.push(b[0]);
+            }
+            c.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}")
+                .unwrap();
+            head
+        });
+        let c = Client::new(&Address::Tcp {
+            authority,
+            tls: None,
+        })
+        .unwrap();
+        let r = c.get("/images/x/json").unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (404, &b"{}"[..]));
+        let head = String::from_utf8(h.join().unwrap()).unwrap();
+        assert!(
+            head.starts_with("GET /images/x/json HTTP/1.1\r\n"),
+            "{head}"
+        );
+    }
+
+    #[test]
     fn a_streamed_body_goes_out_in_chunks() {
         let (dir, h) = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         let c = Client::new(&Address::Unix(dir.path().join("s"))).unwrap();
