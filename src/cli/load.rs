@@ -5,16 +5,16 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use gantry::build::Built;
 use gantry::buildfile::{BaseSpec, DEFAULT_FILE_NAME};
 use gantry::engine::{self, Engine};
 use gantry::error::{Error, Result};
-use gantry::image::Image;
+use gantry::image::{Artifact, Image};
 use gantry::platform::{host_platform, Platform};
 use gantry::progress::Reporter;
+use gantry::project::{self, Inputs};
 use gantry::store::Store;
 
-use super::build::{build_from_file, BuildInputs, StampArgs};
+use super::build::StampArgs;
 use super::registry::RegistryArgs;
 
 #[derive(Args)]
@@ -55,21 +55,21 @@ pub fn run(args: LoadArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
     // Before the build: without an engine there is nothing to build for.
     let engine = Engine::from_env()?;
     let store = Store::open(store_root)?;
-    let (file, opts, built) = build_from_file(
-        &BuildInputs {
-            file: &args.file,
-            images: &args.images,
-            jobs: args.jobs,
-            platform: args.platform.clone(),
-            stamp: &args.stamp,
-            locked: args.locked,
-            registry: &args.registry,
-            meanwhile: None,
-            outputs: &[],
-        },
-        &store,
-        reporter,
-    )?;
+    let mut prepared = project::prepare(&Inputs {
+        file: &args.file,
+        images: &args.images,
+        jobs: args.jobs,
+        platform: args.platform.clone(),
+        stamp: args.stamp.sources(),
+        locked: args.locked,
+        client: args.registry.client_options(),
+        offline: args.registry.offline,
+        outputs: &[],
+    })?;
+    // A load copies bytes: registry bases' layers are fetched by the build
+    // graph, as for a tarball.
+    prepared.options.fetch_layers = true;
+    let built = prepared.build(&args.images, &store, reporter)?;
 
     let mut chosen: Vec<(&str, String, Image)> = Vec::new();
     for b in built
@@ -77,10 +77,10 @@ pub fn run(args: LoadArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
         .filter(|b| args.images.is_empty() || args.images.contains(&b.name))
     {
         let image = match &b.result {
-            Built::Image(i) => i.clone(),
-            Built::Index(x) => {
+            Artifact::Image(i) => i.clone(),
+            Artifact::Index(x) => {
                 // A build with --platform has no multi-platform images left.
-                let host = host_platform().to_string();
+                let host = host_platform();
                 let mut child = x.child(&host).cloned().ok_or_else(|| {
                     Error::Usage(format!(
                         "image {:?} is built for {}, not for this machine ({host}); \
@@ -96,7 +96,10 @@ pub fn run(args: LoadArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
         chosen.push((&b.name, b.result.digest().to_string(), image));
     }
     let images: Vec<&Image> = chosen.iter().map(|(_, _, i)| i).collect();
-    opts.registry.ensure_blobs(&images, &store, reporter)?;
+    prepared
+        .options
+        .registry
+        .ensure_blobs(&images, &store, reporter)?;
 
     // Where the engine may hold the images' bases: the tags of the other
     // images built, and the registry bases as the build file names them.
@@ -104,7 +107,7 @@ pub fn run(args: LoadArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
         .iter()
         .flat_map(|b| b.result.tags().to_vec())
         .collect();
-    hints.extend(file.images.values().filter_map(|i| match &i.base {
+    hints.extend(prepared.file.images.values().filter_map(|i| match &i.base {
         BaseSpec::Registry(r) => Some(r.to_string()),
         _ => None,
     }));

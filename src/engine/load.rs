@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use super::{api_digest, Engine, Held, ImageStore};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::image::Image;
+use crate::image::{Artifact, Image};
 use crate::layout::write;
 use crate::progress::{Event, Reporter};
 use crate::reference::Reference;
@@ -201,6 +201,11 @@ fn send(
         of: report.layers_total,
         bytes: layer_bytes,
     });
+    let artifacts: Vec<Artifact> = images
+        .iter()
+        .map(|i| Artifact::Image((*i).clone()))
+        .collect();
+    let artifacts: Vec<&Artifact> = artifacts.iter().collect();
     let mut sent = 0u64;
     let loaded = engine.post_load(&mut |out: &mut dyn Write| {
         let counting = Counting {
@@ -210,7 +215,7 @@ fn send(
             engine: &name,
             reporter,
         };
-        write::write_docker_archive_omitting(images, store, omit, counting)?;
+        write::write_docker_archive_omitting(&artifacts, store, omit, counting)?;
         Ok(())
     });
     report.sent += sent;
@@ -304,6 +309,7 @@ mod tests {
             digest: Digest::of(&[n]),
             size: 10,
             diff_id: Digest::of(&[n, n]),
+            location: Default::default(),
         }
     }
 
