@@ -5,13 +5,12 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use gantry::buildfile::{BaseSpec, DEFAULT_FILE_NAME};
+use gantry::buildfile::DEFAULT_FILE_NAME;
 use gantry::engine::{self, Engine};
 use gantry::error::{Error, Result};
-use gantry::image::{Artifact, Image};
-use gantry::platform::{host_platform, Platform};
+use gantry::platform::Platform;
 use gantry::progress::Reporter;
-use gantry::project::{self, Inputs};
+use gantry::project::Inputs;
 use gantry::store::Store;
 
 use super::build::StampArgs;
@@ -55,7 +54,7 @@ pub fn run(args: LoadArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
     // Before the build: without an engine there is nothing to build for.
     let engine = Engine::from_env()?;
     let store = Store::open(store_root)?;
-    let mut prepared = project::prepare(&Inputs {
+    let inputs = Inputs {
         file: &args.file,
         images: &args.images,
         jobs: args.jobs,
@@ -65,60 +64,15 @@ pub fn run(args: LoadArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
         client: args.registry.client_options(),
         offline: args.registry.offline,
         outputs: &[],
-    })?;
-    // A load copies bytes: registry bases' layers are fetched by the build
-    // graph, as for a tarball.
-    prepared.options.fetch_layers = true;
-    let built = prepared.build(&args.images, &store, reporter)?;
-
-    let mut chosen: Vec<(&str, String, Image)> = Vec::new();
-    for b in built
-        .iter()
-        .filter(|b| args.images.is_empty() || args.images.contains(&b.name))
-    {
-        let image = match &b.result {
-            Artifact::Image(i) => i.clone(),
-            Artifact::Index(x) => {
-                // A build with --platform has no multi-platform images left.
-                let host = host_platform();
-                let mut child = x.child(&host).cloned().ok_or_else(|| {
-                    Error::Usage(format!(
-                        "image {:?} is built for {}, not for this machine ({host}); \
-                         choose one with --platform",
-                        b.name,
-                        x.platforms().join(", ")
-                    ))
-                })?;
-                child.tags = x.tags.clone();
-                child
-            }
-        };
-        chosen.push((&b.name, b.result.digest().to_string(), image));
-    }
-    let images: Vec<&Image> = chosen.iter().map(|(_, _, i)| i).collect();
-    prepared
-        .options
-        .registry
-        .ensure_blobs(&images, &store, reporter)?;
-
-    // Where the engine may hold the images' bases: the tags of the other
-    // images built, and the registry bases as the build file names them.
-    let mut hints: Vec<String> = built
-        .iter()
-        .flat_map(|b| b.result.tags().to_vec())
-        .collect();
-    hints.extend(prepared.file.images.values().filter_map(|i| match &i.base {
-        BaseSpec::Registry(r) => Some(r.to_string()),
-        _ => None,
-    }));
-    let report = engine::load(&engine, &images, &hints, &store, reporter)?;
+    };
+    let report = engine::build_and_load(&inputs, &engine, &store, reporter)?;
 
     let mut out = std::io::stdout().lock();
     let mut text = String::new();
-    for r in &report.loaded {
+    for r in &report.load.loaded {
         text.push_str(&format!("Loaded image: {r}\n"));
     }
-    for (name, digest, _) in &chosen {
+    for (name, digest) in &report.images {
         text.push_str(&format!("{name} {digest}\n"));
     }
     out.write_all(text.as_bytes())

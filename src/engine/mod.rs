@@ -5,7 +5,7 @@
 //! [`endpoint`] finds the engine as the docker CLI does; [`Engine`] speaks
 //! the few API calls a load needs (`/_ping`, `/version`, `/info`, image
 //! inspect, `POST /images/load`); [`load()`] sends images, leaving out the
-//! layers the engine already holds.
+//! layers the engine already holds; [`build_and_load`] is `gantry load`.
 //!
 //! The classic image store registers a layer by its chain ID and opens a
 //! layer file of a loaded tarball only for a chain it lacks, so a tarball
@@ -19,9 +19,11 @@
 pub mod endpoint;
 mod http;
 mod load;
+mod targets;
 
 pub use endpoint::{Endpoint, Lookup};
 pub use load::{load, LoadReport};
+pub use targets::{build_and_load, BuildLoadReport};
 
 use std::io;
 
