@@ -197,6 +197,57 @@ fn a_fresh_load_gives_the_image_docker_load_of_the_tarball_gives() {
 }
 
 #[test]
+fn an_image_on_a_base_loaded_before_sends_only_its_own_layers() {
+    if !require_docker() {
+        return;
+    }
+    let Some((p, reference)) = project("onbase") else {
+        return;
+    };
+    // The three-layer image becomes the base of one more layer.
+    let app = format!("{reference}-app");
+    let text = std::fs::read_to_string(p.join("gantry.toml")).unwrap();
+    p.write("app.txt", "app 1\n");
+    p.write(
+        "gantry.toml",
+        format!(
+            "{}\n[image.on]\nbase = \":app\"\ntags = [\"{app}\"]\n\n\
+             [[image.on.layer]]\nname = \"app\"\n\
+             files = [ {{ src = \"app.txt\", dst = \"/app.txt\" }} ]\n",
+            text.trim_end()
+        ),
+    );
+    let mut images = DockerImages::new();
+    images.track(&reference);
+    images.track(&app);
+    let out = p.run(&["load", "app"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    images.track(docker_inspect(&reference)["Id"].as_str().unwrap());
+    let out = p.run(&["load", "on"]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    // Only the image named is loaded; its base's layers are not sent.
+    assert!(
+        stdout.contains(&format!("Loaded image: {app}\n")),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(&format!("Loaded image: {reference}\n")),
+        "{stdout}"
+    );
+    assert_eq!(sent(&stderr).0, 1, "{stderr}");
+    assert_eq!(
+        docker_run(&[], &app, &["cat /app.txt /top.txt"]),
+        "app 1\ntop 1\n"
+    );
+}
+
+#[test]
 fn no_engine_at_docker_host_is_an_error_naming_it() {
     let Some((p, reference)) = project("none") else {
         return;
