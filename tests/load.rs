@@ -13,12 +13,16 @@ use std::sync::{Arc, Mutex};
 use common::docker::{docker, docker_inspect, docker_run, DockerImages};
 use common::{busybox, require_docker, Project};
 
-/// Three layers: busybox (over a MiB), then one small file each.
+/// Three layers: busybox (over a MiB) and a file naming the test, then
+/// one small file each.
 fn project(test: &str) -> Option<(Project, String)> {
     let busybox = busybox()?;
     let p = Project::new();
     let reference = format!("gantry-load/{test}:t{}", std::process::id());
     std::os::unix::fs::symlink(&busybox, p.join("busybox")).unwrap();
+    // Images of different tests differ (and so do their IDs): removing one
+    // by its ID must not take another test's tag with it.
+    p.write("test.txt", &reference);
     p.write("mid.txt", "mid 1\n");
     p.write("top.txt", "top 1\n");
     p.write(
@@ -37,6 +41,7 @@ files = [
   {{ src = "busybox", dst = "/bin/busybox" }},
   {{ symlink = "/bin/sh", target = "busybox" }},
   {{ symlink = "/bin/cat", target = "busybox" }},
+  {{ src = "test.txt", dst = "/test.txt" }},
 ]
 
 [[image.app.layer]]
@@ -264,7 +269,7 @@ fn no_engine_at_docker_host_is_an_error_naming_it() {
     assert!(!out.status.success(), "{stderr}");
     assert!(
         stderr.contains(&format!("DOCKER_HOST=unix://{}", socket.display()))
-            && stderr.contains("no engine answers"),
+            && stderr.contains("no engine answers at"),
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");

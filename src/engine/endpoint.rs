@@ -181,8 +181,9 @@ impl Lookup {
             .join(&hash)
             .join("meta.json");
         let what = format!("docker context {name:?} ({why})");
-        let bytes = std::fs::read(&path)
-            .map_err(|e| Error::io(&path, std::io::Error::new(e.kind(), format!("{what}: {e}"))))?;
+        let bytes = std::fs::read(&path).map_err(|e| {
+            Error::environment(format!("{what}: cannot read {}", path.display()), e)
+        })?;
         let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| {
             Error::format(path.display().to_string(), crate::error::json_problem(&e))
         })?;

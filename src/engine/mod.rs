@@ -245,20 +245,22 @@ impl Engine {
     }
 }
 
-/// An engine that cannot be reached, named with how it was found.
+/// An engine that cannot be reached, named with how it was found; the
+/// system's error is the cause.
 fn unreachable(endpoint: &Endpoint, e: io::Error) -> Error {
-    let hint = match e.kind() {
-        io::ErrorKind::PermissionDenied => {
-            "permission denied on the engine's socket (is this user in the docker group?)"
+    let what = match e.kind() {
+        io::ErrorKind::PermissionDenied => format!(
+            "permission denied on the engine's socket {endpoint} (is this user in the docker group?)"
+        ),
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+            format!("no engine answers at {endpoint}")
         }
-        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => "no engine answers there",
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => "the engine did not answer in time",
-        _ => "cannot talk to the engine",
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+            format!("the engine at {endpoint} did not answer in time")
+        }
+        _ => format!("cannot talk to the engine at {endpoint}"),
     };
-    Error::io(
-        endpoint.to_string(),
-        io::Error::new(e.kind(), format!("{hint}: {e}")),
-    )
+    Error::environment(what, e)
 }
 
 /// Escapes a reference for a URL path: `/` stays (the API routes image
@@ -299,7 +301,7 @@ mod tests {
             unreachable(&at("/s"), io::Error::from(io::ErrorKind::PermissionDenied)).to_string();
         assert!(
             e.starts_with(
-                "unix:///s (from DOCKER_HOST=unix:///s): permission denied on the engine's socket"
+                "permission denied on the engine's socket unix:///s (from DOCKER_HOST=unix:///s)"
             ),
             "{e}"
         );
@@ -313,7 +315,10 @@ mod tests {
         let Err(e) = Engine::connect(at(path.to_str().unwrap())) else {
             panic!("connected to a closed socket");
         };
-        assert!(e.to_string().contains("no engine answers there"), "{e}");
+        assert!(
+            e.to_string().starts_with("no engine answers at unix://"),
+            "{e}"
+        );
     }
 
     #[test]
