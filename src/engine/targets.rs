@@ -1,6 +1,7 @@
 //! `gantry load` as one call: the build file built, the images chosen for
 //! the engine, loaded.
 
+use crate::build::FetchLayers;
 use crate::buildfile::BaseSpec;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -35,8 +36,8 @@ pub fn build_and_load(
 ) -> Result<BuildLoadReport> {
     let mut prepared = project::prepare(inputs)?;
     // A load copies bytes: registry bases' layers are fetched by the build
-    // graph, as for a tarball.
-    prepared.options.fetch_layers = true;
+    // graph, of the one platform an engine takes, as for a docker tarball.
+    prepared.options.fetch_layers = FetchLayers::OnePlatform(host_platform());
     let built = prepared.build(inputs.images, store, reporter)?;
 
     let mut chosen: Vec<(String, Digest, Image)> = Vec::new();
