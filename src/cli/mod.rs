@@ -4,6 +4,7 @@ mod build;
 mod completions;
 mod gc;
 mod inspect;
+mod load;
 mod lock;
 mod man;
 mod pull;
@@ -59,6 +60,9 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Resolve every registry base to digests and write gantry.lock.
     Lock(lock::LockArgs),
+    /// Build if needed, then load images into the local Docker Engine,
+    /// sending only the layers it lacks.
+    Load(load::LoadArgs),
     /// Copy an image from a registry into an OCI layout or docker tarball.
     Pull(pull::PullArgs),
     /// Build if needed, then push images to their tags in registries.
@@ -96,6 +100,7 @@ pub fn run() -> i32 {
         Command::Build(args) => build::run(args, &store_root, &reporter),
         Command::Inspect(args) => inspect::run(args),
         Command::Lock(args) => lock::run(args, &store_root, &reporter),
+        Command::Load(args) => load::run(args, &store_root, &reporter),
         Command::Pull(args) => pull::run(args, &store_root, &reporter),
         Command::Push(args) => push::run(args, &store_root, &reporter),
         Command::Gc(args) => gc::run(args, &store_root),

@@ -25,7 +25,7 @@
 //! no user or group names, mtime 0) and nothing taken from the local file
 //! system.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
@@ -100,7 +100,35 @@ pub fn write_archive<W: Write>(
     format: Format,
     out: W,
 ) -> Result<W> {
-    write_archive_named(artifacts, store, format, out, Path::new(STREAM_NAME))
+    write_archive_named(
+        artifacts,
+        store,
+        format,
+        out,
+        Path::new(STREAM_NAME),
+        &BTreeSet::new(),
+    )
+}
+
+/// Streams a docker tarball of `artifacts` to `out` that leaves out the
+/// files of the layers in `omit`, while `manifest.json` and `index.json`
+/// still name them: Docker's classic loader opens a layer file only for a
+/// chain it does not hold, so a tarball without the layers an engine has
+/// loads as the whole image. Anything else reading it finds them missing.
+pub fn write_docker_archive_omitting<W: Write>(
+    artifacts: &[&Artifact],
+    store: &Store,
+    omit: &BTreeSet<Digest>,
+    out: W,
+) -> Result<W> {
+    write_archive_named(
+        artifacts,
+        store,
+        Format::Docker,
+        out,
+        Path::new(STREAM_NAME),
+        omit,
+    )
 }
 
 /// Writes a docker tarball or OCI archive to the file `dest`, atomically;
@@ -115,7 +143,7 @@ pub fn write_archive_file(
         return write_oci_dir(artifacts, store, dest);
     }
     let file = AtomicFile::create(dest)?;
-    let file = write_archive_named(artifacts, store, format, file, dest)?;
+    let file = write_archive_named(artifacts, store, format, file, dest, &BTreeSet::new())?;
     file.commit()
 }
 
@@ -125,6 +153,7 @@ fn write_archive_named<W: Write>(
     format: Format,
     out: W,
     out_name: &Path,
+    omit: &BTreeSet<Digest>,
 ) -> Result<W> {
     let docker = match format {
         Format::Docker => true,
@@ -161,6 +190,7 @@ fn write_archive_named<W: Write>(
                 let h = header(&name, tar::EntryType::Regular, bytes.len() as u64, 0o644)?;
                 tar.append(&h, *bytes).map_err(out_err)?;
             }
+            Blob::Store { .. } if omit.contains(digest) => {}
             Blob::Store { size } => {
                 let h = header(&name, tar::EntryType::Regular, *size, 0o644)?;
                 let mut src = Tracked::new(store.open_blob(digest)?);
