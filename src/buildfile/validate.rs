@@ -164,7 +164,10 @@ impl Cx<'_> {
         tests
             .iter()
             .map(|t| match t.get_ref().as_str() {
-                "" => Err(self.err(&self.loc(t.span(), &format!("{path}.tests")), "an empty path")),
+                "" => Err(self.err(
+                    &self.loc(t.span(), &format!("{path}.tests")),
+                    "an empty path",
+                )),
                 p if Path::new(p).is_absolute() => Err(self.err(
                     &self.loc(t.span(), &format!("{path}.tests")),
                     "a test config is named relative to the build file",

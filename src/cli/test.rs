@@ -11,7 +11,7 @@ use gantry::layout::read;
 use gantry::progress::Reporter;
 use gantry::project::Inputs;
 use gantry::store::Store;
-use gantry::structure::{self, BuildTests, Blobs, Commands, Report, Subject};
+use gantry::structure::{self, Blobs, BuildTests, Commands, Report, Subject};
 
 #[derive(Args)]
 pub struct TestArgs {
@@ -104,8 +104,12 @@ fn report(args: &TestArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
             structure::test(&[(subject, configs)], &commands, &store, reporter)?
         }
         None => {
-            let outputs: Vec<(&str, &Path)> =
-                args.junit.as_deref().map(|j| ("--junit", j)).into_iter().collect();
+            let outputs: Vec<(&str, &Path)> = args
+                .junit
+                .as_deref()
+                .map(|j| ("--junit", j))
+                .into_iter()
+                .collect();
             let inputs = Inputs {
                 file: &args.file,
                 images: &args.images,

@@ -88,10 +88,7 @@ impl Runtime {
 
     /// Removes an image (or tag) loaded or committed for the tests.
     pub fn remove_image(&self, reference: &str) {
-        let _ = self
-            .command()
-            .args(["rmi", "--force", reference])
-            .output();
+        let _ = self.command().args(["rmi", "--force", reference]).output();
     }
 
     fn run_args(&self, image: &str, env: &[String], opts: &ContainerRunOptions) -> Vec<String> {
@@ -209,7 +206,11 @@ impl Runtime {
         let mut args = self.run_args(image, env, opts);
         args.insert(1, format!("--name={name}"));
         args.extend(cmd.iter().cloned());
-        let out = self.command().args(&args).output().map_err(|e| e.to_string())?;
+        let out = self
+            .command()
+            .args(&args)
+            .output()
+            .map_err(|e| e.to_string())?;
         let result = if out.status.success() {
             let c = self
                 .command()
@@ -245,22 +246,34 @@ pub fn not_run(t: &CommandTest, reason: &str) -> TestResult {
 pub fn check_output(t: &CommandTest, r: &mut TestResult, stdout: &str, stderr: &str, code: i32) {
     for p in &t.expected_error {
         if !p.is_match(stderr) {
-            r.fail(format!("Expected string '{}' not found in error '{stderr}'", p.as_str()));
+            r.fail(format!(
+                "Expected string '{}' not found in error '{stderr}'",
+                p.as_str()
+            ));
         }
     }
     for p in &t.excluded_error {
         if p.is_match(stderr) {
-            r.fail(format!("Excluded string '{}' found in error '{stderr}'", p.as_str()));
+            r.fail(format!(
+                "Excluded string '{}' found in error '{stderr}'",
+                p.as_str()
+            ));
         }
     }
     for p in &t.expected_output {
         if !p.is_match(stdout) {
-            r.fail(format!("Expected string '{}' not found in output '{stdout}'", p.as_str()));
+            r.fail(format!(
+                "Expected string '{}' not found in output '{stdout}'",
+                p.as_str()
+            ));
         }
     }
     for p in &t.excluded_output {
         if p.is_match(stdout) {
-            r.fail(format!("Excluded string '{}' found in output '{stdout}'", p.as_str()));
+            r.fail(format!(
+                "Excluded string '{}' found in output '{stdout}'",
+                p.as_str()
+            ));
         }
     }
     if t.exit_code != code {

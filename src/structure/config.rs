@@ -478,7 +478,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused_with_their_line() {
-        let e = err("schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: a\n    path: /a\n    owner: 1\n");
+        let e = err(
+            "schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: a\n    path: /a\n    owner: 1\n",
+        );
         assert!(e.starts_with("t.yaml:5:"), "{e}");
         assert!(e.contains("unknown field `owner`"), "{e}");
     }
@@ -492,7 +494,11 @@ mod tests {
 
     #[test]
     fn env_regexes_are_checked_only_when_is_regex() {
-        parse(b"schemaVersion: 2.0.0\nmetadataTest:\n  envVars:\n    - key: A\n      value: 'a('\n", "t").unwrap();
+        parse(
+            b"schemaVersion: 2.0.0\nmetadataTest:\n  envVars:\n    - key: A\n      value: 'a('\n",
+            "t",
+        )
+        .unwrap();
         let e = err("schemaVersion: 2.0.0\nmetadataTest:\n  envVars:\n    - key: A\n      value: 'a('\n      isRegex: true\n");
         assert!(e.contains("t.yaml:4:"), "{e}");
     }
@@ -511,7 +517,14 @@ mod tests {
 
     #[test]
     fn go_mode_strings_are_recognised() {
-        for ok in ["-rwxr-xr-x", "drwxr-xr-x", "Lrwxrwxrwx", "urwxr-xr-x", "dtrwxrwxrwx", "Dcrw-rw-rw-"] {
+        for ok in [
+            "-rwxr-xr-x",
+            "drwxr-xr-x",
+            "Lrwxrwxrwx",
+            "urwxr-xr-x",
+            "dtrwxrwxrwx",
+            "Dcrw-rw-rw-",
+        ] {
             assert!(valid_mode_string(ok), "{ok}");
         }
         for bad in ["rwxr-xr-x", "0755", "-rwxr-xr-xx", "xrwxr-xr-x", ""] {
@@ -521,7 +534,11 @@ mod tests {
 
     #[test]
     fn file_existence_defaults_as_cst() {
-        let c = parse(b"schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: a\n    path: /a\n", "t").unwrap();
+        let c = parse(
+            b"schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: a\n    path: /a\n",
+            "t",
+        )
+        .unwrap();
         let t = &c.file_existence_tests[0];
         assert!(t.should_exist && t.uid.is_none() && t.gid.is_none());
     }

@@ -63,7 +63,10 @@ impl<'a> ImageUnderTest<'a> {
             let compression = Compression::of_layer_media_type(&l.media_type).ok_or_else(|| {
                 Error::format(
                     name,
-                    format!("layer {} has media type {:?}, which is not a layer gantry reads", l.digest, l.media_type),
+                    format!(
+                        "layer {} has media type {:?}, which is not a layer gantry reads",
+                        l.digest, l.media_type
+                    ),
                 )
             })?;
             let kept = blobs.store().and_then(|s| LayerIndex::load(s, &l.diff_id));
@@ -110,7 +113,10 @@ impl<'a> ImageUnderTest<'a> {
 
     /// The value of `key` in the image's environment.
     pub fn env_var(&self, key: &str) -> Option<String> {
-        self.env().into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.env()
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
 
     /// The entry at `path` as `stat` without following the last component
@@ -151,7 +157,8 @@ impl<'a> ImageUnderTest<'a> {
         let (compression, digest) = self.layers[c.layer];
         let what = digest.to_string();
         let blob = self.blobs.open(&digest)?;
-        let mut stream = rootfs::uncompressed(compression, blob).map_err(|e| Error::io(&what, e))?;
+        let mut stream =
+            rootfs::uncompressed(compression, blob).map_err(|e| Error::io(&what, e))?;
         let skipped = io::copy(&mut (&mut stream).take(c.offset), &mut io::sink())
             .map_err(|e| Error::io(&what, e))?;
         let mut out = Vec::with_capacity(c.size as usize);
@@ -160,7 +167,10 @@ impl<'a> ImageUnderTest<'a> {
             .read_to_end(&mut out)
             .map_err(|e| Error::io(&what, e))?;
         if skipped != c.offset || out.len() as u64 != c.size {
-            return Err(Error::format(what, "layer ended before a file its index names"));
+            return Err(Error::format(
+                what,
+                "layer ended before a file its index names",
+            ));
         }
         Ok(out)
     }

@@ -100,12 +100,10 @@ pub fn test(
             }
             _ => None,
         };
-        let result = (|| {
-            configs
-                .iter()
-                .map(|c| run_config(c, &view, commands, loaded.as_deref()))
-                .collect::<Result<Vec<_>>>()
-        })();
+        let result: Result<Vec<_>> = configs
+            .iter()
+            .map(|c| run_config(c, &view, commands, loaded.as_deref()))
+            .collect();
         if let (Some(reference), Commands::Run(rt)) = (&loaded, commands) {
             rt.remove_image(reference);
         }
@@ -143,7 +141,11 @@ fn run_config(
     for lt in &t.license_tests {
         results.push(run::license(lt, view)?);
     }
-    if let Some(m) = t.metadata_test.as_ref().filter(|m| !run::metadata_is_empty(m)) {
+    if let Some(m) = t
+        .metadata_test
+        .as_ref()
+        .filter(|m| !run::metadata_is_empty(m))
+    {
         results.push(run::metadata(m, view));
     }
     Ok(ConfigReport {
@@ -209,7 +211,10 @@ pub fn build_and_test(
     }
     let images: Vec<&Image> = subjects.iter().map(|(_, i, _)| *i).collect();
     // Registry bases are loaded without their layers; the tests read them.
-    prepared.options.registry.ensure_blobs(&images, store, reporter)?;
+    prepared
+        .options
+        .registry
+        .ensure_blobs(&images, store, reporter)?;
     let subjects: Vec<(Subject<'_>, Vec<LoadedConfig>)> = subjects
         .into_iter()
         .map(|(name, image, configs)| {
@@ -247,7 +252,9 @@ pub fn single(artifact: &Artifact) -> Result<&Image> {
 /// Loads the configs at `paths`, refusing none given.
 pub fn load_configs(paths: &[PathBuf]) -> Result<Vec<LoadedConfig>> {
     if paths.is_empty() {
-        return Err(Error::Usage("no test config given: use --config FILE".into()));
+        return Err(Error::Usage(
+            "no test config given: use --config FILE".into(),
+        ));
     }
     paths.iter().map(|p| config::load(Path::new(p))).collect()
 }

@@ -207,7 +207,11 @@ impl Report {
             out,
             "Duration:    {:?}\nTotal tests: {total}\n\n{}\n",
             self.duration(),
-            if t.fail == 0 && t.not_run == 0 { "PASS" } else { "FAIL" }
+            if t.fail == 0 && t.not_run == 0 {
+                "PASS"
+            } else {
+                "FAIL"
+            }
         );
         out
     }
@@ -242,7 +246,11 @@ impl Report {
             self.duration().as_secs_f64()
         );
         for c in &self.configs {
-            let fails = c.results.iter().filter(|r| r.outcome == Outcome::Fail).count();
+            let fails = c
+                .results
+                .iter()
+                .filter(|r| r.outcome == Outcome::Fail)
+                .count();
             let skipped = c
                 .results
                 .iter()
@@ -344,25 +352,43 @@ mod tests {
     #[test]
     fn text_says_what_was_expected_and_found() {
         let t = report().to_text();
-        assert!(t.contains("=== RUN: File Existence Test: a <b>\n--- FAIL\n"), "{t}");
-        assert!(t.contains("Error: Expected: -rwxr-xr-x, Actual: -rw-r--r--"), "{t}");
+        assert!(
+            t.contains("=== RUN: File Existence Test: a <b>\n--- FAIL\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("Error: Expected: -rwxr-xr-x, Actual: -rw-r--r--"),
+            "{t}"
+        );
         assert!(t.contains("--- NOT RUN: no runtime"), "{t}");
-        assert!(t.contains("Passes:      1\nFailures:    1\nNot run:     1\n"), "{t}");
+        assert!(
+            t.contains("Passes:      1\nFailures:    1\nNot run:     1\n"),
+            "{t}"
+        );
         assert!(t.ends_with("FAIL\n"), "{t}");
     }
 
     #[test]
     fn junit_escapes_names_and_marks_skips() {
         let x = report().to_junit();
-        assert!(x.contains("name=\"File Existence Test: a &lt;b&gt;\""), "{x}");
+        assert!(
+            x.contains("name=\"File Existence Test: a &lt;b&gt;\""),
+            "{x}"
+        );
         assert!(x.contains("<skipped message=\"no runtime\"/>"), "{x}");
-        assert!(x.contains("tests=\"3\" failures=\"1\" skipped=\"1\""), "{x}");
+        assert!(
+            x.contains("tests=\"3\" failures=\"1\" skipped=\"1\""),
+            "{x}"
+        );
     }
 
     #[test]
     fn json_counts_every_outcome() {
         let v: serde_json::Value = serde_json::from_str(&report().to_json()).unwrap();
-        assert_eq!((v["pass"].as_u64(), v["fail"].as_u64(), v["notRun"].as_u64()), (Some(1), Some(1), Some(1)));
+        assert_eq!(
+            (v["pass"].as_u64(), v["fail"].as_u64(), v["notRun"].as_u64()),
+            (Some(1), Some(1), Some(1))
+        );
         assert_eq!(v["configs"][0]["results"][2]["outcome"]["status"], "notRun");
     }
 }

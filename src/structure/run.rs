@@ -330,7 +330,9 @@ pub fn license(t: &LicenseTest, image: &ImageUnderTest<'_>) -> Result<TestResult
                 let upper = String::from_utf8_lossy(&bytes).to_uppercase();
                 for word in LICENSE_REFUSED {
                     if upper.contains(word) {
-                        r.fail(format!("Invalid license for {file}, license contains {word}"));
+                        r.fail(format!(
+                            "Invalid license for {file}, license contains {word}"
+                        ));
                     }
                 }
             }
