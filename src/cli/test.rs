@@ -18,7 +18,8 @@ pub struct TestArgs {
     /// Images of the build file to test (default: every image with tests);
     /// with --image, the one image of the archive to test, when it holds
     /// several.
-    images: Vec<String>,
+    #[arg(value_name = "IMAGES")]
+    names: Vec<String>,
 
     /// A container-structure-test config (schemaVersion 2.0.0) to run as
     /// well as the images' `tests` (repeatable).
@@ -89,13 +90,13 @@ fn report(args: &TestArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
     let commands = Commands::find(runtime, args.skip_commands);
     let report = match &args.image {
         Some(path) => {
-            if args.images.len() > 1 {
+            if args.names.len() > 1 {
                 return Err(Error::Usage(
                     "with --image, name at most one image of the archive".into(),
                 ));
             }
             let configs = structure::load_configs(&args.configs)?;
-            let (image, blobs) = read::open(path, args.images.first().map(String::as_str))?;
+            let (image, blobs) = read::open(path, args.names.first().map(String::as_str))?;
             let subject = Subject {
                 name: path.display().to_string(),
                 image: &image,
@@ -112,7 +113,7 @@ fn report(args: &TestArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
                 .collect();
             let inputs = Inputs {
                 file: &args.file,
-                images: &args.images,
+                images: &args.names,
                 jobs: None,
                 platform: None,
                 stamp: None,
