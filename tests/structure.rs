@@ -369,3 +369,30 @@ fn hostile_configs_are_refused_with_file_and_line() {
         assert!(!err.contains("panicked"), "{name}: {err}");
     }
 }
+
+#[test]
+fn build_file_tests_must_be_relative_paths() {
+    let p = Project::new();
+    p.write(
+        "gantry.toml",
+        "[image.a]\nbase = \"scratch\"\nplatform = \"linux/amd64\"\ntests = [\"/etc/t.yaml\"]\n",
+    );
+    let out = p.run(&["test"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("gantry.toml:4:"), "{err}");
+    assert!(err.contains("relative to the build file"), "{err}");
+}
+
+#[test]
+fn an_image_without_tests_is_not_a_silent_pass() {
+    let p = Project::new();
+    p.write(
+        "gantry.toml",
+        "[image.a]\nbase = \"scratch\"\nplatform = \"linux/amd64\"\n",
+    );
+    let out = p.run(&["test"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no image of gantry.toml has `tests`"), "{err}");
+}
