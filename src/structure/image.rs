@@ -58,7 +58,6 @@ impl<'a> ImageUnderTest<'a> {
     /// and merges them.
     pub fn new(name: &str, image: &Image, blobs: Blobs<'a>) -> Result<ImageUnderTest<'a>> {
         let mut layers = Vec::new();
-        let mut indexes = Vec::new();
         for l in &image.layers {
             let compression = Compression::of_layer_media_type(&l.media_type).ok_or_else(|| {
                 Error::format(
@@ -69,27 +68,38 @@ impl<'a> ImageUnderTest<'a> {
                     ),
                 )
             })?;
-            let kept = blobs.store().and_then(|s| LayerIndex::load(s, &l.diff_id));
-            let index = match kept {
-                Some(index) => index,
-                None => {
-                    let stream = rootfs::uncompressed(compression, blobs.open(&l.digest)?)
-                        .map_err(|e| Error::io(l.digest.to_string(), e))?;
-                    let index = LayerIndex::build(stream, &l.diff_id)?;
-                    if let Some(s) = blobs.store() {
-                        index.save(s)?;
-                    }
-                    index
-                }
-            };
-            layers.push((compression, l.digest));
-            indexes.push(index);
+            layers.push((compression, l.digest, l.diff_id));
         }
+        let mut indexes: Vec<Option<LayerIndex>> = layers
+            .iter()
+            .map(|(_, _, diff_id)| blobs.store().and_then(|s| LayerIndex::load(s, diff_id)))
+            .collect();
+        let missing: Vec<usize> = (0..layers.len())
+            .filter(|i| indexes[*i].is_none())
+            .collect();
+        let built = match blobs {
+            // Indexing is decompressing and hashing: store layers are
+            // indexed in parallel, each thread opening its own blob.
+            Blobs::Store(store) if missing.len() > 1 => {
+                index_in_parallel(store, &layers, &missing)?
+            }
+            _ => missing
+                .iter()
+                .map(|i| index_layer(&blobs, layers[*i]))
+                .collect::<Result<Vec<_>>>()?,
+        };
+        for (i, index) in missing.into_iter().zip(built) {
+            if let Some(s) = blobs.store() {
+                index.save(s)?;
+            }
+            indexes[i] = Some(index);
+        }
+        let indexes: Vec<LayerIndex> = indexes.into_iter().flatten().collect();
         Ok(ImageUnderTest {
             name: name.to_string(),
             config: image.config.config.clone().unwrap_or_default(),
             fs: RootFs::new(&indexes),
-            layers,
+            layers: layers.iter().map(|(c, d, _)| (*c, *d)).collect(),
             blobs,
         })
     }
@@ -174,6 +184,44 @@ impl<'a> ImageUnderTest<'a> {
         }
         Ok(out)
     }
+}
+
+type LayerRef = (Compression, Digest, Digest);
+
+fn index_layer(blobs: &Blobs<'_>, (compression, digest, diff_id): LayerRef) -> Result<LayerIndex> {
+    let stream = rootfs::uncompressed(compression, blobs.open(&digest)?)
+        .map_err(|e| Error::io(digest.to_string(), e))?;
+    LayerIndex::build(stream, &diff_id)
+}
+
+/// The indexes of `layers[missing]`, in that order, built by as many
+/// threads as there are cores.
+fn index_in_parallel(
+    store: &Store,
+    layers: &[LayerRef],
+    missing: &[usize],
+) -> Result<Vec<LayerIndex>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut out = Vec::with_capacity(missing.len());
+    for chunk in missing.chunks(threads.max(1)) {
+        let results: Vec<Result<LayerIndex>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|i| {
+                    let layer = layers[*i];
+                    scope.spawn(move || index_layer(&Blobs::Store(store), layer))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a layer indexing thread panicked"))
+                .collect()
+        });
+        for r in results {
+            out.push(r?);
+        }
+    }
+    Ok(out)
 }
 
 fn join(dir: &str, base: &str) -> String {
