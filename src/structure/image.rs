@@ -3,7 +3,7 @@
 
 use std::io::{self, Read};
 
-use crate::config::{ContainerConfig, ImageConfig};
+use crate::config::ContainerConfig;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::Image;
@@ -102,11 +102,6 @@ impl<'a> ImageUnderTest<'a> {
             layers: layers.iter().map(|(c, d, _)| (*c, *d)).collect(),
             blobs,
         })
-    }
-
-    /// The image's config, for callers that hold an [`ImageConfig`].
-    pub fn container_config(config: &ImageConfig) -> ContainerConfig {
-        config.config.clone().unwrap_or_default()
     }
 
     /// The environment as `KEY=value` pairs split at the first `=`; a later

@@ -75,6 +75,28 @@ fn shell_name(s: &str) -> (&str, usize) {
     (&s[..n], n)
 }
 
+/// Words in a variable's name that mark its value as a secret.
+const SECRET_WORDS: &[&str] = &[
+    "PASSWORD",
+    "PASSWD",
+    "SECRET",
+    "TOKEN",
+    "KEY",
+    "CREDENTIAL",
+    "AUTH",
+];
+
+/// An environment value as a failure shows it: masked when the variable's
+/// name says it holds a secret, since reports end up in CI logs.
+fn shown<'v>(key: &str, value: &'v str) -> &'v str {
+    let upper = key.to_uppercase();
+    if SECRET_WORDS.iter().any(|w| upper.contains(w)) {
+        "***"
+    } else {
+        value
+    }
+}
+
 /// Go's `%v` of a list of strings.
 fn go_list(v: &[String]) -> String {
     format!("[{}]", v.join(" "))
@@ -106,8 +128,10 @@ pub fn metadata(t: &MetadataTest, image: &ImageUnderTest<'_>) -> TestResult {
         match find(&want.key) {
             Some(v) if want.matches(v) => {}
             Some(v) => r.fail(format!(
-                "env var {} value {v} does not match expected value: {}",
-                want.key, want.value
+                "env var {} value {} does not match expected value: {}",
+                want.key,
+                shown(&want.key, v),
+                want.value
             )),
             None => r.fail(format!("variable {} not found in image env", want.key)),
         }
@@ -348,6 +372,13 @@ mod tests {
 
     fn env() -> Vec<(String, String)> {
         vec![("HOME".into(), "/root".into()), ("A_1".into(), "x".into())]
+    }
+
+    #[test]
+    fn secret_looking_env_values_are_masked() {
+        assert_eq!(shown("DB_PASSWORD", "hunter2"), "***");
+        assert_eq!(shown("api_token", "abc"), "***");
+        assert_eq!(shown("APP_MODE", "production"), "production");
     }
 
     #[test]
