@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::config::{FileContentTest, FileExistenceTest, LicenseTest, MetadataTest};
 use super::image::{mode_string, stat, ImageUnderTest};
 use super::report::{TestKind, TestResult};
+use crate::config::ContainerConfig;
 use crate::error::Result;
 use crate::rootfs::Kind;
 
@@ -189,6 +190,14 @@ pub fn metadata(t: &MetadataTest, image: &ImageUnderTest<'_>) -> TestResult {
             t.user
         ));
     }
+    ports_and_volumes(t, c, &mut r);
+    r.duration = started.elapsed();
+    r
+}
+
+/// The `exposedPorts`, `unexposedPorts`, `volumes` and `unmountedVolumes`
+/// checks of a metadata test.
+fn ports_and_volumes(t: &MetadataTest, c: &ContainerConfig, r: &mut TestResult) {
     // container-structure-test compares ports without their protocol.
     let ports: Vec<&str> = c
         .exposed_ports
@@ -217,8 +226,6 @@ pub fn metadata(t: &MetadataTest, image: &ImageUnderTest<'_>) -> TestResult {
             r.fail(format!("Volume {v} should not be mounted"));
         }
     }
-    r.duration = started.elapsed();
-    r
 }
 
 /// Checks that a path exists (or not) with the mode and owners asked for.
