@@ -124,17 +124,9 @@ impl<'a> ImageUnderTest<'a> {
             .map(|(_, v)| v)
     }
 
-    /// The entry at `path` as `stat` without following the last component
-    /// sees it: symlinks among the parents are followed, within the image.
+    /// The entry at `path` as `lstat` sees it: see [`lstat`].
     pub fn lstat(&self, path: &str) -> Option<&Node> {
-        let norm = rootfs::normalise_query(path);
-        match norm.rsplit_once('/') {
-            None => self.fs.lookup(&norm),
-            Some((parent, base)) => {
-                let dir = self.fs.resolve(parent)?;
-                self.fs.lookup(&join(&dir.entry.path, base))
-            }
-        }
+        lstat(&self.fs, path)
     }
 
     /// The bytes of the file `path` leads to (symlinks followed); `Ok(None)`
@@ -227,6 +219,20 @@ fn join(dir: &str, base: &str) -> String {
     }
 }
 
+/// The entry at `path` as `lstat` sees it in a container: the last
+/// component is not followed when it is a symlink, but symlinks among the
+/// parents are, within the image.
+pub fn lstat<'f>(fs: &'f RootFs, path: &str) -> Option<&'f Node> {
+    let norm = rootfs::normalise_query(path);
+    match norm.rsplit_once('/') {
+        None => fs.lookup(&norm),
+        Some((parent, base)) => {
+            let dir = fs.resolve(parent)?;
+            fs.lookup(&join(&dir.entry.path, base))
+        }
+    }
+}
+
 /// What `stat` says of a node: a hard link is the file it links to.
 pub fn stat(node: &Node) -> (Kind, u32, u64, u64) {
     let e = &node.entry;
@@ -272,6 +278,55 @@ pub fn mode_string(kind: Kind, mode: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn layer() -> LayerIndex {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add =
+            |kind: tar::EntryType, path: &str, mode: u32, uid: u64, link: Option<&str>| {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(kind);
+                h.set_mode(mode);
+                h.set_uid(uid);
+                h.set_gid(uid);
+                h.set_mtime(0);
+                let data: &[u8] = if kind == tar::EntryType::Regular {
+                    b"x\n"
+                } else {
+                    b""
+                };
+                h.set_size(data.len() as u64);
+                match link {
+                    Some(t) => b.append_link(&mut h, path, t).unwrap(),
+                    None => b.append_data(&mut h, path, data).unwrap(),
+                }
+            };
+        add(tar::EntryType::Directory, "etc/", 0o755, 0, None);
+        add(tar::EntryType::Regular, "etc/real", 0o640, 7, None);
+        add(tar::EntryType::Link, "etc/hard", 0o777, 0, Some("etc/real"));
+        add(tar::EntryType::Symlink, "conf", 0o777, 0, Some("/etc"));
+        add(tar::EntryType::Symlink, "etc/soft", 0o777, 0, Some("real"));
+        let bytes = b.into_inner().unwrap();
+        LayerIndex::build(std::io::Cursor::new(&bytes), &Digest::of(&bytes)).unwrap()
+    }
+
+    #[test]
+    fn lstat_follows_parent_links_but_not_the_last() {
+        let index = layer();
+        let fs = RootFs::new([&index]);
+        let soft = lstat(&fs, "/conf/soft").unwrap();
+        assert_eq!(soft.entry.kind, Kind::Symlink);
+        assert_eq!(mode_string(stat(soft).0, stat(soft).1), "Lrwxrwxrwx");
+        assert_eq!(lstat(&fs, "/conf").unwrap().entry.kind, Kind::Symlink);
+        assert!(lstat(&fs, "/conf/missing").is_none());
+    }
+
+    #[test]
+    fn a_hard_link_stats_as_the_file_it_links_to() {
+        let index = layer();
+        let fs = RootFs::new([&index]);
+        let (kind, mode, uid, gid) = stat(lstat(&fs, "/etc/hard").unwrap());
+        assert_eq!((kind, mode, uid, gid), (Kind::File, 0o640, 7, 7));
+    }
 
     #[test]
     fn modes_print_as_go_prints_them() {
