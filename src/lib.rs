@@ -62,6 +62,7 @@ pub mod registry;
 pub mod rootfs;
 pub mod stamp;
 pub mod store;
+pub mod structure;
 
 pub use digest::Digest;
 pub use error::{Error, Result};

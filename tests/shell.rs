@@ -190,6 +190,7 @@ fn each_verb_has_a_man_page_with_every_flag_of_its_help() {
         "lock",
         "pull",
         "push",
+        "test",
         "gc",
         "completions",
         "man",

@@ -104,6 +104,9 @@ pub struct ImageSpec {
     pub tags: Vec<TagSpec>,
     /// `[[image.NAME.layer]]`, in order, on top of the base's layers.
     pub layers: Vec<LayerSpec>,
+    /// `tests`: container-structure-test configs `gantry test` runs on the
+    /// image, relative to the build file's directory.
+    pub tests: Vec<PathBuf>,
 }
 
 /// The platforms an image is built for, as its declaration says.

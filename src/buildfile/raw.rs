@@ -55,6 +55,8 @@ pub(super) struct RawImage {
     pub(super) compression_level: Option<Spanned<i64>>,
     #[serde(default)]
     pub(super) layer: Vec<Spanned<RawLayer>>,
+    #[serde(default)]
+    pub(super) tests: Vec<Spanned<String>>,
 }
 
 /// `[image.NAME.overrides."os/arch"]`: what differs for one platform.

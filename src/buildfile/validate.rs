@@ -164,7 +164,26 @@ impl Cx<'_> {
             created,
             tags,
             layers,
+            tests: self.tests(&path, &raw.tests)?,
         })
+    }
+
+    /// `tests`: relative paths, kept joined to the build file's directory.
+    fn tests(&self, path: &str, tests: &[Spanned<String>]) -> Result<Vec<std::path::PathBuf>> {
+        tests
+            .iter()
+            .map(|t| match t.get_ref().as_str() {
+                "" => Err(self.err(
+                    &self.loc(t.span(), &format!("{path}.tests")),
+                    "an empty path",
+                )),
+                p if Path::new(p).is_absolute() => Err(self.err(
+                    &self.loc(t.span(), &format!("{path}.tests")),
+                    "a test config is named relative to the build file",
+                )),
+                p => Ok(self.dir.join(p)),
+            })
+            .collect()
     }
 
     /// `platform` or `platforms` (refusing both, an empty list and a

@@ -11,6 +11,7 @@ mod pull;
 mod push;
 mod registry;
 mod reporter;
+mod test;
 mod version;
 
 use std::path::PathBuf;
@@ -67,6 +68,9 @@ enum Command {
     Pull(pull::PullArgs),
     /// Build if needed, then push images to their tags in registries.
     Push(push::PushArgs),
+    /// Run container-structure-test configs against images (build if
+    /// needed); exit 1 when a test fails, 2 on bad input.
+    Test(test::TestArgs),
     /// Remove from the store what has not been used for a while.
     Gc(gc::GcArgs),
     /// Print a shell completion script (verbs, flags, and image names of
@@ -96,7 +100,13 @@ pub fn run() -> i32 {
     };
     let reporter = reporter::CliReporter::new(mode);
     let store_root = cli.store.clone().unwrap_or_else(Store::default_root);
+    if let Command::Test(args) = cli.command {
+        let code = test::run(args, &store_root, &reporter);
+        reporter.finish();
+        return code;
+    }
     let result = match cli.command {
+        Command::Test(_) => unreachable!("run above"),
         Command::Build(args) => build::run(args, &store_root, &reporter),
         Command::Inspect(args) => inspect::run(args),
         Command::Lock(args) => lock::run(args, &store_root, &reporter),
