@@ -333,6 +333,9 @@ impl<'p> Work<'p> {
         // A child of an index is named by digest; the index carries the tags.
         let tags = if n.multi { Vec::new() } else { n.tags.to_vec() };
         let image = assemble::finish(spec, values, base, built, &annotations, tags, cx.store)?;
+        if let Some(message) = assemble::onbuild_warning(spec, base) {
+            cx.reporter.report(Event::Warning { message: &message });
+        }
         if !n.multi {
             cx.reporter.report(Event::ImageBuilt {
                 image: &n.node.spec.name,

@@ -16,6 +16,7 @@ use crate::stamp::StampSpec;
 /// The build file a verb reads when given none.
 pub const DEFAULT_FILE_NAME: &str = "gantry.toml";
 
+mod docker;
 mod local;
 mod platforms;
 mod raw;
@@ -25,6 +26,7 @@ mod values;
 use raw::RawFile;
 use validate::{line_col, Cx};
 
+pub use docker::{parse_duration, Healthcheck};
 pub use local::LocalSource;
 pub use values::{normalize_dst, parse_mode};
 
@@ -98,6 +100,12 @@ pub struct ImageSpec {
     pub volumes: Vec<String>,
     /// Replaces the base's `StopSignal` when given.
     pub stop_signal: Option<String>,
+    /// Replaces the base's `Healthcheck` when given (`["NONE"]` disables it).
+    pub healthcheck: Option<Healthcheck>,
+    /// Replaces the base's `Shell` when given.
+    pub shell: Option<Vec<String>>,
+    /// Replaces the base's `OnBuild` triggers when given; empty clears them.
+    pub onbuild: Option<Vec<String>>,
     /// The image's `created` time: seconds or RFC 3339, after expansion.
     pub created: Option<Templated>,
     /// Tags, in the order written.
@@ -120,8 +128,8 @@ pub enum Platforms {
 }
 
 /// The settings that may differ for one platform of an image; each one
-/// given replaces (`entrypoint`, `cmd`) or is merged over (`env`, `labels`)
-/// the image's own.
+/// given replaces (`entrypoint`, `cmd`, `healthcheck`, `shell`, `onbuild`)
+/// or is merged over (`env`, `labels`) the image's own.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlatformOverride {
     /// Where the table was declared, for errors.
@@ -134,6 +142,12 @@ pub struct PlatformOverride {
     pub env: BTreeMap<String, String>,
     /// Merged over the image's `labels`.
     pub labels: BTreeMap<String, String>,
+    /// Replaces the image's `healthcheck` for this platform.
+    pub healthcheck: Option<Healthcheck>,
+    /// Replaces the image's `shell` for this platform.
+    pub shell: Option<Vec<String>>,
+    /// Replaces the image's `onbuild` for this platform.
+    pub onbuild: Option<Vec<String>>,
 }
 
 /// What an image is based on (`base = ...`).

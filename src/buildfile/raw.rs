@@ -48,6 +48,9 @@ pub(super) struct RawImage {
     #[serde(default)]
     pub(super) volumes: Vec<Spanned<String>>,
     pub(super) stop_signal: Option<String>,
+    pub(super) healthcheck: Option<Spanned<RawHealthcheck>>,
+    pub(super) shell: Option<Spanned<Vec<String>>>,
+    pub(super) onbuild: Option<Vec<String>>,
     pub(super) created: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) tags: Vec<Spanned<String>>,
@@ -67,6 +70,22 @@ pub(super) struct RawOverride {
     pub(super) env: BTreeMap<String, String>,
     #[serde(default)]
     pub(super) labels: BTreeMap<String, String>,
+    pub(super) healthcheck: Option<Spanned<RawHealthcheck>>,
+    pub(super) shell: Option<Spanned<Vec<String>>>,
+    pub(super) onbuild: Option<Vec<String>>,
+}
+
+/// `healthcheck = { test = [...], interval = "30s", ... }`: Docker's
+/// HEALTHCHECK, durations as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHealthcheck {
+    pub(super) test: Spanned<Vec<String>>,
+    pub(super) interval: Option<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<String>>,
+    pub(super) start_period: Option<Spanned<String>>,
+    pub(super) start_interval: Option<Spanned<String>>,
+    pub(super) retries: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -62,11 +62,11 @@ pub(super) struct Cx<'a> {
 }
 
 impl Cx<'_> {
-    fn loc(&self, span: std::ops::Range<usize>, path: &str) -> String {
+    pub(super) fn loc(&self, span: std::ops::Range<usize>, path: &str) -> String {
         format!("{}:{} ({path})", self.file, line_col(self.text, span.start))
     }
 
-    fn err(&self, location: &str, message: impl Into<String>) -> Error {
+    pub(super) fn err(&self, location: &str, message: impl Into<String>) -> Error {
         Error::BuildFile {
             location: location.to_string(),
             message: message.into(),
@@ -135,6 +135,12 @@ impl Cx<'_> {
             (Compression::Gzip, None),
         )?;
         let layers = self.layers(name, &path, raw.layer, compression)?;
+        let healthcheck = raw
+            .healthcheck
+            .as_ref()
+            .map(|h| self.healthcheck(&path, h))
+            .transpose()?;
+        let shell = self.shell(&path, raw.shell.as_ref())?;
 
         Ok(ImageSpec {
             name: name.to_string(),
@@ -152,6 +158,9 @@ impl Cx<'_> {
             exposed_ports,
             volumes,
             stop_signal: raw.stop_signal,
+            healthcheck,
+            shell,
+            onbuild: raw.onbuild,
             created,
             tags,
             layers,
@@ -240,12 +249,22 @@ impl Cx<'_> {
                     self.templated_ok(v, &format!("{at} ({what}.{k:?})"))?;
                 }
             }
+            let opath = format!("{path}.overrides.{key:?}");
+            let healthcheck = o
+                .healthcheck
+                .as_ref()
+                .map(|h| self.healthcheck(&opath, h))
+                .transpose()?;
+            let shell = self.shell(&opath, o.shell.as_ref())?;
             let value = PlatformOverride {
                 location: at,
                 entrypoint: o.entrypoint,
                 cmd: o.cmd,
                 env: o.env,
                 labels: o.labels,
+                healthcheck,
+                shell,
+                onbuild: o.onbuild,
             };
             if overrides.insert(p.clone(), value).is_some() {
                 return Err(self.err(
