@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
+use super::accounts::{self, Prepared};
 use super::assemble::{self, Base};
 use super::expand::{self, Expanded};
 use super::plan::{Node, Plan};
@@ -84,6 +85,10 @@ struct NodeWork<'p> {
     image: Slot<(Image, u64, u64)>,
     /// The next of the base's layers a fetch task takes.
     next_fetch: AtomicUsize,
+    /// For an image that declares accounts or runs as a named user: what
+    /// its base holds, and the `accounts` layer when it declares one.
+    /// Filled only for such images.
+    prepared: Slot<Prepared>,
 }
 
 /// One layer, laid down once for every node that shares it.
@@ -96,7 +101,11 @@ struct LayerWork<'p> {
     label: &'p str,
     /// Resolved while planning; `None` for a layer whose `src` waits for
     /// the platform of the base.
-    entries: Option<Vec<fileset::Entry>>,
+    entries: Option<fileset::Resolved>,
+    /// The layer may hold implied parents that the image below has: it
+    /// waits for its node's [`Prepared`] view and leaves those out, so it
+    /// is never shared between platforms (their bases differ).
+    over_base: bool,
     /// Input bytes (plus one), to share out the free threads by.
     weight: u64,
     out: Slot<(LayerDesc, LayerReport)>,
@@ -143,6 +152,7 @@ impl<'p> Work<'p> {
                 base: Slot::new(),
                 image: Slot::new(),
                 next_fetch: AtomicUsize::new(0),
+                prepared: Slot::new(),
             });
         }
         let mut work = Work {
@@ -178,8 +188,10 @@ impl<'p> Work<'p> {
                 let shared = !declared[l].has_placeholders();
                 if shared && first != i {
                     let layer = self.nodes[first].layers[l];
-                    self.nodes[i].layers.push(layer);
-                    continue;
+                    if !self.layers[layer].over_base {
+                        self.nodes[i].layers.push(layer);
+                        continue;
+                    }
                 }
                 // A layer shared by every platform is the image's, not one
                 // child's.
@@ -188,12 +200,21 @@ impl<'p> Work<'p> {
                 // when it runs.
                 let late = node.platform.is_none() && spec.has_placeholders();
                 let entries = (!late).then(|| resolve(label, spec, opts)).transpose()?;
-                let weight = 1 + entries.as_deref().map_or(0, layer::input_bytes);
+                let weight = 1 + entries
+                    .as_ref()
+                    .map_or(0, |r| layer::input_bytes(&r.entries));
+                // Scratch has no directories to keep unless accounts made
+                // some; a layer resolved late may have implied parents.
+                let below =
+                    !matches!(node.spec.base, BaseSpec::Scratch) || node.spec.accounts.is_some();
+                let over_base = below && entries.as_ref().is_none_or(|r| r.has_implied());
+                let label = if over_base { &node.label } else { label };
                 self.layers.push(LayerWork {
                     node: i,
                     spec,
                     label,
                     entries,
+                    over_base,
                     weight,
                     out: Slot::new(),
                 });
@@ -220,11 +241,19 @@ impl<'p> Work<'p> {
                 }
             }
             let mut deps = vec![base];
+            let over_base = n.layers.iter().any(|&l| self.layers[l].over_base);
+            let prepared = (over_base || accounts::needs_view(&n.node.spec))
+                .then(|| graph.add(&[base], 1, move |threads| self.prepare(i, threads, cx)));
+            deps.extend(prepared);
             for &l in &n.layers {
                 let task = *layer_tasks[l].get_or_insert_with(|| {
                     let w = &self.layers[l];
-                    let after: &[TaskId] = if w.entries.is_none() { &[base] } else { &[] };
-                    graph.add(after, w.weight, move |threads| self.lay(l, threads, cx))
+                    let after: Vec<TaskId> = match prepared {
+                        Some(p) if w.over_base => vec![p],
+                        _ if w.entries.is_none() => vec![base],
+                        _ => Vec::new(),
+                    };
+                    graph.add(&after, w.weight, move |threads| self.lay(l, threads, cx))
                 });
                 deps.push(task);
             }
@@ -242,6 +271,37 @@ impl<'p> Work<'p> {
         let other = n.node.base.map(|b| &self.nodes[b].image.get().0);
         let base = assemble::load_base(&n.node.spec, other, cx.store, cx.opts, cx.reporter)?;
         n.base.fill(base);
+        Ok(())
+    }
+
+    /// Looks into node `i`'s base and lays down its `accounts` layer.
+    fn prepare(&self, i: usize, threads: usize, cx: &Context<'_>) -> Result<()> {
+        let n = &self.nodes[i];
+        let started_ms = cx.ms();
+        let spec = &n.node.spec;
+        let mut view = accounts::view(spec, n.base.get(), cx.store, cx.opts, cx.reporter)?;
+        let layer = match &spec.accounts {
+            Some(declared) => {
+                let opts = BuildOptions {
+                    threads,
+                    ..cx.opts.clone()
+                };
+                let mut layer = accounts::lay_accounts(
+                    spec,
+                    &n.node.label,
+                    declared,
+                    &mut view,
+                    cx.store,
+                    &opts,
+                    cx.reporter,
+                )?;
+                layer.built.1.started_ms = started_ms;
+                layer.built.1.finished_ms = cx.ms();
+                Some(layer)
+            }
+            None => None,
+        };
+        n.prepared.fill(Prepared { view, layer });
         Ok(())
     }
 
@@ -286,12 +346,20 @@ impl<'p> Work<'p> {
             Some(_) => w.spec,
         };
         let late_entries;
-        let entries = match &w.entries {
+        let resolved = match &w.entries {
             Some(e) => e,
             None => {
                 late_entries = resolve(w.label, spec, cx.opts)?;
                 &late_entries
             }
+        };
+        let kept;
+        let entries = if w.over_base {
+            let below = node.prepared.get();
+            kept = resolved.over_base(|p| below.dir(p));
+            &kept
+        } else {
+            &resolved.entries
         };
         let (desc, mut report) = lay_down(w.label, spec, entries, threads, cx.store, cx.reporter)?;
         report.started_ms = started_ms;
@@ -320,14 +388,24 @@ impl<'p> Work<'p> {
             (Some(spec), Some(v)) => (spec, v),
             _ => (&n.node.spec, &n.values),
         };
-        let built: Vec<(String, LayerDesc)> = n
-            .layers
-            .iter()
-            .map(|&l| {
-                let (desc, report) = self.layers[l].out.get();
-                (report.name.clone(), desc.clone())
-            })
-            .collect();
+        let mut built: Vec<(String, LayerDesc)> = Vec::new();
+        if let Some(Prepared { view, layer }) = n.prepared.0.get() {
+            let declared: Vec<&[fileset::Entry]> = n
+                .layers
+                .iter()
+                .filter_map(|&l| self.layers[l].entries.as_ref())
+                .map(|r| r.entries.as_slice())
+                .collect();
+            accounts::check_user(spec, view, &declared, base.image.as_ref())?;
+            if let Some(layer) = layer {
+                let (desc, report) = &layer.built;
+                built.push((report.name.clone(), desc.clone()));
+            }
+        }
+        built.extend(n.layers.iter().map(|&l| {
+            let (desc, report) = self.layers[l].out.get();
+            (report.name.clone(), desc.clone())
+        }));
         let mut annotations = values.standard_annotations.clone();
         annotations.extend(values.annotations.clone());
         // A child of an index is named by digest; the index carries the tags.
@@ -373,9 +451,12 @@ impl<'p> Work<'p> {
             .nodes
             .iter()
             .map(|n| {
+                let generated = n.prepared.0.get().and_then(|p| p.layer.as_ref());
+                let generated = generated.map(|l| l.built.1.clone());
                 let layers = n.layers.iter();
-                layers
-                    .map(|&l| self.layers[l].out.get().1.clone())
+                generated
+                    .into_iter()
+                    .chain(layers.map(|&l| self.layers[l].out.get().1.clone()))
                     .collect()
             })
             .collect();

@@ -13,9 +13,13 @@ use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::stamp::StampSpec;
 
+/// The name of the layer generated for `[image.NAME.accounts]`.
+pub const ACCOUNTS_LAYER: &str = "accounts";
+
 /// The build file a verb reads when given none.
 pub const DEFAULT_FILE_NAME: &str = "gantry.toml";
 
+mod accounts;
 mod docker;
 mod local;
 mod platforms;
@@ -110,8 +114,16 @@ pub struct ImageSpec {
     pub created: Option<Templated>,
     /// Tags, in the order written.
     pub tags: Vec<TagSpec>,
-    /// `[[image.NAME.layer]]`, in order, on top of the base's layers.
+    /// `[[image.NAME.layer]]`, in order, on top of the base's layers (and
+    /// of the `accounts` layer, when there is one).
     pub layers: Vec<LayerSpec>,
+    /// The image's `compression`, which its generated layers use.
+    pub compression: Compression,
+    /// The level for `compression`: given, or its default.
+    pub compression_level: i32,
+    /// `[image.NAME.accounts]`: users and groups added to the base's
+    /// account files in a generated layer named `accounts`.
+    pub accounts: Option<crate::accounts::Accounts>,
 }
 
 /// The platforms an image is built for, as its declaration says.

@@ -58,6 +58,39 @@ pub(super) struct RawImage {
     pub(super) compression_level: Option<Spanned<i64>>,
     #[serde(default)]
     pub(super) layer: Vec<Spanned<RawLayer>>,
+    pub(super) accounts: Option<Spanned<RawAccounts>>,
+}
+
+/// `[image.NAME.accounts]`: users and groups added to the base's files.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAccounts {
+    #[serde(default)]
+    pub(super) groups: Vec<Spanned<RawGroup>>,
+    #[serde(default)]
+    pub(super) users: Vec<Spanned<RawUser>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGroup {
+    pub(super) name: String,
+    pub(super) gid: Spanned<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUser {
+    pub(super) name: String,
+    pub(super) uid: Spanned<i64>,
+    pub(super) gid: Spanned<i64>,
+    pub(super) home: Option<String>,
+    pub(super) shell: Option<String>,
+    pub(super) gecos: Option<String>,
+    #[serde(default)]
+    pub(super) groups: Vec<String>,
+    pub(super) create_home: Option<bool>,
+    pub(super) home_mode: Option<toml::Value>,
 }
 
 /// `[image.NAME.overrides."os/arch"]`: what differs for one platform.

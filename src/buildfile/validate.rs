@@ -15,7 +15,7 @@ use super::{
     BaseSpec, EntrySpec, EntrySpecKind, ImageSpec, LayerSpec, Owner, Platform, PlatformOverride,
     Platforms, TagSpec, Templated,
 };
-use crate::buildfile::LocalSource;
+use crate::buildfile::{LocalSource, ACCOUNTS_LAYER};
 use crate::error::{Error, Result};
 use crate::media::Compression;
 use crate::reference::{mask_userinfo, Reference};
@@ -141,6 +141,16 @@ impl Cx<'_> {
             .map(|h| self.healthcheck(&path, h))
             .transpose()?;
         let shell = self.shell(&path, raw.shell.as_ref())?;
+        let accounts = raw.accounts.map(|a| self.accounts(&path, a)).transpose()?;
+        if accounts.is_some() && layers.iter().any(|l| l.name == ACCOUNTS_LAYER) {
+            return Err(self.err(
+                &location,
+                format!(
+                    "image {name:?} declares accounts, whose generated layer is named \
+                     {ACCOUNTS_LAYER:?}: name the declared layer otherwise"
+                ),
+            ));
+        }
 
         Ok(ImageSpec {
             name: name.to_string(),
@@ -164,6 +174,11 @@ impl Cx<'_> {
             created,
             tags,
             layers,
+            compression: compression.0,
+            compression_level: compression
+                .1
+                .unwrap_or_else(|| compression.0.default_level()),
+            accounts,
         })
     }
 
