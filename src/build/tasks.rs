@@ -85,10 +85,13 @@ struct NodeWork<'p> {
     image: Slot<(Image, u64, u64)>,
     /// The next of the base's layers a fetch task takes.
     next_fetch: AtomicUsize,
-    /// For an image that declares accounts or runs as a named user: what
-    /// its base holds, and the `accounts` layer when it declares one.
-    /// Filled only for such images.
+    /// What its base holds, and the `accounts` layer when the image
+    /// declares one; filled only for a node that [`Work::needs_prepared`].
     prepared: Slot<Prepared>,
+    /// The image's own layers as assembled, in order: the `accounts` layer,
+    /// then the declared ones (each laid down again for this node when its
+    /// implied parents had to take the base's owner and mode).
+    own_layers: Slot<Vec<(LayerDesc, LayerReport)>>,
 }
 
 /// One layer, laid down once for every node that shares it.
@@ -102,10 +105,8 @@ struct LayerWork<'p> {
     /// Resolved while planning; `None` for a layer whose `src` waits for
     /// the platform of the base.
     entries: Option<fileset::Resolved>,
-    /// The layer may hold implied parents that the image below has: it
-    /// waits for its node's [`Prepared`] view and leaves those out, so it
-    /// is never shared between platforms (their bases differ).
-    over_base: bool,
+    /// The entries of a layer resolved only when it ran.
+    late: Slot<fileset::Resolved>,
     /// Input bytes (plus one), to share out the free threads by.
     weight: u64,
     out: Slot<(LayerDesc, LayerReport)>,
@@ -153,6 +154,7 @@ impl<'p> Work<'p> {
                 image: Slot::new(),
                 next_fetch: AtomicUsize::new(0),
                 prepared: Slot::new(),
+                own_layers: Slot::new(),
             });
         }
         let mut work = Work {
@@ -188,10 +190,8 @@ impl<'p> Work<'p> {
                 let shared = !declared[l].has_placeholders();
                 if shared && first != i {
                     let layer = self.nodes[first].layers[l];
-                    if !self.layers[layer].over_base {
-                        self.nodes[i].layers.push(layer);
-                        continue;
-                    }
+                    self.nodes[i].layers.push(layer);
+                    continue;
                 }
                 // A layer shared by every platform is the image's, not one
                 // child's.
@@ -203,18 +203,12 @@ impl<'p> Work<'p> {
                 let weight = 1 + entries
                     .as_ref()
                     .map_or(0, |r| layer::input_bytes(&r.entries));
-                // Scratch has no directories to keep unless accounts made
-                // some; a layer resolved late may have implied parents.
-                let below =
-                    !matches!(node.spec.base, BaseSpec::Scratch) || node.spec.accounts.is_some();
-                let over_base = below && entries.as_ref().is_none_or(|r| r.has_implied());
-                let label = if over_base { &node.label } else { label };
                 self.layers.push(LayerWork {
                     node: i,
                     spec,
                     label,
                     entries,
-                    over_base,
+                    late: Slot::new(),
                     weight,
                     out: Slot::new(),
                 });
@@ -241,19 +235,14 @@ impl<'p> Work<'p> {
                 }
             }
             let mut deps = vec![base];
-            let over_base = n.layers.iter().any(|&l| self.layers[l].over_base);
-            let prepared = (over_base || accounts::needs_view(&n.node.spec))
-                .then(|| graph.add(&[base], 1, move |threads| self.prepare(i, threads, cx)));
-            deps.extend(prepared);
+            if self.needs_prepared(i) {
+                deps.push(graph.add(&[base], 1, move |threads| self.prepare(i, threads, cx)));
+            }
             for &l in &n.layers {
                 let task = *layer_tasks[l].get_or_insert_with(|| {
                     let w = &self.layers[l];
-                    let after: Vec<TaskId> = match prepared {
-                        Some(p) if w.over_base => vec![p],
-                        _ if w.entries.is_none() => vec![base],
-                        _ => Vec::new(),
-                    };
-                    graph.add(&after, w.weight, move |threads| self.lay(l, threads, cx))
+                    let after: &[TaskId] = if w.entries.is_none() { &[base] } else { &[] };
+                    graph.add(after, w.weight, move |threads| self.lay(l, threads, cx))
                 });
                 deps.push(task);
             }
@@ -272,6 +261,22 @@ impl<'p> Work<'p> {
         let base = assemble::load_base(&n.node.spec, other, cx.store, cx.opts, cx.reporter)?;
         n.base.fill(base);
         Ok(())
+    }
+
+    /// Whether node `i` looks into its base: for accounts or a named user,
+    /// or because a layer may hold implied parents the image below it has
+    /// (scratch has none, unless accounts made them; a layer resolved late
+    /// may have some).
+    fn needs_prepared(&self, i: usize) -> bool {
+        let n = &self.nodes[i];
+        let spec = &n.node.spec;
+        let below = !matches!(spec.base, BaseSpec::Scratch) || spec.accounts.is_some();
+        accounts::needs_view(spec)
+            || below
+                && n.layers.iter().any(|&l| {
+                    let w = &self.layers[l];
+                    w.entries.as_ref().is_none_or(|r| r.has_implied())
+                })
     }
 
     /// Looks into node `i`'s base and lays down its `accounts` layer.
@@ -345,23 +350,21 @@ impl<'p> Work<'p> {
             },
             Some(_) => w.spec,
         };
-        let late_entries;
         let resolved = match &w.entries {
             Some(e) => e,
             None => {
-                late_entries = resolve(w.label, spec, cx.opts)?;
-                &late_entries
+                w.late.fill(resolve(w.label, spec, cx.opts)?);
+                w.late.get()
             }
         };
-        let kept;
-        let entries = if w.over_base {
-            let below = node.prepared.get();
-            kept = resolved.over_base(|p| below.dir(p));
-            &kept
-        } else {
-            &resolved.entries
-        };
-        let (desc, mut report) = lay_down(w.label, spec, entries, threads, cx.store, cx.reporter)?;
+        let (desc, mut report) = lay_down(
+            w.label,
+            spec,
+            &resolved.entries,
+            threads,
+            cx.store,
+            cx.reporter,
+        )?;
         report.started_ms = started_ms;
         report.finished_ms = cx.ms();
         w.out.fill((desc, report));
@@ -388,24 +391,12 @@ impl<'p> Work<'p> {
             (Some(spec), Some(v)) => (spec, v),
             _ => (&n.node.spec, &n.values),
         };
-        let mut built: Vec<(String, LayerDesc)> = Vec::new();
-        if let Some(Prepared { view, layer }) = n.prepared.0.get() {
-            let declared: Vec<&[fileset::Entry]> = n
-                .layers
-                .iter()
-                .filter_map(|&l| self.layers[l].entries.as_ref())
-                .map(|r| r.entries.as_slice())
-                .collect();
-            accounts::check_user(spec, view, &declared, base.image.as_ref())?;
-            if let Some(layer) = layer {
-                let (desc, report) = &layer.built;
-                built.push((report.name.clone(), desc.clone()));
-            }
-        }
-        built.extend(n.layers.iter().map(|&l| {
-            let (desc, report) = self.layers[l].out.get();
-            (report.name.clone(), desc.clone())
-        }));
+        let own = self.own_layers(i, cx)?;
+        let built: Vec<(String, LayerDesc)> = own
+            .iter()
+            .map(|(desc, report)| (report.name.clone(), desc.clone()))
+            .collect();
+        n.own_layers.fill(own);
         let mut annotations = values.standard_annotations.clone();
         annotations.extend(values.annotations.clone());
         // A child of an index is named by digest; the index carries the tags.
@@ -422,6 +413,56 @@ impl<'p> Work<'p> {
         }
         n.image.fill((image, started, cx.ms()));
         Ok(())
+    }
+
+    /// Node `i`'s own layers in order, with the named user checked. A
+    /// layer with implied parents that the image below has as directories
+    /// of another owner or mode is laid down again for this node with the
+    /// base's (see [`fileset::Resolved::over_base`]). Doing that here, after
+    /// the fact, rather than making every layer wait for its base keeps
+    /// layers independent of bases: the base's `/usr` or `/opt` is nearly
+    /// always root-owned 0755, as the layer has it already.
+    fn own_layers(&self, i: usize, cx: &Context<'_>) -> Result<Vec<(LayerDesc, LayerReport)>> {
+        let n = &self.nodes[i];
+        let resolved = |l: usize| {
+            let w = &self.layers[l];
+            w.entries.as_ref().unwrap_or_else(|| w.late.get())
+        };
+        let Some(prepared) = n.prepared.0.get() else {
+            return Ok(n
+                .layers
+                .iter()
+                .map(|&l| self.layers[l].out.get().clone())
+                .collect());
+        };
+        let declared: Vec<&[fileset::Entry]> = n
+            .layers
+            .iter()
+            .map(|&l| resolved(l).entries.as_slice())
+            .collect();
+        let spec = &n.node.spec;
+        accounts::check_user(spec, &prepared.view, &declared, n.base.get().image.as_ref())?;
+        let mut out = Vec::new();
+        if let Some(layer) = &prepared.layer {
+            out.push(layer.built.clone());
+        }
+        for &l in &n.layers {
+            let w = &self.layers[l];
+            let r = resolved(l);
+            let kept = r.over_base(|p| prepared.dir(p));
+            if kept == r.entries {
+                out.push(w.out.get().clone());
+                continue;
+            }
+            let started_ms = cx.ms();
+            // Only the name and compression of the spec are read here.
+            let (desc, mut report) =
+                lay_down(&n.node.label, w.spec, &kept, 1, cx.store, cx.reporter)?;
+            report.started_ms = started_ms;
+            report.finished_ms = cx.ms();
+            out.push((desc, report));
+        }
+        Ok(out)
     }
 
     fn index(&self, k: usize, cx: &Context<'_>) -> Result<()> {
@@ -450,15 +491,7 @@ impl<'p> Work<'p> {
         let reports: Vec<Vec<LayerReport>> = self
             .nodes
             .iter()
-            .map(|n| {
-                let generated = n.prepared.0.get().and_then(|p| p.layer.as_ref());
-                let generated = generated.map(|l| l.built.1.clone());
-                let layers = n.layers.iter();
-                generated
-                    .into_iter()
-                    .chain(layers.map(|&l| self.layers[l].out.get().1.clone()))
-                    .collect()
-            })
+            .map(|n| n.own_layers.get().iter().map(|(_, r)| r.clone()).collect())
             .collect();
         // The plan lists each image's nodes together, images in build order.
         let mut built = self.nodes.into_iter().zip(reports);
