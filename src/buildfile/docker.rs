@@ -184,6 +184,31 @@ impl Cx<'_> {
         })
     }
 
+    /// `onbuild`: Dockerfile instructions, each refused where Docker would
+    /// refuse it as a trigger.
+    pub(super) fn onbuild(
+        &self,
+        path: &str,
+        raw: Option<&Spanned<Vec<String>>>,
+    ) -> Result<Option<Vec<String>>> {
+        let Some(raw) = raw else { return Ok(None) };
+        for trigger in raw.get_ref() {
+            let word = trigger.split_whitespace().next().unwrap_or_default();
+            let why = match word.to_ascii_uppercase().as_str() {
+                "" => "is empty",
+                "ONBUILD" | "FROM" | "MAINTAINER" => {
+                    "is an instruction Docker refuses as a trigger"
+                }
+                _ => continue,
+            };
+            return Err(self.err(
+                &self.loc(raw.span(), &format!("{path}.onbuild")),
+                format!("trigger {trigger:?} {why}"),
+            ));
+        }
+        Ok(Some(raw.get_ref().clone()))
+    }
+
     /// `shell`: a program and its first arguments, never empty.
     pub(super) fn shell(
         &self,

@@ -50,7 +50,7 @@ pub(super) struct RawImage {
     pub(super) stop_signal: Option<String>,
     pub(super) healthcheck: Option<Spanned<RawHealthcheck>>,
     pub(super) shell: Option<Spanned<Vec<String>>>,
-    pub(super) onbuild: Option<Vec<String>>,
+    pub(super) onbuild: Option<Spanned<Vec<String>>>,
     pub(super) created: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) tags: Vec<Spanned<String>>,
@@ -105,7 +105,7 @@ pub(super) struct RawOverride {
     pub(super) labels: BTreeMap<String, String>,
     pub(super) healthcheck: Option<Spanned<RawHealthcheck>>,
     pub(super) shell: Option<Spanned<Vec<String>>>,
-    pub(super) onbuild: Option<Vec<String>>,
+    pub(super) onbuild: Option<Spanned<Vec<String>>>,
 }
 
 /// `healthcheck = { test = [...], interval = "30s", ... }`: Docker's

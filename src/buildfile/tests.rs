@@ -262,6 +262,9 @@ fn healthcheck_refuses_unknown_tests_settings_beside_none_and_unknown_keys() {
         assert!(e.contains(want), "{hc}: {e}");
         assert!(e.contains("gantry.toml:4:"), "{hc}: {e}");
     }
+    let e = err(&format!("{head}onbuild = [\"RUN x\", \"from alpine\"]\n"));
+    assert!(e.contains("gantry.toml:4:11 (image.web.onbuild)"), "{e}");
+    assert!(e.contains("refuses as a trigger"), "{e}");
     let e = err(&format!("{head}shell = []\n"));
     assert!(e.contains("gantry.toml:4:9 (image.web.shell)"), "{e}");
 }

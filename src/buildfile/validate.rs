@@ -170,7 +170,7 @@ impl Cx<'_> {
             stop_signal: raw.stop_signal,
             healthcheck,
             shell,
-            onbuild: raw.onbuild,
+            onbuild: self.onbuild(&path, raw.onbuild.as_ref())?,
             created,
             tags,
             layers,
@@ -279,7 +279,7 @@ impl Cx<'_> {
                 labels: o.labels,
                 healthcheck,
                 shell,
-                onbuild: o.onbuild,
+                onbuild: self.onbuild(&opath, o.onbuild.as_ref())?,
             };
             if overrides.insert(p.clone(), value).is_some() {
                 return Err(self.err(

@@ -537,6 +537,45 @@ mod tests {
     }
 
     #[test]
+    fn implied_parents_take_the_base_directory_owner_and_declared_dirs_win() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("f"), "x").unwrap();
+        let layer = layer_of(
+            d.path(),
+            r#"{ src = "f", dst = "/home/olympia/app/f" },
+               { dir = "/home/olympia/app", mode = "0700" }"#,
+        );
+        let r = resolve_marked("a", &layer, 0).unwrap();
+        assert_eq!(
+            paths(&r.entries),
+            [
+                "home/ 755",
+                "home/olympia/ 755",
+                "home/olympia/app/ 700",
+                "home/olympia/app/f 644 1"
+            ]
+        );
+        assert_eq!(r.implied, [true, true, false, false]);
+        // The base has every directory, owned by 9500; only the implied ones
+        // follow it.
+        let kept = r.over_base(|p| (p != "home").then_some((0o750, 9500, 9500)));
+        let owners: Vec<(u32, u64, u64)> = kept
+            .iter()
+            .map(|e| (e.header.mode, e.header.uid, e.header.gid))
+            .collect();
+        assert_eq!(
+            owners,
+            [
+                (0o755, 0, 0),
+                (0o750, 9500, 9500),
+                (0o700, 0, 0),
+                (0o644, 0, 0)
+            ]
+        );
+        assert_eq!(r.over_base(|_| None), r.entries, "a base without them");
+    }
+
+    #[test]
     #[cfg(unix)]
     fn parents_come_first_and_modes_are_normalised() {
         let d = tempfile::tempdir().unwrap();
