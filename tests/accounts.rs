@@ -433,3 +433,49 @@ fn umoci_unpack_keeps_the_base_directory_owner() {
         format!("{PASSWD}\nolympia:x:9500:9500::/data/olympia:/bin/sh\n")
     );
 }
+
+#[test]
+fn every_platform_gets_accounts_and_keeps_its_base_directories() {
+    let p = Project::new();
+    p.write("passwd", PASSWD);
+    p.write("hello", "hello\n");
+    p.write(
+        "gantry.toml",
+        r#"
+[image.base]
+base = "scratch"
+platforms = ["linux/amd64", "linux/arm64"]
+[[image.base.layer]]
+files = [
+  { src = "passwd", dst = "/etc/passwd" },
+  { dir = "/srv/owned", mode = "0750", owner = "1000:1000" },
+]
+
+[image.top]
+base = ":base"
+user = "olympia"
+tags = ["top:1"]
+[image.top.accounts]
+users = [{ name = "olympia", uid = 9500, gid = 9500, create_home = false }]
+[[image.top.layer]]
+name = "app"
+files = [{ src = "hello", dst = "/srv/owned/hello" }]
+"#,
+    );
+    p.ok(&["build", "top", "-o", "out/"]);
+    let layout = Layout(p.join("out"));
+    let (_, index) = tagged_manifest(&p.join("out"), "1");
+    let children = index["manifests"].as_array().unwrap();
+    assert_eq!(children.len(), 2);
+    for child in children {
+        let m = layout.manifest(child["digest"].as_str().unwrap());
+        let layers = layout.layers(&m);
+        assert_eq!(layers.len(), 3, "base, accounts, app");
+        let accounts = members(&layers[1].2);
+        assert!(String::from_utf8_lossy(&accounts["etc/passwd"].3)
+            .ends_with("olympia:x:9500:9500::/home/olympia:\n"));
+        let app = members(&layers[2].2);
+        let owned = &app["srv/owned"];
+        assert_eq!((owned.0, owned.1, owned.2), (0o750, 1000, 1000));
+    }
+}
