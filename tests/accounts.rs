@@ -479,3 +479,92 @@ files = [{ src = "hello", dst = "/srv/owned/hello" }]
         assert_eq!((owned.0, owned.1, owned.2), (0o750, 1000, 1000));
     }
 }
+
+/// A base in the in-process registry: `/etc/passwd` and a directory owned
+/// by 1000, as gantry writes them to an OCI layout.
+fn registry_base(reg: &common::fake_registry::FakeRegistry) -> (Project, String) {
+    let b = Project::new();
+    b.write("passwd", PASSWD);
+    b.write(
+        "gantry.toml",
+        "[image.base]\nbase = \"scratch\"\nplatform = \"linux/amd64\"\ntags = [\"base:1\"]\n\
+         [[image.base.layer]]\nfiles = [{ src = \"passwd\", dst = \"/etc/passwd\" }, \
+         { dir = \"/srv/owned\", mode = \"0750\", owner = \"1000:1000\" }]\n",
+    );
+    b.ok(&["build", "-o", "layout/"]);
+    for e in std::fs::read_dir(b.join("layout/blobs/sha256")).unwrap() {
+        reg.put_blob(&std::fs::read(e.unwrap().path()).unwrap());
+    }
+    let (digest, manifest) = tagged_manifest(&b.join("layout"), "1");
+    let bytes = Layout(b.join("layout")).blob(&digest);
+    reg.put_manifest(
+        "test/base",
+        "1",
+        "application/vnd.oci.image.manifest.v1+json",
+        &bytes,
+    );
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (b, layer)
+}
+
+#[test]
+fn registry_base_is_fetched_only_when_needed_and_indexed_once() {
+    use common::fake_registry::{Auth, FakeRegistry};
+    let reg = FakeRegistry::start(Auth::None);
+    let (_base, layer) = registry_base(&reg);
+    let p = Project::new();
+    std::fs::create_dir_all(p.join(".docker")).unwrap();
+    p.write("hello", "hello\n");
+    let file = |files: &str, extra: &str| {
+        format!(
+            "[image.app]\nbase = \"{}/test/base:1\"\n{extra}[[image.app.layer]]\nname = \"app\"\n\
+             files = [{files}]\n",
+            reg.host()
+        )
+    };
+    let gantry = |args: &[&str]| {
+        let out = p
+            .cmd()
+            .env("DOCKER_CONFIG", p.join(".docker"))
+            .env("REGISTRY_AUTH_FILE", p.join("no-auth.json"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let fetched = || reg.count(&format!("/blobs/{layer}"));
+
+    // No accounts, no named user, no implied parent: the base stays shallow.
+    p.write(
+        "gantry.toml",
+        file(r#"{ src = "hello", dst = "/hello" }"#, ""),
+    );
+    gantry(&["build"]);
+    assert_eq!(fetched(), 0);
+
+    // An implied parent: the base is indexed (one download), and its
+    // directory keeps its owner.
+    let owned = r#"{ src = "hello", dst = "/srv/owned/hello" }"#;
+    p.write("gantry.toml", file(owned, ""));
+    gantry(&["build", "-o", "out/"]);
+    assert_eq!(fetched(), 1);
+    let layout = Layout(p.join("out"));
+    let (_, manifest) = tagged_manifest(&p.join("out"), "latest");
+    let app = members(&layout.layers(&manifest)[1].2);
+    assert_eq!((app["srv/owned"].1, app["srv/owned"].0), (1000, 0o750));
+
+    // A named user with accounts, in a store that has the index and the
+    // layer: nothing is downloaded again.
+    let accounts = "user = \"olympia\"\n\
+                    accounts = { users = [{ name = \"olympia\", uid = 9500, gid = 9500 }] }\n";
+    p.write("gantry.toml", file(owned, accounts));
+    gantry(&["build"]);
+    assert_eq!(fetched(), 1);
+}
