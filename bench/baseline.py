@@ -2,7 +2,9 @@
 """Times the steady-state figures of docs/performance.md — a no-op rebuild
 and a push of an image the registry already holds — for two gantry binaries
 in the same rounds, so a change is measured against what it replaces under
-the same load. Reports medians, and the ratio of this binary to the baseline.
+the same load. Reports medians of wall and CPU time (CPU time moves less
+with other load on a shared machine), and the ratio of this binary to the
+baseline.
 
     bench/baseline.py --baseline path/to/other/gantry [--runs 7]
                       [--work /tmp/gantry-bench] [--gantry target/release/gantry]
@@ -82,23 +84,27 @@ def main():
         try:
             for _ in range(args.runs):
                 for s in subjects:
-                    samples[(s.name, "rebuild")].append(run(s.build_cmd(), env=s.env)[0])
-                    samples[(s.name, "push")].append(run(s.push_cmd(), env=s.env)[0])
+                    samples[(s.name, "rebuild")].append(run(s.build_cmd(), env=s.env))
+                    samples[(s.name, "push")].append(run(s.push_cmd(), env=s.env))
         finally:
             for s in subjects:
                 s.stop()
         size = tree_size(tree)
         for step in ("rebuild", "push"):
-            this = statistics.median(samples[("this", step)])
-            base = statistics.median(samples[("baseline", step)])
-            rows.append((f"{label} ({size / MB:.0f} MB)", step, this, base,
-                         this / base if base else float("nan")))
+            row = [f"{label} ({size / MB:.0f} MB)", step]
+            for i in (0, 1):  # wall, then CPU (user + system)
+                this = statistics.median(x[i] for x in samples[("this", step)])
+                base = statistics.median(x[i] for x in samples[("baseline", step)])
+                row += [this, base, this / base if base else float("nan")]
+            rows.append(row)
     print(f"{args.runs} rounds; medians in seconds\n")
-    print("| tree | step | this binary (s) | baseline (s) | this / baseline |")
-    print("|---|---|---|---|---|")
+    print("| tree | step | wall, this (s) | wall, baseline (s) | ratio "
+          "| CPU, this (s) | CPU, baseline (s) | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
     names = {"rebuild": "no-op rebuild", "push": "push, nothing to send"}
-    for tree, step, this, base, ratio in rows:
-        print(f"| {tree} | {names[step]} | {this:.3f} | {base:.3f} | {ratio:.2f} |")
+    for tree, step, *f in rows:
+        print(f"| {tree} | {names[step]} | {f[0]:.3f} | {f[1]:.3f} | {f[2]:.2f} "
+              f"| {f[3]:.3f} | {f[4]:.3f} | {f[5]:.2f} |")
 
 
 if __name__ == "__main__":

@@ -128,7 +128,8 @@ impl Image {
     /// [`Platform::parse`] reads a build file's (`arm64/v8` is `arm64`); the
     /// error says why the config's fields name no such platform.
     pub fn parsed_platform(&self) -> std::result::Result<Platform, String> {
-        Platform::parse(&self.platform())
+        let c = &self.config;
+        Platform::from_parts(&c.os, &c.architecture, c.variant.as_deref())
     }
 }
 

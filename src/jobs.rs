@@ -329,7 +329,7 @@ mod tests {
         let e = for_each_parallel(&items, 1, |&i| {
             ran.fetch_add(1, Ordering::SeqCst);
             if i == 2 {
-                return Err(Error::Usage("boom".into()));
+                return Err(Error::internal("boom"));
             }
             Ok(())
         })
@@ -342,7 +342,7 @@ mod tests {
     fn first_failure_stops_the_graph() {
         let ran = AtomicUsize::new(0);
         let mut g = Graph::new();
-        let bad = g.add(&[], 0, |_| Err(Error::Usage("boom".into())));
+        let bad = g.add(&[], 0, |_| Err(Error::internal("boom")));
         g.add(&[bad], 0, |_| {
             ran.fetch_add(1, Ordering::SeqCst);
             Ok(())

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! gantry: a daemonless, reproducible OCI image assembler.
 //!
 //! Data flows source → image → sink: a base image is read from a registry
@@ -23,7 +24,8 @@
 //! - inputs: [`buildfile`] (`gantry.toml` as plain values), [`stamp`],
 //!   [`layer`] (file sets → tar → compressed blobs);
 //! - the network: [`registry`] (the distribution protocol client only);
-//! - sources and sinks: [`bases`], [`layout`], [`push`];
+//! - sources and sinks: [`bases`], [`layout`], [`push`], [`engine`] (the
+//!   local Docker Engine or podman, loaded with the layers it lacks);
 //! - orchestration: [`build`], with [`lock`] (`gantry.lock` and when it is
 //!   stale) and [`jobs`] (the parallel task runner); [`project`] (a build
 //!   file with its lock, built), [`output`] (a build or a pulled image
@@ -36,6 +38,7 @@ pub mod build;
 pub mod buildfile;
 pub mod config;
 pub mod digest;
+pub mod engine;
 pub mod epoch;
 pub mod error;
 pub mod fsutil;

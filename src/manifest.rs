@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType, Platform};
 
 use crate::digest::Digest;
-use crate::error::{json_problem, Error, Result};
+use crate::error::{Error, JsonError, Result};
 
 /// A descriptor of the blob `digest` of `size` bytes.
 pub fn descriptor(media: &str, digest: &Digest, size: u64) -> Descriptor {
@@ -36,13 +36,13 @@ pub fn image_platform(c: &crate::config::ImageConfig) -> Option<Platform> {
 /// Parses an image manifest; `what` names it in errors, which never quote it.
 pub fn parse_manifest(bytes: &[u8], what: &str) -> Result<ImageManifest> {
     serde_json::from_slice(bytes)
-        .map_err(|e| Error::format(what, format!("not an image manifest: {}", json_problem(&e))))
+        .map_err(|e| Error::format_because(what, "not an image manifest", JsonError::from(e)))
 }
 
 /// Parses an image index; `what` names it in errors, which never quote it.
 pub fn parse_index(bytes: &[u8], what: &str) -> Result<ImageIndex> {
     serde_json::from_slice(bytes)
-        .map_err(|e| Error::format(what, format!("not an image index: {}", json_problem(&e))))
+        .map_err(|e| Error::format_because(what, "not an image index", JsonError::from(e)))
 }
 
 /// Annotations in the map type oci-spec holds them in.

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use crate::bases::BaseOptions;
-use crate::build::{heal, BuiltImage};
+use crate::build::{heal, BuiltImage, FetchLayers};
 use crate::error::{Error, Result};
 use crate::image::{Artifact, Image};
 use crate::layout::write::{self, Format};
@@ -94,7 +94,11 @@ pub fn build_and_write(
             let mut prepared = project::prepare(inputs)?;
             // A sink copies bytes: registry bases' layers are fetched by the
             // build graph, not one by one after it.
-            prepared.options.fetch_layers = output.is_some();
+            prepared.options.fetch_layers = match output {
+                None => FetchLayers::None,
+                Some(o) if o.format == Format::Docker => FetchLayers::OnePlatform(host_platform()),
+                Some(_) => FetchLayers::All,
+            };
             let built = prepared.build(inputs.images, store, reporter)?;
             if let Some(out) = output {
                 streamed.set(out.is_stdout());
@@ -156,11 +160,11 @@ fn docker_child(b: &BuiltImage, reporter: &dyn Reporter) -> Result<Option<Image>
     let host = host_platform();
     let built = x.platforms().join(", ");
     let Some(child) = x.child(&host) else {
-        return Err(Error::Usage(format!(
-            "image {:?} is built for {built}, not for this machine ({host}); a docker tarball \
-             holds one platform: choose it with --platform",
-            b.name,
-        )));
+        return Err(Error::NeedsPlatform {
+            image: b.name.clone(),
+            platforms: x.platforms(),
+            host: Some(host.to_string()),
+        });
     };
     reporter.report(Event::TarballPlatform {
         image: &b.name,

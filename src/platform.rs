@@ -36,32 +36,52 @@ impl Platform {
                 "platform {s:?} is not of the form os/architecture[/variant]"
             ));
         }
+        Platform::from_parts(parts[0], parts[1], parts.get(2).copied())
+    }
+
+    /// The platform of these fields (a config's or an index entry's),
+    /// checked and normalised as [`Platform::parse`] does.
+    pub fn from_parts(
+        os: &str,
+        architecture: &str,
+        variant: Option<&str>,
+    ) -> std::result::Result<Platform, String> {
+        let shown = || {
+            let mut s = format!("{os}/{architecture}");
+            if let Some(v) = variant {
+                s.push('/');
+                s.push_str(v);
+            }
+            s
+        };
+        if os.is_empty() || architecture.is_empty() || variant.is_some_and(str::is_empty) {
+            return Err(format!(
+                "platform {:?} is not of the form os/architecture[/variant]",
+                shown()
+            ));
+        }
         let ok = |p: &str| {
             p.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
         };
-        if !parts.iter().all(|p| ok(p)) {
+        if !ok(os) || !ok(architecture) || variant.is_some_and(|v| !ok(v)) {
             return Err(format!(
-                "platform {s:?} may hold only lowercase letters, digits, '_' and '.'"
+                "platform {:?} may hold only lowercase letters, digits, '_' and '.'",
+                shown()
             ));
         }
-        let os = parts[0].to_string();
-        let mut architecture = parts[1].to_string();
-        let mut variant = parts.get(2).map(|v| v.to_string());
-        match architecture.as_str() {
-            "x86_64" | "x86-64" => architecture = "amd64".into(),
-            "aarch64" => architecture = "arm64".into(),
-            _ => {}
-        }
+        let architecture = match architecture {
+            "x86_64" | "x86-64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
         // arm64 images carry no variant or v8; containerd treats them alike,
         // and so does the rest of gantry by dropping the default.
-        if architecture == "arm64" && variant.as_deref() == Some("v8") {
-            variant = None;
-        }
+        let variant = variant.filter(|v| !(architecture == "arm64" && *v == "v8"));
         Ok(Platform {
-            os,
-            architecture,
-            variant,
+            os: os.to_string(),
+            architecture: architecture.to_string(),
+            variant: variant.map(str::to_string),
         })
     }
 }
@@ -125,8 +145,8 @@ pub fn candidates(index_bytes: &[u8], what: &str) -> Result<Vec<Candidate>> {
             continue;
         }
         let platform = d.platform().as_ref().map(|p| {
-            let s = oci_platform_string(p);
-            Platform::parse(&s).unwrap_or(Platform {
+            let (os, arch) = (p.os().to_string(), p.architecture().to_string());
+            Platform::from_parts(&os, &arch, p.variant().as_deref()).unwrap_or(Platform {
                 os: p.os().to_string(),
                 architecture: p.architecture().to_string(),
                 variant: p.variant().clone(),

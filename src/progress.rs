@@ -160,6 +160,34 @@ pub enum Event<'a> {
         /// Every platform built, comma-separated, in index order.
         built: &'a str,
     },
+    /// An archive is being streamed to a container engine's load API.
+    LoadStarted {
+        /// The engine's address and how it was found.
+        engine: &'a str,
+        /// Layer files the archive holds: those of chains the engine lacks.
+        layers: usize,
+        /// Distinct layers of the images loaded.
+        of: usize,
+        /// Bytes of the layer files it holds (the archive is a little more).
+        bytes: u64,
+    },
+    /// `sent` bytes of the archive have gone to the engine so far.
+    LoadProgress {
+        /// As in `LoadStarted`.
+        engine: &'a str,
+        /// Archive bytes sent in this attempt.
+        sent: u64,
+    },
+    /// The archive was sent and the engine answered (`ok`), or the
+    /// attempt failed.
+    LoadFinished {
+        /// As in `LoadStarted`.
+        engine: &'a str,
+        /// Archive bytes sent in this attempt.
+        sent: u64,
+        /// The engine took the archive.
+        ok: bool,
+    },
     /// Something the user should know that does not stop the operation: a
     /// retry and its delay, an image not pushed for want of tags.
     Warning {

@@ -89,9 +89,10 @@ impl Stamp {
         base.insert("GIT_DIRTY".into(), "false".into());
         for (k, v) in &spec.unstamped {
             if is_template(v) {
-                return Err(Error::Usage(format!(
-                    "[stamp.unstamped] {k}: unstamped values are literal, not templates"
-                )));
+                return Err(Error::BuildFile {
+                    location: format!("[stamp.unstamped] {k}"),
+                    message: "unstamped values are literal, not templates".into(),
+                });
             }
         }
         // An unstamped value replaces a definition of the same key.
@@ -274,9 +275,10 @@ fn check_defs(defs: &BTreeMap<String, String>, values: &BTreeMap<String, String>
             .iter()
             .find(|r| !defs.contains_key(*r) && !values.contains_key(*r))
         {
-            return Err(Error::Usage(format!(
-                "{location}: unknown stamp key {r:?} in {template:?} ({DEF_HINT})"
-            )));
+            return Err(Error::BuildFile {
+                location,
+                message: format!("unknown stamp key {r:?} in {template:?} ({DEF_HINT})"),
+            });
         }
         uses.insert(k, keys);
     }
@@ -303,10 +305,10 @@ fn check_defs(defs: &BTreeMap<String, String>, values: &BTreeMap<String, String>
                     let from = path.iter().position(|(p, _)| *p == r).unwrap_or(0);
                     let mut names: Vec<&str> = path[from..].iter().map(|(p, _)| *p).collect();
                     names.push(r);
-                    return Err(Error::Usage(format!(
-                        "[stamp] definitions form a cycle: {}",
-                        names.join(" -> ")
-                    )));
+                    return Err(Error::BuildFile {
+                        location: "[stamp]".into(),
+                        message: format!("definitions form a cycle: {}", names.join(" -> ")),
+                    });
                 }
                 Some(_) => {}
                 None => {

@@ -16,6 +16,12 @@ use common::push::{
 };
 
 /// The reference registry, and the proxy in front of it.
+/// The error gantry ended with: its `error:` line, the `Caused by:` lines
+/// and any hint, not the progress and retry lines before them.
+fn final_error(stderr: &str) -> &str {
+    stderr.rfind("error: ").map_or(stderr, |i| &stderr[i..])
+}
+
 fn behind_proxy(opts: proxy::Options) -> (DockerRegistry, Proxy) {
     let reg = DockerRegistry::start(Options::default());
     let proxy = Proxy::start(reg.port, opts);
@@ -56,9 +62,9 @@ fn seeded_faults_end_in_a_verified_image_or_a_clear_failure_with_no_broken_tag()
         } else {
             failed += 1;
             let err = String::from_utf8_lossy(&out.stderr);
-            eprintln!("seed {seed} failed: {}", err.lines().last().unwrap_or(""));
+            eprintln!("seed {seed} failed: {}", final_error(&err));
             assert!(
-                err.contains("error: registry 127.0.0.1:"),
+                final_error(&err).contains("Caused by: registry 127.0.0.1:"),
                 "seed {seed}: {err}"
             );
             assert!(
@@ -391,7 +397,7 @@ fn an_https_registry_whose_upload_location_is_plain_http_is_refused() {
     let p = app_project(&[&target]);
     let ca = format!("--ca-cert={}", reg.ca().display());
     let err = p.fails(&["push", "--jobs", "1", &ca]);
-    let last = err.lines().last().unwrap_or_default();
+    let last = final_error(&err);
     assert!(
         last.contains(&format!("registry {}", reg.host()))
             && last.contains("refused upload Location from HTTPS to plain HTTP")
@@ -457,7 +463,7 @@ fn an_upload_whose_answer_never_comes_is_given_up_after_the_timeout() {
     let took = start.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
-    let last = err.lines().last().unwrap_or_default();
+    let last = final_error(&err);
     assert!(
         last.contains(&format!("registry {}", proxy.host()))
             && last.contains("upload: PUT /v2/stall/app/blobs/uploads/")

@@ -85,8 +85,8 @@ fn the_zsh_script_passes_zsh_n_and_completes_images_with_a_function() {
     let text = p.ok(&["completions", "zsh"]);
     assert_eq!(
         text.matches(":_gantry_images'").count(),
-        2,
-        "the images of build and push"
+        3,
+        "the images of build, load and push"
     );
     assert!(text.contains("_gantry_images() {"));
     if !require("zsh") {
@@ -186,6 +186,7 @@ fn each_verb_has_a_man_page_with_every_flag_of_its_help() {
     let verbs = [
         "build",
         "inspect",
+        "load",
         "lock",
         "pull",
         "push",

@@ -211,12 +211,8 @@ fn a_base_descriptor_with_the_wrong_size_is_refused_alike_on_a_warm_and_a_cold_s
             "names the base: {err}"
         );
     }
-    let line = |e: &str| {
-        e.lines()
-            .find(|l| l.starts_with("error:"))
-            .unwrap()
-            .to_string()
-    };
+    // The error and its causes, without the progress lines before them.
+    let line = |e: &str| e[e.find("error:").unwrap()..].to_string();
     assert_eq!(line(&warm_err), line(&cold_err));
     // The sound blob stays in the warm store; nothing was moved aside.
     assert!(blob(&warm, &layer).exists());

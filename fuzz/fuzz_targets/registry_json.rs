@@ -7,14 +7,14 @@
 //! last document is the base's top manifest or index.
 #![no_main]
 
-use gantry::platform::Platform;
+use gantry::bases::BaseOptions;
 use gantry::config::ImageConfig;
+use gantry::platform::{self, Platform};
 use gantry::progress::Silent;
 use gantry::reference::Reference;
-use gantry::bases::BaseOptions;
-use gantry::registry::{self, select};
+use gantry::registry;
 use gantry::store::Store;
-use gantry::{spec, Digest};
+use gantry::{manifest, Digest};
 use gantry_fuzz::resolve_parts;
 use libfuzzer_sys::fuzz_target;
 

@@ -66,8 +66,9 @@ pub fn resolve_parts(data: &[u8]) -> Vec<Vec<u8>> {
 /// as both kinds of local base. Only panics, hangs and runaway memory are
 /// failures; errors are the expected outcome for most inputs.
 pub fn read_archive(archive: &[u8], select: Option<&str>) {
+    use gantry::buildfile::LocalSource;
+    use gantry::layout::read;
     use gantry::platform::Platform;
-    use gantry::layout::read::{self, LocalSource};
     use gantry::store::Store;
 
     let dir = tempfile::tempdir().unwrap();

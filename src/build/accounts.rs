@@ -76,12 +76,14 @@ fn open_layer(
                 "the base's layer has media type {:?}, which is not a layer",
                 l.media_type
             ),
+            cause: None,
         })?;
     let blob = store.open_blob(&l.digest)?;
     rootfs::uncompressed(compression, blob).map_err(|e| Error::Layer {
         image: image.to_string(),
         layer: l.digest.to_string(),
-        message: e.to_string(),
+        message: "cannot read the base's layer".into(),
+        cause: Some(e.into()),
     })
 }
 

@@ -106,9 +106,8 @@ pub(super) fn load_base(
                 .single()
                 .cloned()
                 .unwrap_or_else(host_platform);
-            layout_read::import_for(src, Some(&want), store).map_err(|e| Error::BuildFile {
-                location: spec.location.clone(),
-                message: format!("image {:?}: base: {e}", spec.name),
+            layout_read::import_for(src, Some(&want), store).map_err(|e| {
+                Error::declaration(&spec.location, format!("image {:?}: base", spec.name), e)
             })?
         }
         BaseSpec::Registry(r) => registry_base(spec, r, store, opts, reporter)?,
@@ -208,9 +207,8 @@ fn registry_base(
     let loaded = opts
         .registry
         .load_base(r, spec.platforms.single(), store, reporter)
-        .map_err(|e| Error::BuildFile {
-            location: spec.location.clone(),
-            message: format!("image {:?}: base: {e}", spec.name),
+        .map_err(|e| {
+            Error::declaration(&spec.location, format!("image {:?}: base", spec.name), e)
         })?;
     Ok(loaded.image)
 }

@@ -93,7 +93,22 @@ fn expand_tag(stamp: &Stamp, t: &Templated) -> Result<Reference> {
         }
         None => stamp.expand(&t.text, &t.location)?,
     };
-    let r = Reference::parse_tagged(&text).map_err(|e| refuse(&text, e.to_string()))?;
+    let r = Reference::parse_tagged(&text).map_err(|e| {
+        if text == t.text {
+            Error::declaration(&t.location, "not a valid tag", e)
+        } else {
+            Error::declaration(
+                &t.location,
+                format!(
+                    "tag {:?} expands to {:?}, which is not a valid tag \
+                     (`{{{{KEY|tag}}}}` makes any value a valid tag)",
+                    mask_userinfo(&t.text),
+                    mask_userinfo(&text)
+                ),
+                e,
+            )
+        }
+    })?;
     if split.is_some() && r.tag.is_none() {
         return Err(refuse(&text, "the tag part is missing".into()));
     }
@@ -134,10 +149,8 @@ fn tag_separator(text: &str) -> Option<usize> {
 /// `created` as written: seconds since 1970, or an RFC 3339 UTC time.
 fn parse_created(text: &str, location: &str) -> Result<String> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        let secs = epoch::parse(text).map_err(|e| Error::BuildFile {
-            location: location.to_string(),
-            message: format!("created {text:?}: {e}"),
-        })?;
+        let secs = epoch::parse(text)
+            .map_err(|e| Error::declaration(location, format!("created {text:?}"), e))?;
         return Ok(epoch::rfc3339(secs));
     }
     if epoch::is_rfc3339(text) {

@@ -73,7 +73,21 @@ pub struct BuildOptions {
     /// Off, a registry base stays shallow: its layers are
     /// [`crate::image::BlobLocation::Remote`], which a push streams or
     /// mounts from their repository.
-    pub fetch_layers: bool,
+    pub fetch_layers: FetchLayers,
+}
+
+/// Which registry bases' missing layers a build fetches as tasks of its own
+/// graph, for a sink that copies every byte.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum FetchLayers {
+    /// None: registry bases stay shallow (a build into the store, a push).
+    #[default]
+    None,
+    /// Those of every image built (an OCI layout or archive).
+    All,
+    /// Those of every single-platform image, and of a multi-platform image
+    /// only the child for this platform: what a docker tarball holds.
+    OnePlatform(Platform),
 }
 
 impl BuildOptions {
@@ -87,7 +101,7 @@ impl BuildOptions {
             source_date_epoch: sde,
             registry: Default::default(),
             platform: None,
-            fetch_layers: false,
+            fetch_layers: FetchLayers::None,
         })
     }
 }

@@ -17,7 +17,9 @@ use super::accounts::{self, Prepared};
 use super::assemble::{self, Base};
 use super::expand::{self, Expanded};
 use super::plan::{Node, Plan};
-use super::{lay_down, resolve, BuildOptions, BuiltImage, LayerReport, PlatformReport};
+use super::{
+    lay_down, resolve, BuildOptions, BuiltImage, FetchLayers, LayerReport, PlatformReport,
+};
 use crate::buildfile::{BaseSpec, ImageSpec, LayerSpec};
 use crate::digest::Digest;
 use crate::error::Result;
@@ -227,7 +229,12 @@ impl<'p> Work<'p> {
         for (i, n) in self.nodes.iter().enumerate() {
             let base_deps: Vec<TaskId> = n.node.base.map(|b| assembled[b]).into_iter().collect();
             let base = graph.add(&base_deps, 0, move |_| self.load_base(i, cx));
-            if cx.opts.fetch_layers && matches!(n.node.spec.base, BaseSpec::Registry(_)) {
+            let fetch = match &cx.opts.fetch_layers {
+                FetchLayers::None => false,
+                FetchLayers::All => true,
+                FetchLayers::OnePlatform(p) => !n.multi || n.node.platform.as_ref() == Some(p),
+            };
+            if fetch && matches!(n.node.spec.base, BaseSpec::Registry(_)) {
                 // As many fetchers as the budget could run at once; each
                 // takes the next layer the store lacks until none is left.
                 for _ in 0..cx.opts.threads.max(1) {

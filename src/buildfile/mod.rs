@@ -255,6 +255,21 @@ pub enum EntrySpecKind {
     },
 }
 
+/// The key and the keys expected of serde's "unknown field `k`, expected
+/// one of `a`, `b`" (or "expected `a`"), the only account of them the
+/// parser gives.
+fn unknown_key(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (key, rest) = rest.split_once('`')?;
+    let known = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    Some((key.to_string(), known))
+}
+
 impl BuildFile {
     /// Reads and validates the build file at `path`.
     pub fn load(path: &Path) -> Result<BuildFile> {
@@ -270,9 +285,15 @@ impl BuildFile {
                 Some(span) => format!("{display}:{}", line_col(text, span.start)),
                 None => display.clone(),
             };
-            Error::BuildFile {
-                location,
-                message: e.message().trim_end().to_string(),
+            let message = e.message().trim_end().to_string();
+            match unknown_key(&message) {
+                Some((key, known)) => Error::UnknownKey {
+                    location,
+                    message,
+                    key,
+                    known,
+                },
+                None => Error::BuildFile { location, message },
             }
         })?;
         let dir = match path.parent() {

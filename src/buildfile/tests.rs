@@ -7,7 +7,7 @@ fn parse(text: &str) -> Result<BuildFile> {
 }
 
 fn err(text: &str) -> String {
-    parse(text).unwrap_err().to_string()
+    parse(text).unwrap_err().display_chain()
 }
 
 #[test]

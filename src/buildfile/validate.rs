@@ -16,7 +16,7 @@ use super::{
     Platforms, TagSpec, Templated,
 };
 use crate::buildfile::{LocalSource, ACCOUNTS_LAYER};
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::media::Compression;
 use crate::reference::{mask_userinfo, Reference};
 use crate::stamp::{self, StampSpec};
@@ -71,6 +71,15 @@ impl Cx<'_> {
             location: location.to_string(),
             message: message.into(),
         }
+    }
+
+    fn err_because(
+        &self,
+        location: &str,
+        message: impl Into<String>,
+        cause: impl Into<Cause>,
+    ) -> Error {
+        Error::declaration(location, message, cause)
     }
 
     pub(super) fn image(&self, name: &str, raw: Spanned<RawImage>) -> Result<ImageSpec> {
@@ -346,7 +355,7 @@ impl Cx<'_> {
             } else {
                 Some(
                     Reference::parse_tagged(t.get_ref())
-                        .map_err(|e| self.err(&loc, e.to_string()))?,
+                        .map_err(|e| self.err_because(&loc, "not a valid tag", e))?,
                 )
             };
             tags.push(TagSpec {
@@ -430,15 +439,14 @@ impl Cx<'_> {
         if let Some(local) = LocalSource::parse(s, self.dir) {
             return local
                 .map(BaseSpec::Local)
-                .map_err(|e| self.err(loc, e.to_string()));
+                .map_err(|e| self.err_because(loc, "not a valid local base", e));
         }
         s.parse::<Reference>().map(BaseSpec::Registry).map_err(|e| {
-            self.err(
+            self.err_because(
                 loc,
-                format!(
-                    "base must be \"scratch\", \":IMAGE\", \"oci:PATH[:TAG]\", \
-                         \"docker-archive:PATH\" or a registry reference: {e}"
-                ),
+                "base must be \"scratch\", \":IMAGE\", \"oci:PATH[:TAG]\", \
+                 \"docker-archive:PATH\" or a registry reference",
+                e,
             )
         })
     }
@@ -629,13 +637,14 @@ impl Cx<'_> {
         } else {
             let mut b = GlobSetBuilder::new();
             for pat in &raw.exclude {
-                let glob = Glob::new(pat.trim_start_matches('/'))
-                    .map_err(|e| self.err(location, format!("exclude pattern {pat:?}: {e}")))?;
+                let glob = Glob::new(pat.trim_start_matches('/')).map_err(|e| {
+                    self.err_because(location, format!("exclude pattern {pat:?}"), e)
+                })?;
                 b.add(glob);
             }
             Some(
                 b.build()
-                    .map_err(|e| self.err(location, format!("exclude: {e}")))?,
+                    .map_err(|e| self.err_because(location, "exclude", e))?,
             )
         };
         Ok(EntrySpecKind::Copy {

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 
 use gantry::build::report::Report;
 use gantry::buildfile::DEFAULT_FILE_NAME;
-use gantry::error::{Error, Result};
+use gantry::error::{Error, JsonError, Result};
 use gantry::layout::write::Format;
 use gantry::output::{self, Output};
 use gantry::platform::Platform;
@@ -159,8 +159,9 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
         lines.push_str(&format!("{} {}\n", b.name, b.result.digest()));
     }
     let repairs = store.repairs();
-    let mut report = serde_json::to_string_pretty(&Report::of(&built, &repairs))
-        .map_err(|e| Error::Usage(format!("cannot render the report as JSON: {e}")))?;
+    let mut report = serde_json::to_string_pretty(&Report::of(&built, &repairs)).map_err(|e| {
+        Error::internal_because("cannot render the report as JSON", JsonError::from(e))
+    })?;
     report.push('\n');
     if args.json {
         lines = report.clone();

@@ -16,7 +16,7 @@ use gantry::error::{Error, Result};
 pub const IMAGES_VERB: &str = "__images";
 
 /// The verbs whose positional arguments are image names of the build file.
-const IMAGE_VERBS: &[&str] = &["build", "push"];
+const IMAGE_VERBS: &[&str] = &["build", "load", "push"];
 
 #[derive(Args)]
 pub struct CompletionsArgs {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use gantry::error::{Error, Result};
+use gantry::error::{Error, JsonError, Result};
 use gantry::fsutil::Freed;
 use gantry::store::gc::{self, GcOptions};
 use gantry::store::Store;
@@ -39,8 +39,9 @@ pub fn run(args: GcArgs, store_root: &Path) -> Result<()> {
         },
     )?;
     let text = if args.json {
-        let mut t = serde_json::to_string_pretty(&report)
-            .map_err(|e| Error::Usage(format!("cannot render the report as JSON: {e}")))?;
+        let mut t = serde_json::to_string_pretty(&report).map_err(|e| {
+            Error::internal_because("cannot render the report as JSON", JsonError::from(e))
+        })?;
         t.push('\n');
         t
     } else {

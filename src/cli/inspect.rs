@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use clap::Args;
 
-use gantry::error::{Error, Result};
+use gantry::error::{Error, JsonError, Result};
 
 #[derive(Args)]
 pub struct InspectArgs {
@@ -31,8 +31,9 @@ pub fn run(args: InspectArgs) -> Result<()> {
     let info =
         gantry::inspect::inspect_any(&args.path, args.image.as_deref(), args.platform.as_ref())?;
     let text = if args.json {
-        let mut t = serde_json::to_string_pretty(&info)
-            .map_err(|e| Error::Usage(format!("cannot render inspection as JSON: {e}")))?;
+        let mut t = serde_json::to_string_pretty(&info).map_err(|e| {
+            Error::internal_because("cannot render inspection as JSON", JsonError::from(e))
+        })?;
         t.push('\n');
         t
     } else {

@@ -4,6 +4,7 @@ mod build;
 mod completions;
 mod gc;
 mod inspect;
+mod load;
 mod lock;
 mod man;
 mod pull;
@@ -59,6 +60,9 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Resolve every registry base to digests and write gantry.lock.
     Lock(lock::LockArgs),
+    /// Build if needed, then load images into the local Docker Engine,
+    /// sending only the layers it lacks.
+    Load(load::LoadArgs),
     /// Copy an image from a registry into an OCI layout or docker tarball.
     Pull(pull::PullArgs),
     /// Build if needed, then push images to their tags in registries.
@@ -96,6 +100,7 @@ pub fn run() -> i32 {
         Command::Build(args) => build::run(args, &store_root, &reporter),
         Command::Inspect(args) => inspect::run(args),
         Command::Lock(args) => lock::run(args, &store_root, &reporter),
+        Command::Load(args) => load::run(args, &store_root, &reporter),
         Command::Pull(args) => pull::run(args, &store_root, &reporter),
         Command::Push(args) => push::run(args, &store_root, &reporter),
         Command::Gc(args) => gc::run(args, &store_root),
@@ -113,14 +118,21 @@ pub fn run() -> i32 {
     }
 }
 
+/// `error: ` and the error, one `Caused by: ` line per cause, then what
+/// to do about it when gantry knows. A cause whose text the line above
+/// already ends with (a library error that quotes its source) is not
+/// repeated.
 fn print_error(e: &gantry::Error) {
     eprintln!("error: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        // Io errors already print their cause inline.
-        if !matches!(e, gantry::Error::Io { .. }) {
-            eprintln!("  caused by: {s}");
+    let mut above = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !above.ends_with(&text) {
+            eprintln!("  Caused by: {text}");
         }
-        source = s.source();
+        above = text;
+    }
+    if let Some(hint) = e.hint() {
+        eprintln!("hint: {hint}");
     }
 }

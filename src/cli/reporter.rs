@@ -108,6 +108,11 @@ fn push_key(target: &str, digest: &gantry::Digest) -> (String, String) {
     (format!("push {target}"), digest.to_string())
 }
 
+/// One load runs at a time; no image name holds a space.
+fn load_key() -> (String, String) {
+    ("load ".to_string(), String::new())
+}
+
 impl Reporter for CliReporter {
     fn report(&self, event: Event<'_>) {
         match event {
@@ -124,6 +129,9 @@ impl Reporter for CliReporter {
             | Event::PushProgress { .. }
             | Event::PushFinished { .. }
             | Event::ManifestPushed { .. } => self.push_event(event),
+            Event::LoadStarted { .. } | Event::LoadProgress { .. } | Event::LoadFinished { .. } => {
+                self.load_event(event)
+            }
             Event::BlobRepaired { .. } | Event::TarballPlatform { .. } | Event::Warning { .. } => {
                 self.notice(event)
             }
@@ -260,6 +268,31 @@ impl CliReporter {
                 self.line(format!("{reference} {how} {}", short(digest)));
             }
             _ => unreachable!("not a push event"),
+        }
+    }
+
+    /// An archive streamed to a container engine.
+    fn load_event(&self, event: Event<'_>) {
+        match event {
+            Event::LoadStarted {
+                engine,
+                layers,
+                of,
+                bytes,
+            } => {
+                self.line(format!(
+                    "load: sending {layers} of {of} layers ({}) to {engine}",
+                    human_size(bytes)
+                ));
+                self.start_bar(load_key(), bytes, "load".into());
+            }
+            Event::LoadProgress { sent, .. } => self.move_bar(&load_key(), sent),
+            Event::LoadFinished { sent, ok, .. } => {
+                self.end_bar(&load_key());
+                let how = if ok { "sent" } else { "failed after" };
+                self.line(format!("load: {how} {sent} bytes ({})", human_size(sent)));
+            }
+            _ => unreachable!("not a load event"),
         }
     }
 

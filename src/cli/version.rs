@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use clap::Args;
 use serde::Serialize;
 
-use gantry::error::{Error, Result};
+use gantry::error::{Error, JsonError, Result};
 
 /// Set by build.rs: HEAD's commit, empty when built outside a checkout.
 const COMMIT: &str = env!("GANTRY_COMMIT");
@@ -65,8 +65,9 @@ pub fn run(args: VersionArgs) -> Result<()> {
                 .map(|(name, version)| Compressor { name, version })
                 .collect(),
         };
-        let mut t = serde_json::to_string_pretty(&info)
-            .map_err(|e| Error::Usage(format!("cannot render the version as JSON: {e}")))?;
+        let mut t = serde_json::to_string_pretty(&info).map_err(|e| {
+            Error::internal_because("cannot render the version as JSON", JsonError::from(e))
+        })?;
         t.push('\n');
         t
     } else {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::config::ImageConfig;
 use crate::digest::Digest;
-use crate::error::{json_problem, Error, Result};
+use crate::error::{Error, JsonError, Result};
 use crate::image::{BlobLocation, Image, LayerDesc};
 use crate::manifest;
 use crate::media;
@@ -134,7 +134,7 @@ impl Manifest {
 /// Parses an image config; `what` names it in errors, which never quote it.
 pub fn parse_config(bytes: &[u8], what: &str) -> Result<ImageConfig> {
     ImageConfig::parse(bytes)
-        .map_err(|e| Error::format(what, format!("not an image config: {}", json_problem(&e))))
+        .map_err(|e| Error::format_because(what, "not an image config", JsonError::from(e)))
 }
 
 /// The config's diff_ids, checked to be one sha256 digest per layer of a

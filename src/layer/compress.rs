@@ -26,6 +26,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use crate::error::io_because;
 pub use crate::media::Compression;
 use libdeflater::{CompressionLvl, Compressor};
 
@@ -181,7 +182,13 @@ fn gzip_member(block: &mut Block, deflater: &mut Compressor) -> io::Result<()> {
     out[..head].copy_from_slice(&GZIP_HEADER);
     let n = deflater
         .deflate_compress(input, &mut out[head..])
-        .map_err(|e| io::Error::other(format!("gzip: block {}: {e}", block.seq)))?;
+        .map_err(|e| {
+            io_because(
+                io::ErrorKind::Other,
+                format!("gzip: block {}", block.seq),
+                e,
+            )
+        })?;
     out.truncate(head + n);
     out.extend_from_slice(&libdeflater::crc32(input).to_le_bytes());
     // ISIZE is the length modulo 2^32 by definition; a block always fits.
@@ -387,7 +394,7 @@ impl Pool {
             let handle = std::thread::Builder::new()
                 .name(format!("gzip-{i}"))
                 .spawn(move || worker(&jobs, &done, &cancel, level, compress))
-                .map_err(|e| io::Error::new(e.kind(), format!("gzip: starting thread: {e}")))?;
+                .map_err(|e| io_because(e.kind(), "gzip: starting thread", e))?;
             pool.workers.push(handle);
         }
         Ok(pool)

@@ -138,6 +138,21 @@ impl<'a> Resolver<'a> {
             image: self.image.to_string(),
             layer: self.layer.to_string(),
             message: format!("{location}: {message}"),
+            cause: None,
+        }
+    }
+
+    fn err_because(
+        &self,
+        location: &str,
+        message: impl std::fmt::Display,
+        cause: std::io::Error,
+    ) -> Error {
+        Error::Layer {
+            image: self.image.to_string(),
+            layer: self.layer.to_string(),
+            message: format!("{location}: {message}"),
+            cause: Some(cause.into()),
         }
     }
 
@@ -190,15 +205,12 @@ impl<'a> Resolver<'a> {
                 // A top-level `src` that is a symlink is followed, as
                 // `COPY` does; links inside a directory tree are kept.
                 let meta = fs::metadata(src).map_err(|e| {
-                    let what = if e.kind() == std::io::ErrorKind::NotFound {
-                        "does not exist".to_string()
+                    let what = format!("src {src_text:?} ({})", src.display());
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        self.err(&spec.location, format!("{what} does not exist"))
                     } else {
-                        e.to_string()
-                    };
-                    self.err(
-                        &spec.location,
-                        format!("src {src_text:?} ({}) {what}", src.display()),
-                    )
+                        self.err_because(&spec.location, format!("{what} cannot be read"), e)
+                    }
                 })?;
                 if meta.is_dir() {
                     if !dst.is_empty() {
@@ -242,7 +254,7 @@ impl<'a> Resolver<'a> {
         exclude: Option<&globset::GlobSet>,
     ) -> Result<()> {
         let items = super::scan::scan(root, exclude)
-            .map_err(|(p, e)| self.err(&spec.location, format!("{}: {e}", p.display())))?;
+            .map_err(|(p, e)| self.err_because(&spec.location, p.display(), e))?;
         self.slots.reserve(items.len());
         for item in items {
             let rel_str = item.rel().to_str().ok_or_else(|| {

@@ -174,6 +174,7 @@ fn build_from<S: Sources>(
             image: job.image.into(),
             layer: job.name.into(),
             message: "input files changed while the layer was being built".into(),
+            cause: None,
         });
     }
     let (digest, size) = blob.commit()?;
@@ -269,7 +270,8 @@ fn io_err(job: &LayerJob<'_>, e: io::Error) -> Error {
     Error::Layer {
         image: job.image.into(),
         layer: job.name.into(),
-        message: e.to_string(),
+        message: "cannot lay it down".into(),
+        cause: Some(e.into()),
     }
 }
 

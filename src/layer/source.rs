@@ -108,6 +108,7 @@ pub(super) fn write_tar<S: Sources, W: Write>(
                      stops changing)",
                     path.display()
                 ),
+                cause: None,
             });
         }
         entries.to_mut()[index].stat = Some(now);

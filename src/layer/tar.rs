@@ -211,7 +211,7 @@ fn padding(len: u64) -> usize {
 }
 
 fn read_error(path: &str, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{path}: reading file data: {e}"))
+    crate::error::io_because(e.kind(), format!("{path}: reading file data"), e)
 }
 
 fn invalid(msg: String) -> io::Error {

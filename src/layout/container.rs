@@ -205,14 +205,14 @@ impl TarIndex {
         // name), and a file that is not a tar is often one full of secrets
         // (a `.env`): only the system's own errors are passed on.
         let not_tar = |e: io::Error| {
-            let why = match e.raw_os_error() {
-                Some(code) => format!(" ({})", io::Error::from_raw_os_error(code)),
-                None => String::new(),
-            };
-            Error::format(
+            let (name, what) = (
                 path.display().to_string(),
-                format!("not a tar archive, or a damaged one{why}"),
-            )
+                "not a tar archive, or a damaged one",
+            );
+            match e.raw_os_error() {
+                Some(code) => Error::format_because(name, what, io::Error::from_raw_os_error(code)),
+                None => Error::format(name, what),
+            }
         };
         let mut archive = tar::Archive::new(BufReader::with_capacity(64 * 1024, file));
         let mut entries = HashMap::new();
@@ -298,21 +298,7 @@ pub(crate) fn clean(name: &str) -> Option<String> {
     if name.starts_with('/') || name.contains('\\') || name.contains('\0') {
         return None;
     }
-    let mut parts: Vec<&str> = Vec::new();
-    for part in name.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            p => parts.push(p),
-        }
-    }
-    if parts.is_empty() {
-        None
-    } else {
-        Some(parts.join("/"))
-    }
+    crate::rootfs::normalise_member(name).filter(|n| !n.is_empty())
 }
 
 /// The compression a file's first bytes show: one a layer may have, or

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::container::{compression_of, Container};
 use super::read::{full_or_raw, select_one, Blob, LocalBlobs};
 use crate::digest::{Digest, Hasher, HashingReader};
-use crate::error::{json_problem, Error, Result};
+use crate::error::{Error, JsonError, Result};
 use crate::image::{read, Image, LayerDesc};
 use crate::media::Compression;
 use crate::reference::same_image;
@@ -114,12 +114,10 @@ pub(super) fn open_docker_save(
 fn save_entries(container: &Container) -> Result<Vec<SaveEntry>> {
     let list_what = container.member_name("manifest.json");
     serde_json::from_slice(&container.read_small("manifest.json")?).map_err(|e| {
-        Error::format(
+        Error::format_because(
             &list_what,
-            format!(
-                "not a docker save manifest (an array of {{Config, RepoTags, Layers}}): {}",
-                json_problem(&e)
-            ),
+            "not a docker save manifest (an array of {Config, RepoTags, Layers})",
+            JsonError::from(e),
         )
     })
 }
@@ -236,10 +234,7 @@ fn hash_compressed_layer(
         Ok(())
     })();
     result.map_err(|e| {
-        Error::format(
-            &what,
-            format!("cannot decompress {} layer: {e}", kind.name()),
-        )
+        Error::format_because(&what, format!("cannot decompress {} layer", kind.name()), e)
     })?;
     let (actual, _) = plain.finish();
     if actual != *diff_id {

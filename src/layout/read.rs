@@ -24,7 +24,7 @@ use super::container::{Container, MAX_JSON};
 use super::docker_save::open_docker_save;
 use crate::buildfile::LocalSource;
 use crate::digest::{Digest, VerifyingReader};
-use crate::error::{json_problem, Error, Result};
+use crate::error::{Error, JsonError, Result};
 use crate::image::{read, Image};
 use crate::manifest;
 use crate::media;
@@ -470,10 +470,7 @@ fn check_layout_version(container: &Container) -> Result<()> {
     let what = container.member_name("oci-layout");
     let layout: Layout =
         serde_json::from_slice(&container.read_small("oci-layout")?).map_err(|e| {
-            Error::format(
-                &what,
-                format!("not an OCI layout marker: {}", json_problem(&e)),
-            )
+            Error::format_because(&what, "not an OCI layout marker", JsonError::from(e))
         })?;
     if !layout.version.starts_with("1.") {
         return Err(Error::format(
@@ -505,7 +502,7 @@ fn resolve_manifest(
 
     let what = container.member_name(&blob_name(&digest));
     let peek = media::Peek::of(&bytes)
-        .map_err(|e| Error::format(&what, format!("not a JSON manifest: {}", json_problem(&e))))?;
+        .map_err(|e| Error::format_because(&what, "not a JSON manifest", JsonError::from(e)))?;
     if peek.schema_version == Some(1) {
         return Err(schema1_error(container, label));
     }

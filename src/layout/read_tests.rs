@@ -17,7 +17,7 @@ use crate::media;
 fn err_of<T>(r: Result<T>) -> String {
     match r {
         Ok(_) => panic!("expected an error"),
-        Err(e) => e.to_string(),
+        Err(e) => e.display_chain(),
     }
 }
 

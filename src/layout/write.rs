@@ -25,7 +25,7 @@
 //! no user or group names, mtime 0) and nothing taken from the local file
 //! system.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
@@ -100,7 +100,35 @@ pub fn write_archive<W: Write>(
     format: Format,
     out: W,
 ) -> Result<W> {
-    write_archive_named(artifacts, store, format, out, Path::new(STREAM_NAME))
+    write_archive_named(
+        artifacts,
+        store,
+        format,
+        out,
+        Path::new(STREAM_NAME),
+        &BTreeSet::new(),
+    )
+}
+
+/// Streams a docker tarball of `artifacts` to `out` that leaves out the
+/// files of the layers in `omit`, while `manifest.json` and `index.json`
+/// still name them: Docker's classic loader opens a layer file only for a
+/// chain it does not hold, so a tarball without the layers an engine has
+/// loads as the whole image. Anything else reading it finds them missing.
+pub fn write_docker_archive_omitting<W: Write>(
+    artifacts: &[&Artifact],
+    store: &Store,
+    omit: &BTreeSet<Digest>,
+    out: W,
+) -> Result<W> {
+    write_archive_named(
+        artifacts,
+        store,
+        Format::Docker,
+        out,
+        Path::new(STREAM_NAME),
+        omit,
+    )
 }
 
 /// Writes a docker tarball or OCI archive to the file `dest`, atomically;
@@ -115,7 +143,7 @@ pub fn write_archive_file(
         return write_oci_dir(artifacts, store, dest);
     }
     let file = AtomicFile::create(dest)?;
-    let file = write_archive_named(artifacts, store, format, file, dest)?;
+    let file = write_archive_named(artifacts, store, format, file, dest, &BTreeSet::new())?;
     file.commit()
 }
 
@@ -125,13 +153,14 @@ fn write_archive_named<W: Write>(
     format: Format,
     out: W,
     out_name: &Path,
+    omit: &BTreeSet<Digest>,
 ) -> Result<W> {
     let docker = match format {
         Format::Docker => true,
         Format::OciArchive => false,
         Format::Oci => {
-            return Err(Error::Usage(
-                "an OCI layout is a directory; write it with write_oci_dir".into(),
+            return Err(Error::internal(
+                "an OCI layout is a directory; write it with write_oci_dir",
             ))
         }
     };
@@ -161,6 +190,7 @@ fn write_archive_named<W: Write>(
                 let h = header(&name, tar::EntryType::Regular, bytes.len() as u64, 0o644)?;
                 tar.append(&h, *bytes).map_err(out_err)?;
             }
+            Blob::Store { .. } if omit.contains(digest) => {}
             Blob::Store { size } => {
                 let h = header(&name, tar::EntryType::Regular, *size, 0o644)?;
                 let mut src = Tracked::new(store.open_blob(digest)?);
@@ -190,7 +220,7 @@ fn header(name: &str, kind: tar::EntryType, size: u64, mode: u32) -> Result<tar:
     // field; writing them directly keeps directories' trailing `/`, which
     // `set_path` would drop.
     if name.len() > field.len() {
-        return Err(Error::Usage(format!(
+        return Err(Error::internal(format!(
             "archive member name too long: {name}"
         )));
     }
@@ -201,8 +231,9 @@ fn header(name: &str, kind: tar::EntryType, size: u64, mode: u32) -> Result<tar:
     h.set_uid(0);
     h.set_gid(0);
     h.set_mtime(0);
-    let fixed =
-        |r: io::Result<()>| r.map_err(|e| Error::Usage(format!("tar header for {name}: {e}")));
+    let fixed = |r: io::Result<()>| {
+        r.map_err(|e| Error::internal_because(format!("tar header for {name}"), e))
+    };
     fixed(h.set_username(""))?;
     fixed(h.set_groupname(""))?;
     fixed(h.set_device_major(0))?;
@@ -269,7 +300,7 @@ struct SaveEntry {
 impl<'a> Plan<'a> {
     fn new(roots: &[&'a Artifact], store: &Store, docker: bool) -> Result<Plan<'a>> {
         if roots.is_empty() {
-            return Err(Error::Usage("no images to write".into()));
+            return Err(Error::internal("no images to write"));
         }
         let mut blobs = BTreeMap::new();
         let mut index = IndexEntries::default();
@@ -286,7 +317,7 @@ impl<'a> Plan<'a> {
             .media_type(MediaType::ImageIndex)
             .manifests(index.finish())
             .build()
-            .map_err(|e| Error::Usage(format!("cannot build index.json: {e}")))?;
+            .map_err(|e| Error::internal_because("cannot build index.json", e))?;
         let docker_manifest = if docker {
             let entries: Vec<SaveEntry> = save.into_iter().map(|(_, e)| e).collect();
             crate::json::canonical(&entries)
@@ -391,12 +422,11 @@ fn add_artifact<'a>(
         }
         Artifact::Index(index) => {
             if docker {
-                return Err(Error::Usage(format!(
-                    "image {:?} is multi-platform ({}); a docker tarball holds one \
-                     platform: choose it with --platform",
-                    index.name,
-                    index.platforms().join(", ")
-                )));
+                return Err(Error::NeedsPlatform {
+                    image: index.name.clone(),
+                    platforms: index.platforms(),
+                    host: None,
+                });
             }
             check_index(index)?;
             blobs.insert(index.digest, Blob::Bytes(&index.bytes));
@@ -477,7 +507,7 @@ fn check_index(index: &ImageIndex) -> Result<()> {
         .map(|c| c.manifest_digest.to_string())
         .collect();
     if listed != children {
-        return Err(Error::Usage(format!(
+        return Err(Error::internal(format!(
             "{what}: the index lists {listed:?} but the image has children {children:?}"
         )));
     }
@@ -504,7 +534,7 @@ fn check_image(image: &Image, store: &Store) -> Result<()> {
         }
     }
     if !media::is_image_manifest(&image.manifest_media_type) {
-        return Err(Error::Usage(format!(
+        return Err(Error::internal(format!(
             "{}: media type {} is not a single-image manifest",
             what("manifest"),
             image.manifest_media_type
@@ -512,7 +542,7 @@ fn check_image(image: &Image, store: &Store) -> Result<()> {
     }
     let manifest = manifest::parse_manifest(&image.manifest_bytes, &what("manifest"))?;
     let disagree = |detail: String| {
-        Error::Usage(format!(
+        Error::internal(format!(
             "{}: the manifest and the image disagree: {detail}",
             what("manifest")
         ))

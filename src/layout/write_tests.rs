@@ -288,7 +288,7 @@ fn failed_writes_leave_nothing_behind() {
     let err = write_oci_dir(&[&Artifact::Image(image.clone())], &store, &dest)
         .err()
         .unwrap()
-        .to_string();
+        .display_chain();
     assert!(err.contains("not in the store"), "{err}");
     assert!(!dest.exists());
     let err = write_archive_file(
@@ -338,7 +338,7 @@ fn corrupt_store_blob_is_named() {
     )
     .err()
     .unwrap()
-    .to_string();
+    .display_chain();
     assert!(err.contains("content digest"), "{err}");
 }
 

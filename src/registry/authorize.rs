@@ -193,6 +193,7 @@ impl Client {
                     status,
                     code,
                     message,
+                    cause,
                     ..
                 } => Error::Registry {
                     registry: host.to_string(),
@@ -200,6 +201,7 @@ impl Client {
                     status,
                     code,
                     message: format!("token service {realm_host} refused {scope}: {message}"),
+                    cause,
                 },
                 e => e,
             });

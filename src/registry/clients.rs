@@ -50,10 +50,7 @@ impl Client {
         for path in &self.opts.ca_certs {
             let pem = std::fs::read(path).map_err(|e| Error::io(path, e))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::format(
-                    path.display().to_string(),
-                    format!("not a PEM certificate: {e}"),
-                )
+                Error::format_because(path.display().to_string(), "not a PEM certificate", e)
             })?;
             if certs.is_empty() {
                 return Err(Error::format(
@@ -76,12 +73,12 @@ impl Client {
             .thread_name("gantry-upload")
             .enable_all()
             .build()
-            .map_err(|e| Error::Usage(format!("cannot start the upload runtime: {e}")))?;
+            .map_err(|e| Error::environment("cannot start the upload runtime", e))?;
         // No roots at all: this client is only ever given http:// URLs.
         let plain = http_builder_async(&self.opts)
             .tls_certs_only(std::iter::empty())
             .build()
-            .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))?;
+            .map_err(|e| Error::environment("cannot set up the HTTP client", e))?;
         // Two threads making it at once: one is kept, both work.
         let _ = self.streamer.set(Streamer {
             runtime,
@@ -150,7 +147,7 @@ fn made_once<T: Clone>(slot: &Mutex<Option<T>>, make: impl FnOnce() -> Result<T>
 }
 
 fn https_setup_error(e: reqwest::Error) -> Error {
-    Error::Usage(format!("cannot set up the HTTPS client: {e}"))
+    Error::environment("cannot set up the HTTPS client", e)
 }
 
 /// [`http_builder`]'s settings, for the async client. No `read_timeout`:

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, JsonError, Result};
 
 /// The key Docker Hub credentials are stored under, a relic of the v1 API.
 pub const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
@@ -155,9 +155,10 @@ fn parse_config(bytes: &[u8], path: &Path) -> Result<ConfigFile> {
         )
     };
     let root: Value = serde_json::from_slice(bytes).map_err(|e| {
-        Error::format(
+        Error::format_because(
             path.display().to_string(),
-            format!("not a credentials file: {}", crate::error::json_problem(&e)),
+            "not a credentials file",
+            JsonError::from(e),
         )
     })?;
     let Value::Object(root) = root else {
@@ -297,12 +298,13 @@ struct HelperAnswer {
 /// for a keyring that never unlocks, say) is killed.
 fn run_helper(name: &str, server: &str, timeout: Duration) -> Result<Option<Credential>> {
     let program = format!("docker-credential-{name}");
-    let helper_err = |message: String| Error::Registry {
+    let helper_err = |message: String, cause: Option<std::io::Error>| Error::Registry {
         registry: server.to_string(),
         reference: format!("credential helper {program}"),
         status: None,
         code: None,
         message,
+        cause: cause.map(Into::into),
     };
     let mut child = Command::new(&program)
         .arg("get")
@@ -310,18 +312,18 @@ fn run_helper(name: &str, server: &str, timeout: Duration) -> Result<Option<Cred
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| helper_err(format!("cannot run it: {e}")))?;
+        .map_err(|e| helper_err("cannot run it".into(), Some(e)))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A helper that exits without reading its input is judged by its
         // exit status below, so a broken pipe here is not an error.
         let _ = stdin.write_all(server.as_bytes());
     }
     let out = wait_within(child, timeout).map_err(|e| match e {
-        Waited::TimedOut => helper_err(format!(
-            "no answer within {} s; stopped it",
-            timeout.as_secs_f64()
-        )),
-        Waited::Io(e) => helper_err(format!("cannot run it: {e}")),
+        Waited::TimedOut => helper_err(
+            format!("no answer within {} s; stopped it", timeout.as_secs_f64()),
+            None,
+        ),
+        Waited::Io(e) => helper_err("cannot run it".into(), Some(e)),
     })?;
     if !out.status.success() {
         // Helpers answer "credentials not found" on stdout with a failure
@@ -331,10 +333,10 @@ fn run_helper(name: &str, server: &str, timeout: Duration) -> Result<Option<Cred
         if text.to_ascii_lowercase().contains("credentials not found") {
             return Ok(None);
         }
-        return Err(helper_err(format!("`get` failed ({})", out.status)));
+        return Err(helper_err(format!("`get` failed ({})", out.status), None));
     }
     let answer: HelperAnswer = serde_json::from_slice(&out.stdout)
-        .map_err(|_| helper_err("`get` did not answer with the expected JSON".into()))?;
+        .map_err(|_| helper_err("`get` did not answer with the expected JSON".into(), None))?;
     if answer.secret.is_empty() {
         return Ok(None);
     }
@@ -500,7 +502,7 @@ mod tests {
             (r#"["hunter2"]"#, "the document"),
         ] {
             let s = sources(dir.path(), file);
-            let e = s.lookup("r.example").unwrap_err().to_string();
+            let e = s.lookup("r.example").unwrap_err().display_chain();
             assert!(e.contains("config.json") && e.contains(path), "{file}: {e}");
             assert!(!e.contains("hunter2"), "{e}");
         }
@@ -509,7 +511,7 @@ mod tests {
             dir.path(),
             "{\"auths\": {\"r.example\": {\"auth\": \"hunter2\" x}}}",
         );
-        let e = s.lookup("r.example").unwrap_err().to_string();
+        let e = s.lookup("r.example").unwrap_err().display_chain();
         assert!(e.contains("line 1") && !e.contains("hunter2"), "{e}");
     }
 
@@ -527,7 +529,7 @@ mod tests {
                 dir.path(),
                 &format!(r#"{{"auths":{{"https://r.example/v1/":{{"auth":"{auth}"}}}}}}"#),
             );
-            let e = s.lookup("r.example").unwrap_err().to_string();
+            let e = s.lookup("r.example").unwrap_err().display_chain();
             assert!(
                 e.contains(r#"auths."https://r.example/v1/".auth"#) && e.contains(why),
                 "{e}"
@@ -543,7 +545,7 @@ mod tests {
             dir.path(),
             r#"{"auths":{"r.example":{"auth":"!!secret!!"}}}"#,
         );
-        let e = s.lookup("r.example").unwrap_err().to_string();
+        let e = s.lookup("r.example").unwrap_err().display_chain();
         assert!(e.contains("config.json") && !e.contains("secret"), "{e}");
     }
 }

@@ -232,7 +232,7 @@ impl Client {
         let plain = clients::http_builder(&opts)
             .tls_certs_only(std::iter::empty())
             .build()
-            .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))?;
+            .map_err(|e| Error::environment("cannot set up the HTTP client", e))?;
         Ok(Client {
             plain,
             tls: Mutex::new(None),
@@ -452,6 +452,7 @@ impl Client {
             status,
             code,
             message,
+            cause: None,
         }
     }
 
@@ -489,7 +490,7 @@ impl Client {
                     // A registry that speaks TLS with a certificate we cannot
                     // verify must not be quietly talked to in plain text.
                     Err(e) if is_certificate_error(&error_chain(&e)) => {
-                        return Err(certificate_error(host, &error_chain(&e)));
+                        return Err(certificate_error(e));
                     }
                     Err(_) => {
                         let r = self.execute(at, ping_plain)?;

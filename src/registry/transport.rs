@@ -22,6 +22,14 @@ pub(super) enum SendError {
     /// A reset, refused connection or stall, worth retrying; the message
     /// has no URL query or credential in it.
     Transient(String),
+    /// As `Transient`, with the HTTP client's error, which the last
+    /// attempt's error keeps as its cause.
+    Failed {
+        /// The whole account, for a line saying it is tried again.
+        message: String,
+        /// reqwest's error, stripped of its URL.
+        cause: reqwest::Error,
+    },
     /// Retrying cannot help (a certificate that does not verify, a request
     /// that cannot be built): the error to return.
     Fatal(Error),
@@ -60,8 +68,7 @@ impl Client {
         url: &str,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response> {
-        let url = reqwest::Url::parse(url)
-            .map_err(|e| self.err(at.host, at.what, None, None, format!("bad URL: {e}")))?;
+        let url = reqwest::Url::parse(url).map_err(|e| bad_url(at, e))?;
         let mut renewed = false;
         loop {
             let resp = self.follow(
@@ -214,13 +221,23 @@ impl Client {
             attempt += 1;
             let last = attempt >= self.opts.retry.attempts;
             let (http, req) = build().build_split();
-            let req = req.map_err(|e| Error::Usage(error_chain(&e)))?;
+            let req = req.map_err(|e| Error::Registry {
+                registry: host.to_string(),
+                reference: what.to_string(),
+                status: None,
+                code: None,
+                message: "cannot make the request".into(),
+                // Without the URL, whose query may be a signature.
+                cause: Some(e.without_url().into()),
+            })?;
             let name = request_name(at, req.method(), req.url());
+            // The whole URL (scheme and all), as reqwest's message had it.
+            let full = format!("{} {}", req.method(), shown(req.url()));
             let sent = http.execute(req).map_err(|e| {
                 if e.is_timeout() {
                     SendError::Transient(self.stalled(&name))
                 } else {
-                    classify(&e)
+                    classify(e)
                 }
             });
             match sent {
@@ -239,6 +256,13 @@ impl Client {
                 }
                 Err(SendError::Transient(m)) => {
                     return Err(self.err(host, what, None, None, gave_up(&m, attempt)))
+                }
+                Err(SendError::Failed { message, .. }) if !last => {
+                    self.retrying(at, attempt, None, &message);
+                    continue;
+                }
+                Err(SendError::Failed { cause, .. }) => {
+                    return Err(failed(at, gave_up(&full, attempt), cause))
                 }
                 Err(SendError::Fatal(err)) => return Err(err),
             }
@@ -274,24 +298,50 @@ pub(super) fn retry_after(resp: &Response) -> Option<Duration> {
 
 /// Whether a failure to send is worth another attempt, with a message that
 /// leaves out a URL's query string.
-pub(super) fn classify(e: &reqwest::Error) -> SendError {
+pub(super) fn classify(e: reqwest::Error) -> SendError {
     // Credentials travel in headers and bodies only, but a redirect's query
     // string may be a signature (presigned storage URLs): it is left out.
-    let mut msg = error_chain(e);
+    let mut msg = error_chain(&e);
     if let Some(u) = e.url() {
         msg = msg.replace(u.as_str(), &shown(u));
     }
     if e.is_builder() {
-        return SendError::Fatal(Error::Usage(msg));
+        return SendError::Fatal(Error::internal(msg));
     }
     if e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() {
-        if is_certificate_error(&msg) {
-            let host = e.url().map(authority).unwrap_or_default();
-            return SendError::Fatal(certificate_error(&host, &msg));
+        // The same answer however often it is asked: not retried.
+        if is_not_tls(&msg) {
+            return SendError::Fatal(Error::NotTls {
+                registry: e.url().map(authority).unwrap_or_default(),
+                url: e.url().map(shown).unwrap_or_default(),
+                source: e.without_url().into(),
+            });
         }
-        return SendError::Transient(msg);
+        if is_certificate_error(&msg) {
+            return SendError::Fatal(certificate_error(e));
+        }
+        return SendError::Failed {
+            message: msg,
+            cause: e.without_url(),
+        };
     }
-    SendError::Transient(msg)
+    SendError::Failed {
+        message: msg,
+        cause: e.without_url(),
+    }
+}
+
+/// The error of a request (`what`, `METHOD path`) whose last attempt
+/// failed for `cause`, an HTTP client error stripped of its URL.
+pub(super) fn failed(at: &Repo<'_>, what: String, cause: reqwest::Error) -> Error {
+    Error::Registry {
+        registry: at.host.to_string(),
+        reference: at.what.to_string(),
+        status: None,
+        code: None,
+        message: what,
+        cause: Some(cause.into()),
+    }
 }
 
 /// A request as messages name it: the method and the path on the registry,
@@ -351,6 +401,12 @@ pub(super) fn gave_up(why: &str, attempts: u32) -> String {
     }
 }
 
+/// Whether a TLS handshake failed because the first answer was not TLS
+/// at all (rustls reads a plain HTTP answer as a record of no known type).
+pub(super) fn is_not_tls(msg: &str) -> bool {
+    msg.contains("InvalidContentType")
+}
+
 /// Whether a failure's message (as [`error_chain`] gives it) says the
 /// server's certificate did not verify, which no retry and no fallback to
 /// plain HTTP may paper over.
@@ -358,15 +414,25 @@ pub(super) fn is_certificate_error(msg: &str) -> bool {
     msg.contains("certificate") || msg.contains("UnknownIssuer") || msg.contains("NotValidForName")
 }
 
-/// The error for a certificate that did not verify, saying how to trust
-/// its CA.
-pub(super) fn certificate_error(host: &str, msg: &str) -> Error {
+/// The error for a certificate that did not verify (its hint says how to
+/// trust its CA).
+pub(super) fn certificate_error(e: reqwest::Error) -> Error {
+    Error::Certificate {
+        registry: e.url().map(authority).unwrap_or_default(),
+        url: e.url().map(shown).unwrap_or_default(),
+        source: e.without_url().into(),
+    }
+}
+
+/// A URL gantry made for a request to `at` does not parse.
+pub(super) fn bad_url(at: &Repo<'_>, e: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::Registry {
-        registry: host.to_string(),
-        reference: "TLS".into(),
+        registry: at.host.to_string(),
+        reference: at.what.to_string(),
         status: None,
         code: None,
-        message: format!("{msg} (trust its CA with --ca-cert FILE or SSL_CERT_FILE)"),
+        message: "bad URL".into(),
+        cause: Some(e.into()),
     }
 }
 

@@ -18,7 +18,9 @@ use reqwest::header::{
 use reqwest::{Method, Url};
 
 use super::stream::StreamError;
-use super::transport::{classify, gave_up, request_name, retry_after, sensitive, SendError};
+use super::transport::{
+    bad_url, classify, failed, gave_up, request_name, retry_after, sensitive, shown, SendError,
+};
 use super::{retry, Access, Client, Repo};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -124,7 +126,7 @@ impl Client {
                 // source registry is not.
                 Err(StreamError::Source(src)) => {
                     if src.kind() == io::ErrorKind::InvalidData || last {
-                        return Err(Error::format(at.what, src.to_string()));
+                        return Err(Error::format_because(at.what, "reading the blob", src));
                     }
                     format!("reading the blob: {src}")
                 }
@@ -136,10 +138,15 @@ impl Client {
                     }
                     m
                 }
-                Err(StreamError::Send(e)) => match classify(&e) {
+                Err(StreamError::Send(e)) => match classify(e) {
                     SendError::Transient(m) if !last => format!("upload: {m}"),
                     SendError::Transient(m) => {
                         return Err(self.err(at.host, at.what, None, None, gave_up(&m, attempt)))
+                    }
+                    SendError::Failed { message, .. } if !last => format!("upload: {message}"),
+                    SendError::Failed { cause, .. } => {
+                        let what = gave_up(&format!("upload: PUT {}", shown(&url)), attempt);
+                        return Err(failed(at, what, cause));
                     }
                     SendError::Fatal(err) => return Err(err),
                 },
@@ -168,7 +175,7 @@ impl Client {
     /// The token for a mount carries pull on the source as well.
     fn start_upload(&self, at: &Repo<'_>, digest: &Digest, from: Option<&str>) -> Result<Started> {
         let mut url = Url::parse(&self.url(at, &format!("/v2/{}/blobs/uploads/", at.repository))?)
-            .map_err(|e| Error::Usage(format!("registry {}: {e}", at.host)))?;
+            .map_err(|e| bad_url(at, e))?;
         let mounting;
         let at = match from {
             Some(from) => {

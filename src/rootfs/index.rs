@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::headers::{read_headers, RawHeader, ReadError};
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::{Error, JsonError, Result};
 use crate::store::{Record, Store};
 
 /// Bumped whenever what an index holds for the same layer changes, so that a
@@ -154,8 +154,9 @@ impl LayerIndex {
 
     /// Reads an index written by [`LayerIndex::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<LayerIndex> {
-        let index: LayerIndex = serde_json::from_slice(bytes)
-            .map_err(|e| Error::format("layer index", crate::error::json_problem(&e)))?;
+        let index: LayerIndex = serde_json::from_slice(bytes).map_err(|e| {
+            Error::format_because("layer index", "not a layer index", JsonError::from(e))
+        })?;
         if index.version != INDEX_VERSION {
             return Err(Error::format(
                 "layer index",

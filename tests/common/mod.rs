@@ -16,6 +16,7 @@ pub mod markdown;
 pub mod oci;
 pub mod proxy;
 pub mod push;
+pub mod registry_bases;
 pub mod run;
 pub mod tarball;
 
