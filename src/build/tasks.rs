@@ -409,7 +409,10 @@ impl<'p> Work<'p> {
         // A child of an index is named by digest; the index carries the tags.
         let tags = if n.multi { Vec::new() } else { n.tags.to_vec() };
         let image = assemble::finish(spec, values, base, built, &annotations, tags, cx.store)?;
-        if let Some(message) = assemble::onbuild_warning(spec, base) {
+        // Said once per image: the platforms of one image share its
+        // declaration, and nearly always their base's triggers.
+        let first = self.plan.images[n.node.image].0[0] == i;
+        if let Some(message) = assemble::onbuild_warning(spec, base).filter(|_| first) {
             cx.reporter.report(Event::Warning { message: &message });
         }
         if !n.multi {
