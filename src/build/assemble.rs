@@ -17,6 +17,39 @@ use crate::progress::Reporter;
 use crate::reference::Reference;
 use crate::store::Store;
 
+/// Docker's `config.Healthcheck`.
+const HEALTHCHECK: &str = "Healthcheck";
+/// Docker's `config.Shell`.
+const SHELL: &str = "Shell";
+/// Docker's `config.OnBuild`.
+const ONBUILD: &str = "OnBuild";
+
+/// The warning for a base whose `OnBuild` triggers the image passes on
+/// without running, or `None` when there is nothing to say.
+pub(super) fn onbuild_warning(spec: &ImageSpec, base: &Base) -> Option<String> {
+    if spec.onbuild.is_some() {
+        return None;
+    }
+    let triggers = base
+        .image
+        .as_ref()?
+        .config
+        .config
+        .as_ref()?
+        .extra
+        .get(ONBUILD)?
+        .as_array()?;
+    if triggers.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "image {:?}: its base has {} ONBUILD trigger(s); gantry does not run them and \
+         passes them on (set `onbuild = []` to clear them)",
+        spec.name,
+        triggers.len()
+    ))
+}
+
 /// Writes config and manifest into the store and returns the image.
 pub fn assemble(
     store: &Store,
@@ -247,6 +280,24 @@ fn apply_spec(config: &mut ImageConfig, spec: &ImageSpec, values: &Expanded) {
     }
     if let Some(s) = &spec.stop_signal {
         c.stop_signal = Some(s.clone());
+    }
+    // Docker's names: the config keeps them among the fields it does not
+    // type, so a base's own values pass through untouched when unset here.
+    if let Some(h) = &spec.healthcheck {
+        c.extra.insert(HEALTHCHECK.into(), h.to_json());
+    }
+    if let Some(s) = &spec.shell {
+        c.extra.insert(SHELL.into(), serde_json::json!(s));
+    }
+    match &spec.onbuild {
+        // Cleared as Docker clears them after running them: no key at all.
+        Some(triggers) if triggers.is_empty() => {
+            c.extra.remove(ONBUILD);
+        }
+        Some(triggers) => {
+            c.extra.insert(ONBUILD.into(), serde_json::json!(triggers));
+        }
+        None => {}
     }
     if config.config.as_ref() == Some(&Default::default()) {
         config.config = None;

@@ -16,6 +16,7 @@
 //! Results are collected in build order, so nothing in the output depends
 //! on which task finished first.
 
+mod accounts;
 mod assemble;
 mod expand;
 pub mod heal;
@@ -218,8 +219,8 @@ fn expand_tags(order: &[&ImageSpec], stamp: &Stamp) -> Result<Vec<Vec<String>>> 
 }
 
 /// The exact entries of a layer, from the file system.
-fn resolve(label: &str, spec: &LayerSpec, opts: &BuildOptions) -> Result<Vec<fileset::Entry>> {
-    fileset::resolve(label, spec, spec.mtime.unwrap_or(opts.epoch))
+fn resolve(label: &str, spec: &LayerSpec, opts: &BuildOptions) -> Result<fileset::Resolved> {
+    fileset::resolve_marked(label, spec, spec.mtime.unwrap_or(opts.epoch))
 }
 
 /// Lays down one layer of the image `label` into the store with up to

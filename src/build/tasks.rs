@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
+use super::accounts::{self, Prepared};
 use super::assemble::{self, Base};
 use super::expand::{self, Expanded};
 use super::plan::{Node, Plan};
@@ -86,6 +87,13 @@ struct NodeWork<'p> {
     image: Slot<(Image, u64, u64)>,
     /// The next of the base's layers a fetch task takes.
     next_fetch: AtomicUsize,
+    /// What its base holds, and the `accounts` layer when the image
+    /// declares one; filled only for a node that [`Work::needs_prepared`].
+    prepared: Slot<Prepared>,
+    /// The image's own layers as assembled, in order: the `accounts` layer,
+    /// then the declared ones (each laid down again for this node when its
+    /// implied parents had to take the base's owner and mode).
+    own_layers: Slot<Vec<(LayerDesc, LayerReport)>>,
 }
 
 /// One layer, laid down once for every node that shares it.
@@ -98,7 +106,9 @@ struct LayerWork<'p> {
     label: &'p str,
     /// Resolved while planning; `None` for a layer whose `src` waits for
     /// the platform of the base.
-    entries: Option<Vec<fileset::Entry>>,
+    entries: Option<fileset::Resolved>,
+    /// The entries of a layer resolved only when it ran.
+    late: Slot<fileset::Resolved>,
     /// Input bytes (plus one), to share out the free threads by.
     weight: u64,
     out: Slot<(LayerDesc, LayerReport)>,
@@ -145,6 +155,8 @@ impl<'p> Work<'p> {
                 base: Slot::new(),
                 image: Slot::new(),
                 next_fetch: AtomicUsize::new(0),
+                prepared: Slot::new(),
+                own_layers: Slot::new(),
             });
         }
         let mut work = Work {
@@ -190,12 +202,15 @@ impl<'p> Work<'p> {
                 // when it runs.
                 let late = node.platform.is_none() && spec.has_placeholders();
                 let entries = (!late).then(|| resolve(label, spec, opts)).transpose()?;
-                let weight = 1 + entries.as_deref().map_or(0, layer::input_bytes);
+                let weight = 1 + entries
+                    .as_ref()
+                    .map_or(0, |r| layer::input_bytes(&r.entries));
                 self.layers.push(LayerWork {
                     node: i,
                     spec,
                     label,
                     entries,
+                    late: Slot::new(),
                     weight,
                     out: Slot::new(),
                 });
@@ -227,6 +242,9 @@ impl<'p> Work<'p> {
                 }
             }
             let mut deps = vec![base];
+            if self.needs_prepared(i) {
+                deps.push(graph.add(&[base], 1, move |threads| self.prepare(i, threads, cx)));
+            }
             for &l in &n.layers {
                 let task = *layer_tasks[l].get_or_insert_with(|| {
                     let w = &self.layers[l];
@@ -249,6 +267,53 @@ impl<'p> Work<'p> {
         let other = n.node.base.map(|b| &self.nodes[b].image.get().0);
         let base = assemble::load_base(&n.node.spec, other, cx.store, cx.opts, cx.reporter)?;
         n.base.fill(base);
+        Ok(())
+    }
+
+    /// Whether node `i` looks into its base: for accounts or a named user,
+    /// or because a layer may hold implied parents the image below it has
+    /// (scratch has none, unless accounts made them; a layer resolved late
+    /// may have some).
+    fn needs_prepared(&self, i: usize) -> bool {
+        let n = &self.nodes[i];
+        let spec = &n.node.spec;
+        let below = !matches!(spec.base, BaseSpec::Scratch) || spec.accounts.is_some();
+        accounts::needs_view(spec)
+            || below
+                && n.layers.iter().any(|&l| {
+                    let w = &self.layers[l];
+                    w.entries.as_ref().is_none_or(|r| r.has_implied())
+                })
+    }
+
+    /// Looks into node `i`'s base and lays down its `accounts` layer.
+    fn prepare(&self, i: usize, threads: usize, cx: &Context<'_>) -> Result<()> {
+        let n = &self.nodes[i];
+        let started_ms = cx.ms();
+        let spec = &n.node.spec;
+        let mut view = accounts::view(spec, n.base.get(), cx.store, cx.opts, cx.reporter)?;
+        let layer = match &spec.accounts {
+            Some(declared) => {
+                let opts = BuildOptions {
+                    threads,
+                    ..cx.opts.clone()
+                };
+                let mut layer = accounts::lay_accounts(
+                    spec,
+                    &n.node.label,
+                    declared,
+                    &mut view,
+                    cx.store,
+                    &opts,
+                    cx.reporter,
+                )?;
+                layer.built.1.started_ms = started_ms;
+                layer.built.1.finished_ms = cx.ms();
+                Some(layer)
+            }
+            None => None,
+        };
+        n.prepared.fill(Prepared { view, layer });
         Ok(())
     }
 
@@ -292,15 +357,21 @@ impl<'p> Work<'p> {
             },
             Some(_) => w.spec,
         };
-        let late_entries;
-        let entries = match &w.entries {
+        let resolved = match &w.entries {
             Some(e) => e,
             None => {
-                late_entries = resolve(w.label, spec, cx.opts)?;
-                &late_entries
+                w.late.fill(resolve(w.label, spec, cx.opts)?);
+                w.late.get()
             }
         };
-        let (desc, mut report) = lay_down(w.label, spec, entries, threads, cx.store, cx.reporter)?;
+        let (desc, mut report) = lay_down(
+            w.label,
+            spec,
+            &resolved.entries,
+            threads,
+            cx.store,
+            cx.reporter,
+        )?;
         report.started_ms = started_ms;
         report.finished_ms = cx.ms();
         w.out.fill((desc, report));
@@ -327,19 +398,23 @@ impl<'p> Work<'p> {
             (Some(spec), Some(v)) => (spec, v),
             _ => (&n.node.spec, &n.values),
         };
-        let built: Vec<(String, LayerDesc)> = n
-            .layers
+        let own = self.own_layers(i, cx)?;
+        let built: Vec<(String, LayerDesc)> = own
             .iter()
-            .map(|&l| {
-                let (desc, report) = self.layers[l].out.get();
-                (report.name.clone(), desc.clone())
-            })
+            .map(|(desc, report)| (report.name.clone(), desc.clone()))
             .collect();
+        n.own_layers.fill(own);
         let mut annotations = values.standard_annotations.clone();
         annotations.extend(values.annotations.clone());
         // A child of an index is named by digest; the index carries the tags.
         let tags = if n.multi { Vec::new() } else { n.tags.to_vec() };
         let image = assemble::finish(spec, values, base, built, &annotations, tags, cx.store)?;
+        // Said once per image: the platforms of one image share its
+        // declaration, and nearly always their base's triggers.
+        let first = self.plan.images[n.node.image].0[0] == i;
+        if let Some(message) = assemble::onbuild_warning(spec, base).filter(|_| first) {
+            cx.reporter.report(Event::Warning { message: &message });
+        }
         if !n.multi {
             cx.reporter.report(Event::ImageBuilt {
                 image: &n.node.spec.name,
@@ -348,6 +423,56 @@ impl<'p> Work<'p> {
         }
         n.image.fill((image, started, cx.ms()));
         Ok(())
+    }
+
+    /// Node `i`'s own layers in order, with the named user checked. A
+    /// layer with implied parents that the image below has as directories
+    /// of another owner or mode is laid down again for this node with the
+    /// base's (see [`fileset::Resolved::over_base`]). Doing that here, after
+    /// the fact, rather than making every layer wait for its base keeps
+    /// layers independent of bases: the base's `/usr` or `/opt` is nearly
+    /// always root-owned 0755, as the layer has it already.
+    fn own_layers(&self, i: usize, cx: &Context<'_>) -> Result<Vec<(LayerDesc, LayerReport)>> {
+        let n = &self.nodes[i];
+        let resolved = |l: usize| {
+            let w = &self.layers[l];
+            w.entries.as_ref().unwrap_or_else(|| w.late.get())
+        };
+        let Some(prepared) = n.prepared.0.get() else {
+            return Ok(n
+                .layers
+                .iter()
+                .map(|&l| self.layers[l].out.get().clone())
+                .collect());
+        };
+        let declared: Vec<&[fileset::Entry]> = n
+            .layers
+            .iter()
+            .map(|&l| resolved(l).entries.as_slice())
+            .collect();
+        let spec = &n.node.spec;
+        accounts::check_user(spec, &prepared.view, &declared, n.base.get().image.as_ref())?;
+        let mut out = Vec::new();
+        if let Some(layer) = &prepared.layer {
+            out.push(layer.built.clone());
+        }
+        for &l in &n.layers {
+            let w = &self.layers[l];
+            let r = resolved(l);
+            let kept = r.over_base(|p| prepared.dir(p));
+            if kept == r.entries {
+                out.push(w.out.get().clone());
+                continue;
+            }
+            let started_ms = cx.ms();
+            // Only the name and compression of the spec are read here.
+            let (desc, mut report) =
+                lay_down(&n.node.label, w.spec, &kept, 1, cx.store, cx.reporter)?;
+            report.started_ms = started_ms;
+            report.finished_ms = cx.ms();
+            out.push((desc, report));
+        }
+        Ok(out)
     }
 
     fn index(&self, k: usize, cx: &Context<'_>) -> Result<()> {
@@ -376,12 +501,7 @@ impl<'p> Work<'p> {
         let reports: Vec<Vec<LayerReport>> = self
             .nodes
             .iter()
-            .map(|n| {
-                let layers = n.layers.iter();
-                layers
-                    .map(|&l| self.layers[l].out.get().1.clone())
-                    .collect()
-            })
+            .map(|n| n.own_layers.get().iter().map(|(_, r)| r.clone()).collect())
             .collect();
         // The plan lists each image's nodes together, images in build order.
         let mut built = self.nodes.into_iter().zip(reports);

@@ -13,9 +13,14 @@ use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::stamp::StampSpec;
 
+/// The name of the layer generated for `[image.NAME.accounts]`.
+pub const ACCOUNTS_LAYER: &str = "accounts";
+
 /// The build file a verb reads when given none.
 pub const DEFAULT_FILE_NAME: &str = "gantry.toml";
 
+mod accounts;
+mod docker;
 mod local;
 mod platforms;
 mod raw;
@@ -25,6 +30,7 @@ mod values;
 use raw::RawFile;
 use validate::{line_col, Cx};
 
+pub use docker::{parse_duration, Healthcheck};
 pub use local::LocalSource;
 pub use values::{normalize_dst, parse_mode};
 
@@ -98,15 +104,29 @@ pub struct ImageSpec {
     pub volumes: Vec<String>,
     /// Replaces the base's `StopSignal` when given.
     pub stop_signal: Option<String>,
+    /// Replaces the base's `Healthcheck` when given (`["NONE"]` disables it).
+    pub healthcheck: Option<Healthcheck>,
+    /// Replaces the base's `Shell` when given.
+    pub shell: Option<Vec<String>>,
+    /// Replaces the base's `OnBuild` triggers when given; empty clears them.
+    pub onbuild: Option<Vec<String>>,
     /// The image's `created` time: seconds or RFC 3339, after expansion.
     pub created: Option<Templated>,
     /// Tags, in the order written.
     pub tags: Vec<TagSpec>,
-    /// `[[image.NAME.layer]]`, in order, on top of the base's layers.
+    /// `[[image.NAME.layer]]`, in order, on top of the base's layers (and
+    /// of the `accounts` layer, when there is one).
     pub layers: Vec<LayerSpec>,
     /// `tests`: container-structure-test configs `gantry test` runs on the
     /// image, relative to the build file's directory.
     pub tests: Vec<PathBuf>,
+    /// The image's `compression`, which its generated layers use.
+    pub compression: Compression,
+    /// The level for `compression`: given, or its default.
+    pub compression_level: i32,
+    /// `[image.NAME.accounts]`: users and groups added to the base's
+    /// account files in a generated layer named `accounts`.
+    pub accounts: Option<crate::accounts::Accounts>,
 }
 
 /// The platforms an image is built for, as its declaration says.
@@ -123,8 +143,8 @@ pub enum Platforms {
 }
 
 /// The settings that may differ for one platform of an image; each one
-/// given replaces (`entrypoint`, `cmd`) or is merged over (`env`, `labels`)
-/// the image's own.
+/// given replaces (`entrypoint`, `cmd`, `healthcheck`, `shell`, `onbuild`)
+/// or is merged over (`env`, `labels`) the image's own.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlatformOverride {
     /// Where the table was declared, for errors.
@@ -137,6 +157,12 @@ pub struct PlatformOverride {
     pub env: BTreeMap<String, String>,
     /// Merged over the image's `labels`.
     pub labels: BTreeMap<String, String>,
+    /// Replaces the image's `healthcheck` for this platform.
+    pub healthcheck: Option<Healthcheck>,
+    /// Replaces the image's `shell` for this platform.
+    pub shell: Option<Vec<String>>,
+    /// Replaces the image's `onbuild` for this platform.
+    pub onbuild: Option<Vec<String>>,
 }
 
 /// What an image is based on (`base = ...`).

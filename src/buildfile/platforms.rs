@@ -59,6 +59,15 @@ impl ImageSpec {
             if let Some(c) = &o.cmd {
                 spec.cmd = Some(c.clone());
             }
+            if let Some(h) = &o.healthcheck {
+                spec.healthcheck = Some(h.clone());
+            }
+            if let Some(sh) = &o.shell {
+                spec.shell = Some(sh.clone());
+            }
+            if let Some(ob) = &o.onbuild {
+                spec.onbuild = Some(ob.clone());
+            }
             spec.env.extend(o.env.clone());
             spec.labels.extend(o.labels.clone());
         }

@@ -48,6 +48,9 @@ pub(super) struct RawImage {
     #[serde(default)]
     pub(super) volumes: Vec<Spanned<String>>,
     pub(super) stop_signal: Option<String>,
+    pub(super) healthcheck: Option<Spanned<RawHealthcheck>>,
+    pub(super) shell: Option<Spanned<Vec<String>>>,
+    pub(super) onbuild: Option<Spanned<Vec<String>>>,
     pub(super) created: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) tags: Vec<Spanned<String>>,
@@ -57,6 +60,39 @@ pub(super) struct RawImage {
     pub(super) layer: Vec<Spanned<RawLayer>>,
     #[serde(default)]
     pub(super) tests: Vec<Spanned<String>>,
+    pub(super) accounts: Option<Spanned<RawAccounts>>,
+}
+
+/// `[image.NAME.accounts]`: users and groups added to the base's files.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAccounts {
+    #[serde(default)]
+    pub(super) groups: Vec<Spanned<RawGroup>>,
+    #[serde(default)]
+    pub(super) users: Vec<Spanned<RawUser>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGroup {
+    pub(super) name: String,
+    pub(super) gid: Spanned<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUser {
+    pub(super) name: String,
+    pub(super) uid: Spanned<i64>,
+    pub(super) gid: Spanned<i64>,
+    pub(super) home: Option<String>,
+    pub(super) shell: Option<String>,
+    pub(super) gecos: Option<String>,
+    #[serde(default)]
+    pub(super) groups: Vec<String>,
+    pub(super) create_home: Option<bool>,
+    pub(super) home_mode: Option<toml::Value>,
 }
 
 /// `[image.NAME.overrides."os/arch"]`: what differs for one platform.
@@ -69,6 +105,22 @@ pub(super) struct RawOverride {
     pub(super) env: BTreeMap<String, String>,
     #[serde(default)]
     pub(super) labels: BTreeMap<String, String>,
+    pub(super) healthcheck: Option<Spanned<RawHealthcheck>>,
+    pub(super) shell: Option<Spanned<Vec<String>>>,
+    pub(super) onbuild: Option<Spanned<Vec<String>>>,
+}
+
+/// `healthcheck = { test = [...], interval = "30s", ... }`: Docker's
+/// HEALTHCHECK, durations as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHealthcheck {
+    pub(super) test: Spanned<Vec<String>>,
+    pub(super) interval: Option<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<String>>,
+    pub(super) start_period: Option<Spanned<String>>,
+    pub(super) start_interval: Option<Spanned<String>>,
+    pub(super) retries: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

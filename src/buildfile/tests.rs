@@ -162,3 +162,109 @@ fn a_base_with_credentials_is_refused_with_the_password_masked() {
         assert!(e.contains("user:***@") && !e.contains("hunter2"), "{e}");
     }
 }
+
+#[test]
+fn docker_config_fields_parse_with_durations_in_nanoseconds() {
+    let bf = parse(
+        r#"
+[image.web]
+base = "scratch"
+platform = "linux/amd64"
+healthcheck = { test = ["CMD", "/app/health"], interval = "1m30s", timeout = "500ms", start_period = "10s", start_interval = "2s", retries = 3 }
+shell = ["/bin/bash", "-c"]
+onbuild = []
+"#,
+    )
+    .unwrap();
+    let w = &bf.images["web"];
+    let h = w.healthcheck.as_ref().unwrap();
+    assert_eq!(h.interval, Some(90_000_000_000));
+    assert_eq!(h.timeout, Some(500_000_000));
+    assert_eq!(h.start_period, Some(10_000_000_000));
+    assert_eq!(h.start_interval, Some(2_000_000_000));
+    assert_eq!(h.retries, Some(3));
+    assert_eq!(
+        h.to_json(),
+        serde_json::json!({"Test": ["CMD", "/app/health"], "Interval": 90_000_000_000u64,
+            "Timeout": 500_000_000, "StartPeriod": 10_000_000_000u64,
+            "StartInterval": 2_000_000_000u64, "Retries": 3})
+    );
+    assert_eq!(
+        w.shell.as_deref(),
+        Some(&["/bin/bash".to_string(), "-c".into()][..])
+    );
+    assert_eq!(w.onbuild.as_deref(), Some(&[][..]));
+}
+
+#[test]
+fn healthcheck_and_shell_override_per_platform() {
+    let bf = parse(
+        r#"
+[image.web]
+base = "scratch"
+platforms = ["linux/amd64", "linux/arm64"]
+healthcheck = { test = ["CMD", "/a"] }
+
+[image.web.overrides."linux/arm64"]
+healthcheck = { test = ["NONE"] }
+shell = ["/bin/ash", "-c"]
+"#,
+    )
+    .unwrap();
+    let w = &bf.images["web"];
+    let arm = w.for_platform(&Platform::parse("linux/arm64").unwrap());
+    assert_eq!(arm.healthcheck.unwrap().test, ["NONE"]);
+    assert_eq!(arm.shell.unwrap()[0], "/bin/ash");
+    let amd = w.for_platform(&Platform::parse("linux/amd64").unwrap());
+    assert_eq!(amd.healthcheck.unwrap().test, ["CMD", "/a"]);
+    assert!(amd.shell.is_none());
+}
+
+#[test]
+fn malformed_duration_is_an_error_at_its_line_and_column() {
+    let e = err(r#"
+[image.web]
+base = "scratch"
+platform = "linux/amd64"
+healthcheck = { test = ["CMD", "/a"], interval = "30" }
+"#);
+    assert!(
+        e.contains("gantry.toml:5:50 (image.web.healthcheck.interval)"),
+        "{e}"
+    );
+    assert!(e.contains("needs a unit"), "{e}");
+}
+
+#[test]
+fn healthcheck_refuses_unknown_tests_settings_beside_none_and_unknown_keys() {
+    let head = "[image.web]\nbase = \"scratch\"\nplatform = \"linux/amd64\"\n";
+    for (hc, want) in [
+        (r#"{ test = ["RUN", "x"] }"#, "`test` must be"),
+        (r#"{ test = ["CMD-SHELL", "a", "b"] }"#, "`test` must be"),
+        (
+            r#"{ test = ["NONE"], retries = 2 }"#,
+            "takes no other settings",
+        ),
+        (
+            r#"{ test = ["CMD", "x"], retries = -1 }"#,
+            "must be a count",
+        ),
+        (
+            r#"{ test = ["CMD", "x"], interval = "10us" }"#,
+            "at least 1ms",
+        ),
+        (
+            r#"{ test = ["CMD", "x"], intervall = "1s" }"#,
+            "unknown field `intervall`",
+        ),
+    ] {
+        let e = err(&format!("{head}healthcheck = {hc}\n"));
+        assert!(e.contains(want), "{hc}: {e}");
+        assert!(e.contains("gantry.toml:4:"), "{hc}: {e}");
+    }
+    let e = err(&format!("{head}onbuild = [\"RUN x\", \"from alpine\"]\n"));
+    assert!(e.contains("gantry.toml:4:11 (image.web.onbuild)"), "{e}");
+    assert!(e.contains("refuses as a trigger"), "{e}");
+    let e = err(&format!("{head}shell = []\n"));
+    assert!(e.contains("gantry.toml:4:9 (image.web.shell)"), "{e}");
+}

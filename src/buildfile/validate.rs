@@ -15,7 +15,7 @@ use super::{
     BaseSpec, EntrySpec, EntrySpecKind, ImageSpec, LayerSpec, Owner, Platform, PlatformOverride,
     Platforms, TagSpec, Templated,
 };
-use crate::buildfile::LocalSource;
+use crate::buildfile::{LocalSource, ACCOUNTS_LAYER};
 use crate::error::{Cause, Error, Result};
 use crate::media::Compression;
 use crate::reference::{mask_userinfo, Reference};
@@ -62,11 +62,11 @@ pub(super) struct Cx<'a> {
 }
 
 impl Cx<'_> {
-    fn loc(&self, span: std::ops::Range<usize>, path: &str) -> String {
+    pub(super) fn loc(&self, span: std::ops::Range<usize>, path: &str) -> String {
         format!("{}:{} ({path})", self.file, line_col(self.text, span.start))
     }
 
-    fn err(&self, location: &str, message: impl Into<String>) -> Error {
+    pub(super) fn err(&self, location: &str, message: impl Into<String>) -> Error {
         Error::BuildFile {
             location: location.to_string(),
             message: message.into(),
@@ -144,6 +144,22 @@ impl Cx<'_> {
             (Compression::Gzip, None),
         )?;
         let layers = self.layers(name, &path, raw.layer, compression)?;
+        let healthcheck = raw
+            .healthcheck
+            .as_ref()
+            .map(|h| self.healthcheck(&path, h))
+            .transpose()?;
+        let shell = self.shell(&path, raw.shell.as_ref())?;
+        let accounts = raw.accounts.map(|a| self.accounts(&path, a)).transpose()?;
+        if accounts.is_some() && layers.iter().any(|l| l.name == ACCOUNTS_LAYER) {
+            return Err(self.err(
+                &location,
+                format!(
+                    "image {name:?} declares accounts, whose generated layer is named \
+                     {ACCOUNTS_LAYER:?}: name the declared layer otherwise"
+                ),
+            ));
+        }
 
         Ok(ImageSpec {
             name: name.to_string(),
@@ -161,10 +177,18 @@ impl Cx<'_> {
             exposed_ports,
             volumes,
             stop_signal: raw.stop_signal,
+            healthcheck,
+            shell,
+            onbuild: self.onbuild(&path, raw.onbuild.as_ref())?,
             created,
             tags,
             layers,
             tests: self.tests(&path, &raw.tests)?,
+            compression: compression.0,
+            compression_level: compression
+                .1
+                .unwrap_or_else(|| compression.0.default_level()),
+            accounts,
         })
     }
 
@@ -268,12 +292,22 @@ impl Cx<'_> {
                     self.templated_ok(v, &format!("{at} ({what}.{k:?})"))?;
                 }
             }
+            let opath = format!("{path}.overrides.{key:?}");
+            let healthcheck = o
+                .healthcheck
+                .as_ref()
+                .map(|h| self.healthcheck(&opath, h))
+                .transpose()?;
+            let shell = self.shell(&opath, o.shell.as_ref())?;
             let value = PlatformOverride {
                 location: at,
                 entrypoint: o.entrypoint,
                 cmd: o.cmd,
                 env: o.env,
                 labels: o.labels,
+                healthcheck,
+                shell,
+                onbuild: self.onbuild(&opath, o.onbuild.as_ref())?,
             };
             if overrides.insert(p.clone(), value).is_some() {
                 return Err(self.err(

@@ -67,6 +67,51 @@ struct Slot<'a> {
 
 /// Resolves `layer` into entries sorted by path, parents first.
 pub fn resolve(image: &str, layer: &LayerSpec, mtime: u64) -> Result<Vec<Entry>> {
+    Ok(resolve_marked(image, layer, mtime)?.entries)
+}
+
+/// A layer's entries, and which of them are parents no declaration names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// Sorted by path, parents first, as [`resolve`] gives them.
+    pub entries: Vec<Entry>,
+    /// One flag per entry: a directory made only because something is
+    /// declared below it (root-owned, [`DIR_MODE`]).
+    pub implied: Vec<bool>,
+}
+
+impl Resolved {
+    /// Whether any entry is an implied parent.
+    pub fn has_implied(&self) -> bool {
+        self.implied.iter().any(|i| *i)
+    }
+
+    /// The entries with each implied parent that the image below already
+    /// has as a directory given that directory's owner and mode, as
+    /// `base_dir` reports them (`(mode, uid, gid)`). Leaving the entry out
+    /// would not do: Docker and containerd create a parent a layer lacks
+    /// root-owned 0755 in that layer's own directory, which then hides the
+    /// base's.
+    pub fn over_base(&self, base_dir: impl Fn(&str) -> Option<(u32, u64, u64)>) -> Vec<Entry> {
+        self.entries
+            .iter()
+            .zip(&self.implied)
+            .map(|(e, implied)| {
+                let mut e = e.clone();
+                if let Some((mode, uid, gid)) = implied.then(|| base_dir(&e.header.path)).flatten()
+                {
+                    e.header.mode = mode;
+                    e.header.uid = uid;
+                    e.header.gid = gid;
+                }
+                e
+            })
+            .collect()
+    }
+}
+
+/// [`resolve`], saying which entries are implied parents.
+pub fn resolve_marked(image: &str, layer: &LayerSpec, mtime: u64) -> Result<Resolved> {
     let mut set = Resolver {
         image,
         layer: &layer.name,
@@ -297,7 +342,7 @@ impl<'a> Resolver<'a> {
 
     /// Sorts by path, merges identical declarations of one path, refuses
     /// different ones, and adds the missing parents.
-    fn finish(mut self) -> Result<Vec<Entry>> {
+    fn finish(mut self) -> Result<Resolved> {
         // A stable sort keeps the first declaration of a path first. A
         // directory walk yields its entries in order already, and the sort
         // finds such runs in linear time.
@@ -324,8 +369,16 @@ impl<'a> Resolver<'a> {
                 format!("/{path} is declared twice with different content (first at {first})"),
             ));
         }
-        self.add_parents()?;
-        Ok(self.slots.into_iter().map(|s| s.entry).collect())
+        let added = self.add_parents()?;
+        let implied = self
+            .slots
+            .iter()
+            .map(|s| added.contains(&s.entry.header.path))
+            .collect();
+        Ok(Resolved {
+            entries: self.slots.into_iter().map(|s| s.entry).collect(),
+            implied,
+        })
     }
 
     fn sort(&mut self) {
@@ -335,8 +388,8 @@ impl<'a> Resolver<'a> {
 
     /// Emits every missing parent directory as 0755 root-owned, and refuses
     /// a path whose parent was declared as something other than a directory.
-    /// The slots are sorted and unique.
-    fn add_parents(&mut self) -> Result<()> {
+    /// The slots are sorted and unique. Returns the paths added.
+    fn add_parents(&mut self) -> Result<std::collections::BTreeSet<String>> {
         let slots = &self.slots;
         // The ancestors found for the path before: in path order, most
         // entries share their parent with the one before or sit in a
@@ -386,8 +439,9 @@ impl<'a> Resolver<'a> {
                 cur = parent;
             }
         }
+        let added = missing.keys().cloned().collect();
         if missing.is_empty() {
-            return Ok(());
+            return Ok(added);
         }
         for (path, location) in missing {
             let header = self.header(path, EntryKind::Dir, DIR_MODE, &Owner::default());
@@ -401,7 +455,7 @@ impl<'a> Resolver<'a> {
             });
         }
         self.sort();
-        Ok(())
+        Ok(added)
     }
 }
 
@@ -492,6 +546,45 @@ mod tests {
     fn chmod(p: &Path, mode: u32) {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn implied_parents_take_the_base_directory_owner_and_declared_dirs_win() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("f"), "x").unwrap();
+        let layer = layer_of(
+            d.path(),
+            r#"{ src = "f", dst = "/home/olympia/app/f" },
+               { dir = "/home/olympia/app", mode = "0700" }"#,
+        );
+        let r = resolve_marked("a", &layer, 0).unwrap();
+        assert_eq!(
+            paths(&r.entries),
+            [
+                "home/ 755",
+                "home/olympia/ 755",
+                "home/olympia/app/ 700",
+                "home/olympia/app/f 644 1"
+            ]
+        );
+        assert_eq!(r.implied, [true, true, false, false]);
+        // The base has every directory, owned by 9500; only the implied ones
+        // follow it.
+        let kept = r.over_base(|p| (p != "home").then_some((0o750, 9500, 9500)));
+        let owners: Vec<(u32, u64, u64)> = kept
+            .iter()
+            .map(|e| (e.header.mode, e.header.uid, e.header.gid))
+            .collect();
+        assert_eq!(
+            owners,
+            [
+                (0o755, 0, 0),
+                (0o750, 9500, 9500),
+                (0o700, 0, 0),
+                (0o644, 0, 0)
+            ]
+        );
+        assert_eq!(r.over_base(|_| None), r.entries, "a base without them");
     }
 
     #[test]
