@@ -117,26 +117,8 @@ impl Cx<'_> {
             .collect::<Result<_>>()?;
         let volumes = self.volumes(&path, &raw.volumes)?;
         let tags = self.tags(&path, &raw.tags)?;
-        let created = match &raw.created {
-            Some(c) => {
-                let loc = self.loc(c.span(), &format!("{path}.created"));
-                self.templated_ok(c.get_ref(), &loc)?;
-                Some(Templated {
-                    text: c.get_ref().clone(),
-                    location: loc,
-                })
-            }
-            None => None,
-        };
-        for (what, map) in [
-            ("env", &raw.env),
-            ("labels", &raw.labels),
-            ("annotations", &raw.annotations),
-        ] {
-            for (k, v) in map {
-                self.templated_ok(v, &format!("{location} ({path}.{what}.{k:?})"))?;
-            }
-        }
+        let created = self.created(&path, raw.created.as_ref())?;
+        self.templated_maps(&path, &location, [&raw.env, &raw.labels, &raw.annotations])?;
         let compression = self.compression(
             raw.compression.as_ref(),
             raw.compression_level.as_ref(),
@@ -190,6 +172,37 @@ impl Cx<'_> {
                 .unwrap_or_else(|| compression.0.default_level()),
             accounts,
         })
+    }
+
+    /// `created`: a template, checked now, filled when the image is built.
+    fn created(&self, path: &str, c: Option<&Spanned<String>>) -> Result<Option<Templated>> {
+        let Some(c) = c else { return Ok(None) };
+        let loc = self.loc(c.span(), &format!("{path}.created"));
+        self.templated_ok(c.get_ref(), &loc)?;
+        Ok(Some(Templated {
+            text: c.get_ref().clone(),
+            location: loc,
+        }))
+    }
+
+    /// The values of `env`, `labels` and `annotations`, which may be
+    /// templates: each checked to be a well-formed one.
+    fn templated_maps(
+        &self,
+        path: &str,
+        location: &str,
+        [env, labels, annotations]: [&BTreeMap<String, String>; 3],
+    ) -> Result<()> {
+        for (what, map) in [
+            ("env", env),
+            ("labels", labels),
+            ("annotations", annotations),
+        ] {
+            for (k, v) in map {
+                self.templated_ok(v, &format!("{location} ({path}.{what}.{k:?})"))?;
+            }
+        }
+        Ok(())
     }
 
     /// `tests`: relative paths, kept joined to the build file's directory.
