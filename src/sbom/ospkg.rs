@@ -339,7 +339,10 @@ pub fn parse_apk_installed(bytes: &[u8]) -> Parsed {
                 b'o' => &mut origin,
                 _ => continue,
             };
-            match rest.strip_prefix(b":").and_then(|v| std::str::from_utf8(v).ok()) {
+            match rest
+                .strip_prefix(b":")
+                .and_then(|v| std::str::from_utf8(v).ok())
+            {
                 Some(v) if v.len() <= MAX_FIELD => *slot = Some(v.trim().to_string()),
                 _ => malformed = true,
             }
@@ -347,7 +350,9 @@ pub fn parse_apk_installed(bytes: &[u8]) -> Parsed {
         let name = name.filter(|n: &String| is_token(n));
         let version = version.filter(|v: &String| is_token(v));
         let arch_ok = arch.as_deref().is_none_or(is_token);
-        let license_ok = license.as_deref().is_none_or(|l| l.bytes().all(is_printable));
+        let license_ok = license
+            .as_deref()
+            .is_none_or(|l| l.bytes().all(is_printable));
         let origin_ok = origin.as_deref().is_none_or(is_token);
         match (name, version) {
             (Some(name), Some(version)) if !malformed && arch_ok && license_ok && origin_ok => {
@@ -431,7 +436,9 @@ fn deb822_fields(stanza: &[u8]) -> impl Iterator<Item = (&str, String)> + '_ {
 /// characters, starting with a letter or digit.
 fn is_deb_name(s: &str) -> bool {
     s.len() >= 2
-        && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && s.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b))
 }
@@ -440,7 +447,8 @@ fn is_deb_name(s: &str) -> bool {
 /// `. + ~ - :`, starting with a digit (the epoch's or the upstream's).
 fn is_deb_version(s: &str) -> bool {
     s.bytes().next().is_some_and(|b| b.is_ascii_digit())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b".+~-:".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".+~-:".contains(&b))
 }
 
 /// Non-empty printable ASCII without white space: what names, versions and

@@ -176,7 +176,9 @@ pub fn statement(input: &ProvenanceInput) -> Vec<u8> {
                     images: &images,
                     platform: &input.platform,
                 },
-                internal_parameters: InternalParameters { stamp: &input.stamp },
+                internal_parameters: InternalParameters {
+                    stamp: &input.stamp,
+                },
                 resolved_dependencies,
             },
             run_details: RunDetails {
@@ -247,11 +249,20 @@ mod tests {
         assert_eq!(v["_type"], STATEMENT_TYPE);
         assert_eq!(v["predicateType"], PREDICATE_TYPE);
         assert_eq!(v["subject"][0]["name"], "registry.example/team/app:1.0");
-        assert_eq!(v["subject"][0]["digest"]["sha256"], Digest::of(b"manifest").hex());
+        assert_eq!(
+            v["subject"][0]["digest"]["sha256"],
+            Digest::of(b"manifest").hex()
+        );
         let def = &v["predicate"]["buildDefinition"];
         assert_eq!(def["buildType"], BUILD_TYPE);
-        assert_eq!(def["externalParameters"]["buildFile"]["name"], "gantry.toml");
-        assert_eq!(def["externalParameters"]["images"], serde_json::json!(["app", "worker"]));
+        assert_eq!(
+            def["externalParameters"]["buildFile"]["name"],
+            "gantry.toml"
+        );
+        assert_eq!(
+            def["externalParameters"]["images"],
+            serde_json::json!(["app", "worker"])
+        );
         assert_eq!(def["externalParameters"]["platform"], "linux/amd64");
         assert_eq!(def["internalParameters"]["stamp"], serde_json::json!({}));
         let deps = def["resolvedDependencies"].as_array().unwrap();

@@ -78,7 +78,10 @@ pub fn oci(repository: &str, digest: &Digest, tag: Option<&str>, arch: Option<&s
         None,
         &[
             ("arch", arch),
-            ("repository_url", Some(repository).filter(|r| r.contains('/'))),
+            (
+                "repository_url",
+                Some(repository).filter(|r| r.contains('/')),
+            ),
             ("tag", tag),
         ],
     );
@@ -124,6 +127,9 @@ mod tests {
                 d.hex()
             )
         );
-        assert_eq!(oci("app", &d, None, None), format!("pkg:oci/app@sha256%3A{}", d.hex()));
+        assert_eq!(
+            oci("app", &d, None, None),
+            format!("pkg:oci/app@sha256%3A{}", d.hex())
+        );
     }
 }

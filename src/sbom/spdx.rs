@@ -61,7 +61,12 @@ impl OciPackage {
                 bare.rsplit('/').next().unwrap_or(bare).to_string()
             }
         };
-        purl::oci(&repo, &self.digest, self.tag.as_deref(), self.arch.as_deref())
+        purl::oci(
+            &repo,
+            &self.digest,
+            self.tag.as_deref(),
+            self.arch.as_deref(),
+        )
     }
 }
 
@@ -255,7 +260,10 @@ pub fn namespace(image: &OciPackage) -> String {
 
 /// The SPDX file name of an image path: SPDX wants `./`-relative paths.
 fn file_name(path: &str) -> String {
-    format!("./{}", path.trim_start_matches('/').trim_start_matches("./"))
+    format!(
+        "./{}",
+        path.trim_start_matches('/').trim_start_matches("./")
+    )
 }
 
 /// The SBOM's bytes: canonical JSON (keys sorted, no white space), the

@@ -161,11 +161,18 @@ fn apk_installed_gives_name_version_arch_license_and_origin() {
     assert_eq!(parsed.packages.len(), 2);
     let musl = &parsed.packages[0];
     assert_eq!(
-        (musl.name.as_str(), musl.version.as_str(), musl.arch.as_deref()),
+        (
+            musl.name.as_str(),
+            musl.version.as_str(),
+            musl.arch.as_deref()
+        ),
         ("musl", "1.2.5-r0", Some("x86_64"))
     );
     assert_eq!(musl.license.as_deref(), Some("MIT"));
-    assert_eq!(musl.source, None, "origin equal to the name is not repeated");
+    assert_eq!(
+        musl.source, None,
+        "origin equal to the name is not repeated"
+    );
     let binsh = &parsed.packages[1];
     assert_eq!(binsh.source.as_deref(), Some("busybox"));
     assert_eq!(binsh.license.as_deref(), Some("GPL-2.0-only"));
@@ -178,7 +185,10 @@ fn os_release_values_are_unquoted() {
     let os = parse_os_release(text.as_bytes());
     assert_eq!(os.id.as_deref(), Some("debian"));
     assert_eq!(os.version_id.as_deref(), Some("12"));
-    assert_eq!(os.pretty_name.as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
+    assert_eq!(
+        os.pretty_name.as_deref(),
+        Some("Debian GNU/Linux 12 (bookworm)")
+    );
     assert_eq!(os.distro().as_deref(), Some("debian-12"));
     let alpine = parse_os_release(b"ID='alpine'\nVERSION_ID=3.20.3\n");
     assert_eq!(alpine.distro().as_deref(), Some("alpine-3.20.3"));
@@ -203,7 +213,10 @@ fn purls_take_vendor_and_distro_from_os_release() {
         "pkg:apk/alpine/musl@1.2.5-r0?arch=x86_64"
     );
     let wolfi = parse_os_release(b"ID=wolfi\n");
-    assert_eq!(apk.purl(&wolfi), "pkg:apk/wolfi/musl@1.2.5-r0?arch=x86_64&distro=wolfi");
+    assert_eq!(
+        apk.purl(&wolfi),
+        "pkg:apk/wolfi/musl@1.2.5-r0?arch=x86_64&distro=wolfi"
+    );
 }
 
 #[test]

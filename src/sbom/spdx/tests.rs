@@ -137,8 +137,9 @@ fn every_relationship_names_defined_elements() {
         for e in doc[list].as_array().unwrap() {
             let id = e["SPDXID"].as_str().unwrap().to_string();
             assert!(
-                id.strip_prefix("SPDXRef-")
-                    .is_some_and(|s| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')),
+                id.strip_prefix("SPDXRef-").is_some_and(|s| s
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')),
                 "{id}"
             );
             assert!(ids.insert(id.clone()), "{id} defined twice");
@@ -171,7 +172,12 @@ fn packages_carry_purls_and_files_analyzed_only_with_files() {
     let doc = parsed(&fixture());
     let packages = doc["packages"].as_array().unwrap();
     let by_id = |id: &str| packages.iter().find(|p| p["SPDXID"] == id).unwrap().clone();
-    let purl = |p: &Value| p["externalRefs"][0]["referenceLocator"].as_str().unwrap().to_string();
+    let purl = |p: &Value| {
+        p["externalRefs"][0]["referenceLocator"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     assert_eq!(
         purl(&by_id("SPDXRef-Image")),
         format!(
@@ -185,7 +191,10 @@ fn packages_carry_purls_and_files_analyzed_only_with_files() {
         purl(&by_id("SPDXRef-OsPackage-1")),
         "pkg:deb/debian/libc6@2.36-9?arch=amd64&distro=debian-12"
     );
-    assert_eq!(by_id("SPDXRef-OsPackage-1")["sourceInfo"], "built from source package glibc");
+    assert_eq!(
+        by_id("SPDXRef-OsPackage-1")["sourceInfo"],
+        "built from source package glibc"
+    );
     assert_eq!(by_id("SPDXRef-Layer-0")["filesAnalyzed"], true);
     assert_eq!(by_id("SPDXRef-Layer-1")["filesAnalyzed"], false);
     assert_eq!(by_id("SPDXRef-Image")["filesAnalyzed"], false);
