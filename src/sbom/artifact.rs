@@ -1,5 +1,5 @@
 //! Documents as OCI artifacts that refer to an image: the artifact
-//! manifest ([`manifest`]) and the distribution spec's referrers fallback
+//! manifest ([`manifest()`]) and the distribution spec's referrers fallback
 //! ([`fallback_tag`], [`merge_referrer`]) for registries without the
 //! Referrers API.
 //!

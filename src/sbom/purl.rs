@@ -25,8 +25,8 @@ fn encode(s: &str, keep: &[u8]) -> String {
 }
 
 /// A purl of `kind` (`deb`, `apk`, `oci`), with an optional namespace, a
-/// name, an optional version already in the type's spelling (see
-/// [`version`]), and qualifiers; empty qualifier values are left out.
+/// name, an optional version, and qualifiers; empty qualifier values are
+/// left out.
 pub fn build(
     kind: &str,
     namespace: Option<&str>,
