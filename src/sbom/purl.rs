@@ -110,6 +110,20 @@ mod tests {
     }
 
     #[test]
+    fn other_characters_are_percent_encoded_as_utf8() {
+        assert_eq!(
+            build(
+                "apk",
+                Some("alpine"),
+                "a b",
+                Some("1.0 é"),
+                &[("arch", Some("x&y"))]
+            ),
+            "pkg:apk/alpine/a%20b@1.0%20%C3%A9?arch=x%26y"
+        );
+    }
+
+    #[test]
     fn empty_qualifiers_and_versions_are_left_out() {
         assert_eq!(
             build("apk", Some("alpine"), "musl", None, &[("arch", None)]),

@@ -57,8 +57,10 @@ impl OciPackage {
         let repo = match &self.repository {
             Some(r) => r.clone(),
             None => {
-                let bare = self.name.split(['@', ':']).next().unwrap_or(&self.name);
-                bare.rsplit('/').next().unwrap_or(bare).to_string()
+                // `host:port/repo:tag@digest` → `repo`.
+                let bare = self.name.split('@').next().unwrap_or(&self.name);
+                let last = bare.rsplit('/').next().unwrap_or(bare);
+                last.split(':').next().unwrap_or(last).to_string()
             }
         };
         purl::oci(

@@ -218,3 +218,32 @@ fn a_stamped_version_and_epoch_show_and_scratch_has_no_base() {
     assert_eq!(doc["packages"][0]["versionInfo"], "1.2.3");
     assert!(!doc.to_string().contains("SPDXRef-Base"));
 }
+
+#[test]
+fn a_file_without_sha1_gets_its_sha256_alone() {
+    let mut input = fixture();
+    input.layers[0].files[0].sha1 = None;
+    let doc = parsed(&input);
+    let algos: Vec<&str> = doc["files"][0]["checksums"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["algorithm"].as_str().unwrap())
+        .collect();
+    assert_eq!(algos, ["SHA256"]);
+}
+
+#[test]
+fn an_image_without_a_repository_is_named_by_its_name() {
+    let mut image = fixture().image;
+    image.repository = None;
+    image.name = "local/app:dev".into();
+    image.tag = None;
+    image.arch = None;
+    assert_eq!(
+        image.purl(),
+        format!("pkg:oci/app@sha256%3A{}", image.digest.hex())
+    );
+    image.name = "localhost:5000/team/app:dev".into();
+    assert!(image.purl().starts_with("pkg:oci/app@"), "{}", image.purl());
+}
