@@ -177,6 +177,21 @@ mod tests {
     }
 
     #[test]
+    fn golden_digests_of_an_artifact_manifest_and_a_fallback_index() {
+        let a = manifest("application/spdx+json", b"{}", &image());
+        assert_eq!(a.digest.to_string(), GOLDEN_MANIFEST);
+        let Merge::Write(index) = merge_referrer(None, &a.descriptor, "t").unwrap() else {
+            panic!("a new index is written");
+        };
+        assert_eq!(Digest::of(&index).to_string(), GOLDEN_INDEX);
+    }
+
+    const GOLDEN_MANIFEST: &str =
+        "sha256:efdf7df6436541e85559d24bfd613a2928f0644605ccf9727b332c942b4ecb7e";
+    const GOLDEN_INDEX: &str =
+        "sha256:1e3f078eda35db0c9f589b093c7c4010cdd9b6019c2aac748a2dea37567170ec";
+
+    #[test]
     fn fallback_tag_is_the_digest_with_a_dash() {
         let d = Digest::of(b"x");
         assert_eq!(fallback_tag(&d), format!("sha256-{}", d.hex()));
