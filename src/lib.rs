@@ -60,6 +60,7 @@ pub mod redact;
 pub mod reference;
 pub mod registry;
 pub mod rootfs;
+pub mod sbom;
 pub mod stamp;
 pub mod store;
 pub mod structure;
