@@ -20,7 +20,8 @@
 //!   [`progress`];
 //! - looking into images: [`rootfs`] (an image's file system from its
 //!   layers' tar headers, without extracting it), [`accounts`] (declared
-//!   users and groups → the account files);
+//!   users and groups → the account files), [`sbom`] (the documents of an
+//!   image's SBOM and provenance);
 //! - inputs: [`buildfile`] (`gantry.toml` as plain values), [`stamp`],
 //!   [`layer`] (file sets → tar → compressed blobs);
 //! - the network: [`registry`] (the distribution protocol client only);
@@ -30,7 +31,8 @@
 //!   stale) and [`jobs`] (the parallel task runner); [`project`] (a build
 //!   file with its lock, built), [`output`] (a build or a pulled image
 //!   written to a sink) and [`push::build_and_push`], one per verb;
-//!   [`inspect`] summarises an image.
+//!   [`inspect`] summarises an image and [`structure`] checks one against
+//!   container-structure-test configs (`gantry test`).
 
 pub mod accounts;
 pub mod bases;
