@@ -75,16 +75,7 @@ fn a_docker_tarball_of_a_multi_platform_image_fetches_only_the_host_childs_base_
     let reg = FakeRegistry::start(Auth::None);
     let amd = make_base("linux/amd64", "amd\n");
     let arm = make_base("linux/arm64", "arm\n");
-    let amd_digest = push(&reg, &amd, "amd");
-    let arm_digest = push(&reg, &arm, "arm");
-    let index = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[
-        {{"mediaType":"{OCI_MANIFEST}","digest":"{amd_digest}","size":{},"platform":{{"os":"linux","architecture":"amd64"}}}},
-        {{"mediaType":"{OCI_MANIFEST}","digest":"{arm_digest}","size":{},"platform":{{"os":"linux","architecture":"arm64"}}}}]}}"#,
-        amd.manifest.len(),
-        arm.manifest.len()
-    );
-    reg.put_manifest("test/base", "multi", OCI_INDEX, index.as_bytes());
+    let _ = serve_index(&reg, &amd, &arm, None);
     let p = Project::new();
     isolate(&p);
     p.write("a.txt", "app\n");

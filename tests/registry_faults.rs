@@ -362,16 +362,7 @@ fn the_platform_is_chosen_from_an_index() {
     let reg = FakeRegistry::start(Auth::None);
     let amd = make_base("linux/amd64", "amd\n");
     let arm = make_base("linux/arm64", "arm\n");
-    let amd_digest = push(&reg, &amd, "amd");
-    let arm_digest = push(&reg, &arm, "arm");
-    let index = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[
-        {{"mediaType":"{OCI_MANIFEST}","digest":"{amd_digest}","size":{},"platform":{{"os":"linux","architecture":"amd64"}}}},
-        {{"mediaType":"{OCI_MANIFEST}","digest":"{arm_digest}","size":{},"platform":{{"os":"linux","architecture":"arm64","variant":"v8"}}}}]}}"#,
-        amd.manifest.len(),
-        arm.manifest.len()
-    );
-    reg.put_manifest("test/base", "multi", OCI_INDEX, index.as_bytes());
+    let (amd_digest, _) = serve_index(&reg, &amd, &arm, Some("v8"));
     let p = Project::new();
     isolate(&p);
     p.write("a.txt", "app\n");

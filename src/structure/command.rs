@@ -244,36 +244,21 @@ pub fn not_run(t: &CommandTest, reason: &str) -> TestResult {
 /// Checks a command's output and status against the test, with
 /// container-structure-test's wording.
 pub fn check_output(t: &CommandTest, r: &mut TestResult, stdout: &str, stderr: &str, code: i32) {
-    for p in &t.expected_error {
-        if !p.is_match(stderr) {
-            r.fail(format!(
-                "Expected string '{}' not found in error '{stderr}'",
-                p.as_str()
-            ));
-        }
-    }
-    for p in &t.excluded_error {
-        if p.is_match(stderr) {
-            r.fail(format!(
-                "Excluded string '{}' found in error '{stderr}'",
-                p.as_str()
-            ));
-        }
-    }
-    for p in &t.expected_output {
-        if !p.is_match(stdout) {
-            r.fail(format!(
-                "Expected string '{}' not found in output '{stdout}'",
-                p.as_str()
-            ));
-        }
-    }
-    for p in &t.excluded_output {
-        if p.is_match(stdout) {
-            r.fail(format!(
-                "Excluded string '{}' found in output '{stdout}'",
-                p.as_str()
-            ));
+    let checks = [
+        (&t.expected_error, stderr, true, "Expected", "error"),
+        (&t.excluded_error, stderr, false, "Excluded", "error"),
+        (&t.expected_output, stdout, true, "Expected", "output"),
+        (&t.excluded_output, stdout, false, "Excluded", "output"),
+    ];
+    for (patterns, text, wanted, word, stream) in checks {
+        for p in patterns {
+            if p.is_match(text) != wanted {
+                let found = if wanted { "not found" } else { "found" };
+                r.fail(format!(
+                    "{word} string '{}' {found} in {stream} '{text}'",
+                    p.as_str()
+                ));
+            }
         }
     }
     if t.exit_code != code {

@@ -164,3 +164,28 @@ pub fn local_digest(base: &Base, platform: Option<&str>) -> String {
 pub fn store_has(p: &Project, digest: &str) -> bool {
     blob(p.store.path(), digest).exists()
 }
+
+/// Serves `amd` and `arm` as `test/base:amd` and `test/base:arm`, and an
+/// index over both as `test/base:multi`, the arm64 entry with
+/// `arm_variant` when given. Returns the two manifests' digests.
+pub fn serve_index(
+    reg: &FakeRegistry,
+    amd: &Base,
+    arm: &Base,
+    arm_variant: Option<&str>,
+) -> (String, String) {
+    let amd_digest = push(reg, amd, "amd");
+    let arm_digest = push(reg, arm, "arm");
+    let variant = arm_variant
+        .map(|v| format!(r#","variant":"{v}""#))
+        .unwrap_or_default();
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[
+        {{"mediaType":"{OCI_MANIFEST}","digest":"{amd_digest}","size":{},"platform":{{"os":"linux","architecture":"amd64"}}}},
+        {{"mediaType":"{OCI_MANIFEST}","digest":"{arm_digest}","size":{},"platform":{{"os":"linux","architecture":"arm64"{variant}}}}}]}}"#,
+        amd.manifest.len(),
+        arm.manifest.len()
+    );
+    reg.put_manifest("test/base", "multi", OCI_INDEX, index.as_bytes());
+    (amd_digest, arm_digest)
+}
