@@ -37,6 +37,11 @@ pub struct LayerDesc {
     pub size: u64,
     /// The digest of the uncompressed tar stream (the config's `diff_ids`).
     pub diff_id: Digest,
+    /// The descriptor's annotations, as the manifest lists them: for a layer
+    /// gantry laid down, its compression recipe
+    /// ([`crate::layer::ANNOTATION_RECIPE`]); a base's layers keep theirs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
     /// Where the blob's bytes are when the image is assembled; not part of
     /// any record, because only the store at hand can say.
     #[serde(skip)]
@@ -267,7 +272,13 @@ fn oci_manifest(
         .layers(
             layers
                 .iter()
-                .map(|l| manifest::descriptor(&l.media_type, &l.digest, l.size))
+                .map(|l| {
+                    let mut d = manifest::descriptor(&l.media_type, &l.digest, l.size);
+                    if !l.annotations.is_empty() {
+                        d.set_annotations(Some(manifest::annotations(l.annotations.clone())));
+                    }
+                    d
+                })
                 .collect::<Vec<_>>(),
         );
     if !annotations.is_empty() {

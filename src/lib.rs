@@ -38,6 +38,7 @@ pub mod accounts;
 pub mod bases;
 pub mod build;
 pub mod buildfile;
+pub mod cache;
 pub mod config;
 pub mod digest;
 pub mod engine;

@@ -34,8 +34,9 @@ pub enum Event<'a> {
         /// Bytes of file content read so far; at most `LayerStarted`'s `bytes`.
         done: u64,
     },
-    /// The layer is in the store. `reused` is true when an identical layer was
-    /// already there and nothing was compressed.
+    /// The layer is in the store, or, when `cached_from` says so, found in a
+    /// registry. `reused` is true when an identical layer was already in the
+    /// store and nothing was compressed.
     LayerFinished {
         /// The image the layer belongs to.
         image: &'a str,
@@ -47,6 +48,9 @@ pub enum Event<'a> {
         size: u64,
         /// An identical layer was already in the store; nothing was compressed.
         reused: bool,
+        /// An identical layer was found through this cache source (a
+        /// registry reference); nothing was compressed.
+        cached_from: Option<&'a str>,
     },
     /// An image's manifest (or, for a multi-platform image, its index) is in
     /// the store; sent once per image named in the build file.

@@ -33,6 +33,7 @@
 //!     offline: false,
 //!     // Refused before any work if it is one of the build's inputs.
 //!     outputs: &[("output", Path::new("images.tar"))],
+//!     cache: Default::default(),
 //! };
 //! let out = Output { path: Path::new("images.tar"), format: Format::Docker };
 //! output::build_and_write(&inputs, Some(out), &store, &Silent)?;
@@ -45,12 +46,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::bases::BaseOptions;
-use crate::build::{self, BuildOptions, BuiltImage};
+use crate::build::{self, BuildOptions, BuiltImage, FetchLayers};
 use crate::buildfile::BuildFile;
+use crate::cache::RegistryCache;
 use crate::error::{Error, Result};
 use crate::lock::{self, LockFile};
 use crate::platform::Platform;
 use crate::progress::Reporter;
+use crate::reference::Reference;
 use crate::registry::ClientOptions;
 use crate::stamp::StampSources;
 use crate::store::Store;
@@ -77,6 +80,19 @@ pub struct Inputs<'a> {
     /// The files the caller will write, each with the flag that names it:
     /// one that is an input of the build is refused before any work.
     pub outputs: &'a [(&'a str, &'a Path)],
+    /// Where layers the store lacks are looked for, and whether to build
+    /// cold.
+    pub cache: CacheInputs,
+}
+
+/// The build cache a build is asked to use (see [`crate::cache`]).
+#[derive(Debug, Clone, Default)]
+pub struct CacheInputs {
+    /// `--cache-from`: sources besides the build file's `cache_from` (and,
+    /// for a push, the tags being pushed).
+    pub from: Vec<Reference>,
+    /// `--no-cache`: reuse nothing from the store or a cache source.
+    pub no_cache: bool,
 }
 
 /// A build file loaded and checked, with the options its build runs with.
@@ -86,6 +102,10 @@ pub struct Prepared {
     pub file: BuildFile,
     /// The build's options, with the lock attached to the registry options.
     pub options: BuildOptions,
+    /// Registry references a build looks for layers in before compressing
+    /// them: the build file's `cache_from`, then `--cache-from`. A sink may
+    /// add its own before building (a push adds its tags).
+    pub cache_sources: Vec<Reference>,
 }
 
 /// Loads the build file, refuses outputs that are its inputs, checks the
@@ -110,7 +130,14 @@ pub fn prepare(inputs: &Inputs<'_>) -> Result<Prepared> {
     registry.lock_path = Some(lock_path);
     registry.locked = inputs.locked;
     options.registry = Arc::new(registry);
-    Ok(Prepared { file, options })
+    options.no_cache = inputs.cache.no_cache;
+    let mut cache_sources = file.cache_from.clone();
+    cache_sources.extend(inputs.cache.from.iter().cloned());
+    Ok(Prepared {
+        file,
+        options,
+        cache_sources,
+    })
 }
 
 impl Prepared {
@@ -121,7 +148,30 @@ impl Prepared {
         store: &Store,
         reporter: &dyn Reporter,
     ) -> Result<Vec<BuiltImage>> {
-        build::build(&self.file, images, store, &self.options, reporter)
+        let Some(cache) = self.layer_cache(store) else {
+            return build::build(&self.file, images, store, &self.options, reporter);
+        };
+        let mut options = self.options.clone();
+        options.layer_cache = Some(cache.clone());
+        let built = build::build(&self.file, images, store, &options, reporter);
+        cache.report_warnings(reporter);
+        built
+    }
+
+    /// The cache sources, being asked from now on; none offline, with
+    /// `--no-cache`, or when there are none. A sink that copies bytes gets
+    /// its hits downloaded and verified.
+    fn layer_cache(&self, store: &Store) -> Option<Arc<RegistryCache>> {
+        let o = &self.options;
+        if self.cache_sources.is_empty() || o.no_cache || o.registry.offline {
+            return None;
+        }
+        Some(Arc::new(RegistryCache::new(
+            o.registry.clone(),
+            store.clone(),
+            self.cache_sources.clone(),
+            o.fetch_layers != FetchLayers::None,
+        )))
     }
 }
 

@@ -31,7 +31,7 @@ const FIXTURE: &str = "sha256:25a9f725a8c089345ea5c91f095ce00d6dddb82f23251b791c
 /// sha256 of the docker tarball `gantry build -o golden.tar` writes for the
 /// three golden images.
 const DOCKER_TARBALL: &str =
-    "sha256:a0bf2636dcbff3c57821b9ff9e04acabef3ead6cad2bc71448264f51e5c6ec92";
+    "sha256:79f473a93cc3c718622339683abc61e2720b30b3ea996d34774f8ac0fffbda7e";
 
 struct Golden {
     image: &'static str,
@@ -44,7 +44,7 @@ struct Golden {
 const GOLDEN: &[Golden] = &[
     Golden {
         image: "golden-gzip",
-        manifest: "sha256:8f5c5df426efde73bfb9bc53a94f1445376282b8091199a0f9fed8cf844a076a",
+        manifest: "sha256:851ede80ac16272e316f91810742376254b970254cc91c3541859e67c7b9eba8",
         config: "sha256:4a501fa1563753bcfd82faba579bff91658c9c083c60181cf2430116a4aa5415",
         layers: &[
             (
@@ -59,7 +59,7 @@ const GOLDEN: &[Golden] = &[
     },
     Golden {
         image: "golden-zstd",
-        manifest: "sha256:dc0020bede494397e82a5f722cfd97b49ca6cc04f1a5686cc9f92a441c8f51ef",
+        manifest: "sha256:683b64554233759b4e950e62e3cf84104b79eb0d26851cd31f0c8807e938ffef",
         config: "sha256:4a501fa1563753bcfd82faba579bff91658c9c083c60181cf2430116a4aa5415",
         layers: &[
             (
@@ -74,7 +74,7 @@ const GOLDEN: &[Golden] = &[
     },
     Golden {
         image: "golden-none",
-        manifest: "sha256:642356a2a3ccb3583217587f6755b761d5e06d6c5f66f2bee1acc45bd86bd251",
+        manifest: "sha256:36ba0c8f75bc0d4bceab9d5102cbc0a184195b8330cbab85d4f577c0db8ef7cf",
         config: "sha256:4a501fa1563753bcfd82faba579bff91658c9c083c60181cf2430116a4aa5415",
         layers: &[
             (

@@ -34,7 +34,7 @@ use crate::epoch;
 use crate::error::{Error, Result};
 use crate::image;
 use crate::image::{Artifact, Image, ImageIndex, LayerDesc};
-use crate::layer::{self, compress::CompressOptions, fileset, LayerJob};
+use crate::layer::{self, compress::CompressOptions, fileset, LayerCache, LayerJob};
 use crate::media;
 use crate::platform::Platform;
 use crate::progress::Reporter;
@@ -74,6 +74,11 @@ pub struct BuildOptions {
     /// [`crate::image::BlobLocation::Remote`], which a push streams or
     /// mounts from their repository.
     pub fetch_layers: FetchLayers,
+    /// Where a layer the store lacks is looked for before it is compressed:
+    /// the registries of `--cache-from` and of the tags being pushed.
+    pub layer_cache: Option<std::sync::Arc<dyn LayerCache>>,
+    /// Reuse nothing: every layer is laid down and compressed (`--no-cache`).
+    pub no_cache: bool,
 }
 
 /// Which registry bases' missing layers a build fetches as tasks of its own
@@ -102,6 +107,8 @@ impl BuildOptions {
             registry: Default::default(),
             platform: None,
             fetch_layers: FetchLayers::None,
+            layer_cache: None,
+            no_cache: false,
         })
     }
 }
@@ -149,11 +156,26 @@ pub struct LayerReport {
     pub size: u64,
     /// The layer was already in the store and nothing was compressed.
     pub reused: bool,
+    /// The layer was found through this cache source (a registry
+    /// reference) and nothing was compressed.
+    pub cached_from: Option<String>,
     /// When the layer was laid down, in milliseconds since the build
     /// started: begun at `started_ms`, done at `finished_ms`.
     pub started_ms: u64,
     /// See `started_ms`.
     pub finished_ms: u64,
+}
+
+impl LayerReport {
+    /// `"rebuilt"`, `"reused"` (from the store) or `"cached"` (from a cache
+    /// source), as the reports spell it.
+    pub fn status(&self) -> &'static str {
+        match (&self.cached_from, self.reused) {
+            (Some(_), _) => "cached",
+            (None, true) => "reused",
+            (None, false) => "rebuilt",
+        }
+    }
 }
 
 /// Builds `targets` (every image when empty) and the images they are based
@@ -231,6 +253,7 @@ fn lay_down(
     entries: &[fileset::Entry],
     threads: usize,
     store: &Store,
+    opts: &BuildOptions,
     reporter: &dyn Reporter,
 ) -> Result<(LayerDesc, LayerReport)> {
     let job = LayerJob {
@@ -242,6 +265,8 @@ fn lay_down(
             level: spec.compression_level,
             threads,
         },
+        cache: opts.layer_cache.as_deref(),
+        cold: opts.no_cache,
     };
     let done = layer::build(store, &job, reporter)?;
     let report = LayerReport {
@@ -250,6 +275,7 @@ fn lay_down(
         diff_id: done.desc.diff_id,
         size: done.desc.size,
         reused: done.reused,
+        cached_from: done.cached_from,
         started_ms: 0,
         finished_ms: 0,
     };

@@ -75,9 +75,14 @@ pub struct LayerEntry<'a> {
     pub diff_id: &'a Digest,
     /// The compressed blob's size in bytes.
     pub size: u64,
-    /// `"rebuilt"` (laid down and compressed in this build) or `"reused"`
-    /// (an identical layer was in the store; nothing was compressed).
+    /// `"rebuilt"` (laid down and compressed in this build), `"reused"`
+    /// (an identical layer was in the store; nothing was compressed) or
+    /// `"cached"` (an identical layer was found through a cache source;
+    /// nothing was compressed).
     pub status: &'static str,
+    /// For `"cached"`, the cache source (a registry reference) it was
+    /// found through; `null` otherwise.
+    pub cached_from: Option<&'a str>,
     /// When laying it down began, in ms since the build started.
     pub started_ms: u64,
     /// When it was done, in ms since the build started.
@@ -125,7 +130,8 @@ impl<'a> ImageEntry<'a> {
                             digest: &l.digest,
                             diff_id: &l.diff_id,
                             size: l.size,
-                            status: if l.reused { "reused" } else { "rebuilt" },
+                            status: l.status(),
+                            cached_from: l.cached_from.as_deref(),
                             started_ms: l.started_ms,
                             finished_ms: l.finished_ms,
                         })

@@ -370,6 +370,7 @@ impl<'p> Work<'p> {
             &resolved.entries,
             threads,
             cx.store,
+            cx.opts,
             cx.reporter,
         )?;
         report.started_ms = started_ms;
@@ -466,8 +467,15 @@ impl<'p> Work<'p> {
             }
             let started_ms = cx.ms();
             // Only the name and compression of the spec are read here.
-            let (desc, mut report) =
-                lay_down(&n.node.label, w.spec, &kept, 1, cx.store, cx.reporter)?;
+            let (desc, mut report) = lay_down(
+                &n.node.label,
+                w.spec,
+                &kept,
+                1,
+                cx.store,
+                cx.opts,
+                cx.reporter,
+            )?;
             report.started_ms = started_ms;
             report.finished_ms = cx.ms();
             out.push((desc, report));

@@ -48,6 +48,9 @@ pub struct BuildFile {
     pub images: BTreeMap<String, ImageSpec>,
     /// `[stamp]`: keys defined from others, and values for unstamped builds.
     pub stamp: StampSpec,
+    /// `cache_from`: registry references whose layers a build may use
+    /// instead of compressing its own (see docs/cache.md).
+    pub cache_from: Vec<Reference>,
 }
 
 /// A value that may hold `{{KEY}}` stamp templates, with where it was
@@ -318,6 +321,11 @@ impl BuildFile {
             Some(st) => cx.stamp(st)?,
             None => StampSpec::default(),
         };
+        let cache_from = raw
+            .cache_from
+            .iter()
+            .map(|r| cx.cache_source(r))
+            .collect::<Result<Vec<_>>>()?;
         let mut images = BTreeMap::new();
         for (name, raw_image) in raw.image {
             let image = cx.image(&name, raw_image)?;
@@ -358,6 +366,7 @@ impl BuildFile {
             dir,
             images,
             stamp,
+            cache_from,
         })
     }
 

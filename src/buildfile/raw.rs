@@ -14,6 +14,8 @@ pub(super) struct RawFile {
     #[serde(default)]
     pub(super) image: BTreeMap<String, Spanned<RawImage>>,
     pub(super) stamp: Option<Spanned<RawStamp>>,
+    #[serde(default)]
+    pub(super) cache_from: Vec<Spanned<String>>,
 }
 
 /// `[stamp]`: every key but `unstamped` defines a stamp key.

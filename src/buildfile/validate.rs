@@ -483,6 +483,14 @@ impl Cx<'_> {
         })
     }
 
+    /// A `cache_from` entry: a registry reference, by tag or digest.
+    pub(super) fn cache_source(&self, raw: &Spanned<String>) -> Result<Reference> {
+        let loc = self.loc(raw.span(), "cache_from");
+        raw.get_ref()
+            .parse::<Reference>()
+            .map_err(|e| self.err_because(&loc, "cache_from takes registry references", e))
+    }
+
     fn compression(
         &self,
         comp: Option<&Spanned<String>>,

@@ -62,6 +62,14 @@ pub struct BuildArgs {
     locked: bool,
 
     #[command(flatten)]
+    cache: super::cache::CacheArgs,
+    /// Also push a cache manifest of the layers built to this reference, so
+    /// that later builds elsewhere find them (with --cache-from) without an
+    /// image having been pushed.
+    #[arg(long = "cache-to", value_name = "REF")]
+    cache_to: Option<String>,
+
+    #[command(flatten)]
     registry: super::registry::RegistryArgs,
 }
 
@@ -146,17 +154,30 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
         client: args.registry.client_options(),
         offline: args.registry.offline,
         outputs: &outputs,
+        cache: args.cache.inputs()?,
     };
+    let cache_to = super::cache::parse_cache_to(args.cache_to.as_deref())?;
     let out = args
         .output
         .as_deref()
         .zip(format)
         .map(|(path, format)| Output { path, format });
+    if cache_to.is_some() && args.registry.offline {
+        return Err(Error::Usage(
+            "--cache-to pushes to a registry; --offline cannot be used with it".into(),
+        ));
+    }
     let built = output::build_and_write(&inputs, out, &store, reporter)?;
 
     let mut lines = String::new();
     for b in &built {
         lines.push_str(&format!("{} {}\n", b.name, b.result.digest()));
+    }
+    if let Some(to) = &cache_to {
+        let client = args.registry.base_options().client("push")?;
+        let opts = gantry::push::PushOptions::default();
+        let pushed = gantry::push::push_cache(&built, to, &store, &client, &opts, reporter)?;
+        lines.push_str(&format!("cache {pushed}\n"));
     }
     let repairs = store.repairs();
     let mut report = serde_json::to_string_pretty(&Report::of(&built, &repairs)).map_err(|e| {

@@ -43,6 +43,8 @@ pub struct LoadArgs {
     locked: bool,
 
     #[command(flatten)]
+    cache: super::cache::CacheArgs,
+    #[command(flatten)]
     registry: RegistryArgs,
 }
 
@@ -64,6 +66,7 @@ pub fn run(args: LoadArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
         client: args.registry.client_options(),
         offline: args.registry.offline,
         outputs: &[],
+        cache: args.cache.inputs()?,
     };
     let report = engine::build_and_load(&inputs, &engine, &store, reporter)?;
 

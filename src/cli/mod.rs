@@ -1,6 +1,7 @@
 //! Glue between the command line and the library: one module per verb.
 
 mod build;
+mod cache;
 mod completions;
 mod gc;
 mod inspect;

@@ -53,6 +53,19 @@ pub struct PushArgs {
     locked: bool,
 
     #[command(flatten)]
+    cache: super::cache::CacheArgs,
+    /// Also push a cache manifest of the layers built to this reference, so
+    /// that later builds elsewhere find them (with --cache-from) without an
+    /// image having been pushed.
+    #[arg(long = "cache-to", value_name = "REF")]
+    cache_to: Option<String>,
+
+    /// Print the report --metadata-file writes on stdout instead of the
+    /// references pushed.
+    #[arg(long)]
+    json: bool,
+
+    #[command(flatten)]
     registry: RegistryArgs,
 }
 
@@ -89,20 +102,29 @@ pub fn run(args: PushArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
         client: args.registry.client_options(),
         offline: args.registry.offline,
         outputs: &outputs,
+        cache: args.cache.inputs()?,
     };
     let opts = PushOptions {
         jobs: args.jobs.unwrap_or(DEFAULT_PUSH_JOBS),
+        cache_to: super::cache::parse_cache_to(args.cache_to.as_deref())?,
     };
     let report = push::build_and_push(&inputs, &explicit, &opts, &store, reporter)?;
 
+    let mut json = serde_json::to_vec_pretty(&report).expect("report serialises");
+    json.push(b'\n');
     if let Some(path) = &args.metadata_file {
-        let mut json = serde_json::to_vec_pretty(&report).expect("report serialises");
-        json.push(b'\n');
         fsutil::write_atomic(path, &json)?;
     }
     let mut out = std::io::stdout().lock();
-    for r in report.images.iter().flat_map(|i| &i.references) {
-        writeln!(out, "{r}").map_err(|e| Error::io("<stdout>", e))?;
+    if args.json {
+        out.write_all(&json).map_err(|e| Error::io("<stdout>", e))?;
+    } else {
+        for r in report.images.iter().flat_map(|i| &i.references) {
+            writeln!(out, "{r}").map_err(|e| Error::io("<stdout>", e))?;
+        }
+        if let Some(c) = &report.cache {
+            writeln!(out, "{c}").map_err(|e| Error::io("<stdout>", e))?;
+        }
     }
     out.flush().map_err(|e| Error::io("<stdout>", e))
 }

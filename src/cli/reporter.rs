@@ -161,9 +161,14 @@ impl CliReporter {
                 digest,
                 size,
                 reused,
+                cached_from,
             } => {
                 self.end_bar(&(image.to_string(), layer.to_string()));
-                let how = if reused { "reused" } else { "built" };
+                let how = match cached_from {
+                    Some(from) => format!("cached from {from}"),
+                    None if reused => "reused".to_string(),
+                    None => "built".to_string(),
+                };
                 self.line(format!(
                     "{image}: layer {layer} {how}: {} ({})",
                     short(digest),

@@ -121,6 +121,7 @@ fn report(args: &TestArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
                 client: args.registry.client_options(),
                 offline: args.registry.offline,
                 outputs: &outputs,
+                cache: Default::default(),
             };
             let asked = BuildTests {
                 inputs,

@@ -309,6 +309,7 @@ mod tests {
             digest: Digest::of(&[n]),
             size: 10,
             diff_id: Digest::of(&[n, n]),
+            annotations: Default::default(),
             location: Default::default(),
         }
     }

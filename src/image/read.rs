@@ -30,9 +30,9 @@ pub struct Manifest {
     pub config_digest: Digest,
     /// The config's size as the manifest gives it.
     pub config_size: u64,
-    /// The layers, in order, as the manifest lists them; their diff_ids
-    /// come from the config.
-    pub layers: Vec<(String, Digest, u64)>,
+    /// The layers, in order, as the manifest lists them (media type,
+    /// digest, size, annotations); their diff_ids come from the config.
+    pub layers: Vec<(String, Digest, u64, BTreeMap<String, String>)>,
     /// Manifest annotations, sorted.
     pub annotations: BTreeMap<String, String>,
 }
@@ -61,7 +61,12 @@ impl Manifest {
             .enumerate()
             .map(|(i, d)| {
                 let digest = Digest::from_oci(d.digest(), &format!("{what}: layers[{i}]"))?;
-                Ok((d.media_type().to_string(), digest, d.size()))
+                let annotations = d
+                    .annotations()
+                    .as_ref()
+                    .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default();
+                Ok((d.media_type().to_string(), digest, d.size(), annotations))
             })
             .collect::<Result<Vec<_>>>()?;
         let annotations = parsed
@@ -108,13 +113,16 @@ impl Manifest {
             .layers
             .into_iter()
             .zip(diff_ids)
-            .map(|((media_type, digest, size), diff_id)| LayerDesc {
-                media_type,
-                digest,
-                size,
-                diff_id,
-                location: BlobLocation::Store,
-            })
+            .map(
+                |((media_type, digest, size, annotations), diff_id)| LayerDesc {
+                    media_type,
+                    digest,
+                    size,
+                    diff_id,
+                    annotations,
+                    location: BlobLocation::Store,
+                },
+            )
             .collect();
         Ok(Image {
             name,
@@ -184,6 +192,7 @@ mod tests {
             digest: Digest::of(&[n]),
             size: 1,
             diff_id: Digest::of(&[n]),
+            annotations: Default::default(),
             location: Default::default(),
         }
     }

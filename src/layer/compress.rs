@@ -50,6 +50,36 @@ pub struct CompressOptions {
 /// output format: changing it changes every gzip layer's bytes.
 pub const GZIP_BLOCK_SIZE: usize = 1 << 20;
 
+/// The libdeflate release libdeflate-sys vendors (pinned in Cargo.toml); a
+/// test checks it against Cargo.lock, so an upgrade changes the recipe.
+pub const LIBDEFLATE_VERSION: &str = "1.26.1";
+
+/// The libzstd release zstd-sys vendors (pinned in Cargo.toml); checked
+/// against Cargo.lock like [`LIBDEFLATE_VERSION`].
+pub const LIBZSTD_VERSION: &str = "1.5.7";
+
+/// Everything besides the uncompressed tar stream that decides a layer's
+/// compressed bytes: algorithm, level, compressor and its version, block
+/// size and [`super::FORMAT_VERSION`]. Two layers with the same diff_id and
+/// the same recipe are the same blob, which is what lets a registry serve
+/// as a build cache: gantry writes the recipe on every layer descriptor it
+/// produces, and trusts a blob named by a matching (diff_id, recipe) pair
+/// instead of compressing again. The thread count is not part of it.
+pub fn recipe(opts: &CompressOptions) -> String {
+    let format = super::FORMAT_VERSION;
+    match opts.compression {
+        Compression::None => format!("none;format={format}"),
+        Compression::Gzip => format!(
+            "gzip;level={};libdeflate={LIBDEFLATE_VERSION};block={GZIP_BLOCK_SIZE};format={format}",
+            opts.level
+        ),
+        Compression::Zstd => format!(
+            "zstd;level={};libzstd={LIBZSTD_VERSION};format={format}",
+            opts.level
+        ),
+    }
+}
+
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff];
 
 /// A streaming compressor; `finish` flushes everything and returns the sink.

@@ -536,3 +536,38 @@ fn bench_corpus(limit: usize) -> Vec<u8> {
     lib.extend_from_slice(&text);
     lib
 }
+
+/// The recipe names the compressor versions the lock file builds: an upgrade
+/// that forgot to change the constants would let a cache serve blobs the
+/// new compressor would not write.
+#[test]
+fn recipe_names_the_locked_compressor_versions() {
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).unwrap();
+    let version_of = |name: &str| {
+        let at = lock
+            .find(&format!("name = \"{name}\"\n"))
+            .unwrap_or_else(|| panic!("{name} in Cargo.lock"));
+        let rest = &lock[at..];
+        let v = rest.split("version = \"").nth(1).unwrap();
+        v[..v.find('"').unwrap()].to_string()
+    };
+    assert_eq!(version_of("libdeflate-sys"), LIBDEFLATE_VERSION);
+    let zstd_sys = version_of("zstd-sys");
+    assert!(
+        zstd_sys.ends_with(&format!("+zstd.{LIBZSTD_VERSION}")),
+        "zstd-sys {zstd_sys} vendors another libzstd than {LIBZSTD_VERSION}"
+    );
+    assert_eq!(
+        recipe(&gzip_opts(8)),
+        recipe(&gzip_opts(1)),
+        "threads never change the bytes, so not the recipe either"
+    );
+    assert_eq!(
+        recipe(&gzip_opts(1)),
+        format!("gzip;level=6;libdeflate={LIBDEFLATE_VERSION};block=1048576;format=2")
+    );
+    assert_ne!(
+        recipe(&gzip_opts(1)),
+        recipe(&opts(Compression::Gzip, 9, 1))
+    );
+}

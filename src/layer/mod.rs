@@ -11,6 +11,7 @@
 //! A layer of a new shape goes straight to the one compressing pass, so a
 //! cold build reads its inputs once.
 
+pub mod cached;
 pub mod compress;
 pub mod fileset;
 mod scan;
@@ -18,6 +19,7 @@ mod source;
 pub mod tar;
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::io;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,9 +27,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{Digest, Hasher, HashingWriter};
 use crate::error::{Error, Result};
-use crate::image::LayerDesc;
+use crate::image::{BlobLocation, LayerDesc};
 use crate::progress::{Event, Reporter};
 use crate::store::{self, Presence, Store};
+pub use cached::{CacheHit, LayerCache};
 use compress::{CompressOptions, Encoder};
 use fileset::Entry;
 use source::Sources;
@@ -36,6 +39,16 @@ use tar::{EntryHeader, EntryKind};
 /// Bumped whenever the tar or compression output for the same inputs
 /// changes, so stale cache records are never trusted.
 pub const FORMAT_VERSION: u32 = 2;
+
+/// The layer descriptor annotation holding the compression recipe
+/// ([`compress::recipe`]): with the config's diff_id it says which blob an
+/// uncompressed tar stream compresses to, so a manifest gantry pushed is a
+/// build cache for any later build.
+pub const ANNOTATION_RECIPE: &str = "dev.gantry.layer.recipe";
+
+/// The layer descriptor annotation holding the diff_id, on the layers of a
+/// cache manifest (`--cache-to`), which has no image config to list them.
+pub const ANNOTATION_DIFF_ID: &str = "dev.gantry.layer.diff_id";
 
 /// Report progress every this many bytes.
 const PROGRESS_STEP: u64 = 8 << 20;
@@ -50,6 +63,11 @@ pub struct LayerJob<'a> {
     pub entries: &'a [Entry],
     /// Compression, level and threads.
     pub compress: CompressOptions,
+    /// Where to look for a layer of the same content and recipe before
+    /// compressing one: registries other machines pushed to.
+    pub cache: Option<&'a dyn LayerCache>,
+    /// Build cold: reuse nothing from the store or a cache (`--no-cache`).
+    pub cold: bool,
 }
 
 /// The result of building a layer.
@@ -59,6 +77,9 @@ pub struct BuiltLayer {
     pub desc: LayerDesc,
     /// An identical layer was already in the store; nothing was compressed.
     pub reused: bool,
+    /// An identical layer was found in this cache source (a registry
+    /// reference); nothing was compressed.
+    pub cached_from: Option<String>,
 }
 
 /// A finished layer, as its records hold it.
@@ -117,24 +138,32 @@ fn build_from<S: Sources>(
     });
 
     let recipe = recipe_key(job);
-
-    let reuse = |desc: LayerDesc| {
+    let recipe_text = compress::recipe(&job.compress);
+    let done = |mut desc: LayerDesc, reused: bool, cached_from: Option<String>| {
+        // Set on every path, so a record written before the annotation
+        // existed gives the same descriptor as a fresh build.
+        desc.annotations = BTreeMap::from([(ANNOTATION_RECIPE.to_string(), recipe_text.clone())]);
         reporter.report(Event::LayerFinished {
             image: job.image,
             layer: job.name,
             digest: &desc.digest,
             size: desc.size,
-            reused: true,
+            reused,
+            cached_from: cached_from.as_deref(),
         });
-        BuiltLayer { desc, reused: true }
+        BuiltLayer {
+            desc,
+            reused,
+            cached_from,
+        }
     };
 
     // 1. Nothing changed since the last build of this recipe: no reading.
-    if let Some(ByRecipe(rec)) = store.record(&recipe.hex()) {
+    if let Some(ByRecipe(rec)) = store.record(&recipe.hex()).filter(|_| !job.cold) {
         // A blob of another size is damaged (moved aside by the lookup) or
         // the record is wrong; either way the layer is built again.
         if store.lookup(&rec.desc.digest, rec.desc.size)? == Presence::Present {
-            return Ok(reuse(rec.desc));
+            return Ok(done(rec.desc, true, None));
         }
     }
 
@@ -145,19 +174,52 @@ fn build_from<S: Sources>(
     // The entries as read: a file found changed is expected as it was seen.
     let mut entries = Cow::Borrowed(job.entries);
     let mut changed = false;
-    let known_diff_id = match by_shape(store, job, sources, &shape, &mut entries, &mut changed)? {
-        Shaped::Reusable(rec) => {
-            let rec = ByRecipe(rec);
-            if !racy(job) && !changed {
-                store.put_record(&recipe.hex(), &rec)?;
+    let mut known_diff_id = None;
+    if !job.cold {
+        match by_shape(store, job, sources, &shape, &mut entries, &mut changed)? {
+            Shaped::Reusable(rec) => {
+                let rec = ByRecipe(rec);
+                if !racy(job) && !changed {
+                    store.put_record(&recipe.hex(), &rec)?;
+                }
+                return Ok(done(rec.0.desc, true, None));
             }
-            return Ok(reuse(rec.0.desc));
+            Shaped::Hashed(diff_id) => known_diff_id = Some(diff_id),
+            Shaped::New => {}
         }
-        Shaped::Hashed(diff_id) => Some(diff_id),
-        Shaped::New => None,
-    };
+    }
 
-    // 3. New content: tar, hash and compress in one pass.
+    // 3. Not in the store, but perhaps in a registry: hashing the tar stream
+    //    costs a fraction of compressing it.
+    if let Some(cache) = job.cache.filter(|c| !job.cold && c.may_have(&recipe_text)) {
+        let diff_id = match known_diff_id {
+            Some(d) => d,
+            None => hash_tar(job, sources, &mut entries, &mut changed)?,
+        };
+        known_diff_id = Some(diff_id);
+        let media_type = job.compress.compression.media_type();
+        if let Some(hit) = cache
+            .find(&diff_id, &recipe_text, store, reporter)
+            .filter(|h| h.media_type == media_type)
+        {
+            let desc = LayerDesc {
+                media_type: hit.media_type,
+                digest: hit.digest,
+                size: hit.size,
+                diff_id,
+                annotations: Default::default(),
+                location: hit.location,
+            };
+            if desc.location == BlobLocation::Store {
+                record(store, job, &desc, &recipe, &shape, !racy(job) && !changed)?;
+            } else {
+                store.put_record(&shape.hex(), &Shape {})?;
+            }
+            return Ok(done(desc, false, Some(hit.from)));
+        }
+    }
+
+    // 4. New content: tar, hash and compress in one pass.
     let (tar_out, changed_in_pass) =
         source::write_tar(job, sources, &mut entries, Some(reporter), || {
             let blob = store.writer()?;
@@ -183,20 +245,11 @@ fn build_from<S: Sources>(
         digest,
         size,
         diff_id,
+        annotations: Default::default(),
         location: Default::default(),
     };
     record(store, job, &desc, &recipe, &shape, !racy(job) && !changed)?;
-    reporter.report(Event::LayerFinished {
-        image: job.image,
-        layer: job.name,
-        digest: &desc.digest,
-        size: desc.size,
-        reused: false,
-    });
-    Ok(BuiltLayer {
-        desc,
-        reused: false,
-    })
+    Ok(done(desc, false, None))
 }
 
 /// Records a layer just built under its content and shape and, when its
@@ -243,11 +296,7 @@ fn by_shape<S: Sources>(
     if store.record::<Shape>(&shape.hex()).is_none() {
         return Ok(Shaped::New);
     }
-    let (sink, changed_in_pass) = source::write_tar(job, sources, entries, None, || {
-        Ok(HashingWriter::new(io::sink()))
-    })?;
-    *changed |= changed_in_pass;
-    let diff_id = sink.finish().1;
+    let diff_id = hash_tar(job, sources, entries, changed)?;
     let by_content = format!("{}-{}", diff_id.hex(), compression_key(job));
     if let Some(ByContent(rec)) = store.record(&by_content) {
         if store.lookup(&rec.desc.digest, rec.desc.size)? == Presence::Present {
@@ -255,6 +304,21 @@ fn by_shape<S: Sources>(
         }
     }
     Ok(Shaped::Hashed(diff_id))
+}
+
+/// The diff_id of the layer's tar stream, written to nowhere but the hash
+/// (noting in `changed` a file that changed as it was read).
+fn hash_tar<S: Sources>(
+    job: &LayerJob<'_>,
+    sources: &S,
+    entries: &mut Cow<'_, [Entry]>,
+    changed: &mut bool,
+) -> Result<Digest> {
+    let (sink, changed_in_pass) = source::write_tar(job, sources, entries, None, || {
+        Ok(HashingWriter::new(io::sink()))
+    })?;
+    *changed |= changed_in_pass;
+    Ok(sink.finish().1)
 }
 
 /// The compression and format part of a layer's content key.
@@ -419,6 +483,10 @@ mod tests {
     }
 
     fn build_in(dir: &Path, store: &Store) -> BuiltLayer {
+        build_cached(dir, store, None)
+    }
+
+    fn build_cached(dir: &Path, store: &Store, cache: Option<&dyn LayerCache>) -> BuiltLayer {
         let text = "[image.a]\nbase = \"scratch\"\nplatform = \"linux/amd64\"\n\
                     [[image.a.layer]]\nfiles = [{ src = \"src/\", dst = \"/s/\" }]\n";
         let bf = BuildFile::parse(text, &dir.join("gantry.toml")).unwrap();
@@ -433,6 +501,8 @@ mod tests {
                 level: 6,
                 threads: 2,
             },
+            cache,
+            cold: false,
         };
         build(store, &job, &Silent).unwrap()
     }
@@ -447,6 +517,82 @@ mod tests {
             .open(dir.join("src/a.txt"))
             .unwrap();
         f.set_modified(old).unwrap();
+    }
+
+    /// A cache holding one layer, answering for it from its repository.
+    #[derive(Debug)]
+    struct OneLayer {
+        diff_id: Digest,
+        hit: CacheHit,
+        asked: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl LayerCache for OneLayer {
+        fn may_have(&self, recipe: &str) -> bool {
+            recipe.starts_with("gzip;")
+        }
+
+        fn find(
+            &self,
+            diff_id: &Digest,
+            recipe: &str,
+            _: &Store,
+            _: &dyn Reporter,
+        ) -> Option<CacheHit> {
+            self.asked.lock().unwrap().push(recipe.to_string());
+            (*diff_id == self.diff_id).then(|| self.hit.clone())
+        }
+    }
+
+    #[test]
+    fn a_cache_hit_gives_the_cold_descriptor_without_compressing() {
+        let (d, cold_store, fresh) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        write_tree(d.path(), "one");
+        let cold = build_in(d.path(), &Store::open(cold_store.path()).unwrap());
+        assert_eq!(
+            cold.desc.annotations[ANNOTATION_RECIPE],
+            compress::recipe(&CompressOptions {
+                compression: Compression::Gzip,
+                level: 6,
+                threads: 1,
+            })
+        );
+        let repo: crate::reference::Reference = "registry.test/cache:main".parse().unwrap();
+        let cache = OneLayer {
+            diff_id: cold.desc.diff_id,
+            hit: CacheHit {
+                digest: cold.desc.digest,
+                size: cold.desc.size,
+                media_type: cold.desc.media_type.clone(),
+                location: BlobLocation::Remote(repo.clone()),
+                from: "registry.test/cache:main".into(),
+            },
+            asked: Default::default(),
+        };
+        let store = Store::open(fresh.path()).unwrap();
+        let hit = build_cached(d.path(), &store, Some(&cache));
+        assert_eq!(hit.cached_from.as_deref(), Some("registry.test/cache:main"));
+        assert_eq!(hit.desc.location, BlobLocation::Remote(repo));
+        assert_eq!(
+            LayerDesc {
+                location: BlobLocation::Store,
+                ..hit.desc.clone()
+            },
+            cold.desc,
+            "the same descriptor a cold build writes"
+        );
+        assert!(!store.has(&cold.desc.digest), "nothing was compressed");
+
+        // Another content: the cache is asked, misses, and the layer is built.
+        write_tree(d.path(), "two");
+        let miss = build_cached(d.path(), &store, Some(&cache));
+        assert_eq!(miss.cached_from, None);
+        assert!(store.has(&miss.desc.digest));
+        assert_eq!(cache.asked.lock().unwrap().len(), 2);
     }
 
     #[test]

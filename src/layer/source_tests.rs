@@ -79,6 +79,8 @@ fn build_with(store: &Store, entries: &[Entry], sources: &Tearing) -> Result<Bui
             level: 0,
             threads: 1,
         },
+        cache: None,
+        cold: false,
     };
     build_from(store, &job, &Silent, &sources)
 }

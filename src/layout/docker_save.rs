@@ -191,6 +191,7 @@ fn layer_of(container: &Container, name: &str, diff_id: Digest) -> Result<(Layer
         digest,
         size,
         diff_id,
+        annotations: Default::default(),
         location: Default::default(),
     };
     let blob = Blob::Member {

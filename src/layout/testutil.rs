@@ -146,6 +146,7 @@ pub(crate) fn make_image(store: &Store, tags: &[&str], layers: &[Vec<u8>], gzipp
             digest,
             size,
             diff_id,
+            annotations: Default::default(),
             location: Default::default(),
         });
     }

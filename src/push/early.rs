@@ -50,6 +50,35 @@ pub(super) fn record(store: &Store, reference: &str, media_type: &str, blobs: &[
     }
 }
 
+/// The references this store pushed to, latest last, at most this many.
+const PUSHED_REFERENCES: &str = "pushed-references";
+const PUSHED_REFERENCES_KEPT: usize = 16;
+
+/// Notes that `reference` was pushed to, for later pushes to use as a
+/// cache source. A cache: failing to write it costs a later push a source.
+pub(super) fn record_reference(store: &Store, reference: &str) {
+    let mut refs: Vec<String> = store.get_meta(PUSHED_REFERENCES, "all").unwrap_or_default();
+    if refs.last().map(String::as_str) == Some(reference) {
+        return;
+    }
+    refs.retain(|r| r != reference);
+    refs.push(reference.to_string());
+    let excess = refs.len().saturating_sub(PUSHED_REFERENCES_KEPT);
+    refs.drain(..excess);
+    let _ = store.put_meta(PUSHED_REFERENCES, "all", &refs);
+}
+
+/// The references this store pushed to before on the registries of
+/// `targets` (other registries may not be reachable from here).
+pub(super) fn pushed_before(store: &Store, targets: &[Reference]) -> Vec<Reference> {
+    let refs: Vec<String> = store.get_meta(PUSHED_REFERENCES, "all").unwrap_or_default();
+    refs.iter()
+        .rev()
+        .filter_map(|r| r.parse::<Reference>().ok())
+        .filter(|r| targets.iter().any(|t| t.registry == r.registry))
+        .collect()
+}
+
 fn key(reference: &str) -> String {
     Digest::of(reference.as_bytes()).hex()
 }

@@ -31,8 +31,10 @@ use crate::reference::Reference;
 use crate::registry::{Access, Client, MountOutcome, Repo};
 use crate::store::Store;
 
+mod cache_to;
 mod early;
 mod targets;
+pub use cache_to::push_cache;
 pub use early::Early;
 pub use targets::{build_and_push, targets};
 
@@ -41,11 +43,16 @@ pub use targets::{build_and_push, targets};
 pub struct PushOptions {
     /// Blobs in flight at once.
     pub jobs: usize,
+    /// Also push a cache manifest of the layers built here (`--cache-to`).
+    pub cache_to: Option<Reference>,
 }
 
 impl Default for PushOptions {
     fn default() -> Self {
-        PushOptions { jobs: 4 }
+        PushOptions {
+            jobs: 4,
+            cache_to: None,
+        }
     }
 }
 
@@ -142,6 +149,23 @@ pub struct ImageReport {
     pub references: Vec<String>,
     /// Each blob of the image in each repository it was pushed to.
     pub blobs: Vec<BlobReport>,
+    /// How the build made each of the image's own layers, per platform.
+    pub layers: Vec<LayerStatus>,
+}
+
+/// How one layer of a pushed image was made.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerStatus {
+    /// `os/arch[/variant]` of the image it belongs to.
+    pub platform: String,
+    /// The layer's name in the build file.
+    pub name: String,
+    /// The compressed blob.
+    pub digest: Digest,
+    /// `rebuilt`, `reused` or `cached`, as in the build report.
+    pub status: &'static str,
+    /// For `cached`, the cache source it was found through.
+    pub cached_from: Option<String>,
 }
 
 /// What a push did, as `--metadata-file` writes it.
@@ -149,6 +173,8 @@ pub struct ImageReport {
 pub struct PushReport {
     /// One per image pushed, in the order asked.
     pub images: Vec<ImageReport>,
+    /// The cache manifest pushed (`--cache-to`), as `registry/repository:tag@digest`.
+    pub cache: Option<String>,
 }
 
 /// One repository of one registry and what goes into it.
@@ -316,6 +342,7 @@ fn put_tags(
             });
             let blobs: Vec<Digest> = request.blobs.iter().map(|(d, _)| *d).collect();
             early::record(run.store, &full, top.media_type, &blobs);
+            early::record_reference(run.store, &full);
             let pushed = format!("{full}@{}", top.digest);
             tagged.push(pushed.clone());
             references[*i].push(pushed);
@@ -358,10 +385,14 @@ fn report(
                     .filter(|b| mine.contains(&b.digest) && targets.contains(&b.repository))
                     .cloned()
                     .collect(),
+                layers: Vec::new(),
             }
         })
         .collect();
-    PushReport { images }
+    PushReport {
+        images,
+        cache: None,
+    }
 }
 
 /// The digest each tag of each plan names now (`None`: no such tag); a tag

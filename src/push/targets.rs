@@ -10,7 +10,7 @@ use crate::project::{self, Inputs};
 use crate::reference::Reference;
 use crate::store::Store;
 
-use super::{push, Early, PushOptions, PushReport, PushRequest};
+use super::{push, Early, LayerStatus, PushOptions, PushReport, PushRequest};
 
 /// What to push of `built`, and where: each image asked for (`images`;
 /// every image when empty) to `explicit`, or else to its tags. An image
@@ -91,8 +91,15 @@ pub fn build_and_push(
     store: &Store,
     reporter: &dyn Reporter,
 ) -> Result<PushReport> {
-    let prepared = project::prepare(inputs)?;
+    let mut prepared = project::prepare(inputs)?;
     let early_targets = known_targets(&prepared.file, inputs.images, explicit);
+    // The images at the tags being pushed, and those this store pushed to
+    // the same registries before, are cache sources: a fresh machine finds
+    // an unchanged image's layers there instead of compressing them.
+    prepared.cache_sources.extend(early_targets.iter().cloned());
+    prepared
+        .cache_sources
+        .extend(super::early::pushed_before(store, &early_targets));
     let early = (!early_targets.is_empty()).then(|| {
         Early::start(
             prepared.options.registry.clone(),
@@ -104,5 +111,32 @@ pub fn build_and_push(
     let built = prepared.build(inputs.images, store, reporter)?;
     let requests = targets(&prepared.file, &built, inputs.images, explicit, reporter)?;
     let client = prepared.options.registry.client("push")?;
-    push(&requests, store, &client, opts, early, reporter)
+    let mut report = push(&requests, store, &client, opts, early, reporter)?;
+    for image in &mut report.images {
+        if let Some(b) = built.iter().find(|b| b.name == image.name) {
+            image.layers = layer_statuses(b);
+        }
+    }
+    if let Some(to) = &opts.cache_to {
+        report.cache = Some(super::push_cache(
+            &built, to, store, &client, opts, reporter,
+        )?);
+    }
+    Ok(report)
+}
+
+/// How the build made each of the image's own layers.
+fn layer_statuses(b: &BuiltImage) -> Vec<LayerStatus> {
+    b.platforms
+        .iter()
+        .flat_map(|p| {
+            p.layers.iter().map(|l| LayerStatus {
+                platform: p.platform.clone(),
+                name: l.name.clone(),
+                digest: l.digest,
+                status: l.status(),
+                cached_from: l.cached_from.clone(),
+            })
+        })
+        .collect()
 }

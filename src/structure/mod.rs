@@ -192,7 +192,12 @@ pub fn build_and_test(
     store: &Store,
     reporter: &dyn Reporter,
 ) -> Result<Report> {
-    let (prepared, built) = project::build(&asked.inputs, store, reporter)?;
+    let mut prepared = project::prepare(&asked.inputs)?;
+    // The tests read every layer: cache hits are downloaded and checked
+    // against their diff_ids by the build, not fetched after it unchecked.
+    prepared.options.fetch_layers =
+        crate::build::FetchLayers::OnePlatform(crate::platform::host_platform());
+    let built = prepared.build(asked.inputs.images, store, reporter)?;
     let chosen: Vec<&BuiltImage> = crate::output::selected(&built, asked.inputs.images);
     let mut subjects = Vec::new();
     for b in chosen {
