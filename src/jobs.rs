@@ -12,6 +12,12 @@
 //! first among equals), so a large layer is not left with the cores a light
 //! task did not take.
 //!
+//! A running task may also take the tokens no ready task is waiting for
+//! ([`Spare`]): a layer that found, after hashing its tar stream, that it
+//! must compress after all, while its neighbours turned out to need no
+//! compression, uses the cores they left instead of the share it started
+//! with. Such tokens are given back when the task is done with them.
+//!
 //! The first task to fail stops the graph: nothing new starts, the running
 //! tasks finish, and that first error is returned. Which bytes a task
 //! produces never depends on the budget or on the order tasks ran in; only
@@ -22,7 +28,27 @@ use std::sync::{Condvar, Mutex};
 
 use crate::error::Result;
 
-type Work<'a> = Box<dyn FnOnce(usize) -> Result<()> + Send + 'a>;
+type Work<'a> = Box<dyn FnOnce(usize, &Spare<'_>) -> Result<()> + Send + 'a>;
+
+/// The budget's tokens that no ready task is waiting for, lent to a
+/// running task on request.
+pub struct Spare<'s> {
+    take: &'s (dyn Fn(usize) -> usize + Sync),
+    give: &'s (dyn Fn(usize) + Sync),
+}
+
+impl Spare<'_> {
+    /// Takes up to `max` free tokens, none while any task is ready to
+    /// start; returns how many were taken.
+    pub fn take(&self, max: usize) -> usize {
+        (self.take)(max)
+    }
+
+    /// Gives back `n` tokens [`take`](Self::take) returned.
+    pub fn give_back(&self, n: usize) {
+        (self.give)(n)
+    }
+}
 
 /// A task graph under construction.
 #[derive(Default)]
@@ -56,6 +82,17 @@ impl<'a> Graph<'a> {
         weight: u64,
         work: impl FnOnce(usize) -> Result<()> + Send + 'a,
     ) -> TaskId {
+        self.add_with_spare(deps, weight, move |threads, _| work(threads))
+    }
+
+    /// Like [`add`](Self::add), for a task that may take [`Spare`] tokens
+    /// while it runs.
+    pub fn add_with_spare(
+        &mut self,
+        deps: &[TaskId],
+        weight: u64,
+        work: impl FnOnce(usize, &Spare<'_>) -> Result<()> + Send + 'a,
+    ) -> TaskId {
         self.tasks.push(Task {
             deps: deps.iter().map(|d| d.0).collect(),
             weight,
@@ -88,6 +125,25 @@ impl<'a> Graph<'a> {
         });
         let weight: Vec<u64> = self.tasks.iter().map(|t| t.weight).collect();
         let wake = Condvar::new();
+        let take = |max: usize| {
+            let mut s = state.lock().expect("jobs lock");
+            if !s.ready.is_empty() {
+                return 0;
+            }
+            let n = s.free.min(max);
+            s.free -= n;
+            n
+        };
+        let give = |n: usize| {
+            if n > 0 {
+                state.lock().expect("jobs lock").free += n;
+                wake.notify_all();
+            }
+        };
+        let spare = Spare {
+            take: &take,
+            give: &give,
+        };
         let worker = || loop {
             let mut s = state.lock().expect("jobs lock");
             let (i, tokens, work) = loop {
@@ -118,7 +174,7 @@ impl<'a> Graph<'a> {
                 state: &state,
                 wake: &wake,
             };
-            let result = work(tokens);
+            let result = work(tokens, &spare);
             std::mem::forget(guard);
             let mut s = state.lock().expect("jobs lock");
             s.free += tokens;
@@ -221,6 +277,44 @@ mod tests {
     use crate::error::Error;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
+
+    #[test]
+    fn spare_tokens_are_lent_only_when_no_task_waits_and_come_back() {
+        // Two tokens: the first task takes the spare one while nothing is
+        // ready; the second, started after it, finds none to take.
+        let taken = Mutex::new(Vec::new());
+        let mut g = Graph::new();
+        let first = g.add_with_spare(&[], 1, |threads, spare| {
+            let n = spare.take(8);
+            taken.lock().unwrap().push((threads, n));
+            spare.give_back(n);
+            Ok(())
+        });
+        g.add_with_spare(&[first], 1, |threads, spare| {
+            taken.lock().unwrap().push((threads, spare.take(8)));
+            Ok(())
+        });
+        g.run(2).unwrap();
+        // The first started alone with both tokens; the second too, once
+        // the first gave its tokens back: nothing spare is left either time.
+        assert_eq!(*taken.lock().unwrap(), [(2, 0), (2, 0)]);
+
+        let taken = Mutex::new(Vec::new());
+        let mut g = Graph::new();
+        g.add_with_spare(&[], 0, |threads, spare| {
+            let n = spare.take(8);
+            taken.lock().unwrap().push((threads, n));
+            std::thread::sleep(Duration::from_millis(20));
+            spare.give_back(n);
+            Ok(())
+        });
+        g.run(3).unwrap();
+        assert_eq!(
+            *taken.lock().unwrap(),
+            [(1, 2)],
+            "a light task takes the idle tokens"
+        );
+    }
 
     #[test]
     fn dependencies_run_first_and_the_budget_bounds_concurrency() {

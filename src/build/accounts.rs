@@ -199,7 +199,15 @@ pub(super) fn lay_accounts(
         compression_level: spec.compression_level,
         entries: Vec::new(),
     };
-    let built = lay_down(label, &layer, &entries, opts.threads, store, opts, reporter)?;
+    let built = lay_down(
+        label,
+        &layer,
+        &entries,
+        super::Cores::only(opts.threads),
+        store,
+        opts,
+        reporter,
+    )?;
     for w in &plan.files {
         let k = FILES
             .iter()

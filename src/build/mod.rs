@@ -34,7 +34,7 @@ use crate::epoch;
 use crate::error::{Error, Result};
 use crate::image;
 use crate::image::{Artifact, Image, ImageIndex, LayerDesc};
-use crate::layer::{self, compress::CompressOptions, fileset, LayerCache, LayerJob};
+use crate::layer::{self, compress::CompressOptions, fileset, LayerCache, LayerJob, SpareCores};
 use crate::media;
 use crate::platform::Platform;
 use crate::progress::Reporter;
@@ -251,7 +251,7 @@ fn lay_down(
     label: &str,
     spec: &LayerSpec,
     entries: &[fileset::Entry],
-    threads: usize,
+    cores: Cores<'_>,
     store: &Store,
     opts: &BuildOptions,
     reporter: &dyn Reporter,
@@ -263,10 +263,11 @@ fn lay_down(
         compress: CompressOptions {
             compression: spec.compression,
             level: spec.compression_level,
-            threads,
+            threads: cores.threads,
         },
         cache: opts.layer_cache.as_deref(),
         cold: opts.no_cache,
+        spare: cores.spare,
     };
     let done = layer::build(store, &job, reporter)?;
     let report = LayerReport {
@@ -280,6 +281,22 @@ fn lay_down(
         finished_ms: 0,
     };
     Ok((done.desc, report))
+}
+
+/// The cores a layer may use: its share of the budget, and the spare ones
+/// it may take when it needs them.
+struct Cores<'s> {
+    threads: usize,
+    spare: Option<&'s dyn SpareCores>,
+}
+
+impl Cores<'_> {
+    fn only(threads: usize) -> Cores<'static> {
+        Cores {
+            threads,
+            spare: None,
+        }
+    }
 }
 
 /// Writes the index over `children` into the store.

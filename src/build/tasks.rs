@@ -24,7 +24,8 @@ use crate::buildfile::{BaseSpec, ImageSpec, LayerSpec};
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::image::{Artifact, Image, ImageIndex, LayerDesc};
-use crate::jobs::{Graph, TaskId};
+use crate::jobs::{Graph, Spare, TaskId};
+use crate::layer::SpareCores;
 use crate::layer::{self, fileset};
 use crate::progress::{Event, Reporter};
 use crate::stamp::Stamp;
@@ -249,7 +250,9 @@ impl<'p> Work<'p> {
                 let task = *layer_tasks[l].get_or_insert_with(|| {
                     let w = &self.layers[l];
                     let after: &[TaskId] = if w.entries.is_none() { &[base] } else { &[] };
-                    graph.add(after, w.weight, move |threads| self.lay(l, threads, cx))
+                    graph.add_with_spare(after, w.weight, move |threads, spare| {
+                        self.lay(l, threads, spare, cx)
+                    })
                 });
                 deps.push(task);
             }
@@ -341,7 +344,7 @@ impl<'p> Work<'p> {
         }
     }
 
-    fn lay(&self, l: usize, threads: usize, cx: &Context<'_>) -> Result<()> {
+    fn lay(&self, l: usize, threads: usize, spare: &Spare<'_>, cx: &Context<'_>) -> Result<()> {
         let started_ms = cx.ms();
         let w = &self.layers[l];
         let node = &self.nodes[w.node];
@@ -368,7 +371,10 @@ impl<'p> Work<'p> {
             w.label,
             spec,
             &resolved.entries,
-            threads,
+            super::Cores {
+                threads,
+                spare: Some(spare),
+            },
             cx.store,
             cx.opts,
             cx.reporter,
@@ -471,7 +477,7 @@ impl<'p> Work<'p> {
                 &n.node.label,
                 w.spec,
                 &kept,
-                1,
+                super::Cores::only(1),
                 cx.store,
                 cx.opts,
                 cx.reporter,
@@ -542,5 +548,15 @@ impl<'p> Work<'p> {
             });
         }
         out
+    }
+}
+
+impl SpareCores for Spare<'_> {
+    fn take(&self, max: usize) -> usize {
+        Spare::take(self, max)
+    }
+
+    fn give_back(&self, n: usize) {
+        Spare::give_back(self, n)
     }
 }

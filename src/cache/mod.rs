@@ -28,6 +28,7 @@
 //! the bytes its digest names, so a lying source never poisons the store.
 
 pub mod manifest;
+mod verify;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -37,7 +38,7 @@ use std::thread::JoinHandle;
 
 use crate::bases::BaseOptions;
 use crate::config::ImageConfig;
-use crate::digest::{Digest, Hasher};
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::BlobLocation;
 use crate::layer::{CacheHit, LayerCache};
@@ -158,6 +159,7 @@ impl RegistryCache {
         &self,
         e: &Entry,
         diff_id: &Digest,
+        threads: usize,
         store: &Store,
         reporter: &dyn Reporter,
     ) -> Result<()> {
@@ -169,7 +171,7 @@ impl RegistryCache {
             e.size,
             store,
         )?;
-        verify_diff_id(store, e, diff_id)
+        verify_diff_id(store, e, diff_id, threads)
     }
 }
 
@@ -183,6 +185,7 @@ impl LayerCache for RegistryCache {
         &self,
         diff_id: &Digest,
         recipe: &str,
+        threads: usize,
         store: &Store,
         reporter: &dyn Reporter,
     ) -> Option<CacheHit> {
@@ -204,7 +207,7 @@ impl LayerCache for RegistryCache {
             let _ = store.record_remote_location(&e.digest, &e.repository);
             return Some(hit(BlobLocation::Remote(e.repository.clone())));
         }
-        match self.download(e, diff_id, store, reporter) {
+        match self.download(e, diff_id, threads, store, reporter) {
             Ok(()) => Some(hit(BlobLocation::Store)),
             Err(err) => {
                 reporter.report(Event::Warning {
@@ -221,25 +224,16 @@ impl LayerCache for RegistryCache {
 
 /// Decompresses the stored blob and checks that its tar stream hashes to
 /// `diff_id`: what the source's manifest claimed.
-fn verify_diff_id(store: &Store, e: &Entry, diff_id: &Digest) -> Result<()> {
+fn verify_diff_id(store: &Store, e: &Entry, diff_id: &Digest, threads: usize) -> Result<()> {
     let what = format!("blob {} from {}", e.digest, e.from);
     let compression = Compression::of_layer_media_type(&e.media_type)
         .ok_or_else(|| Error::format(&what, format!("not a layer: {}", e.media_type)))?;
-    let blob = store.open_blob(&e.digest)?;
-    let mut plain = crate::rootfs::uncompressed(compression, blob)
+    let open = || -> std::io::Result<Box<dyn Read>> {
+        let blob = store.open_blob(&e.digest).map_err(std::io::Error::other)?;
+        Ok(Box::new(blob))
+    };
+    let actual = verify::diff_id(compression, open, threads)
         .map_err(|err| Error::format_because(&what, "cannot decompress it", err))?;
-    let mut h = Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = plain
-            .read(&mut buf)
-            .map_err(|err| Error::format_because(&what, "cannot decompress it", err))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    let (actual, _) = h.finish();
     if actual != *diff_id {
         return Err(Error::Mismatch {
             what,

@@ -32,6 +32,15 @@ pub struct CacheHit {
     pub from: String,
 }
 
+/// Cores of the build's budget that no other work is waiting for, which a
+/// layer takes when it compresses or checks a download, and gives back.
+pub trait SpareCores: Sync {
+    /// Takes up to `max`; returns how many were taken (maybe none).
+    fn take(&self, max: usize) -> usize;
+    /// Gives back what [`take`](Self::take) returned.
+    fn give_back(&self, n: usize);
+}
+
 /// A build cache a layer consults on a store miss.
 pub trait LayerCache: Send + Sync + Debug {
     /// Whether a lookup for `recipe` could find anything; answered without
@@ -42,11 +51,13 @@ pub trait LayerCache: Send + Sync + Debug {
     /// The blob of the layer whose tar stream hashes to `diff_id`,
     /// compressed by `recipe`, made usable for this build; `None` when no
     /// source has it or it failed verification (reported as a warning), and
-    /// the layer is compressed as usual. Waits for the sources' answers.
+    /// the layer is compressed as usual. Waits for the sources' answers;
+    /// checking a download may use up to `threads` threads (the layer's).
     fn find(
         &self,
         diff_id: &Digest,
         recipe: &str,
+        threads: usize,
         store: &Store,
         reporter: &dyn Reporter,
     ) -> Option<CacheHit>;

@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::image::{BlobLocation, LayerDesc};
 use crate::progress::{Event, Reporter};
 use crate::store::{self, Presence, Store};
-pub use cached::{CacheHit, LayerCache};
+pub use cached::{CacheHit, LayerCache, SpareCores};
 use compress::{CompressOptions, Encoder};
 use fileset::Entry;
 use source::Sources;
@@ -68,6 +68,27 @@ pub struct LayerJob<'a> {
     pub cache: Option<&'a dyn LayerCache>,
     /// Build cold: reuse nothing from the store or a cache (`--no-cache`).
     pub cold: bool,
+    /// Cores no other work of the build waits for, taken for compression
+    /// and for checking a download, beyond `compress.threads`.
+    pub spare: Option<&'a dyn SpareCores>,
+}
+
+/// Runs `f` with the layer's threads and whatever spare cores there are,
+/// giving those back however `f` ends.
+fn with_spare<T>(job: &LayerJob<'_>, f: impl FnOnce(usize) -> T) -> T {
+    struct Lent<'s>(Option<&'s dyn SpareCores>, usize);
+    impl Drop for Lent<'_> {
+        fn drop(&mut self) {
+            if let Some(s) = self.0 {
+                s.give_back(self.1);
+            }
+        }
+    }
+    // A gzip pool of more threads than cores gains nothing.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let want = cores.saturating_sub(job.compress.threads);
+    let lent = Lent(job.spare, job.spare.map_or(0, |s| s.take(want)));
+    f(job.compress.threads.max(1) + lent.1)
 }
 
 /// The result of building a layer.
@@ -198,9 +219,10 @@ fn build_from<S: Sources>(
         };
         known_diff_id = Some(diff_id);
         let media_type = job.compress.compression.media_type();
-        if let Some(hit) = cache
-            .find(&diff_id, &recipe_text, store, reporter)
-            .filter(|h| h.media_type == media_type)
+        if let Some(hit) = with_spare(job, |threads| {
+            cache.find(&diff_id, &recipe_text, threads, store, reporter)
+        })
+        .filter(|h| h.media_type == media_type)
         {
             let desc = LayerDesc {
                 media_type: hit.media_type,
@@ -220,15 +242,22 @@ fn build_from<S: Sources>(
     }
 
     // 4. New content: tar, hash and compress in one pass.
-    let (tar_out, changed_in_pass) =
-        source::write_tar(job, sources, &mut entries, Some(reporter), || {
-            let blob = store.writer()?;
-            let encoder = Encoder::new(job.compress, blob).map_err(|e| io_err(job, e))?;
-            Ok(HashingWriter::new(encoder))
-        })?;
+    let (blob, diff_id, changed_in_pass) = with_spare(job, |threads| {
+        let opts = CompressOptions {
+            threads,
+            ..job.compress
+        };
+        let (tar_out, changed_in_pass) =
+            source::write_tar(job, sources, &mut entries, Some(reporter), || {
+                let blob = store.writer()?;
+                let encoder = Encoder::new(opts, blob).map_err(|e| io_err(job, e))?;
+                Ok(HashingWriter::new(encoder))
+            })?;
+        let (encoder, diff_id, _) = tar_out.finish();
+        let blob = encoder.finish().map_err(|e| io_err(job, e))?;
+        Ok::<_, Error>((blob, diff_id, changed_in_pass))
+    })?;
     changed |= changed_in_pass;
-    let (encoder, diff_id, _) = tar_out.finish();
-    let blob = encoder.finish().map_err(|e| io_err(job, e))?;
     // A file that changed between the two passes was read again whole (and
     // explains another diff_id); otherwise both read the same identities.
     if !changed_in_pass && known_diff_id.is_some_and(|d| d != diff_id) {
@@ -503,6 +532,7 @@ mod tests {
             },
             cache,
             cold: false,
+            spare: None,
         };
         build(store, &job, &Silent).unwrap()
     }
@@ -536,6 +566,7 @@ mod tests {
             &self,
             diff_id: &Digest,
             recipe: &str,
+            _: usize,
             _: &Store,
             _: &dyn Reporter,
         ) -> Option<CacheHit> {
