@@ -45,11 +45,12 @@ fn blob_writes(log: &[proxy::Logged]) -> Vec<String> {
         .collect()
 }
 
-/// `status` of every layer of the push report.
-fn push_statuses(report: &Value) -> Vec<(String, String)> {
-    report["images"][0]["layers"]
-        .as_array()
-        .unwrap()
+/// (name, status) of every layer listed at `pointer` in a report.
+fn statuses(report: &Value, pointer: &str) -> Vec<(String, String)> {
+    report
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .unwrap_or_else(|| panic!("no {pointer} in {report:#}"))
         .iter()
         .map(|l| {
             (
@@ -60,19 +61,14 @@ fn push_statuses(report: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `status` of every layer of the push report.
+fn push_statuses(report: &Value) -> Vec<(String, String)> {
+    statuses(report, "/images/0/layers")
+}
+
 /// `status` of every layer of the build report.
 fn build_statuses(report: &Value) -> Vec<(String, String)> {
-    report["images"][0]["platforms"][0]["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            (
-                l["name"].as_str().unwrap().to_string(),
-                l["status"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    statuses(report, "/images/0/platforms/0/layers")
 }
 
 fn all(status: &str) -> Vec<(String, String)> {

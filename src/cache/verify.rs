@@ -60,7 +60,7 @@ fn gzip_members(mut blob: Box<dyn Read>, threads: usize) -> io::Result<Option<Di
         if !eof {
             let start = buf.len();
             buf.resize(start + CHUNK, 0);
-            let n = read_full(&mut blob, &mut buf[start..])?;
+            let n = crate::fsutil::read_up_to(&mut blob, &mut buf[start..])?;
             buf.truncate(start + n);
             eof = n == 0;
         }
@@ -173,19 +173,6 @@ fn inflate_all(
         }
     }
     Some(out)
-}
-
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ impl Container {
         }
         let mut file = File::open(path).at(path)?;
         let mut magic = [0u8; 6];
-        let n = read_up_to(&mut file, &mut magic).at(path)?;
+        let n = crate::fsutil::read_up_to(&mut file, &mut magic).at(path)?;
         let kind = match compression_of(&magic[..n]) {
             Ok(Compression::None) => None,
             Ok(c) => Some(c.name()),
@@ -165,7 +165,8 @@ impl Container {
     /// Reads the first bytes of a file, for sniffing its compression.
     pub fn read_head(&self, name: &str, buf: &mut [u8]) -> Result<usize> {
         let (mut reader, _) = self.open_member(name)?;
-        read_up_to(&mut reader, buf).map_err(|e| Error::io(self.member_name(name), e))
+        crate::fsutil::read_up_to(&mut reader, buf)
+            .map_err(|e| Error::io(self.member_name(name), e))
     }
 
     fn escapes(&self, name: &str) -> Error {
@@ -315,19 +316,6 @@ pub(crate) fn compression_of(head: &[u8]) -> std::result::Result<Compression, &'
     } else {
         Ok(Compression::None)
     }
-}
-
-fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 #[cfg(test)]
