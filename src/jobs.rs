@@ -33,20 +33,49 @@ type Work<'a> = Box<dyn FnOnce(usize, &Spare<'_>) -> Result<()> + Send + 'a>;
 /// The budget's tokens that no ready task is waiting for, lent to a
 /// running task on request.
 pub struct Spare<'s> {
-    take: &'s (dyn Fn(usize) -> usize + Sync),
-    give: &'s (dyn Fn(usize) + Sync),
+    pool: &'s (dyn Lend + Sync),
 }
 
 impl Spare<'_> {
     /// Takes up to `max` free tokens, none while any task is ready to
     /// start; returns how many were taken.
     pub fn take(&self, max: usize) -> usize {
-        (self.take)(max)
+        self.pool.take(max)
     }
 
     /// Gives back `n` tokens [`take`](Self::take) returned.
     pub fn give_back(&self, n: usize) {
-        (self.give)(n)
+        self.pool.give_back(n)
+    }
+}
+
+/// What lends spare tokens: the running graph's state.
+trait Lend {
+    fn take(&self, max: usize) -> usize;
+    fn give_back(&self, n: usize);
+}
+
+struct Pool<'s, 'a> {
+    state: &'s Mutex<State<'a>>,
+    wake: &'s Condvar,
+}
+
+impl Lend for Pool<'_, '_> {
+    fn take(&self, max: usize) -> usize {
+        let mut s = self.state.lock().expect("jobs lock");
+        if !s.ready.is_empty() {
+            return 0;
+        }
+        let n = s.free.min(max);
+        s.free -= n;
+        n
+    }
+
+    fn give_back(&self, n: usize) {
+        if n > 0 {
+            self.state.lock().expect("jobs lock").free += n;
+            self.wake.notify_all();
+        }
     }
 }
 
@@ -125,25 +154,11 @@ impl<'a> Graph<'a> {
         });
         let weight: Vec<u64> = self.tasks.iter().map(|t| t.weight).collect();
         let wake = Condvar::new();
-        let take = |max: usize| {
-            let mut s = state.lock().expect("jobs lock");
-            if !s.ready.is_empty() {
-                return 0;
-            }
-            let n = s.free.min(max);
-            s.free -= n;
-            n
+        let pool = Pool {
+            state: &state,
+            wake: &wake,
         };
-        let give = |n: usize| {
-            if n > 0 {
-                state.lock().expect("jobs lock").free += n;
-                wake.notify_all();
-            }
-        };
-        let spare = Spare {
-            take: &take,
-            give: &give,
-        };
+        let spare = Spare { pool: &pool };
         let worker = || loop {
             let mut s = state.lock().expect("jobs lock");
             let (i, tokens, work) = loop {
