@@ -451,3 +451,49 @@ fn cache_recipe_of_the_docs_builds_a_branch_through_the_default_branch_cache() {
         common::push::skopeo_digest(&format!("{registry_image}/gantry-cache:feature-x")).is_some()
     );
 }
+
+#[test]
+fn cache_hit_whose_bytes_are_not_its_digest_never_enters_the_store() {
+    let a = machine("example.test/app:1");
+    let built = json(&a.ok(&["build", "--json"]));
+    let blob = |digest: &str| {
+        fs::read(a.store.path().join("blobs/sha256").join(&digest["sha256:".len()..])).unwrap()
+    };
+    let manifest_digest = built["images"][0]["digest"].as_str().unwrap();
+    let manifest: Value = serde_json::from_slice(&blob(manifest_digest)).unwrap();
+    // A truthful image, served by a registry that sends other bytes for the
+    // data layer's blob.
+    let fake = FakeRegistry::start(Auth::None);
+    fake.put_blob(&blob(manifest["config"]["digest"].as_str().unwrap()));
+    for l in manifest["layers"].as_array().unwrap() {
+        fake.put_blob(&blob(l["digest"].as_str().unwrap()));
+    }
+    fake.put_manifest(
+        "app",
+        "main",
+        "application/vnd.oci.image.manifest.v1+json",
+        &blob(manifest_digest),
+    );
+    let data = manifest["layers"][0]["digest"].as_str().unwrap();
+    fake.fault(&format!("blobs/{data}"), vec![common::fake_registry::Fault::Lie]);
+    let source = format!("{}/app:main", fake.host());
+
+    let b = machine("example.test/app:1");
+    let out = b.run(&["build", "-o", "app.tar", "--json", "--cache-from", &source]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("not used, compressing it instead"), "{stderr}");
+    let report = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        build_statuses(&report),
+        [("data", "rebuilt"), ("lib", "cached"), ("conf", "cached")]
+            .map(|(n, s)| (n.to_string(), s.to_string()))
+    );
+    assert_eq!(report["images"][0]["digest"], manifest_digest);
+    // What sits in the store under the data layer's digest is what a cold
+    // build compressed, not what the registry sent.
+    assert_eq!(
+        fs::read(b.store.path().join("blobs/sha256").join(&data["sha256:".len()..])).unwrap(),
+        blob(data)
+    );
+}

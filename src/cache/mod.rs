@@ -31,14 +31,14 @@ pub mod manifest;
 mod verify;
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use crate::bases::BaseOptions;
 use crate::config::ImageConfig;
-use crate::digest::Digest;
+use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, Result};
 use crate::image::BlobLocation;
 use crate::layer::{CacheHit, LayerCache};
@@ -154,7 +154,9 @@ impl RegistryCache {
     }
 
     /// Downloads a hit into the store and checks its tar stream against
-    /// `diff_id`.
+    /// `diff_id`. gantry's own gzip members are checked as the bytes
+    /// arrive, on another thread, so the check overlaps the download; any
+    /// other blob once it is in the store.
     fn download(
         &self,
         e: &Entry,
@@ -165,13 +167,117 @@ impl RegistryCache {
     ) -> Result<()> {
         let what = format!("cached layer {} from {}", e.digest, e.from);
         let client = self.registry.client("cache")?;
-        client.fetch_blob(
-            &Repo::pull(&e.repository, &what, reporter),
-            &e.digest,
-            e.size,
-            store,
-        )?;
-        verify_diff_id(store, e, diff_id, threads)
+        let at = Repo::pull(&e.repository, &what, reporter);
+        let compression = Compression::of_layer_media_type(&e.media_type);
+        let checked = if compression == Some(Compression::Gzip) && store.size(&e.digest).is_none() {
+            download_checking(&client, &at, e, threads, store)?
+        } else {
+            client.fetch_blob(&at, &e.digest, e.size, store)?;
+            None
+        };
+        let actual = match checked {
+            Some(d) => d,
+            None => stored_diff_id(store, e, threads)?,
+        };
+        if actual != *diff_id {
+            return Err(Error::Mismatch {
+                what: format!("blob {} from {}", e.digest, e.from),
+                expected: format!("a layer whose tar stream hashes to {diff_id}"),
+                actual: format!("its tar stream hashes to {actual}"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Streams the blob into the store (committed only when it is the bytes
+/// its digest names) while its members are inflated and hashed; the tar
+/// stream's digest, or `None` when the blob is not made of gantry's members
+/// and must be checked from the store.
+fn download_checking(
+    client: &Client,
+    at: &Repo<'_>,
+    e: &Entry,
+    threads: usize,
+    store: &Store,
+) -> Result<Option<Digest>> {
+    at.reporter.report(Event::DownloadStarted {
+        reference: at.what,
+        digest: &e.digest,
+        size: e.size,
+    });
+    let resp = client.open_blob(at, &e.digest)?;
+    let source = format!("registry {}: blob {} of {}", at.host, e.digest, at.what);
+    let mut verified = VerifyingReader::new(resp, e.digest, Some(e.size), source.clone());
+    let mut writer = store.writer()?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
+    let (copied, checked) = std::thread::scope(|s| {
+        let checker = s.spawn(move || verify::gzip_members(Box::new(Chunks::new(rx)), threads));
+        let copied = (|| -> std::io::Result<()> {
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = verified.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                writer.write_all(&buf[..n])?;
+                // A checker that gave up reads no more; the download goes on.
+                let _ = tx.send(buf[..n].to_vec());
+            }
+        })();
+        drop(tx);
+        (copied, checker.join())
+    });
+    // Lost connections and bytes that are not the blob alike: the layer is
+    // compressed instead, so telling them apart changes nothing here.
+    copied.map_err(|err| {
+        Error::format_because(
+            &source,
+            "the download failed or is not the blob it names",
+            err,
+        )
+    })?;
+    writer.commit()?;
+    at.reporter.report(Event::DownloadFinished {
+        reference: at.what,
+        digest: &e.digest,
+        size: e.size,
+    });
+    Ok(checked.ok().and_then(|r| r.ok()).flatten())
+}
+
+/// Chunks from the download, read as one stream.
+struct Chunks {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Chunks {
+    fn new(rx: std::sync::mpsc::Receiver<Vec<u8>>) -> Chunks {
+        Chunks {
+            rx,
+            chunk: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.chunk = c;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
 }
 
@@ -222,9 +328,8 @@ impl LayerCache for RegistryCache {
     }
 }
 
-/// Decompresses the stored blob and checks that its tar stream hashes to
-/// `diff_id`: what the source's manifest claimed.
-fn verify_diff_id(store: &Store, e: &Entry, diff_id: &Digest, threads: usize) -> Result<()> {
+/// The digest of the stored blob's tar stream.
+fn stored_diff_id(store: &Store, e: &Entry, threads: usize) -> Result<Digest> {
     let what = format!("blob {} from {}", e.digest, e.from);
     let compression = Compression::of_layer_media_type(&e.media_type)
         .ok_or_else(|| Error::format(&what, format!("not a layer: {}", e.media_type)))?;
@@ -232,16 +337,8 @@ fn verify_diff_id(store: &Store, e: &Entry, diff_id: &Digest, threads: usize) ->
         let blob = store.open_blob(&e.digest).map_err(std::io::Error::other)?;
         Ok(Box::new(blob))
     };
-    let actual = verify::diff_id(compression, open, threads)
-        .map_err(|err| Error::format_because(&what, "cannot decompress it", err))?;
-    if actual != *diff_id {
-        return Err(Error::Mismatch {
-            what,
-            expected: format!("a layer whose tar stream hashes to {diff_id}"),
-            actual: format!("its tar stream hashes to {actual}"),
-        });
-    }
-    Ok(())
+    verify::diff_id(compression, open, threads)
+        .map_err(|err| Error::format_because(&what, "cannot decompress it", err))
 }
 
 /// Asks every source, in parallel, and gathers what they said.

@@ -50,7 +50,7 @@ pub fn diff_id(
 
 /// The digest through the member path; `None` when the blob is not made
 /// of gantry's members as far as this path can tell.
-fn gzip_members(mut blob: Box<dyn Read>, threads: usize) -> io::Result<Option<Digest>> {
+pub(super) fn gzip_members(mut blob: Box<dyn Read>, threads: usize) -> io::Result<Option<Digest>> {
     let mut h = Hasher::new();
     let mut buf: Vec<u8> = Vec::new();
     let mut eof = false;
