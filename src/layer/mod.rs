@@ -12,6 +12,7 @@
 //! cold build reads its inputs once.
 
 pub mod compress;
+pub mod files;
 pub mod fileset;
 mod scan;
 mod source;
@@ -158,7 +159,7 @@ fn build_from<S: Sources>(
     };
 
     // 3. New content: tar, hash and compress in one pass.
-    let (tar_out, changed_in_pass) =
+    let (tar_out, changed_in_pass, files) =
         source::write_tar(job, sources, &mut entries, Some(reporter), || {
             let blob = store.writer()?;
             let encoder = Encoder::new(job.compress, blob).map_err(|e| io_err(job, e))?;
@@ -185,6 +186,7 @@ fn build_from<S: Sources>(
         diff_id,
         location: Default::default(),
     };
+    files::record(store, &desc.diff_id, &files)?;
     record(store, job, &desc, &recipe, &shape, !racy(job) && !changed)?;
     reporter.report(Event::LayerFinished {
         image: job.image,
@@ -243,11 +245,13 @@ fn by_shape<S: Sources>(
     if store.record::<Shape>(&shape.hex()).is_none() {
         return Ok(Shaped::New);
     }
-    let (sink, changed_in_pass) = source::write_tar(job, sources, entries, None, || {
+    let (sink, changed_in_pass, files) = source::write_tar(job, sources, entries, None, || {
         Ok(HashingWriter::new(io::sink()))
     })?;
     *changed |= changed_in_pass;
     let diff_id = sink.finish().1;
+    // Written for a layer reused from a store that predates the list too.
+    files::record(store, &diff_id, &files)?;
     let by_content = format!("{}-{}", diff_id.hex(), compression_key(job));
     if let Some(ByContent(rec)) = store.record(&by_content) {
         if store.lookup(&rec.desc.digest, rec.desc.size)? == Presence::Present {
