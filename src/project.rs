@@ -33,6 +33,7 @@
 //!     offline: false,
 //!     // Refused before any work if it is one of the build's inputs.
 //!     outputs: &[("output", Path::new("images.tar"))],
+//!     sbom: true,
 //! };
 //! let out = Output { path: Path::new("images.tar"), format: Format::Docker };
 //! output::build_and_write(&inputs, Some(out), &store, &Silent)?;
@@ -44,6 +45,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::attest;
 use crate::bases::BaseOptions;
 use crate::build::{self, BuildOptions, BuiltImage};
 use crate::buildfile::BuildFile;
@@ -77,6 +79,9 @@ pub struct Inputs<'a> {
     /// The files the caller will write, each with the flag that names it:
     /// one that is an input of the build is refused before any work.
     pub outputs: &'a [(&'a str, &'a Path)],
+    /// Attach an SBOM and provenance to every image whose build file entry
+    /// does not say `sbom = false` (`--sbom none` turns it off).
+    pub sbom: bool,
 }
 
 /// A build file loaded and checked, with the options its build runs with.
@@ -86,6 +91,8 @@ pub struct Prepared {
     pub file: BuildFile,
     /// The build's options, with the lock attached to the registry options.
     pub options: BuildOptions,
+    /// Whether built images get their SBOM and provenance.
+    pub sbom: bool,
 }
 
 /// Loads the build file, refuses outputs that are its inputs, checks the
@@ -110,19 +117,42 @@ pub fn prepare(inputs: &Inputs<'_>) -> Result<Prepared> {
     registry.lock_path = Some(lock_path);
     registry.locked = inputs.locked;
     options.registry = Arc::new(registry);
-    Ok(Prepared { file, options })
+    Ok(Prepared {
+        file,
+        options,
+        sbom: inputs.sbom,
+    })
 }
 
 impl Prepared {
-    /// Builds the images asked for (and their bases) into the store.
+    /// Builds the images asked for (and their bases) into the store, with
+    /// their SBOM and provenance unless turned off.
     pub fn build(
         &self,
         images: &[String],
         store: &Store,
         reporter: &dyn Reporter,
     ) -> Result<Vec<BuiltImage>> {
-        build::build(&self.file, images, store, &self.options, reporter)
+        let started = now();
+        let mut built = build::build(&self.file, images, store, &self.options, reporter)?;
+        if self.sbom {
+            let run = attest::Run {
+                file: &self.file,
+                options: &self.options,
+                asked: images,
+                times: (started, now()),
+            };
+            attest::attach(&run, &mut built, store, reporter)?;
+        }
+        Ok(built)
     }
+}
+
+/// Seconds since the epoch, for a stamped build's provenance only.
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Loads the build file and builds the images asked for into the store.

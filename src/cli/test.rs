@@ -121,6 +121,8 @@ fn report(args: &TestArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
                 client: args.registry.client_options(),
                 offline: args.registry.offline,
                 outputs: &outputs,
+                // `gantry test` checks images; their documents are not wanted.
+                sbom: false,
             };
             let asked = BuildTests {
                 inputs,

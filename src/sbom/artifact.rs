@@ -41,6 +41,54 @@ pub struct ArtifactManifest {
     pub descriptor: Descriptor,
 }
 
+/// A document attached to an image: what a sink writes or pushes beside
+/// the image. Its three blobs ([`EMPTY_CONFIG`], the document, the
+/// manifest) are in the store.
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    /// The image manifest it is about.
+    pub subject: Digest,
+    /// The document's media type, the manifest's `artifactType`.
+    pub artifact_type: String,
+    /// The document's digest and size.
+    pub document: (Digest, u64),
+    /// The artifact manifest.
+    pub manifest: ArtifactManifest,
+}
+
+impl Referrer {
+    /// The blobs the manifest names, with their sizes: the empty config
+    /// and the document.
+    pub fn blobs(&self) -> [(Digest, u64); 2] {
+        [
+            (Digest::of(EMPTY_CONFIG), EMPTY_CONFIG.len() as u64),
+            self.document,
+        ]
+    }
+}
+
+/// The artifact manifest for `document` about the image manifest `subject`
+/// (of `media_type` and `size`), as a [`Referrer`].
+pub fn referrer(
+    artifact_type: &str,
+    document: &[u8],
+    media_type: &str,
+    subject: &Digest,
+    size: u64,
+) -> Referrer {
+    let manifest = manifest(
+        artifact_type,
+        document,
+        &self::subject(media_type, subject, size),
+    );
+    Referrer {
+        subject: *subject,
+        artifact_type: artifact_type.to_string(),
+        document: (Digest::of(document), document.len() as u64),
+        manifest,
+    }
+}
+
 /// The descriptor of the image manifest a referrer is about.
 pub fn subject(media_type: &str, digest: &Digest, size: u64) -> Descriptor {
     manifest::descriptor(media_type, digest, size)
