@@ -29,9 +29,11 @@ pub use crate::progress::BlobAction;
 use crate::progress::{Event, Reporter};
 use crate::reference::Reference;
 use crate::registry::{Access, Client, MountOutcome, Repo};
+use crate::sbom::artifact::Referrer;
 use crate::store::Store;
 
 mod early;
+mod referrers;
 mod targets;
 pub use early::Early;
 pub use targets::{build_and_push, targets};
@@ -75,6 +77,9 @@ pub struct PushRequest<'a> {
     pub blobs: Vec<(Digest, u64)>,
     /// Tagged references; a digest in them is refused by the caller.
     pub targets: Vec<Reference>,
+    /// Documents about the images (SBOM, provenance), put and listed as
+    /// their referrers once the manifests are in place.
+    pub referrers: &'a [Referrer],
 }
 
 impl<'a> PushRequest<'a> {
@@ -103,7 +108,22 @@ impl<'a> PushRequest<'a> {
             children,
             blobs,
             targets,
+            referrers: &[],
         }
+    }
+
+    /// The same request, with `referrers` attached to its images: their
+    /// blobs go up with the image's.
+    pub fn with_referrers(mut self, referrers: &'a [Referrer]) -> PushRequest<'a> {
+        for r in referrers {
+            for b in r.blobs() {
+                if !self.blobs.contains(&b) {
+                    self.blobs.push(b);
+                }
+            }
+        }
+        self.referrers = referrers;
+        self
     }
 }
 
@@ -212,6 +232,10 @@ pub fn push(
     let current = put_blobs(&run, &plans, requests, opts)?;
     // Every blob is in place: now the tags.
     let references = put_tags(&run, &plans, requests, &current)?;
+    referrers::attach(&plans, requests, client, reporter).map_err(|e| Error::Push {
+        failed: Box::new(e),
+        tagged: references.iter().flatten().cloned().collect(),
+    })?;
     let blobs = run.blobs.into_inner().expect("blobs lock");
     Ok(report(&plans, requests, references, blobs))
 }
