@@ -59,7 +59,15 @@ pub(super) fn attach(
         let mut api = None;
         let mut fallback: BTreeMap<Digest, Vec<&Referrer>> = BTreeMap::new();
         for r in referrers {
-            let answered = client.put_referrer(&at, media::OCI_MANIFEST, &r.manifest.bytes)?;
+            let by_digest = r.manifest.digest.to_string();
+            // Already there (pushed before, or by another client now): not
+            // put again, so the registry is asked whether it lists it.
+            let there = client.manifest_digest(&at, &by_digest, media::OCI_MANIFEST)?
+                == Some(r.manifest.digest);
+            let answered = !there
+                && stored_race(|| {
+                    client.put_referrer(&at, media::OCI_MANIFEST, &r.manifest.bytes)
+                })?;
             let listed = match (answered, api) {
                 (true, _) => true,
                 (false, Some(known)) => known,
@@ -117,7 +125,7 @@ fn merge_into_fallback(
         if changed {
             let new = bytes.as_deref().unwrap_or_default();
             let etag = current.as_ref().and_then(|c| c.etag.as_deref());
-            if client.put_tagged_index(at, &tag, new, etag)? == Written::Conflict {
+            if stored_race(|| client.put_tagged_index(at, &tag, new, etag))? == Written::Conflict {
                 pause(attempt);
                 continue;
             }
@@ -139,6 +147,25 @@ fn merge_into_fallback(
         ),
         cause: None,
     })
+}
+
+/// Runs `put` again when the registry answers `DIGEST_INVALID` to bytes
+/// whose digest gantry computed itself: the reference registry's storage
+/// gives that answer when two clients write the same blob at the same
+/// moment, and the next attempt finds it written.
+fn stored_race<T>(mut put: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut attempt = 1;
+    loop {
+        match put() {
+            Err(Error::Registry {
+                code: Some(code), ..
+            }) if code == "DIGEST_INVALID" && attempt < ATTEMPTS => {
+                pause(attempt);
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// A random wait that grows with the attempt, so that two clients that
