@@ -12,9 +12,11 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
 use crate::build::{BuildOptions, BuiltImage, ANNOTATION_BASE_DIGEST};
 use crate::buildfile::{BaseSpec, BuildFile, ImageSpec, LocalSource};
-use crate::digest::Digest;
+use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::image::{Image, LayerDesc};
 use crate::layer;
@@ -22,12 +24,12 @@ use crate::media::Compression;
 use crate::progress::Reporter;
 use crate::reference::Reference;
 use crate::rootfs::{self, LayerIndex, RootFs};
-use crate::sbom::artifact::{self, EMPTY_CONFIG};
+use crate::sbom::artifact::{self, Referrer, EMPTY_CONFIG};
 use crate::sbom::provenance::{self, Dependency, ProvenanceInput};
 use crate::sbom::spdx::{self, OciPackage, SbomInput};
 use crate::sbom::{self};
 use crate::stamp::Stamp;
-use crate::store::Store;
+use crate::store::{self, Store};
 
 /// What the documents of a build say about how it ran.
 pub struct Run<'a> {
@@ -75,24 +77,97 @@ pub fn attach(
                 own_layers,
                 names: &names,
             };
-            let sbom = sbom_of(run, &described, store, reporter)?;
             let prov = provenance_of(run, &described, &build_file_digest, &stamp);
-            for (kind, doc) in [(spdx::MEDIA_TYPE, sbom), (provenance::MEDIA_TYPE, prov)] {
-                store.put(&doc)?;
-                let r = artifact::referrer(
-                    kind,
-                    &doc,
-                    &image.manifest_media_type,
-                    &image.manifest_digest,
-                    image.manifest_bytes.len() as u64,
-                );
-                store.put(&r.manifest.bytes)?;
-                referrers.push(r);
-            }
+            referrers.extend(documents(run, &described, prov, store, reporter)?);
         }
         b.referrers = referrers;
     }
     Ok(())
+}
+
+/// The documents made for an image before, by a digest of everything
+/// that decides their bytes: what a no-op rebuild finds instead of
+/// reading the file lists and writing the SBOM again.
+#[derive(Serialize, Deserialize)]
+struct Made {
+    /// (artifact type, document digest, document size), SBOM first.
+    documents: Vec<(String, Digest, u64)>,
+}
+
+impl store::Record for Made {
+    const KIND: &'static str = "attest-documents";
+}
+
+/// The SBOM and the provenance `prov` of one image, as referrers whose
+/// blobs are in the store.
+fn documents(
+    run: &Run<'_>,
+    d: &Described<'_>,
+    prov: Vec<u8>,
+    store: &Store,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Referrer>> {
+    let image = d.image;
+    let referrer = |kind: &str, doc: (Digest, u64)| {
+        artifact::referrer(
+            kind,
+            doc,
+            &image.manifest_media_type,
+            &image.manifest_digest,
+            image.manifest_bytes.len() as u64,
+        )
+    };
+    // The provenance holds the image digest (and so its layers, base and
+    // platform), the build file, the images asked for and the stamp
+    // values; the rest is what the SBOM adds.
+    let key = {
+        let mut h = Hasher::new();
+        h.update(&prov);
+        let base = base_of(d).map(|(name, _, _)| name);
+        let more = format!(
+            "\0{}\0{:?}\0{}\0{base:?}\0{:?}\0{}\0{}",
+            sbom::tool_version(),
+            d.tag,
+            d.spec.name,
+            d.names,
+            run.options.epoch,
+            run.options.stamp.is_some()
+        );
+        h.update(more.as_bytes());
+        h.finish().0.hex()
+    };
+    store.put(&prov)?;
+    let prov_doc = (Digest::of(&prov), prov.len() as u64);
+    let cached = store.record::<Made>(&key).and_then(|m| {
+        let sbom = m
+            .documents
+            .into_iter()
+            .find(|(k, _, _)| k == spdx::MEDIA_TYPE)?;
+        (store.size(&sbom.1) == Some(sbom.2)).then_some((sbom.1, sbom.2))
+    });
+    let sbom_doc = match cached {
+        Some(doc) => doc,
+        None => {
+            let sbom = sbom_of(run, d, store, reporter)?;
+            store.put(&sbom)?;
+            (Digest::of(&sbom), sbom.len() as u64)
+        }
+    };
+    let out = vec![
+        referrer(spdx::MEDIA_TYPE, sbom_doc),
+        referrer(provenance::MEDIA_TYPE, prov_doc),
+    ];
+    for r in &out {
+        store.put(&r.manifest.bytes)?;
+    }
+    if cached.is_none() && run.options.stamp.is_none() {
+        let documents = out
+            .iter()
+            .map(|r| (r.artifact_type.clone(), r.document.0, r.document.1))
+            .collect();
+        store.put_record(&key, &Made { documents })?;
+    }
+    Ok(out)
 }
 
 /// One image (one platform) being described.

@@ -68,24 +68,21 @@ impl Referrer {
 }
 
 /// The artifact manifest for `document` about the image manifest `subject`
-/// (of `media_type` and `size`), as a [`Referrer`].
+/// (of `media_type` and `size`), as a [`Referrer`]; `document` is its
+/// digest and size.
 pub fn referrer(
     artifact_type: &str,
-    document: &[u8],
+    document: (Digest, u64),
     media_type: &str,
     subject: &Digest,
     size: u64,
 ) -> Referrer {
-    let manifest = manifest(
-        artifact_type,
-        document,
-        &self::subject(media_type, subject, size),
-    );
+    let about = self::subject(media_type, subject, size);
     Referrer {
         subject: *subject,
         artifact_type: artifact_type.to_string(),
-        document: (Digest::of(document), document.len() as u64),
-        manifest,
+        document,
+        manifest: manifest_for(artifact_type, document, &about),
     }
 }
 
@@ -100,12 +97,25 @@ pub fn subject(media_type: &str, digest: &Digest, size: u64) -> Descriptor {
 /// creation time), so the same document about the same image always gives
 /// the same manifest.
 pub fn manifest(artifact_type: &str, document: &[u8], subject: &Descriptor) -> ArtifactManifest {
+    manifest_for(
+        artifact_type,
+        (Digest::of(document), document.len() as u64),
+        subject,
+    )
+}
+
+/// [`manifest()`] for the document of this digest and size.
+pub fn manifest_for(
+    artifact_type: &str,
+    document: (Digest, u64),
+    subject: &Descriptor,
+) -> ArtifactManifest {
     let config = manifest::descriptor(
         EMPTY_MEDIA_TYPE,
         &Digest::of(EMPTY_CONFIG),
         EMPTY_CONFIG.len() as u64,
     );
-    let layer = manifest::descriptor(artifact_type, &Digest::of(document), document.len() as u64);
+    let layer = manifest::descriptor(artifact_type, &document.0, document.1);
     let built = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
