@@ -9,6 +9,7 @@
 //! read back from the layer blob in the store, once, and recorded.
 
 use std::io::{self, Read};
+use std::sync::mpsc::{sync_channel, SyncSender};
 
 use serde::{Deserialize, Serialize};
 use sha1::{Digest as _, Sha1};
@@ -21,42 +22,140 @@ use crate::rootfs;
 use crate::sbom::spdx::LayerFile;
 use crate::store::{self, Store};
 
-/// A file's contents as read into the tar stream, hashed on the way.
-pub(super) struct Summing<R> {
-    inner: R,
+/// Where the checksums of a pass's files are taken: on the reading
+/// thread, or, for a layer task that holds more than one core, on a
+/// thread of their own fed the bytes as they are read, so that hashing
+/// runs beside the reading and compressing instead of lengthening them.
+pub(super) struct Collector {
+    tx: Option<SyncSender<Msg>>,
+    files: Vec<LayerFile>,
+}
+
+/// What the hashing thread is sent: a file's next bytes, or its end.
+enum Msg {
+    Bytes(Vec<u8>),
+    End(String),
+}
+
+/// Queued pieces before the reader waits for the hashing thread: bounds
+/// the memory held to this many reads of the tar writer's buffer.
+const QUEUE: usize = 16;
+
+/// Runs `body` with a collector of file checksums (threaded or not), and
+/// returns what it returned with every file [`Collector::close`]d, in
+/// order. A file opened but not closed (the pass stopped at it) is left
+/// out.
+pub(super) fn collecting<T>(
+    threaded: bool,
+    body: impl FnOnce(&mut Collector) -> T,
+) -> (T, Vec<LayerFile>) {
+    if !threaded {
+        let mut c = Collector {
+            tx: None,
+            files: Vec::new(),
+        };
+        let out = body(&mut c);
+        return (out, c.files);
+    }
+    let (tx, rx) = sync_channel::<Msg>(QUEUE);
+    std::thread::scope(|s| {
+        let worker = s.spawn(move || {
+            let mut files = Vec::new();
+            let mut sums = Sums::default();
+            for msg in rx {
+                match msg {
+                    Msg::Bytes(b) => sums.update(&b),
+                    Msg::End(path) => files.push(std::mem::take(&mut sums).finish(path)),
+                }
+            }
+            files
+        });
+        let mut c = Collector {
+            tx: Some(tx),
+            files: Vec::new(),
+        };
+        let out = body(&mut c);
+        drop(c);
+        let files = worker
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (out, files)
+    })
+}
+
+impl Collector {
+    /// `inner`, hashed as it is read.
+    pub(super) fn open<R: Read>(&self, inner: R) -> Summing<R> {
+        Summing {
+            inner,
+            sums: match &self.tx {
+                Some(tx) => Either::Sent(tx.clone()),
+                None => Either::Here(Sums::default()),
+            },
+        }
+    }
+
+    /// The file read through `s` is the one at `path`.
+    pub(super) fn close<R>(&mut self, s: Summing<R>, path: &str) {
+        match s.sums {
+            Either::Here(sums) => self.files.push(sums.finish(path.to_string())),
+            // The worker is gone only if it panicked, which `collecting`
+            // passes on.
+            Either::Sent(tx) => drop(tx.send(Msg::End(path.to_string()))),
+        }
+    }
+}
+
+/// Both checksums of one file, as far as it was read.
+#[derive(Default)]
+struct Sums {
     sha256: Hasher,
     sha1: Sha1,
 }
 
-impl<R: Read> Summing<R> {
-    pub(super) fn new(inner: R) -> Self {
-        Summing {
-            inner,
-            sha256: Hasher::new(),
-            sha1: Sha1::new(),
-        }
+impl Sums {
+    fn update(&mut self, b: &[u8]) {
+        self.sha256.update(b);
+        self.sha1.update(b);
     }
 
-    /// The open file back, to look at its identity after the read.
-    pub(super) fn get_ref(&self) -> &R {
-        &self.inner
-    }
-
-    /// The entry of the file at `path` in a layer's list.
-    pub(super) fn finish(self, path: &str) -> LayerFile {
+    fn finish(self, path: String) -> LayerFile {
         LayerFile {
-            path: path.to_string(),
+            path,
             sha256: self.sha256.finish().0,
             sha1: Some(self.sha1.finalize().into()),
         }
     }
 }
 
+enum Either {
+    Here(Sums),
+    Sent(SyncSender<Msg>),
+}
+
+/// A file's contents as read into the tar stream, hashed on the way.
+pub(super) struct Summing<R> {
+    inner: R,
+    sums: Either,
+}
+
+impl<R> Summing<R> {
+    /// The open file back, to look at its identity after the read.
+    pub(super) fn get_ref(&self) -> &R {
+        &self.inner
+    }
+}
+
 impl<R: Read> Read for Summing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.sha256.update(&buf[..n]);
-        self.sha1.update(&buf[..n]);
+        match &mut self.sums {
+            Either::Here(sums) => sums.update(&buf[..n]),
+            Either::Sent(tx) if n > 0 => tx
+                .send(Msg::Bytes(buf[..n].to_vec()))
+                .map_err(|_| io::Error::other("the hashing thread stopped"))?,
+            Either::Sent(_) => {}
+        }
         Ok(n)
     }
 }
@@ -136,44 +235,61 @@ pub fn files_of(store: &Store, image: &str, desc: &LayerDesc) -> Result<Vec<Laye
 /// Every regular file of an uncompressed tar stream, hashed.
 fn read_list(stream: impl Read) -> io::Result<Vec<LayerFile>> {
     let mut archive = tar::Archive::new(stream);
-    let mut out = Vec::new();
-    for entry in archive.entries()? {
-        let entry = entry?;
-        if entry.header().entry_type() != tar::EntryType::Regular {
-            continue;
+    let (read, list) = collecting(false, |c| -> io::Result<()> {
+        for entry in archive.entries()? {
+            let entry = entry?;
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let mut sum = c.open(entry);
+            io::copy(&mut sum, &mut io::sink())?;
+            c.close(sum, &path);
         }
-        let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let mut sum = Summing::new(entry);
-        io::copy(&mut sum, &mut io::sink())?;
-        out.push(sum.finish(&path));
-    }
-    Ok(out)
+        Ok(())
+    });
+    read.map(|()| list)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn sums_of(threaded: bool, files: &[(&str, &[u8])]) -> Vec<LayerFile> {
+        collecting(threaded, |c| {
+            for (path, bytes) in files {
+                let mut s = c.open(*bytes);
+                io::copy(&mut s, &mut io::sink()).unwrap();
+                c.close(s, path);
+            }
+            // A file the pass stopped at is left out.
+            let mut s = c.open(&b"torn"[..]);
+            io::copy(&mut s, &mut io::sink()).unwrap();
+        })
+        .1
+    }
+
     #[test]
-    fn summing_gives_the_sha256_and_sha1_of_what_was_read() {
-        let mut s = Summing::new(&b"hello\n"[..]);
-        io::copy(&mut s, &mut io::sink()).unwrap();
-        let f = s.finish("a/b");
-        assert_eq!(f.path, "a/b");
-        assert_eq!(f.sha256, Digest::of(b"hello\n"));
+    fn checksums_are_the_sha256_and_sha1_of_what_was_read_on_either_thread() {
+        let big = vec![7u8; 1 << 20];
+        let files: [(&str, &[u8]); 3] = [("a/b", b"hello\n"), ("empty", b""), ("big", &big)];
+        let here = sums_of(false, &files);
+        assert_eq!(sums_of(true, &files), here);
+        assert_eq!(here.len(), 3);
+        assert_eq!(here[0].path, "a/b");
+        assert_eq!(here[0].sha256, Digest::of(b"hello\n"));
         assert_eq!(
-            hex::encode(f.sha1.unwrap()),
+            hex::encode(here[0].sha1.unwrap()),
             "f572d396fae9206628714fb2ce00f72e94f2258f"
         );
+        assert_eq!(here[2].sha256, Digest::of(&big));
     }
 
     #[test]
     fn a_list_survives_its_record() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let mut s = Summing::new(&b"x"[..]);
-        io::copy(&mut s, &mut io::sink()).unwrap();
-        let list = vec![s.finish("x")];
+        let list = sums_of(false, &[("x", b"x")]);
         let d = Digest::of(b"layer");
         record(&store, &d, &list).unwrap();
         let back = from_record(store.record::<Files>(&d.hex()).unwrap()).unwrap();

@@ -19,7 +19,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::files::Summing;
+use super::files::{collecting, Collector};
 use super::fileset::{self, Entry, FileStat};
 use super::tar::{EntryKind, TarWriter};
 use super::{io_err, LayerJob, PROGRESS_STEP};
@@ -144,24 +144,46 @@ fn pass<S: Sources, W: Write>(
     out: W,
     progress: Option<&dyn Reporter>,
 ) -> Result<Pass<W>> {
+    // A task that holds one core hashes on it; one that holds more lends
+    // the hashing a thread beside its compressors.
+    let threaded = job.compress.threads > 1;
+    let (written, files) = collecting(threaded, |c| {
+        write_entries(job, sources, entries, out, progress, c)
+    });
+    Ok(match written? {
+        Ok(out) => Pass::Whole(out, files),
+        Err((index, now)) => Pass::Changed { index, now },
+    })
+}
+
+/// The tar stream of `entries` into `out`, each regular file hashed
+/// through `c`; stops at the first file whose identity is not the one
+/// planned, with its index and the identity seen.
+fn write_entries<S: Sources, W: Write>(
+    job: &LayerJob<'_>,
+    sources: &S,
+    entries: &[Entry],
+    out: W,
+    progress: Option<&dyn Reporter>,
+    c: &mut Collector,
+) -> Result<std::result::Result<W, (usize, FileStat)>> {
     let mut tar = TarWriter::new(out);
     let mut done = 0u64;
     let mut next_report = PROGRESS_STEP;
-    let mut files = Vec::new();
     for (index, e) in entries.iter().enumerate() {
         match (&e.header.kind, &e.source) {
             (EntryKind::File { size }, Some(src)) => {
                 let f = sources.open(src).map_err(|err| Error::io(src, err))?;
-                let mut f = Summing::new(f);
+                let mut f = c.open(f);
                 tar.append(&e.header, &mut f)
                     .map_err(|err| Error::io(src, err))?;
                 let now = sources
                     .identity(f.get_ref())
                     .map_err(|err| Error::io(src, err))?;
                 if e.stat.is_some_and(|planned| planned != now) {
-                    return Ok(Pass::Changed { index, now });
+                    return Ok(Err((index, now)));
                 }
-                files.push(f.finish(&e.header.path));
+                c.close(f, &e.header.path);
                 done += size;
                 if let Some(r) = progress {
                     if done >= next_report {
@@ -175,18 +197,16 @@ fn pass<S: Sources, W: Write>(
                 }
             }
             (kind, _) => {
-                let mut empty = Summing::new(io::empty());
+                let mut empty = c.open(io::empty());
                 tar.append(&e.header, &mut empty)
                     .map_err(|err| io_err(job, err))?;
                 if matches!(kind, EntryKind::File { .. }) {
-                    files.push(empty.finish(&e.header.path));
+                    c.close(empty, &e.header.path);
                 }
             }
         }
     }
-    tar.finish()
-        .map(|out| Pass::Whole(out, files))
-        .map_err(|err| io_err(job, err))
+    tar.finish().map(Ok).map_err(|err| io_err(job, err))
 }
 
 #[cfg(test)]
