@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::image::{Image, LayerDesc};
 use crate::layer;
 use crate::media::Compression;
-use crate::progress::Reporter;
+use crate::progress::{Event, Reporter};
 use crate::reference::Reference;
 use crate::rootfs::{self, LayerIndex, RootFs};
 use crate::sbom::artifact::{self, Referrer, EMPTY_CONFIG};
@@ -241,7 +241,17 @@ fn sbom_of(
     let base = match base_of(d) {
         None => None,
         Some((name, reference, digest)) => {
-            let scan = scan_base(run, d, store, reporter)?;
+            // A base whose layers cannot be read for their package
+            // databases still gets its SBOM, without the packages, and
+            // the build says why.
+            let scan = scan_base(run, d, store, reporter).unwrap_or_else(|e| {
+                let message = format!(
+                    "image {:?}: the SBOM lists no packages of the base {name}: {e}",
+                    d.spec.name
+                );
+                reporter.report(Event::Warning { message: &message });
+                sbom::scan::BaseScan::default()
+            });
             Some(spdx::Base {
                 image: OciPackage {
                     name,

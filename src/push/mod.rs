@@ -113,15 +113,9 @@ impl<'a> PushRequest<'a> {
     }
 
     /// The same request, with `referrers` attached to its images: their
-    /// blobs go up with the image's.
+    /// blobs go up with the image's (and, not being the image's, are left
+    /// out of its report).
     pub fn with_referrers(mut self, referrers: &'a [Referrer]) -> PushRequest<'a> {
-        for r in referrers {
-            for b in r.blobs() {
-                if !self.blobs.contains(&b) {
-                    self.blobs.push(b);
-                }
-            }
-        }
         self.referrers = referrers;
         self
     }
@@ -442,7 +436,15 @@ fn plan(requests: &[PushRequest<'_>]) -> Vec<RepoPlan> {
                 }
             };
             let p = &mut plans[idx];
-            for b in &r.blobs {
+            let documents = r.referrers.iter().flat_map(|x| x.blobs());
+            for b in r
+                .blobs
+                .iter()
+                .copied()
+                .chain(documents)
+                .collect::<Vec<_>>()
+                .iter()
+            {
                 if !p.blobs.iter().any(|(d, _)| *d == b.0) {
                     p.blobs.push(*b);
                 }
