@@ -5,12 +5,16 @@ inputs in the same run: `tar --sort=name | gzip -6 -n | sha256sum` and
 sizes and peak RSS as a Markdown table.
 
     bench/build.py [--runs 5] [--work /tmp/gantry-bench] [--gantry target/release/gantry]
-                   [--levels 3,5,6] [--baseline path/to/other/gantry]
+                   [--levels 3,5,6] [--baseline path/to/other/gantry] [--sbom] [--gantry-only]
 
 `--levels` adds a cold `gantry build` at each of these gzip levels to every
 round, for the level table of docs/performance.md. `--baseline` adds a cold
 build by another gantry binary (say, the last release) to every round, so a
-change is measured against what it replaces under the same load.
+change is measured against what it replaces under the same load. `--sbom`
+adds a cold build and a no-op rebuild with `--sbom none` to every round (the
+plain rows attach the SBOM and provenance, as gantry does by default), the
+two orders alternating from round to round; `--gantry-only` leaves out the
+peers' rows, for a quicker run of the gantry figures alone.
 
 The input trees are copied from files every machine of this project has
 (/usr/share, /usr/lib and the Rust toolchain), chosen deterministically.
@@ -114,10 +118,10 @@ def umoci_insert(tree, work):
     return sample, size
 
 
-def gantry_build(build_file, gantry, work, rebuild=True):
+def gantry_build(build_file, gantry, work, rebuild=True, extra=()):
     store = Path(tempfile.mkdtemp(dir=work))
     env = dict(os.environ, GANTRY_STORE=str(store))
-    cmd = [gantry, "--progress=none", "build", "-f", str(build_file)]
+    cmd = [gantry, "--progress=none", "build", "-f", str(build_file), *extra]
     cold = run(cmd, env=env)
     warm = run(cmd, env=env) if rebuild else None
     metas = list((store / "meta/layers-by-content").glob("*.json"))
@@ -132,7 +136,7 @@ def bench_tree(label, tree, args, results):
         f"tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - -C {tree} . "
         f"| gzip -6 -n | sha256sum"
     )
-    gz_size = int(subprocess.check_output(
+    gz_size = 0 if args.gantry_only else int(subprocess.check_output(
         ["sh", "-c", pipeline.replace("| sha256sum", "| wc -c")]))
     proj = Path(args.work) / f"proj-{label}"
     proj.mkdir(exist_ok=True)
@@ -153,22 +157,36 @@ def bench_tree(label, tree, args, results):
     names += list(level_files)
     if args.baseline:
         names.append("gantry build (baseline)")
+    no_sbom = ["gantry build (--sbom none)", "gantry build (--sbom none, no-op rebuild)"]
+    if args.sbom:
+        names += no_sbom
+    if args.gantry_only:
+        names = names[2:]
     samples = {n: [] for n in names}
-    sizes = {names[0]: gz_size}
+    sizes = {"tar \\| gzip -6 -n": gz_size}
     # Each round runs every tool once, in turn, so that load from other work
     # on a shared machine falls on all of them alike.
-    for _ in range(args.runs):
-        samples[names[0]].append(run(["sh", "-c", pipeline]))
-        s, sizes[names[1]] = umoci_insert(tree, args.work)
-        samples[names[1]].append(s)
-        # umoci insert changes the ctime of the files it reads. A file
-        # changed in the last two seconds is "racily clean": gantry hashes
-        # it again on the next build by design, which is not the no-op
-        # rebuild measured here.
-        time.sleep(2.1)
-        cold, warm, sizes[names[2]] = gantry_build(build_file, args.gantry, args.work)
-        samples[names[2]].append(cold)
-        samples[names[3]].append(warm)
+    plain = ("gantry build", "gantry build (no-op rebuild)", ())
+    without = (*no_sbom, ("--sbom", "none"))
+    for round_ in range(args.runs):
+        if not args.gantry_only:
+            samples["tar \\| gzip -6 -n"].append(run(["sh", "-c", pipeline]))
+            s, sizes["umoci insert"] = umoci_insert(tree, args.work)
+            samples["umoci insert"].append(s)
+            # umoci insert changes the ctime of the files it reads. A file
+            # changed in the last two seconds is "racily clean": gantry
+            # hashes it again on the next build by design, which is not the
+            # no-op rebuild measured here.
+            time.sleep(2.1)
+        pairs = [plain, without] if args.sbom else [plain]
+        if round_ % 2:
+            pairs.reverse()
+        for cold_name, warm_name, extra in pairs:
+            cold, warm, sizes[cold_name] = gantry_build(build_file, args.gantry, args.work,
+                                                        extra=extra)
+            samples[cold_name].append(cold)
+            samples[warm_name].append(warm)
+            sizes[warm_name] = sizes[cold_name]
         for name, path in level_files.items():
             cold, _, sizes[name] = gantry_build(path, args.gantry, args.work, rebuild=False)
             samples[name].append(cold)
@@ -176,8 +194,8 @@ def bench_tree(label, tree, args, results):
             name = "gantry build (baseline)"
             cold, _, sizes[name] = gantry_build(build_file, args.baseline, args.work, rebuild=False)
             samples[name].append(cold)
-    sizes[names[3]] = sizes[names[2]]
-    base = statistics.median(w for w, _, _ in samples["umoci insert"])
+    umoci = samples.get("umoci insert")
+    base = statistics.median(w for w, _, _ in umoci) if umoci else float("nan")
     for name in names:
         wall = statistics.median(w for w, _, _ in samples[name])
         cpu = statistics.median(c for _, c, _ in samples[name])
@@ -192,10 +210,14 @@ def main():
     ap.add_argument("--levels", type=lambda s: [int(v) for v in s.split(",") if v], default=[],
                     help="gzip levels to time besides the default, e.g. 3,5,6")
     ap.add_argument("--baseline", help="another gantry binary to time in the same rounds")
+    ap.add_argument("--sbom", action="store_true",
+                    help="also time builds with --sbom none, in the same rounds")
+    ap.add_argument("--gantry-only", action="store_true", help="leave out tar | gzip and umoci")
     ap.add_argument("--gantry", default=str(Path(__file__).resolve().parent.parent / "target/release/gantry"))
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
-    for tool in ["umoci", "tar", "gzip", args.gantry] + ([args.baseline] if args.baseline else []):
+    peers = [] if args.gantry_only else ["umoci", "tar", "gzip"]
+    for tool in peers + [args.gantry] + ([args.baseline] if args.baseline else []):
         if not shutil.which(tool):
             sys.exit(f"{tool} not found (build gantry with cargo build --release; scripts/setup installs umoci)")
 
@@ -212,6 +234,18 @@ def main():
         speed = f"{mbps:.0f} | {ratio:.2f}x" if wall >= 0.05 else "— | —"
         print(f"| {label} ({size / MB:.0f} MB) | {name} | {wall:.2f} | {cpu:.2f} | {speed} | "
               f"{csize / MB:.1f} | {rss:.0f} |")
+    if args.sbom:
+        print()
+        walls = {(label, name): wall for label, _, name, wall, *_ in results}
+        for label in ["mixed", "large"]:
+            for kind, with_, without in [
+                ("cold build", "gantry build", "gantry build (--sbom none)"),
+                ("no-op rebuild", "gantry build (no-op rebuild)",
+                 "gantry build (--sbom none, no-op rebuild)"),
+            ]:
+                a, b = walls[(label, with_)], walls[(label, without)]
+                print(f"{label}: {kind} with the SBOM {a:.3f} s, without {b:.3f} s: "
+                      f"{(a / b - 1) * 100:+.1f} %")
 
 
 if __name__ == "__main__":

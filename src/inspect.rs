@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::image::Image;
-use crate::layout::read;
+use crate::layout::read::{self, LocationReferrer};
 use crate::media;
 use crate::media::Compression;
 
@@ -41,6 +41,9 @@ pub struct Inspection {
     pub layers: Vec<LayerSummary>,
     /// The config's history, one entry per step that made the image.
     pub history: Vec<HistorySummary>,
+    /// The documents the location holds about the image (its SBOM and
+    /// provenance, signatures): manifests whose `subject` is this one.
+    pub referrers: Vec<LocationReferrer>,
 }
 
 /// How a container from the image runs.
@@ -95,7 +98,11 @@ pub struct HistorySummary {
 /// and summarises it. Only the manifest and config are read.
 pub fn inspect(path: &Path, select: Option<&str>) -> Result<Inspection> {
     let (image, _) = read::open(path, select)?;
-    Ok(Inspection::of(&image))
+    let mut info = Inspection::of(&image);
+    info.referrers = read::referrers(path)?
+        .remove(&image.manifest_digest)
+        .unwrap_or_default();
+    Ok(info)
 }
 
 /// A multi-platform image: its index and the platforms it offers.
@@ -124,6 +131,8 @@ pub struct IndexEntry {
     pub size: u64,
     /// The manifest's media type.
     pub media_type: String,
+    /// The documents the location holds about this image.
+    pub referrers: Vec<LocationReferrer>,
 }
 
 /// What `gantry inspect` shows: an image, or an index over several.
@@ -143,6 +152,7 @@ pub fn inspect_any(
     select: Option<&str>,
     platform: Option<&crate::platform::Platform>,
 ) -> Result<Summary> {
+    let mut referrers = read::referrers(path)?;
     if platform.is_none() {
         if let Some(x) = read::open_index(path, select)? {
             return Ok(Summary::Index(IndexInspection {
@@ -158,13 +168,16 @@ pub fn inspect_any(
                         digest: c.digest,
                         size: c.size,
                         media_type: c.media_type,
+                        referrers: referrers.remove(&c.digest).unwrap_or_default(),
                     })
                     .collect(),
             }));
         }
     }
     let (image, _) = read::open_for(path, select, platform)?;
-    Ok(Summary::Image(Box::new(Inspection::of(&image))))
+    let mut info = Inspection::of(&image);
+    info.referrers = referrers.remove(&image.manifest_digest).unwrap_or_default();
+    Ok(Summary::Image(Box::new(info)))
 }
 
 impl fmt::Display for Summary {
@@ -186,6 +199,7 @@ impl fmt::Display for IndexInspection {
         for m in &self.manifests {
             let p = m.platform.as_deref().unwrap_or("(no platform)");
             writeln!(f, "  {p:<16}{}", m.digest)?;
+            referrer_lines(f, &m.referrers, "    ")?;
         }
         writeln!(f, "(`--platform OS/ARCH` shows one of them)")
     }
@@ -237,6 +251,7 @@ impl Inspection {
                     empty_layer: h.empty_layer,
                 })
                 .collect(),
+            referrers: Vec::new(),
         }
     }
 }
@@ -299,8 +314,29 @@ impl fmt::Display for Inspection {
                 compression_name(&l.media_type)
             )?;
         }
-        Ok(())
+        referrer_lines(f, &self.referrers, "")
     }
+}
+
+/// `referrers  N`, then one line per referrer, indented by `indent`.
+fn referrer_lines(
+    f: &mut fmt::Formatter<'_>,
+    list: &[LocationReferrer],
+    indent: &str,
+) -> fmt::Result {
+    if list.is_empty() {
+        return Ok(());
+    }
+    writeln!(f, "{indent}{:<LABEL$}{}", "referrers", list.len())?;
+    for r in list {
+        writeln!(
+            f,
+            "{indent}  {}  {}",
+            r.digest,
+            r.artifact_type.as_deref().unwrap_or("(no artifact type)")
+        )?;
+    }
+    Ok(())
 }
 
 fn json_array(items: &[String]) -> String {
@@ -435,6 +471,11 @@ mod tests {
                 comment: None,
                 empty_layer: false,
             }],
+            referrers: vec![LocationReferrer {
+                digest: d('f'),
+                size: 600,
+                artifact_type: Some("application/spdx+json".into()),
+            }],
         }
     }
 
@@ -444,6 +485,7 @@ mod tests {
         let b = "b".repeat(64);
         let c = "c".repeat(64);
         let e = "e".repeat(64);
+        let f = "f".repeat(64);
         let want = format!(
             "\
 digest     sha256:{a} (OCI manifest)
@@ -460,6 +502,8 @@ workdir    /srv
 layers     2, 3.3 MiB in total
   sha256:{c}     3.3 MiB  gzip
   sha256:{e}       512 B  uncompressed
+referrers  1
+  sha256:{f}  application/spdx+json
 "
         );
         assert_eq!(fixed().to_string(), want);
@@ -482,8 +526,13 @@ layers     2, 3.3 MiB in total
                 "manifest_digest",
                 "manifest_media_type",
                 "platform",
+                "referrers",
                 "tags"
             ]
+        );
+        assert_eq!(
+            keys(&v["referrers"][0]),
+            ["artifact_type", "digest", "size"]
         );
         assert_eq!(
             keys(&v["config"]),

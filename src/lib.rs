@@ -35,6 +35,7 @@
 //!   container-structure-test configs (`gantry test`).
 
 pub mod accounts;
+pub mod attest;
 pub mod bases;
 pub mod build;
 pub mod buildfile;

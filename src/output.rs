@@ -16,6 +16,7 @@ use crate::platform::{host_platform, Platform};
 use crate::progress::{Event, Reporter};
 use crate::project::{self, Inputs};
 use crate::reference::Reference;
+use crate::sbom::artifact::Referrer;
 use crate::store::Store;
 
 /// The path that means standard output.
@@ -146,7 +147,10 @@ pub fn write(
     let images: Vec<&Image> = roots.iter().flat_map(|r| r.images()).collect();
     // Registry bases are loaded without their layers; a sink needs them.
     registry.ensure_blobs(&images, store, reporter)?;
-    write_roots(&roots, store, out)
+    // Documents about the images go beside them in OCI layouts and
+    // archives; a docker tarball's loaders would not keep them.
+    let referrers: Vec<&Referrer> = selected.iter().flat_map(|b| &b.referrers).collect();
+    write_roots(&roots, &referrers, store, out)
 }
 
 /// The image a docker tarball holds of a multi-platform image: it holds
@@ -176,13 +180,18 @@ fn docker_child(b: &BuiltImage, reporter: &dyn Reporter) -> Result<Option<Image>
     Ok(Some(child))
 }
 
-fn write_roots(roots: &[&Artifact], store: &Store, out: Output<'_>) -> Result<()> {
+fn write_roots(
+    roots: &[&Artifact],
+    referrers: &[&Referrer],
+    store: &Store,
+    out: Output<'_>,
+) -> Result<()> {
     if out.is_stdout() {
-        let stdout = io::stdout().lock();
-        let mut w = write::write_archive(roots, store, out.format, io::BufWriter::new(stdout))?;
+        let stdout = io::BufWriter::new(io::stdout().lock());
+        let mut w = write::write_archive_with(roots, referrers, store, out.format, stdout)?;
         return w.flush().map_err(|e| Error::io("<stdout>", e));
     }
-    write::write_archive_file(roots, store, out.format, out.path)
+    write::write_archive_file_with(roots, referrers, store, out.format, out.path)
 }
 
 /// Copies the image `reference` names from its registry into `out`: an OCI

@@ -34,6 +34,7 @@
 //!     // Refused before any work if it is one of the build's inputs.
 //!     outputs: &[("output", Path::new("images.tar"))],
 //!     cache: Default::default(),
+//!     sbom: true,
 //! };
 //! let out = Output { path: Path::new("images.tar"), format: Format::Docker };
 //! output::build_and_write(&inputs, Some(out), &store, &Silent)?;
@@ -45,11 +46,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::attest;
 use crate::bases::BaseOptions;
 use crate::build::{self, BuildOptions, BuiltImage, FetchLayers};
 use crate::buildfile::BuildFile;
 use crate::cache::RegistryCache;
 use crate::error::{Error, Result};
+use crate::layer::LayerCache;
 use crate::lock::{self, LockFile};
 use crate::platform::Platform;
 use crate::progress::Reporter;
@@ -83,6 +86,9 @@ pub struct Inputs<'a> {
     /// Where layers the store lacks are looked for, and whether to build
     /// cold.
     pub cache: CacheInputs,
+    /// Attach an SBOM and provenance to every image whose build file entry
+    /// does not say `sbom = false` (`--sbom none` turns it off).
+    pub sbom: bool,
 }
 
 /// The build cache a build is asked to use (see [`crate::cache`]).
@@ -106,6 +112,8 @@ pub struct Prepared {
     /// them: the build file's `cache_from`, then `--cache-from`. A sink may
     /// add its own before building (a push adds its tags).
     pub cache_sources: Vec<Reference>,
+    /// Whether built images get their SBOM and provenance.
+    pub sbom: bool,
 }
 
 /// Loads the build file, refuses outputs that are its inputs, checks the
@@ -137,25 +145,38 @@ pub fn prepare(inputs: &Inputs<'_>) -> Result<Prepared> {
         file,
         options,
         cache_sources,
+        sbom: inputs.sbom,
     })
 }
 
 impl Prepared {
-    /// Builds the images asked for (and their bases) into the store.
+    /// Builds the images asked for (and their bases) into the store, with
+    /// their SBOM and provenance unless turned off.
     pub fn build(
         &self,
         images: &[String],
         store: &Store,
         reporter: &dyn Reporter,
     ) -> Result<Vec<BuiltImage>> {
-        let Some(cache) = self.layer_cache(store) else {
-            return build::build(&self.file, images, store, &self.options, reporter);
-        };
+        let started = now();
+        let cache = self.layer_cache(store);
         let mut options = self.options.clone();
-        options.layer_cache = Some(cache.clone());
+        options.layer_cache = cache.clone().map(|c| c as Arc<dyn LayerCache>);
         let built = build::build(&self.file, images, store, &options, reporter);
-        cache.report_warnings(reporter);
-        built
+        if let Some(c) = &cache {
+            c.report_warnings(reporter);
+        }
+        let mut built = built?;
+        if self.sbom {
+            let run = attest::Run {
+                file: &self.file,
+                options: &self.options,
+                asked: images,
+                times: (started, now()),
+            };
+            attest::attach(&run, &mut built, store, reporter)?;
+        }
+        Ok(built)
     }
 
     /// The cache sources, being asked from now on; none offline, with
@@ -173,6 +194,13 @@ impl Prepared {
             o.fetch_layers != FetchLayers::None,
         )))
     }
+}
+
+/// Seconds since the epoch, for a stamped build's provenance only.
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Loads the build file and builds the images asked for into the store.

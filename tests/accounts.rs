@@ -599,12 +599,13 @@ fn registry_base_is_fetched_only_when_needed_and_indexed_once() {
     };
     let fetched = || reg.count(&format!("/blobs/{layer}"));
 
-    // No accounts, no named user, no implied parent: the base stays shallow.
+    // No accounts, no named user, no implied parent and no SBOM (which
+    // lists the base's packages): the base stays shallow.
     p.write(
         "gantry.toml",
         file(r#"{ src = "hello", dst = "/hello" }"#, ""),
     );
-    gantry(&["build"]);
+    gantry(&["build", "--sbom", "none"]);
     assert_eq!(fetched(), 0);
 
     // An implied parent: the base is indexed (one download), and its

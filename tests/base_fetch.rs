@@ -22,7 +22,7 @@ fn serve_layered_base(reg: &FakeRegistry, n: usize) -> (Project, Vec<String>) {
         ));
     }
     p.write("gantry.toml", file);
-    p.ok(&["build", "-o", "layout/"]);
+    p.ok(&["build", "--sbom", "none", "-o", "layout/"]);
     let layout = p.join("layout");
     let index: serde_json::Value =
         serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
@@ -49,7 +49,10 @@ fn a_build_to_an_output_fetches_the_missing_base_layers_in_parallel() {
     }
     let p = app(&reg, "1");
     let start = Instant::now();
-    ok(&p, &["build", "--jobs", "4", "-o", "app.tar"]);
+    ok(
+        &p,
+        &["build", "--sbom", "none", "--jobs", "4", "-o", "app.tar"],
+    );
     let took = start.elapsed();
     eprintln!("{LAYERS} base layers, each served after {DELAY:?}: the build took {took:?}");
     for l in &layers {
@@ -64,7 +67,7 @@ fn a_build_to_an_output_fetches_the_missing_base_layers_in_parallel() {
 
     // A build into the store alone stays shallow.
     let shallow = app(&reg, "1");
-    ok(&shallow, &["build"]);
+    ok(&shallow, &["build", "--sbom", "none"]);
     for l in &layers {
         assert!(!store_has(&shallow, l), "layer {l} left in the registry");
     }
@@ -93,7 +96,7 @@ fn a_docker_tarball_of_a_multi_platform_image_fetches_only_the_host_childs_base_
     } else {
         (&amd, &arm)
     };
-    ok(&p, &["build", "-o", "app.tar"]);
+    ok(&p, &["build", "--sbom", "none", "-o", "app.tar"]);
     assert_eq!(
         reg.count(&format!("GET /v2/test/base/blobs/{}", host.layer_digest)),
         1
@@ -104,7 +107,7 @@ fn a_docker_tarball_of_a_multi_platform_image_fetches_only_the_host_childs_base_
         "the tarball holds the host's platform only: the other child's base layer is not needed"
     );
     // An OCI layout holds every platform, so it needs every base layer.
-    ok(&p, &["build", "-o", "layout/"]);
+    ok(&p, &["build", "--sbom", "none", "-o", "layout/"]);
     assert_eq!(
         reg.count(&format!("GET /v2/test/base/blobs/{}", other.layer_digest)),
         1

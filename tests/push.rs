@@ -25,7 +25,7 @@ fn push_round_trips_through_the_reference_registry_and_skopeo() {
     let p = app_project(&[&target]);
     let built = digest_of(&p.ok(&["build"]), "app");
 
-    let out = p.ok(&["push", "--metadata-file", "push.json"]);
+    let out = p.ok(&["push", "--sbom", "none", "--metadata-file", "push.json"]);
     assert_eq!(pushed(&out), [(target.clone(), built.clone())], "{out}");
 
     assert_eq!(skopeo_digest(&target).as_deref(), Some(built.as_str()));
@@ -63,10 +63,19 @@ fn a_second_repository_mounts_and_a_warm_push_only_asks() {
     let one = format!("{}/team/one:1", proxy.host());
     let two = format!("{}/team/two:1", proxy.host());
     let p = app_project(&[&one]);
-    p.ok(&["push"]);
+    p.ok(&["push", "--sbom", "none"]);
 
     proxy.clear_log();
-    p.ok(&["push", "app", "-t", &two, "--metadata-file", "two.json"]);
+    p.ok(&[
+        "push",
+        "--sbom",
+        "none",
+        "app",
+        "-t",
+        &two,
+        "--metadata-file",
+        "two.json",
+    ]);
     let meta = metadata(&p.join("two.json"));
     let repo_two = format!("{}/team/two", proxy.host());
     assert_eq!(actions(&meta, &repo_two), ["mounted"; 3]);
@@ -90,7 +99,7 @@ fn a_second_repository_mounts_and_a_warm_push_only_asks() {
 
     // Everything is there: one HEAD per blob and one manifest check.
     proxy.clear_log();
-    let out = p.ok(&["push", "--metadata-file", "warm.json"]);
+    let out = p.ok(&["push", "--sbom", "none", "--metadata-file", "warm.json"]);
     assert_eq!(pushed(&out).len(), 1);
     let log = proxy.repo_requests();
     let heads = |part: &str| {
@@ -117,7 +126,7 @@ fn a_store_from_the_previous_version_still_mounts_from_the_repositories_it_recor
     let one = format!("{}/team/one:1", reg.host());
     let two = format!("{}/team/two:1", reg.host());
     let p = app_project(&[&one]);
-    p.ok(&["push"]);
+    p.ok(&["push", "--sbom", "none"]);
     // What the previous version kept instead: `blob-locations`, the
     // `registry/repository` names a blob was pushed to.
     let meta = p.store.path().join("meta");
@@ -148,7 +157,16 @@ fn a_store_from_the_previous_version_still_mounts_from_the_repositories_it_recor
     }
     assert_eq!(converted, 3, "config and two layers");
 
-    p.ok(&["push", "app", "-t", &two, "--metadata-file", "two.json"]);
+    p.ok(&[
+        "push",
+        "--sbom",
+        "none",
+        "app",
+        "-t",
+        &two,
+        "--metadata-file",
+        "two.json",
+    ]);
     let meta = metadata(&p.join("two.json"));
     let repo_two = format!("{}/team/two", reg.host());
     assert_eq!(actions(&meta, &repo_two), ["mounted"; 3]);
@@ -182,7 +200,7 @@ fn basic_auth_over_tls_with_docker_credentials_and_no_secret_in_output() {
         .cmd()
         .env("DOCKER_CONFIG", p.join("nodocker"))
         .env("REGISTRY_AUTH_FILE", p.join("none.json"))
-        .args(["push", "--ca-cert", &ca])
+        .args(["push", "--sbom", "none", "--ca-cert", &ca])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -193,7 +211,15 @@ fn basic_auth_over_tls_with_docker_credentials_and_no_secret_in_output() {
     let out = p
         .cmd()
         .env("DOCKER_CONFIG", p.join("docker"))
-        .args(["push", "--ca-cert", &ca, "--metadata-file", "m.json"])
+        .args([
+            "push",
+            "--sbom",
+            "none",
+            "--ca-cert",
+            &ca,
+            "--metadata-file",
+            "m.json",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -226,7 +252,7 @@ fn base_layers_are_mounted_within_their_registry_and_streamed_to_another() {
     let a = DockerRegistry::start(Options::default());
     let b = DockerRegistry::start(Options::default());
     let base_ref = format!("{}/lib/base:1", a.host());
-    app_project(&[&base_ref]).ok(&["push"]);
+    app_project(&[&base_ref]).ok(&["push", "--sbom", "none"]);
 
     // A project on that base, with a store that has never seen it.
     let p = Project::new();
@@ -239,7 +265,7 @@ fn base_layers_are_mounted_within_their_registry_and_streamed_to_another() {
         ),
     );
     p.write("svc.txt", "service\n");
-    let out = p.ok(&["push", "--metadata-file", "a.json"]);
+    let out = p.ok(&["push", "--sbom", "none", "--metadata-file", "a.json"]);
     let digest = pushed(&out)[0].1.clone();
     let meta = metadata(&p.join("a.json"));
     let blobs = meta["images"][0]["blobs"].as_array().unwrap();
@@ -252,7 +278,16 @@ fn base_layers_are_mounted_within_their_registry_and_streamed_to_another() {
     // To another registry the base layers travel from registry A, through
     // gantry, without being stored.
     let other = format!("{}/svc/app:1", b.host());
-    let out = p.ok(&["push", "svc", "-t", &other, "--metadata-file", "b.json"]);
+    let out = p.ok(&[
+        "push",
+        "--sbom",
+        "none",
+        "svc",
+        "-t",
+        &other,
+        "--metadata-file",
+        "b.json",
+    ]);
     assert_eq!(pushed(&out), [(other.clone(), digest.clone())]);
     let meta = metadata(&p.join("b.json"));
     assert_eq!(
@@ -277,20 +312,20 @@ fn base_layers_are_mounted_within_their_registry_and_streamed_to_another() {
 #[test]
 fn push_without_tags_is_refused_naming_the_image() {
     let p = app_project(&[]);
-    let err = p.fails(&["push", "app"]);
+    let err = p.fails(&["push", "--sbom", "none", "app"]);
     assert!(err.contains("image \"app\" has no tags"), "{err}");
     assert!(
         err.contains("gantry.toml:1"),
         "names the declaration: {err}"
     );
-    let err = p.fails(&["push"]);
+    let err = p.fails(&["push", "--sbom", "none"]);
     assert!(err.contains("no image has tags to push to"), "{err}");
 }
 
 #[test]
 fn push_tag_flag_needs_exactly_one_image() {
     let p = app_project(&["127.0.0.1:1/x:1"]);
-    let err = p.fails(&["push", "-t", "127.0.0.1:1/y:1"]);
+    let err = p.fails(&["push", "--sbom", "none", "-t", "127.0.0.1:1/y:1"]);
     assert!(err.contains("name exactly one image"), "{err}");
     let err = p.fails(&[
         "push",
@@ -299,7 +334,7 @@ fn push_tag_flag_needs_exactly_one_image() {
         "127.0.0.1:1/y@sha256:0000000000000000000000000000000000000000000000000000000000000000",
     ]);
     assert!(err.contains("cannot carry a digest"), "{err}");
-    let err = p.fails(&["push", "--offline"]);
+    let err = p.fails(&["push", "--sbom", "none", "--offline"]);
     assert!(err.contains("needs the network"), "{err}");
 }
 
@@ -322,7 +357,7 @@ fn many_tags_and_registries_in_one_run_send_each_blob_once_per_registry() {
         format!("{}/mirror/app:1.4.0", b.host()),
     ];
     let p = app_project(&[]);
-    let mut args = vec!["push", "app", "--metadata-file", "m.json"];
+    let mut args = vec!["push", "--sbom", "none", "app", "--metadata-file", "m.json"];
     for t in &targets {
         args.extend(["-t", t.as_str()]);
     }

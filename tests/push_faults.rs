@@ -50,7 +50,7 @@ fn seeded_faults_end_in_a_verified_image_or_a_clear_failure_with_no_broken_tag()
         let repo = format!("faults/s{seed}");
         let through_proxy = format!("{}/{repo}:1", proxy.host());
         let direct = format!("{}/{repo}:1", reg.host());
-        let out = p.run(&["push", "app", "-t", &through_proxy]);
+        let out = p.run(&["push", "--sbom", "none", "app", "-t", &through_proxy]);
         faults += proxy.log().iter().filter(|l| l.fault.is_some()).count();
         if out.status.success() {
             succeeded += 1;
@@ -111,7 +111,7 @@ fn a_registry_that_keeps_failing_uploads_names_the_blob_and_tags_nothing() {
     );
     let target = format!("{}/broken/app:1", proxy.host());
     let p = app_project(&[&target]);
-    let err = p.fails(&["push", "--jobs", "1"]);
+    let err = p.fails(&["push", "--sbom", "none", "--jobs", "1"]);
     assert!(err.contains(&format!("registry {}", proxy.host())), "{err}");
     assert!(err.contains("blob sha256:"), "names the blob: {err}");
     assert!(
@@ -142,9 +142,18 @@ fn a_mount_token_carries_pull_on_the_source_and_push_on_the_target() {
     let one = format!("{}/team/one:1", proxy.host());
     let two = format!("{}/team/two:1", proxy.host());
     let p = app_project(&[&one]);
-    p.ok(&["push"]);
+    p.ok(&["push", "--sbom", "none"]);
     proxy.clear_log();
-    p.ok(&["push", "app", "-t", &two, "--metadata-file", "m.json"]);
+    p.ok(&[
+        "push",
+        "--sbom",
+        "none",
+        "app",
+        "-t",
+        &two,
+        "--metadata-file",
+        "m.json",
+    ]);
     // The proxy refuses a mount whose token lacks pull on the source.
     assert_eq!(
         actions(
@@ -178,7 +187,7 @@ fn a_token_revoked_mid_upload_is_renewed_and_the_push_completes() {
     });
     let target = format!("{}/revoked/app:1", proxy.host());
     let p = app_project(&[&target]);
-    let out = p.ok(&["push", "--jobs", "1"]);
+    let out = p.ok(&["push", "--sbom", "none", "--jobs", "1"]);
     let digest = &pushed(&out)[0].1;
     assert!(
         proxy.log().iter().any(|l| l.fault == Some(Fault::Revoke)),
@@ -217,7 +226,7 @@ fn relative_upload_locations_are_followed_with_their_query() {
         "{head}"
     );
     let p = app_project(&[&target]);
-    let out = p.ok(&["push"]);
+    let out = p.ok(&["push", "--sbom", "none"]);
     let digest = &pushed(&out)[0].1;
     // distribution keeps the upload's state in the query of its Location.
     let puts = proxy.upload_puts();
@@ -240,7 +249,7 @@ fn a_base_registry_that_lies_about_a_layer_fails_the_push_and_tags_nothing() {
     let b = DockerRegistry::start(Options::default());
     let base_ref = format!("{}/lib/base:1", a.host());
     let base = app_project(&[&base_ref]);
-    base.ok(&["push", "--metadata-file", "base.json"]);
+    base.ok(&["push", "--sbom", "none", "--metadata-file", "base.json"]);
     let layers: Vec<String> = metadata(&base.join("base.json"))["images"][0]["blobs"]
         .as_array()
         .unwrap()
@@ -271,7 +280,7 @@ fn a_base_registry_that_lies_about_a_layer_fails_the_push_and_tags_nothing() {
     );
     p.write("svc.txt", "service\n");
     let target = format!("{}/svc/app:1", b.host());
-    let err = p.fails(&["push", "svc", "-t", &target]);
+    let err = p.fails(&["push", "--sbom", "none", "svc", "-t", &target]);
     assert!(
         err.contains("content digest is sha256:"),
         "names the digest: {err}"
@@ -308,7 +317,7 @@ fn upload_location_on_another_origin_gets_no_credentials() {
     );
     let target = format!("{}/moved/app:1", front.host());
     let p = app_project(&[&target]);
-    let out = p.ok(&["push"]);
+    let out = p.ok(&["push", "--sbom", "none"]);
     let digest = &pushed(&out)[0].1;
     let puts = other.upload_puts();
     assert_eq!(puts.len(), 3, "every blob went to the other host");
@@ -349,7 +358,7 @@ fn upload_location_on_another_origin_gets_no_credentials() {
     let out = p
         .cmd()
         .env("DOCKER_CONFIG", p.join(".docker"))
-        .args(["push", "--jobs", "1"])
+        .args(["push", "--sbom", "none", "--jobs", "1"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -396,7 +405,7 @@ fn an_https_registry_whose_upload_location_is_plain_http_is_refused() {
     let target = format!("{}/tls/app:1", reg.host());
     let p = app_project(&[&target]);
     let ca = format!("--ca-cert={}", reg.ca().display());
-    let err = p.fails(&["push", "--jobs", "1", &ca]);
+    let err = p.fails(&["push", "--sbom", "none", "--jobs", "1", &ca]);
     let last = final_error(&err);
     assert!(
         last.contains(&format!("registry {}", reg.host()))
@@ -424,7 +433,7 @@ fn an_upload_whose_answer_never_comes_is_given_up_after_the_timeout() {
     let out = p
         .cmd()
         .env("GANTRY_HTTP_TIMEOUT", "1")
-        .args(["push", "--jobs", "1"])
+        .args(["push", "--sbom", "none", "--jobs", "1"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -457,7 +466,15 @@ fn an_upload_whose_answer_never_comes_is_given_up_after_the_timeout() {
     let start = std::time::Instant::now();
     let out = p
         .cmd()
-        .args(["push", "--jobs", "1", "--http-timeout", "1"])
+        .args([
+            "push",
+            "--sbom",
+            "none",
+            "--jobs",
+            "1",
+            "--http-timeout",
+            "1",
+        ])
         .output()
         .unwrap();
     let took = start.elapsed();

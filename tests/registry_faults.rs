@@ -24,7 +24,7 @@ fn bearer_tokens_and_shallow_builds_match_a_local_base() {
     push(&reg, &base, "1");
     let p = app(&reg, "1");
 
-    let out = ok(&p, &["build"]);
+    let out = ok(&p, &["build", "--sbom", "none"]);
     assert_eq!(digest_of(&out, "app"), local_digest(&base, None));
     // Shallow: the manifest and config, never the layer.
     assert_eq!(reg.count(&format!("/blobs/{}", base.config_digest)), 1);
@@ -36,8 +36,8 @@ fn bearer_tokens_and_shallow_builds_match_a_local_base() {
     }
 
     // An output needs the layer: fetched once, then never again.
-    ok(&p, &["build", "-o", "app.tar"]);
-    ok(&p, &["build", "-o", "app2.tar"]);
+    ok(&p, &["build", "--sbom", "none", "-o", "app.tar"]);
+    ok(&p, &["build", "--sbom", "none", "-o", "app2.tar"]);
     assert_eq!(reg.count(&format!("/blobs/{}", base.layer_digest)), 1);
     assert!(store_has(&p, &base.layer_digest));
     assert_eq!(
@@ -65,13 +65,13 @@ fn credentials_from_docker_config_are_used_and_never_shown() {
         auth
     };
 
-    let out = p.gantry(&["build", "-o", "app.tar"]);
+    let out = p.gantry(&["build", "--sbom", "none", "-o", "app.tar"]);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success(), "anonymous access must be refused");
     assert!(stderr.contains("UNAUTHORIZED"), "{stderr}");
 
     let auth = config(secret);
-    let out = p.gantry(&["build", "-o", "app.tar"]);
+    let out = p.gantry(&["build", "--sbom", "none", "-o", "app.tar"]);
     assert!(
         out.status.success(),
         "{}",
@@ -86,7 +86,7 @@ fn credentials_from_docker_config_are_used_and_never_shown() {
     // nor its encoding. The store is emptied so the tag must be resolved.
     let wrong = config("wrong-pw-0815");
     fs::remove_dir_all(p.store.path()).unwrap();
-    let e = fails(&p, &["build"]);
+    let e = fails(&p, &["build", "--sbom", "none"]);
     assert!(!e.contains("wrong-pw-0815") && !e.contains(&wrong), "{e}");
     assert!(
         e.contains(&reg.host()) && e.contains("UNAUTHORIZED") && e.contains("bad credentials"),
@@ -100,7 +100,7 @@ fn credentials_from_docker_config_are_used_and_never_shown() {
         "no-auth.json",
         format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host()),
     );
-    ok(&p, &["build"]);
+    ok(&p, &["build", "--sbom", "none"]);
 }
 
 #[test]
@@ -118,7 +118,7 @@ fn identity_tokens_are_exchanged_at_the_token_service() {
             reg.host()
         ),
     );
-    let out = p.gantry(&["build", "-o", "app.tar"]);
+    let out = p.gantry(&["build", "--sbom", "none", "-o", "app.tar"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("refresh-7f3a"));
@@ -219,7 +219,7 @@ fn expired_and_revoked_tokens_are_renewed() {
         &format!("/blobs/{}", base.layer_digest),
         vec![Fault::Revoke],
     );
-    ok(&p, &["build", "-o", "app.tar"]);
+    ok(&p, &["build", "--sbom", "none", "-o", "app.tar"]);
     assert!(reg.tokens_issued() >= 3, "{:#?}", reg.log());
     assert_eq!(reg.count(&format!("/blobs/{}", base.layer_digest)), 2);
     assert!(store_has(&p, &base.layer_digest));
@@ -235,7 +235,7 @@ fn a_lying_registry_never_poisons_the_store() {
         &format!("/blobs/{}", base.layer_digest),
         vec![Fault::Lie; 8],
     );
-    let e = fails(&p, &["build", "-o", "app.tar"]);
+    let e = fails(&p, &["build", "--sbom", "none", "-o", "app.tar"]);
     assert!(
         e.contains(&base.layer_digest) && e.contains(&reg.host()) && e.contains("digest"),
         "{e}"
@@ -247,7 +247,7 @@ fn a_lying_registry_never_poisons_the_store() {
     // A manifest that does not hash to what the registry says it is.
     let p2 = app(&reg, "1");
     reg.fault("/manifests/1", vec![Fault::Lie]);
-    let e = fails(&p2, &["build"]);
+    let e = fails(&p2, &["build", "--sbom", "none"]);
     assert!(
         e.contains("manifest") && e.contains(&sha256(&base.manifest)),
         "{e}"
@@ -274,7 +274,7 @@ fn rate_limits_and_server_errors_are_retried() {
         ],
     );
     let start = Instant::now();
-    let out = p.gantry(&["build"]);
+    let out = p.gantry(&["build", "--sbom", "none"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -304,7 +304,7 @@ fn persistent_failures_report_the_registry_code_and_message() {
             10
         ],
     );
-    let e = fails(&p, &["build"]);
+    let e = fails(&p, &["build", "--sbom", "none"]);
     assert!(
         e.contains(&format!("registry {}", reg.host()))
             && e.contains("test/base:1")
@@ -315,7 +315,7 @@ fn persistent_failures_report_the_registry_code_and_message() {
 
     // Not transient: reported at once.
     let p = app(&reg, "nope");
-    let e = fails(&p, &["build"]);
+    let e = fails(&p, &["build", "--sbom", "none"]);
     assert!(
         e.contains("HTTP 404 MANIFEST_UNKNOWN: manifest unknown"),
         "{e}"
@@ -334,7 +334,7 @@ fn dropped_connections_are_retried() {
         &format!("/blobs/{}", base.layer_digest),
         vec![Fault::Truncate],
     );
-    ok(&p, &["build", "-o", "app.tar"]);
+    ok(&p, &["build", "--sbom", "none", "-o", "app.tar"]);
     assert_eq!(reg.count("/manifests/1"), 2);
     assert_eq!(reg.count(&format!("/blobs/{}", base.layer_digest)), 2);
     assert!(store_has(&p, &base.layer_digest));
@@ -353,7 +353,7 @@ fn schema1_manifests_are_refused_clearly() {
         &fixture,
     );
     let p = app(&reg, "old");
-    let e = fails(&p, &["build"]);
+    let e = fails(&p, &["build", "--sbom", "none"]);
     assert!(e.contains("schema 1") && e.contains("test/base:old"), "{e}");
 }
 
@@ -369,7 +369,7 @@ fn the_platform_is_chosen_from_an_index() {
     let base = format!("{}/test/base:multi", reg.host());
 
     p.write("gantry.toml", app_file(&base, Some("linux/arm64/v8")));
-    let out = ok(&p, &["build"]);
+    let out = ok(&p, &["build", "--sbom", "none"]);
     assert_eq!(
         digest_of(&out, "app"),
         local_digest(&arm, Some("linux/arm64"))
@@ -377,7 +377,7 @@ fn the_platform_is_chosen_from_an_index() {
     assert_eq!(reg.count(&format!("/manifests/{amd_digest}")), 0);
 
     p.write("gantry.toml", app_file(&base, Some("linux/s390x")));
-    let e = fails(&p, &["build"]);
+    let e = fails(&p, &["build", "--sbom", "none"]);
     assert!(
         e.contains("linux/s390x") && e.contains("linux/amd64, linux/arm64"),
         "{e}"
@@ -392,7 +392,7 @@ fn lock_pins_digests_and_locked_builds_refuse_stale_locks() {
     let one_digest = push(&reg, &one, "1");
     let p = app(&reg, "1");
 
-    let e = fails(&p, &["build", "--locked"]);
+    let e = fails(&p, &["build", "--sbom", "none", "--locked"]);
     assert!(
         e.contains("gantry.lock") && e.contains("test/base:1"),
         "{e}"
@@ -405,12 +405,12 @@ fn lock_pins_digests_and_locked_builds_refuse_stale_locks() {
             && lock.contains(&format!("\"linux/amd64\" = \"{one_digest}\"")),
         "{lock}"
     );
-    let before = digest_of(&ok(&p, &["build", "--locked"]), "app");
+    let before = digest_of(&ok(&p, &["build", "--sbom", "none", "--locked"]), "app");
 
     // The tag moves; the lock keeps builds where they were, without asking.
     push(&reg, &two, "1");
     let by_tag = reg.count("/manifests/1");
-    let again = digest_of(&ok(&p, &["build", "--locked"]), "app");
+    let again = digest_of(&ok(&p, &["build", "--sbom", "none", "--locked"]), "app");
     assert_eq!(before, again);
     assert_eq!(
         reg.count("/manifests/1"),
@@ -419,7 +419,7 @@ fn lock_pins_digests_and_locked_builds_refuse_stale_locks() {
     );
 
     ok(&p, &["lock", "--update", "app"]);
-    let updated = digest_of(&ok(&p, &["build", "--locked"]), "app");
+    let updated = digest_of(&ok(&p, &["build", "--sbom", "none", "--locked"]), "app");
     assert_eq!(updated, local_digest(&two, None));
     let e = fails(&p, &["lock", "--update", "nothing-like-it"]);
     assert!(e.contains("nothing-like-it"), "{e}");
@@ -430,10 +430,10 @@ fn lock_pins_digests_and_locked_builds_refuse_stale_locks() {
         "gantry.toml",
         app_file(&format!("{}/test/base:2", reg.host()), None),
     );
-    let e = fails(&p, &["build", "--locked"]);
+    let e = fails(&p, &["build", "--sbom", "none", "--locked"]);
     assert!(e.contains("stale") && e.contains("test/base:"), "{e}");
     ok(&p, &["lock"]);
-    ok(&p, &["build", "--locked"]);
+    ok(&p, &["build", "--sbom", "none", "--locked"]);
 }
 
 #[test]
@@ -442,15 +442,21 @@ fn offline_builds_name_what_the_store_lacks() {
     let base = make_base("linux/amd64", "base\n");
     push(&reg, &base, "1");
     let p = app(&reg, "1");
-    let e = fails(&p, &["build", "--offline"]);
+    let e = fails(&p, &["build", "--sbom", "none", "--offline"]);
     assert!(e.contains("offline") && e.contains("test/base:1"), "{e}");
     assert!(reg.log().is_empty(), "{:#?}", reg.log());
 
     // Warm but shallow: the build works, an output needs the layer.
-    let online = digest_of(&ok(&p, &["build"]), "app");
+    let online = digest_of(&ok(&p, &["build", "--sbom", "none"]), "app");
     let n = reg.log().len();
-    assert_eq!(digest_of(&ok(&p, &["build", "--offline"]), "app"), online);
-    let e = fails(&p, &["build", "--offline", "-o", "app.tar"]);
+    assert_eq!(
+        digest_of(&ok(&p, &["build", "--sbom", "none", "--offline"]), "app"),
+        online
+    );
+    let e = fails(
+        &p,
+        &["build", "--sbom", "none", "--offline", "-o", "app.tar"],
+    );
     assert!(
         e.contains(&base.layer_digest) && e.contains("not in the store"),
         "{e}"
@@ -465,7 +471,7 @@ fn a_registry_that_never_answers_is_given_up_after_the_timeout_and_retried() {
     push(&reg, &base, "1");
     let p = app(&reg, "1");
     reg.fault("/manifests/1", vec![Fault::Stall]);
-    let (out, took) = timed(&p, &["build"]);
+    let (out, took) = timed(&p, &["build", "--sbom", "none"]);
     let e = stderr(&out);
     assert!(out.status.success(), "{e}");
     assert!(
@@ -485,7 +491,7 @@ fn a_registry_that_always_stalls_ends_in_an_error_naming_the_request_within_a_bo
     reg.fault("/manifests/1", vec![Fault::Stall; 10]);
     // The flag, this time, instead of the variable.
     let start = Instant::now();
-    let out = p.gantry(&["build", "--http-timeout", "1"]);
+    let out = p.gantry(&["build", "--sbom", "none", "--http-timeout", "1"]);
     let took = start.elapsed();
     let e = stderr(&out);
     assert!(!out.status.success(), "{e}");
@@ -512,7 +518,7 @@ fn a_manifest_or_blob_that_stops_mid_way_times_out_and_starts_over() {
         &format!("/blobs/{}", base.layer_digest),
         vec![Fault::StallMidway],
     );
-    let (out, took) = timed(&p, &["build", "-o", "app.tar"]);
+    let (out, took) = timed(&p, &["build", "--sbom", "none", "-o", "app.tar"]);
     let e = stderr(&out);
     assert!(out.status.success(), "{e}");
     assert!(
@@ -536,7 +542,10 @@ fn a_malformed_http_timeout_is_an_error_naming_the_variable() {
     let reg = FakeRegistry::start(Auth::None);
     let p = app(&reg, "1");
     for bad in ["soon", "0", "-3", "1.5"] {
-        let out = p.gantry_with(&["build"], &[("GANTRY_HTTP_TIMEOUT", bad)]);
+        let out = p.gantry_with(
+            &["build", "--sbom", "none"],
+            &[("GANTRY_HTTP_TIMEOUT", bad)],
+        );
         let e = stderr(&out);
         assert!(!out.status.success(), "{bad}: {e}");
         assert!(e.contains("GANTRY_HTTP_TIMEOUT"), "{bad}: {e}");
@@ -574,7 +583,7 @@ fn a_credential_helper_that_hangs_is_stopped_and_named() {
     let (out, took) = {
         let start = Instant::now();
         let out = p.gantry_with(
-            &["build"],
+            &["build", "--sbom", "none"],
             &[
                 ("GANTRY_HTTP_TIMEOUT", "1"),
                 ("PATH", &path),
@@ -619,7 +628,7 @@ fn a_blob_redirect_to_another_origin_gets_no_credentials() {
         &format!("/blobs/{}", base.layer_digest),
         vec![Fault::Redirect(format!("http://{}", storage.host()))],
     );
-    ok(&p, &["build", "-o", "app.tar"]);
+    ok(&p, &["build", "--sbom", "none", "-o", "app.tar"]);
     let at_storage: Vec<String> = storage.log();
     assert_eq!(at_storage.len(), 1, "{at_storage:#?}");
     assert!(
@@ -653,7 +662,7 @@ fn a_lock_pinning_a_manifest_the_registry_lacks_names_the_digest_the_base_and_th
         .to_string();
     let gone = sha256(b"a manifest this registry never had");
     fs::write(p.join("gantry.lock"), lock.replace(&pinned, &gone)).unwrap();
-    let e = fails(&p, &["build", "--locked"]);
+    let e = fails(&p, &["build", "--sbom", "none", "--locked"]);
     let last = e.lines().last().unwrap_or_default();
     assert!(
         last.contains("gantry.lock")

@@ -123,6 +123,9 @@ pub struct BuiltImage {
     /// Per platform built, in the build file's order (one entry for a
     /// single-platform image): its manifest and how each layer was made.
     pub platforms: Vec<PlatformReport>,
+    /// The documents attached to its images (SBOM, provenance), their
+    /// blobs in the store; empty when none were made.
+    pub referrers: Vec<crate::sbom::artifact::Referrer>,
 }
 
 /// One platform of a built image.

@@ -545,6 +545,7 @@ impl<'p> Work<'p> {
                 name: self.order[k].name.clone(),
                 result,
                 platforms,
+                referrers: Vec::new(),
             });
         }
         out

@@ -130,6 +130,9 @@ pub struct ImageSpec {
     /// `[image.NAME.accounts]`: users and groups added to the base's
     /// account files in a generated layer named `accounts`.
     pub accounts: Option<crate::accounts::Accounts>,
+    /// `sbom`: whether the image gets its SBOM and provenance attached
+    /// (default true).
+    pub sbom: bool,
 }
 
 /// The platforms an image is built for, as its declaration says.

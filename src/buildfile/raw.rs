@@ -62,6 +62,7 @@ pub(super) struct RawImage {
     pub(super) layer: Vec<Spanned<RawLayer>>,
     #[serde(default)]
     pub(super) tests: Vec<Spanned<String>>,
+    pub(super) sbom: Option<bool>,
     pub(super) accounts: Option<Spanned<RawAccounts>>,
 }
 

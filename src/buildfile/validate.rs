@@ -171,6 +171,7 @@ impl Cx<'_> {
                 .1
                 .unwrap_or_else(|| compression.0.default_level()),
             accounts,
+            sbom: raw.sbom.unwrap_or(true),
         })
     }
 

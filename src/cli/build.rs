@@ -57,6 +57,9 @@ pub struct BuildArgs {
     #[command(flatten)]
     stamp: StampArgs,
 
+    #[command(flatten)]
+    sbom: SbomArgs,
+
     /// Fail unless gantry.lock exists and pins every registry base.
     #[arg(long)]
     locked: bool,
@@ -71,6 +74,29 @@ pub struct BuildArgs {
 
     #[command(flatten)]
     registry: super::registry::RegistryArgs,
+}
+
+/// The documents attached to each image, shared by the verbs that build.
+#[derive(Args)]
+pub struct SbomArgs {
+    /// `spdx`: attach an SPDX SBOM and SLSA provenance to every image
+    /// (unless its build file entry says `sbom = false`); `none`: attach
+    /// nothing.
+    #[arg(long = "sbom", value_enum, value_name = "KIND", default_value = "spdx")]
+    kind: SbomKind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SbomKind {
+    Spdx,
+    None,
+}
+
+impl SbomArgs {
+    /// Whether documents are attached.
+    pub fn enabled(&self) -> bool {
+        self.kind == SbomKind::Spdx
+    }
 }
 
 /// Release stamping, shared by the verbs that build.
@@ -155,6 +181,7 @@ pub fn run(args: BuildArgs, store_root: &Path, reporter: &dyn Reporter) -> Resul
         offline: args.registry.offline,
         outputs: &outputs,
         cache: args.cache.inputs()?,
+        sbom: args.sbom.enabled(),
     };
     let cache_to = super::cache::parse_cache_to(args.cache_to.as_deref())?;
     let out = args

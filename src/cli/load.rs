@@ -36,6 +36,9 @@ pub struct LoadArgs {
     jobs: Option<usize>,
 
     #[command(flatten)]
+    sbom: super::build::SbomArgs,
+
+    #[command(flatten)]
     stamp: StampArgs,
 
     /// Fail unless gantry.lock exists and pins every registry base.
@@ -67,6 +70,7 @@ pub fn run(args: LoadArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
         offline: args.registry.offline,
         outputs: &[],
         cache: args.cache.inputs()?,
+        sbom: args.sbom.enabled(),
     };
     let report = engine::build_and_load(&inputs, &engine, &store, reporter)?;
 

@@ -46,6 +46,9 @@ pub struct PushArgs {
     jobs: Option<usize>,
 
     #[command(flatten)]
+    sbom: super::build::SbomArgs,
+
+    #[command(flatten)]
     stamp: StampArgs,
 
     /// Fail unless gantry.lock exists and pins every registry base.
@@ -103,6 +106,7 @@ pub fn run(args: PushArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
         offline: args.registry.offline,
         outputs: &outputs,
         cache: args.cache.inputs()?,
+        sbom: args.sbom.enabled(),
     };
     let opts = PushOptions {
         jobs: args.jobs.unwrap_or(DEFAULT_PUSH_JOBS),

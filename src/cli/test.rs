@@ -122,6 +122,8 @@ fn report(args: &TestArgs, store_root: &Path, reporter: &dyn Reporter) -> Result
                 offline: args.registry.offline,
                 outputs: &outputs,
                 cache: Default::default(),
+                // `gantry test` checks images; their documents are not wanted.
+                sbom: false,
             };
             let asked = BuildTests {
                 inputs,

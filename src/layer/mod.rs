@@ -13,6 +13,7 @@
 
 pub mod cached;
 pub mod compress;
+pub mod files;
 pub mod fileset;
 mod scan;
 mod source;
@@ -29,6 +30,7 @@ use crate::digest::{Digest, Hasher, HashingWriter};
 use crate::error::{Error, Result};
 use crate::image::{BlobLocation, LayerDesc};
 use crate::progress::{Event, Reporter};
+use crate::sbom::spdx::LayerFile;
 use crate::store::{self, Presence, Store};
 pub use cached::{CacheHit, LayerCache, SpareCores};
 use compress::{CompressOptions, Encoder};
@@ -215,48 +217,23 @@ fn build_from<S: Sources>(
     if let Some(cache) = job.cache.filter(|c| !job.cold && c.may_have(&recipe_text)) {
         let diff_id = match known_diff_id {
             Some(d) => d,
-            None => hash_tar(job, sources, &mut entries, &mut changed)?,
+            None => hash_tar(store, job, sources, &mut entries, &mut changed)?,
         };
         known_diff_id = Some(diff_id);
-        let media_type = job.compress.compression.media_type();
-        if let Some(hit) = with_spare(job, |threads| {
-            cache.find(&diff_id, &recipe_text, threads, store, reporter)
-        })
-        .filter(|h| h.media_type == media_type)
+        if let Some((desc, from)) = from_cache(cache, store, job, reporter, &diff_id, &recipe_text)
         {
-            let desc = LayerDesc {
-                media_type: hit.media_type,
-                digest: hit.digest,
-                size: hit.size,
-                diff_id,
-                annotations: Default::default(),
-                location: hit.location,
-            };
             if desc.location == BlobLocation::Store {
                 record(store, job, &desc, &recipe, &shape, !racy(job) && !changed)?;
             } else {
                 store.put_record(&shape.hex(), &Shape {})?;
             }
-            return Ok(done(desc, false, Some(hit.from)));
+            return Ok(done(desc, false, Some(from)));
         }
     }
 
     // 4. New content: tar, hash and compress in one pass.
-    let (blob, diff_id, changed_in_pass) = with_spare(job, |threads| {
-        let opts = CompressOptions {
-            threads,
-            ..job.compress
-        };
-        let (tar_out, changed_in_pass) =
-            source::write_tar(job, sources, &mut entries, Some(reporter), || {
-                let blob = store.writer()?;
-                let encoder = Encoder::new(opts, blob).map_err(|e| io_err(job, e))?;
-                Ok(HashingWriter::new(encoder))
-            })?;
-        let (encoder, diff_id, _) = tar_out.finish();
-        let blob = encoder.finish().map_err(|e| io_err(job, e))?;
-        Ok::<_, Error>((blob, diff_id, changed_in_pass))
-    })?;
+    let (blob, diff_id, changed_in_pass, files) =
+        compress_pass(store, job, reporter, sources, &mut entries)?;
     changed |= changed_in_pass;
     // A file that changed between the two passes was read again whole (and
     // explains another diff_id); otherwise both read the same identities.
@@ -277,8 +254,62 @@ fn build_from<S: Sources>(
         annotations: Default::default(),
         location: Default::default(),
     };
+    files::record(store, &desc.diff_id, &files)?;
     record(store, job, &desc, &recipe, &shape, !racy(job) && !changed)?;
     Ok(done(desc, false, None))
+}
+
+/// The layer of this content and recipe from the build cache, with the
+/// source it came through.
+fn from_cache(
+    cache: &dyn LayerCache,
+    store: &Store,
+    job: &LayerJob<'_>,
+    reporter: &dyn Reporter,
+    diff_id: &Digest,
+    recipe: &str,
+) -> Option<(LayerDesc, String)> {
+    let media_type = job.compress.compression.media_type();
+    let hit = with_spare(job, |threads| {
+        cache.find(diff_id, recipe, threads, store, reporter)
+    })
+    .filter(|h| h.media_type == media_type)?;
+    let desc = LayerDesc {
+        media_type: hit.media_type,
+        digest: hit.digest,
+        size: hit.size,
+        diff_id: *diff_id,
+        annotations: Default::default(),
+        location: hit.location,
+    };
+    Some((desc, hit.from))
+}
+
+/// The one pass that tars, hashes and compresses, on the layer's threads
+/// and any spare ones: the blob (not yet committed), the diff_id, whether a
+/// file changed as it was read, and the files' checksums.
+fn compress_pass<S: Sources>(
+    store: &Store,
+    job: &LayerJob<'_>,
+    reporter: &dyn Reporter,
+    sources: &S,
+    entries: &mut Cow<'_, [Entry]>,
+) -> Result<(store::BlobWriter, Digest, bool, Vec<LayerFile>)> {
+    with_spare(job, |threads| {
+        let opts = CompressOptions {
+            threads,
+            ..job.compress
+        };
+        let (tar_out, changed_in_pass, files) =
+            source::write_tar(job, sources, entries, Some(reporter), || {
+                let blob = store.writer()?;
+                let encoder = Encoder::new(opts, blob).map_err(|e| io_err(job, e))?;
+                Ok(HashingWriter::new(encoder))
+            })?;
+        let (encoder, diff_id, _) = tar_out.finish();
+        let blob = encoder.finish().map_err(|e| io_err(job, e))?;
+        Ok((blob, diff_id, changed_in_pass, files))
+    })
 }
 
 /// Records a layer just built under its content and shape and, when its
@@ -325,7 +356,7 @@ fn by_shape<S: Sources>(
     if store.record::<Shape>(&shape.hex()).is_none() {
         return Ok(Shaped::New);
     }
-    let diff_id = hash_tar(job, sources, entries, changed)?;
+    let diff_id = hash_tar(store, job, sources, entries, changed)?;
     let by_content = format!("{}-{}", diff_id.hex(), compression_key(job));
     if let Some(ByContent(rec)) = store.record(&by_content) {
         if store.lookup(&rec.desc.digest, rec.desc.size)? == Presence::Present {
@@ -336,18 +367,23 @@ fn by_shape<S: Sources>(
 }
 
 /// The diff_id of the layer's tar stream, written to nowhere but the hash
-/// (noting in `changed` a file that changed as it was read).
+/// (noting in `changed` a file that changed as it was read). The files'
+/// checksums are recorded by diff_id on the way, so a layer reused or
+/// found in a cache without being compressed has them too.
 fn hash_tar<S: Sources>(
+    store: &Store,
     job: &LayerJob<'_>,
     sources: &S,
     entries: &mut Cow<'_, [Entry]>,
     changed: &mut bool,
 ) -> Result<Digest> {
-    let (sink, changed_in_pass) = source::write_tar(job, sources, entries, None, || {
+    let (sink, changed_in_pass, files) = source::write_tar(job, sources, entries, None, || {
         Ok(HashingWriter::new(io::sink()))
     })?;
     *changed |= changed_in_pass;
-    Ok(sink.finish().1)
+    let diff_id = sink.finish().1;
+    files::record(store, &diff_id, &files)?;
+    Ok(diff_id)
 }
 
 /// The compression and format part of a layer's content key.

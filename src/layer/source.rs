@@ -19,11 +19,13 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::files::{collecting, Collector};
 use super::fileset::{self, Entry, FileStat};
 use super::tar::{EntryKind, TarWriter};
 use super::{io_err, LayerJob, PROGRESS_STEP};
 use crate::error::{Error, Result};
 use crate::progress::{Event, Reporter};
+use crate::sbom::spdx::LayerFile;
 
 /// Passes over a layer's files before a file that keeps changing fails it.
 pub(super) const ATTEMPTS: usize = 3;
@@ -61,7 +63,7 @@ impl Sources for Fs {
 /// How a pass over the files ended: with the whole stream written, or at
 /// the first file whose identity is not the one expected.
 enum Pass<W> {
-    Whole(W),
+    Whole(W, Vec<LayerFile>),
     Changed { index: usize, now: FileStat },
 }
 
@@ -69,21 +71,22 @@ enum Pass<W> {
 /// again into a new one whenever a file changed while it was read.
 /// `entries` hold the identities expected; one seen on a repeat replaces
 /// the planned one, so that a later pass over the same entries expects it
-/// too. Returns the output and whether any file had changed since the
+/// too. Returns the output, whether any file had changed since the
 /// entries were planned (then their identities no longer describe the
-/// content, and must not key a cache record).
+/// content, and must not key a cache record), and every regular file with
+/// its checksums, taken as it was read (in tar order).
 pub(super) fn write_tar<S: Sources, W: Write>(
     job: &LayerJob<'_>,
     sources: &S,
     entries: &mut Cow<'_, [Entry]>,
     progress: Option<&dyn Reporter>,
     mut start: impl FnMut() -> Result<W>,
-) -> Result<(W, bool)> {
+) -> Result<(W, bool, Vec<LayerFile>)> {
     let mut changed = false;
     let mut attempt = 1;
     loop {
         let (index, now) = match pass(job, sources, entries, start()?, progress)? {
-            Pass::Whole(out) => return Ok((out, changed)),
+            Pass::Whole(out, files) => return Ok((out, changed, files)),
             Pass::Changed { index, now } => (index, now),
         };
         let entry = &entries[index];
@@ -141,19 +144,46 @@ fn pass<S: Sources, W: Write>(
     out: W,
     progress: Option<&dyn Reporter>,
 ) -> Result<Pass<W>> {
+    // A task that holds one core hashes on it; one that holds more lends
+    // the hashing a thread beside its compressors.
+    let threaded = job.compress.threads > 1;
+    let (written, files) = collecting(threaded, |c| {
+        write_entries(job, sources, entries, out, progress, c)
+    });
+    Ok(match written? {
+        Ok(out) => Pass::Whole(out, files),
+        Err((index, now)) => Pass::Changed { index, now },
+    })
+}
+
+/// The tar stream of `entries` into `out`, each regular file hashed
+/// through `c`; stops at the first file whose identity is not the one
+/// planned, with its index and the identity seen.
+fn write_entries<S: Sources, W: Write>(
+    job: &LayerJob<'_>,
+    sources: &S,
+    entries: &[Entry],
+    out: W,
+    progress: Option<&dyn Reporter>,
+    c: &mut Collector,
+) -> Result<std::result::Result<W, (usize, FileStat)>> {
     let mut tar = TarWriter::new(out);
     let mut done = 0u64;
     let mut next_report = PROGRESS_STEP;
     for (index, e) in entries.iter().enumerate() {
         match (&e.header.kind, &e.source) {
             (EntryKind::File { size }, Some(src)) => {
-                let mut f = sources.open(src).map_err(|err| Error::io(src, err))?;
+                let f = sources.open(src).map_err(|err| Error::io(src, err))?;
+                let mut f = c.open(f);
                 tar.append(&e.header, &mut f)
                     .map_err(|err| Error::io(src, err))?;
-                let now = sources.identity(&f).map_err(|err| Error::io(src, err))?;
+                let now = sources
+                    .identity(f.get_ref())
+                    .map_err(|err| Error::io(src, err))?;
                 if e.stat.is_some_and(|planned| planned != now) {
-                    return Ok(Pass::Changed { index, now });
+                    return Ok(Err((index, now)));
                 }
+                c.close(f, &e.header.path);
                 done += size;
                 if let Some(r) = progress {
                     if done >= next_report {
@@ -166,14 +196,17 @@ fn pass<S: Sources, W: Write>(
                     }
                 }
             }
-            _ => tar
-                .append(&e.header, &mut io::empty())
-                .map_err(|err| io_err(job, err))?,
+            (kind, _) => {
+                let mut empty = c.open(io::empty());
+                tar.append(&e.header, &mut empty)
+                    .map_err(|err| io_err(job, err))?;
+                if matches!(kind, EntryKind::File { .. }) {
+                    c.close(empty, &e.header.path);
+                }
+            }
         }
     }
-    tar.finish()
-        .map(Pass::Whole)
-        .map_err(|err| io_err(job, err))
+    tar.finish().map(Ok).map_err(|err| io_err(job, err))
 }
 
 #[cfg(test)]

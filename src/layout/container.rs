@@ -130,6 +130,38 @@ impl Container {
         }
     }
 
+    /// The names of the regular files (or links to them) directly in the
+    /// directory `dir` (`blobs/sha256`), with that prefix, sorted.
+    pub fn files_in(&self, dir: &str) -> Result<Vec<String>> {
+        let prefix = format!("{}/", dir.trim_end_matches('/'));
+        let mut out: Vec<String> = match self {
+            Container::Dir(root) => {
+                let Some(rel) = clean(dir) else {
+                    return Err(self.escapes(dir));
+                };
+                let path = root.join(rel);
+                match fs::read_dir(&path) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+                    Err(e) => return Err(Error::io(&path, e)),
+                    Ok(list) => list
+                        .filter_map(|e| e.ok())
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                        .filter_map(|e| e.file_name().to_str().map(|n| format!("{prefix}{n}")))
+                        .collect(),
+                }
+            }
+            Container::Tar(t) => t
+                .entries
+                .keys()
+                .filter(|k| k.strip_prefix(&prefix).is_some_and(|n| !n.contains('/')))
+                .filter(|k| t.resolve(k).is_ok())
+                .cloned()
+                .collect(),
+        };
+        out.sort();
+        Ok(out)
+    }
+
     /// Size of one file, without opening it.
     pub fn size(&self, name: &str) -> Result<u64> {
         match self {

@@ -370,6 +370,64 @@ pub struct IndexInfo {
     pub manifests: Vec<platform::Candidate>,
 }
 
+/// A manifest in a location that refers to an image (its `subject`): an
+/// SBOM, a provenance statement, a signature.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LocationReferrer {
+    /// The referrer's manifest.
+    pub digest: Digest,
+    /// The manifest's size in bytes.
+    pub size: u64,
+    /// What it is (`application/spdx+json`), as its `artifactType` says,
+    /// else its config's media type.
+    pub artifact_type: Option<String>,
+}
+
+/// Manifests larger than this are not looked at for a `subject`: an
+/// artifact manifest of one document is well under a kilobyte.
+const MAX_REFERRER_MANIFEST: u64 = 64 << 10;
+
+/// Every manifest among the blobs of the OCI layout (directory or archive)
+/// at `path` that names a `subject`, by the subject's digest, each list in
+/// digest order. Referrers need not be listed in `index.json` (gantry
+/// writes them beside the images only), so the blobs are looked through;
+/// a location without `blobs/sha256` has none.
+pub fn referrers(path: &Path) -> Result<BTreeMap<Digest, Vec<LocationReferrer>>> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct WithSubject {
+        artifact_type: Option<String>,
+        config: Option<Descriptor>,
+        subject: Option<Descriptor>,
+    }
+    let container = Container::open(path)?;
+    let mut out: BTreeMap<Digest, Vec<LocationReferrer>> = BTreeMap::new();
+    for name in container.files_in("blobs/sha256")? {
+        let size = container.size(&name)?;
+        if size > MAX_REFERRER_MANIFEST {
+            continue;
+        }
+        let bytes = container.read_small(&name)?;
+        // Layers and configs are not manifests: anything that does not
+        // parse as one is simply not a referrer.
+        let Ok(m) = serde_json::from_slice::<WithSubject>(&bytes) else {
+            continue;
+        };
+        let Some(subject) = m.subject else { continue };
+        let Ok(subject) = Digest::from_oci(subject.digest(), &name) else {
+            continue;
+        };
+        out.entry(subject).or_default().push(LocationReferrer {
+            digest: Digest::of(&bytes),
+            size,
+            artifact_type: m
+                .artifact_type
+                .or_else(|| m.config.map(|c| c.media_type().to_string())),
+        });
+    }
+    Ok(out)
+}
+
 /// The multi-platform index `select` names in the OCI layout (directory or
 /// archive) at `path`; `None` when it names a single image, or the location
 /// is not an OCI layout. Use [`open_for`] to read one platform's image.

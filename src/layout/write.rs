@@ -41,6 +41,7 @@ use crate::image::{Artifact, Image, ImageIndex};
 use crate::manifest;
 use crate::media;
 use crate::reference::Reference;
+use crate::sbom::artifact::Referrer;
 use crate::store::Store;
 
 /// The kind of output to write.
@@ -64,7 +65,20 @@ const STREAM_NAME: &str = "<archive output>";
 /// `artifacts` in its `index.json`. An existing `dest` is replaced as a
 /// whole, never merged into.
 pub fn write_oci_dir(artifacts: &[&Artifact], store: &Store, dest: &Path) -> Result<()> {
-    let plan = Plan::new(artifacts, store, false)?;
+    write_oci_dir_with(artifacts, &[], store, dest)
+}
+
+/// [`write_oci_dir`], with the blobs of `referrers` (documents about the
+/// images, such as their SBOM) beside the images'. They are not listed in
+/// `index.json`, where readers would take them for images to choose from;
+/// a reader finds them by their `subject`.
+pub fn write_oci_dir_with(
+    artifacts: &[&Artifact],
+    referrers: &[&Referrer],
+    store: &Store,
+    dest: &Path,
+) -> Result<()> {
+    let plan = Plan::new(artifacts, referrers, store, false)?;
     // Only an earlier OCI layout (or an empty directory) may be replaced.
     let dir = AtomicDir::create(dest, |d| d.join("oci-layout").is_file())?;
     let root = dir.path();
@@ -100,14 +114,24 @@ pub fn write_archive<W: Write>(
     format: Format,
     out: W,
 ) -> Result<W> {
-    write_archive_named(
-        artifacts,
-        store,
-        format,
+    write_archive_with(artifacts, &[], store, format, out)
+}
+
+/// [`write_archive`], with the blobs of `referrers` in an OCI archive (as
+/// [`write_oci_dir_with`]); a docker tarball leaves them out.
+pub fn write_archive_with<W: Write>(
+    artifacts: &[&Artifact],
+    referrers: &[&Referrer],
+    store: &Store,
+    format: Format,
+    out: W,
+) -> Result<W> {
+    let out = Named {
         out,
-        Path::new(STREAM_NAME),
-        &BTreeSet::new(),
-    )
+        name: Path::new(STREAM_NAME),
+        omit: &BTreeSet::new(),
+    };
+    write_archive_named(artifacts, referrers, store, format, out)
 }
 
 /// Streams a docker tarball of `artifacts` to `out` that leaves out the
@@ -121,14 +145,12 @@ pub fn write_docker_archive_omitting<W: Write>(
     omit: &BTreeSet<Digest>,
     out: W,
 ) -> Result<W> {
-    write_archive_named(
-        artifacts,
-        store,
-        Format::Docker,
+    let out = Named {
         out,
-        Path::new(STREAM_NAME),
+        name: Path::new(STREAM_NAME),
         omit,
-    )
+    };
+    write_archive_named(artifacts, &[], store, Format::Docker, out)
 }
 
 /// Writes a docker tarball or OCI archive to the file `dest`, atomically;
@@ -139,22 +161,52 @@ pub fn write_archive_file(
     format: Format,
     dest: &Path,
 ) -> Result<()> {
+    write_archive_file_with(artifacts, &[], store, format, dest)
+}
+
+/// [`write_archive_file`], with the blobs of `referrers` in an OCI layout
+/// or archive (as [`write_oci_dir_with`]); a docker tarball leaves them
+/// out, as its loaders would not keep them.
+pub fn write_archive_file_with(
+    artifacts: &[&Artifact],
+    referrers: &[&Referrer],
+    store: &Store,
+    format: Format,
+    dest: &Path,
+) -> Result<()> {
     if format == Format::Oci {
-        return write_oci_dir(artifacts, store, dest);
+        return write_oci_dir_with(artifacts, referrers, store, dest);
     }
     let file = AtomicFile::create(dest)?;
-    let file = write_archive_named(artifacts, store, format, file, dest, &BTreeSet::new())?;
+    let out = Named {
+        out: file,
+        name: dest,
+        omit: &BTreeSet::new(),
+    };
+    let file = write_archive_named(artifacts, referrers, store, format, out)?;
     file.commit()
+}
+
+/// Where an archive goes: the writer, what errors call it, and the layer
+/// files left out.
+struct Named<'a, W> {
+    out: W,
+    name: &'a Path,
+    omit: &'a BTreeSet<Digest>,
 }
 
 fn write_archive_named<W: Write>(
     roots: &[&Artifact],
+    referrers: &[&Referrer],
     store: &Store,
     format: Format,
-    out: W,
-    out_name: &Path,
-    omit: &BTreeSet<Digest>,
+    named: Named<'_, W>,
 ) -> Result<W> {
+    let Named {
+        out,
+        name: out_name,
+        omit,
+    } = named;
     let docker = match format {
         Format::Docker => true,
         Format::OciArchive => false,
@@ -164,7 +216,8 @@ fn write_archive_named<W: Write>(
             ))
         }
     };
-    let plan = Plan::new(roots, store, docker)?;
+    let referrers = if docker { &[][..] } else { referrers };
+    let plan = Plan::new(roots, referrers, store, docker)?;
     let mut tar = tar::Builder::new(BufWriter::with_capacity(256 * 1024, out));
     // Every header is built here from constants; these settings only make
     // sure nothing would be taken from the local file system if a path
@@ -298,7 +351,12 @@ struct SaveEntry {
 }
 
 impl<'a> Plan<'a> {
-    fn new(roots: &[&'a Artifact], store: &Store, docker: bool) -> Result<Plan<'a>> {
+    fn new(
+        roots: &[&'a Artifact],
+        referrers: &[&'a Referrer],
+        store: &Store,
+        docker: bool,
+    ) -> Result<Plan<'a>> {
         if roots.is_empty() {
             return Err(Error::internal("no images to write"));
         }
@@ -311,6 +369,13 @@ impl<'a> Plan<'a> {
             if let Artifact::Image(image) = root {
                 add_save_entry(&mut save, image, repo_tags);
             }
+        }
+        for r in referrers {
+            for (digest, size) in r.blobs() {
+                check_blob(store, &digest, size)?;
+                blobs.entry(digest).or_insert(Blob::Store { size });
+            }
+            blobs.insert(r.manifest.digest, Blob::Bytes(&r.manifest.bytes));
         }
         let index = ImageIndexBuilder::default()
             .schema_version(2u32)
@@ -602,6 +667,25 @@ fn check_image(image: &Image, store: &Store) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Checks that a referrer's blob is in the store at its size.
+fn check_blob(store: &Store, digest: &Digest, size: u64) -> Result<()> {
+    match store.size(digest) {
+        Some(n) if n == size => Ok(()),
+        Some(n) => Err(Error::Mismatch {
+            what: store.blob_path(digest).display().to_string(),
+            expected: format!("{size} bytes, as its artifact manifest says"),
+            actual: format!("{n} bytes"),
+        }),
+        None => Err(Error::io(
+            store.blob_path(digest),
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "a document attached to an image is not in the store",
+            ),
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -50,6 +50,7 @@ pub fn push_cache(
         children: Vec::new(),
         blobs,
         targets: vec![to.clone()],
+        referrers: &[],
     };
     let report = push(&[request], store, client, opts, None, reporter)?;
     Ok(report

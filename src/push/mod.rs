@@ -29,10 +29,12 @@ pub use crate::progress::BlobAction;
 use crate::progress::{Event, Reporter};
 use crate::reference::Reference;
 use crate::registry::{Access, Client, MountOutcome, Repo};
+use crate::sbom::artifact::Referrer;
 use crate::store::Store;
 
 mod cache_to;
 mod early;
+mod referrers;
 mod targets;
 pub use cache_to::push_cache;
 pub use early::Early;
@@ -82,6 +84,9 @@ pub struct PushRequest<'a> {
     pub blobs: Vec<(Digest, u64)>,
     /// Tagged references; a digest in them is refused by the caller.
     pub targets: Vec<Reference>,
+    /// Documents about the images (SBOM, provenance), put and listed as
+    /// their referrers once the manifests are in place.
+    pub referrers: &'a [Referrer],
 }
 
 impl<'a> PushRequest<'a> {
@@ -110,7 +115,16 @@ impl<'a> PushRequest<'a> {
             children,
             blobs,
             targets,
+            referrers: &[],
         }
+    }
+
+    /// The same request, with `referrers` attached to its images: their
+    /// blobs go up with the image's (and, not being the image's, are left
+    /// out of its report).
+    pub fn with_referrers(mut self, referrers: &'a [Referrer]) -> PushRequest<'a> {
+        self.referrers = referrers;
+        self
     }
 }
 
@@ -238,6 +252,10 @@ pub fn push(
     let current = put_blobs(&run, &plans, requests, opts)?;
     // Every blob is in place: now the tags.
     let references = put_tags(&run, &plans, requests, &current)?;
+    referrers::attach(&plans, requests, client, reporter).map_err(|e| Error::Push {
+        failed: Box::new(e),
+        tagged: references.iter().flatten().cloned().collect(),
+    })?;
     let blobs = run.blobs.into_inner().expect("blobs lock");
     Ok(report(&plans, requests, references, blobs))
 }
@@ -449,7 +467,15 @@ fn plan(requests: &[PushRequest<'_>]) -> Vec<RepoPlan> {
                 }
             };
             let p = &mut plans[idx];
-            for b in &r.blobs {
+            let documents = r.referrers.iter().flat_map(|x| x.blobs());
+            for b in r
+                .blobs
+                .iter()
+                .copied()
+                .chain(documents)
+                .collect::<Vec<_>>()
+                .iter()
+            {
                 if !p.blobs.iter().any(|(d, _)| *d == b.0) {
                     p.blobs.push(*b);
                 }

@@ -52,7 +52,7 @@ pub fn targets<'a>(
                 .map(|t| Reference::parse_tagged(t))
                 .collect::<Result<_>>()?
         };
-        requests.push(PushRequest::new(&b.result, targets));
+        requests.push(PushRequest::new(&b.result, targets).with_referrers(&b.referrers));
     }
     if requests.is_empty() {
         return Err(Error::Usage(format!(

@@ -14,6 +14,7 @@ pub mod auth;
 mod authorize;
 mod clients;
 pub mod credentials;
+pub mod referrers;
 pub mod retry;
 mod stream;
 mod transport;

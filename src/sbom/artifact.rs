@@ -41,6 +41,51 @@ pub struct ArtifactManifest {
     pub descriptor: Descriptor,
 }
 
+/// A document attached to an image: what a sink writes or pushes beside
+/// the image. Its three blobs ([`EMPTY_CONFIG`], the document, the
+/// manifest) are in the store.
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    /// The image manifest it is about.
+    pub subject: Digest,
+    /// The document's media type, the manifest's `artifactType`.
+    pub artifact_type: String,
+    /// The document's digest and size.
+    pub document: (Digest, u64),
+    /// The artifact manifest.
+    pub manifest: ArtifactManifest,
+}
+
+impl Referrer {
+    /// The blobs the manifest names, with their sizes: the empty config
+    /// and the document.
+    pub fn blobs(&self) -> [(Digest, u64); 2] {
+        [
+            (Digest::of(EMPTY_CONFIG), EMPTY_CONFIG.len() as u64),
+            self.document,
+        ]
+    }
+}
+
+/// The artifact manifest for `document` about the image manifest `subject`
+/// (of `media_type` and `size`), as a [`Referrer`]; `document` is its
+/// digest and size.
+pub fn referrer(
+    artifact_type: &str,
+    document: (Digest, u64),
+    media_type: &str,
+    subject: &Digest,
+    size: u64,
+) -> Referrer {
+    let about = self::subject(media_type, subject, size);
+    Referrer {
+        subject: *subject,
+        artifact_type: artifact_type.to_string(),
+        document,
+        manifest: manifest_for(artifact_type, document, &about),
+    }
+}
+
 /// The descriptor of the image manifest a referrer is about.
 pub fn subject(media_type: &str, digest: &Digest, size: u64) -> Descriptor {
     manifest::descriptor(media_type, digest, size)
@@ -52,12 +97,25 @@ pub fn subject(media_type: &str, digest: &Digest, size: u64) -> Descriptor {
 /// creation time), so the same document about the same image always gives
 /// the same manifest.
 pub fn manifest(artifact_type: &str, document: &[u8], subject: &Descriptor) -> ArtifactManifest {
+    manifest_for(
+        artifact_type,
+        (Digest::of(document), document.len() as u64),
+        subject,
+    )
+}
+
+/// [`manifest()`] for the document of this digest and size.
+pub fn manifest_for(
+    artifact_type: &str,
+    document: (Digest, u64),
+    subject: &Descriptor,
+) -> ArtifactManifest {
     let config = manifest::descriptor(
         EMPTY_MEDIA_TYPE,
         &Digest::of(EMPTY_CONFIG),
         EMPTY_CONFIG.len() as u64,
     );
-    let layer = manifest::descriptor(artifact_type, &Digest::of(document), document.len() as u64);
+    let layer = manifest::descriptor(artifact_type, &document.0, document.1);
     let built = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
