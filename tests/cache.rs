@@ -346,14 +346,7 @@ fn cache_to_seeds_a_fresh_machine_that_pushes_with_cache_from() {
     let b = machine(&target);
     proxy.clear_log();
     // Without the SBOM, whose documents are new to this repository.
-    let report = json(&b.ok(&[
-        "push",
-        "--json",
-        "--sbom",
-        "none",
-        "--cache-from",
-        &cache,
-    ]));
+    let report = json(&b.ok(&["push", "--json", "--sbom", "none", "--cache-from", &cache]));
     assert_eq!(push_statuses(&report), all("cached"), "{report:#}");
     // The layers are mounted from the cache repository, not sent: only the
     // config goes up.

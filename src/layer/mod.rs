@@ -162,24 +162,8 @@ fn build_from<S: Sources>(
 
     let recipe = recipe_key(job);
     let recipe_text = compress::recipe(&job.compress);
-    let done = |mut desc: LayerDesc, reused: bool, cached_from: Option<String>| {
-        // Set on every path, so a record written before the annotation
-        // existed gives the same descriptor as a fresh build.
-        desc.annotations = BTreeMap::from([(ANNOTATION_RECIPE.to_string(), recipe_text.clone())]);
-        reporter.report(Event::LayerFinished {
-            image: job.image,
-            layer: job.name,
-            digest: &desc.digest,
-            size: desc.size,
-            reused,
-            cached_from: cached_from.as_deref(),
-        });
-        BuiltLayer {
-            desc,
-            reused,
-            cached_from,
-        }
-    };
+    let done =
+        |desc, reused, cached_from| finish(job, reporter, &recipe_text, desc, reused, cached_from);
 
     // 1. Nothing changed since the last build of this recipe: no reading.
     if let Some(ByRecipe(rec)) = store.record(&recipe.hex()).filter(|_| !job.cold) {
@@ -257,6 +241,33 @@ fn build_from<S: Sources>(
     files::record(store, &desc.diff_id, &files)?;
     record(store, job, &desc, &recipe, &shape, !racy(job) && !changed)?;
     Ok(done(desc, false, None))
+}
+
+/// The layer as built: its descriptor annotated with the recipe on every
+/// path (so a record written before the annotation existed gives the same
+/// descriptor as a fresh build), and reported.
+fn finish(
+    job: &LayerJob<'_>,
+    reporter: &dyn Reporter,
+    recipe: &str,
+    mut desc: LayerDesc,
+    reused: bool,
+    cached_from: Option<String>,
+) -> BuiltLayer {
+    desc.annotations = BTreeMap::from([(ANNOTATION_RECIPE.to_string(), recipe.to_string())]);
+    reporter.report(Event::LayerFinished {
+        image: job.image,
+        layer: job.name,
+        digest: &desc.digest,
+        size: desc.size,
+        reused,
+        cached_from: cached_from.as_deref(),
+    });
+    BuiltLayer {
+        desc,
+        reused,
+        cached_from,
+    }
 }
 
 /// The layer of this content and recipe from the build cache, with the
