@@ -5,6 +5,10 @@ the same run as the cold builds they replace. Reports medians, ratios and
 the blob requests each push made (from the registry's access log).
 
     bench/cache.py [--runs 3] [--work /tmp/gantry-bench] [--gantry target/release/gantry]
+                   [--sbom-none]
+
+`--sbom-none` runs every step with `--sbom none`, to tell the cache's cost
+from the SBOM's.
 
 For each tree of bench/build.py (~100 MB of mixed files, ~500 MB of large
 binaries) the image has three layers, the tree's files dealt round-robin
@@ -78,6 +82,8 @@ def bench_tree(label, tree, args, reg, results):
         store = Path(tempfile.mkdtemp(dir=work))
         env = dict(os.environ, GANTRY_STORE=str(store))
         cmd = [args.gantry, "--progress=none", *argv[:1], "-f", str(build_file), *argv[1:]]
+        if args.sbom_none:
+            cmd[3:3] = ["--sbom", "none"]
         sample = run(cmd, env=env, cwd=build_file.parent)
         shutil.rmtree(store)
         return sample
@@ -125,6 +131,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--work", default="/tmp/gantry-bench")
+    ap.add_argument("--sbom-none", action="store_true")
     ap.add_argument("--gantry", default=str(Path(__file__).resolve().parent.parent
                                             / "target/release/gantry"))
     args = ap.parse_args()
