@@ -139,6 +139,7 @@ pub fn prepare(inputs: &Inputs<'_>) -> Result<Prepared> {
     registry.locked = inputs.locked;
     options.registry = Arc::new(registry);
     options.no_cache = inputs.cache.no_cache;
+    options.file_checksums = inputs.sbom;
     let mut cache_sources = file.cache_from.clone();
     cache_sources.extend(inputs.cache.from.iter().cloned());
     Ok(Prepared {

@@ -79,6 +79,9 @@ pub struct BuildOptions {
     pub layer_cache: Option<std::sync::Arc<dyn LayerCache>>,
     /// Reuse nothing: every layer is laid down and compressed (`--no-cache`).
     pub no_cache: bool,
+    /// Take every layer file's checksums for the SBOM (off with
+    /// `--sbom none`, which then costs nothing).
+    pub file_checksums: bool,
 }
 
 /// Which registry bases' missing layers a build fetches as tasks of its own
@@ -109,6 +112,7 @@ impl BuildOptions {
             fetch_layers: FetchLayers::None,
             layer_cache: None,
             no_cache: false,
+            file_checksums: true,
         })
     }
 }
@@ -270,6 +274,7 @@ fn lay_down(
         },
         cache: opts.layer_cache.as_deref(),
         cold: opts.no_cache,
+        checksums: opts.file_checksums,
         spare: cores.spare,
     };
     let done = layer::build(store, &job, reporter)?;

@@ -29,6 +29,20 @@ use crate::store::{self, Store};
 pub(super) struct Collector {
     tx: Option<SyncSender<Msg>>,
     files: Vec<LayerFile>,
+    /// Take no checksums: no SBOM is wanted.
+    off: bool,
+}
+
+/// How a pass takes its files' checksums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Not at all: no SBOM is wanted, and hashing every file twice more
+    /// would cost what a cache hit saves.
+    Off,
+    /// On the reading thread.
+    Here,
+    /// On a thread of their own.
+    Threaded,
 }
 
 /// What the hashing thread is sent: a file's next bytes, or its end.
@@ -46,13 +60,14 @@ const QUEUE: usize = 16;
 /// order. A file opened but not closed (the pass stopped at it) is left
 /// out.
 pub(super) fn collecting<T>(
-    threaded: bool,
+    mode: Mode,
     body: impl FnOnce(&mut Collector) -> T,
 ) -> (T, Vec<LayerFile>) {
-    if !threaded {
+    if mode != Mode::Threaded {
         let mut c = Collector {
             tx: None,
             files: Vec::new(),
+            off: mode == Mode::Off,
         };
         let out = body(&mut c);
         return (out, c.files);
@@ -73,6 +88,7 @@ pub(super) fn collecting<T>(
         let mut c = Collector {
             tx: Some(tx),
             files: Vec::new(),
+            off: false,
         };
         let out = body(&mut c);
         drop(c);
@@ -89,6 +105,7 @@ impl Collector {
         Summing {
             inner,
             sums: match &self.tx {
+                _ if self.off => Either::Off,
                 Some(tx) => Either::Sent(tx.clone()),
                 None => Either::Here(Sums::default()),
             },
@@ -102,6 +119,7 @@ impl Collector {
             // The worker is gone only if it panicked, which `collecting`
             // passes on.
             Either::Sent(tx) => drop(tx.send(Msg::End(path.to_string()))),
+            Either::Off => {}
         }
     }
 }
@@ -131,6 +149,7 @@ impl Sums {
 enum Either {
     Here(Sums),
     Sent(SyncSender<Msg>),
+    Off,
 }
 
 /// A file's contents as read into the tar stream, hashed on the way.
@@ -154,7 +173,7 @@ impl<R: Read> Read for Summing<R> {
             Either::Sent(tx) if n > 0 => tx
                 .send(Msg::Bytes(buf[..n].to_vec()))
                 .map_err(|_| io::Error::other("the hashing thread stopped"))?,
-            Either::Sent(_) => {}
+            Either::Sent(_) | Either::Off => {}
         }
         Ok(n)
     }
@@ -235,7 +254,7 @@ pub fn files_of(store: &Store, image: &str, desc: &LayerDesc) -> Result<Vec<Laye
 /// Every regular file of an uncompressed tar stream, hashed.
 fn read_list(stream: impl Read) -> io::Result<Vec<LayerFile>> {
     let mut archive = tar::Archive::new(stream);
-    let (read, list) = collecting(false, |c| -> io::Result<()> {
+    let (read, list) = collecting(Mode::Here, |c| -> io::Result<()> {
         for entry in archive.entries()? {
             let entry = entry?;
             if entry.header().entry_type() != tar::EntryType::Regular {
@@ -255,8 +274,18 @@ fn read_list(stream: impl Read) -> io::Result<Vec<LayerFile>> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn without_an_sbom_no_checksum_is_taken() {
+        let (_, files) = collecting(Mode::Off, |c| {
+            let mut s = c.open(&b"bytes"[..]);
+            io::copy(&mut s, &mut io::sink()).unwrap();
+            c.close(s, "a");
+        });
+        assert!(files.is_empty());
+    }
+
     fn sums_of(threaded: bool, files: &[(&str, &[u8])]) -> Vec<LayerFile> {
-        collecting(threaded, |c| {
+        collecting(if threaded { Mode::Threaded } else { Mode::Here }, |c| {
             for (path, bytes) in files {
                 let mut s = c.open(*bytes);
                 io::copy(&mut s, &mut io::sink()).unwrap();

@@ -70,6 +70,9 @@ pub struct LayerJob<'a> {
     pub cache: Option<&'a dyn LayerCache>,
     /// Build cold: reuse nothing from the store or a cache (`--no-cache`).
     pub cold: bool,
+    /// Take every regular file's checksums for the SBOM, and record them by
+    /// diff_id; off when no SBOM is wanted (`--sbom none`).
+    pub checksums: bool,
     /// Cores no other work of the build waits for, taken for compression
     /// and for checking a download, beyond `compress.threads`.
     pub spare: Option<&'a dyn SpareCores>,
@@ -238,7 +241,9 @@ fn build_from<S: Sources>(
         annotations: Default::default(),
         location: Default::default(),
     };
-    files::record(store, &desc.diff_id, &files)?;
+    if job.checksums {
+        files::record(store, &desc.diff_id, &files)?;
+    }
     record(store, job, &desc, &recipe, &shape, !racy(job) && !changed)?;
     Ok(done(desc, false, None))
 }
@@ -393,7 +398,9 @@ fn hash_tar<S: Sources>(
     })?;
     *changed |= changed_in_pass;
     let diff_id = sink.finish().1;
-    files::record(store, &diff_id, &files)?;
+    if job.checksums {
+        files::record(store, &diff_id, &files)?;
+    }
     Ok(diff_id)
 }
 
@@ -579,6 +586,7 @@ mod tests {
             },
             cache,
             cold: false,
+            checksums: true,
             spare: None,
         };
         build(store, &job, &Silent).unwrap()

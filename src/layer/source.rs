@@ -19,7 +19,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::files::{collecting, Collector};
+use super::files::{collecting, Collector, Mode};
 use super::fileset::{self, Entry, FileStat};
 use super::tar::{EntryKind, TarWriter};
 use super::{io_err, LayerJob, PROGRESS_STEP};
@@ -146,8 +146,12 @@ fn pass<S: Sources, W: Write>(
 ) -> Result<Pass<W>> {
     // A task that holds one core hashes on it; one that holds more lends
     // the hashing a thread beside its compressors.
-    let threaded = job.compress.threads > 1;
-    let (written, files) = collecting(threaded, |c| {
+    let mode = match (job.checksums, job.compress.threads > 1) {
+        (false, _) => Mode::Off,
+        (true, false) => Mode::Here,
+        (true, true) => Mode::Threaded,
+    };
+    let (written, files) = collecting(mode, |c| {
         write_entries(job, sources, entries, out, progress, c)
     });
     Ok(match written? {

@@ -81,6 +81,7 @@ fn build_with(store: &Store, entries: &[Entry], sources: &Tearing) -> Result<Bui
         },
         cache: None,
         cold: false,
+        checksums: true,
         spare: None,
     };
     build_from(store, &job, &Silent, &sources)
