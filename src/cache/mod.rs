@@ -33,7 +33,7 @@ mod verify;
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::thread::JoinHandle;
 
 use crate::bases::BaseOptions;
@@ -79,6 +79,9 @@ pub struct RegistryCache {
     registry: Arc<BaseOptions>,
     /// What to ask, until the first layer that misses the store starts it.
     unasked: Mutex<Option<(Store, Vec<Reference>)>>,
+    /// Run once, by the first layer that misses the store.
+    started: Once,
+    /// The asking thread, until a layer that needs the answers joins it.
     asking: Mutex<Option<JoinHandle<Table>>>,
     table: OnceLock<Table>,
     warned: AtomicBool,
@@ -104,28 +107,29 @@ impl RegistryCache {
             fetch,
             registry,
             unasked: Mutex::new(Some((store, sources))),
+            started: Once::new(),
             asking: Mutex::new(None),
             table: OnceLock::new(),
             warned: AtomicBool::new(false),
         }
     }
 
-    /// Starts asking the sources, unless that has begun.
+    /// Starts asking the sources, unless that has begun. Never waits for
+    /// the answers (a layer joining the asking thread holds `asking`, which
+    /// this touches only the first time), so `may_have` stays immediate.
     fn start(&self) {
-        // Held throughout, so that a layer waiting in `table` never finds
-        // the sources neither unasked nor being asked.
-        let mut asking = self.asking.lock().unwrap_or_else(|e| e.into_inner());
-        let unasked = self
-            .unasked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some((store, sources)) = unasked {
-            let registry = self.registry.clone();
-            *asking = Some(std::thread::spawn(move || {
-                ask_all(&registry, &store, &sources)
-            }));
-        }
+        self.started.call_once(|| {
+            let unasked = self
+                .unasked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some((store, sources)) = unasked {
+                let registry = self.registry.clone();
+                let handle = std::thread::spawn(move || ask_all(&registry, &store, &sources));
+                *self.asking.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+            }
+        });
     }
 
     /// The sources' answers, waiting for them.

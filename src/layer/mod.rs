@@ -89,10 +89,17 @@ fn with_spare<T>(job: &LayerJob<'_>, f: impl FnOnce(usize) -> T) -> T {
             }
         }
     }
-    // A gzip pool of more threads than cores gains nothing.
+    // Only gzip, compressed or checked member by member, has work for more
+    // threads; and a pool of more threads than cores gains nothing.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let want = cores.saturating_sub(job.compress.threads);
-    let lent = Lent(job.spare, job.spare.map_or(0, |s| s.take(want)));
+    let want = match job.compress.compression {
+        compress::Compression::Gzip => cores.saturating_sub(job.compress.threads),
+        _ => 0,
+    };
+    let lent = Lent(
+        job.spare,
+        job.spare.filter(|_| want > 0).map_or(0, |s| s.take(want)),
+    );
     f(job.compress.threads.max(1) + lent.1)
 }
 
