@@ -18,6 +18,13 @@
 //! compression, uses the cores they left instead of the share it started
 //! with. Such tokens are given back when the task is done with them.
 //!
+//! A running task may also step aside ([`Spare::aside`]) for a stretch of
+//! work that is short beside the rest and whose outcome decides whether
+//! the rest is needed (hashing a layer's tar stream to ask a build cache):
+//! its tokens go to the next ready task meanwhile, and it takes them back
+//! before any new task starts. Without that, a layer that must compress
+//! after all starts hashing only when its neighbours are done with theirs.
+//!
 //! The first task to fail stops the graph: nothing new starts, the running
 //! tasks finish, and that first error is returned. Which bytes a task
 //! produces never depends on the budget or on the order tasks ran in; only
@@ -47,12 +54,24 @@ impl Spare<'_> {
     pub fn give_back(&self, n: usize) {
         self.pool.give_back(n)
     }
+
+    /// Runs `f` with the task's `tokens` lent to whatever task is ready
+    /// to start, and returns once they are the task's again (waiting for
+    /// them if need be; tasks waiting to come back go before new ones).
+    pub fn aside<T>(&self, tokens: usize, f: impl FnOnce() -> T) -> T {
+        self.pool.step_aside(tokens);
+        let out = f();
+        self.pool.step_back(tokens);
+        out
+    }
 }
 
 /// What lends spare tokens: the running graph's state.
 trait Lend {
     fn take(&self, max: usize) -> usize;
     fn give_back(&self, n: usize);
+    fn step_aside(&self, tokens: usize);
+    fn step_back(&self, tokens: usize);
 }
 
 struct Pool<'s, 'a> {
@@ -76,6 +95,25 @@ impl Lend for Pool<'_, '_> {
             self.state.lock().expect("jobs lock").free += n;
             self.wake.notify_all();
         }
+    }
+
+    fn step_aside(&self, tokens: usize) {
+        let mut s = self.state.lock().expect("jobs lock");
+        s.free += tokens;
+        self.wake.notify_all();
+    }
+
+    fn step_back(&self, tokens: usize) {
+        let mut s = self.state.lock().expect("jobs lock");
+        s.coming_back += 1;
+        // A panicked task never returns its tokens; the graph is stopping.
+        while s.free < tokens && !s.panicked {
+            s = self.wake.wait(s).expect("jobs lock");
+        }
+        s.free = s.free.saturating_sub(tokens);
+        s.coming_back -= 1;
+        drop(s);
+        self.wake.notify_all();
     }
 }
 
@@ -147,6 +185,7 @@ impl<'a> Graph<'a> {
             ready: (0..n).filter(|&i| waiting_on[i] == 0).collect(),
             waiting_on,
             free: budget,
+            coming_back: 0,
             finished: 0,
             failed: None,
             panicked: false,
@@ -165,7 +204,7 @@ impl<'a> Graph<'a> {
                 if s.failed.is_some() || s.panicked || s.finished == n {
                     return;
                 }
-                if s.free > 0 {
+                if s.free > 0 && s.coming_back == 0 {
                     // The heaviest ready task first: a light one taken first
                     // would hold a token while the heavy one, started beside
                     // it, is given fewer threads for its whole run.
@@ -211,8 +250,10 @@ impl<'a> Graph<'a> {
             }
             wake.notify_all();
         };
+        // Twice the budget's workers: a task that stepped aside still
+        // holds its thread, and another must be there to use its tokens.
         std::thread::scope(|scope| {
-            for _ in 0..budget.min(n) {
+            for _ in 0..(2 * budget).min(n) {
                 scope.spawn(worker);
             }
         });
@@ -263,6 +304,8 @@ struct State<'a> {
     ready: VecDeque<usize>,
     waiting_on: Vec<usize>,
     free: usize,
+    /// Tasks waiting for their tokens back: no new task starts meanwhile.
+    coming_back: usize,
     finished: usize,
     failed: Option<crate::error::Error>,
     /// A task panicked: the other workers stop waiting, and the panic
@@ -328,6 +371,39 @@ mod tests {
             *taken.lock().unwrap(),
             [(1, 2)],
             "a light task takes the idle tokens"
+        );
+    }
+
+    #[test]
+    fn a_task_stepping_aside_lends_its_token_and_waits_for_it_back() {
+        // One token: the first task steps aside, the second starts on its
+        // token meanwhile, and the first comes back only once it is free.
+        let second_started = AtomicUsize::new(0);
+        let order = Mutex::new(Vec::new());
+        let mut g = Graph::new();
+        g.add_with_spare(&[], 0, |_, spare| {
+            spare.aside(1, || {
+                for _ in 0..500 {
+                    if second_started.load(Ordering::SeqCst) == 1 {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                order.lock().unwrap().push("aside done");
+            });
+            order.lock().unwrap().push("back");
+            Ok(())
+        });
+        g.add(&[], 0, |_| {
+            second_started.store(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(50));
+            order.lock().unwrap().push("second done");
+            Ok(())
+        });
+        g.run(1).unwrap();
+        assert_eq!(
+            *order.lock().unwrap(),
+            ["aside done", "second done", "back"]
         );
     }
 

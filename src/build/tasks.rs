@@ -560,4 +560,8 @@ impl SpareCores for Spare<'_> {
     fn give_back(&self, n: usize) {
         Spare::give_back(self, n)
     }
+
+    fn aside(&self, tokens: usize, f: &mut dyn FnMut()) {
+        Spare::aside(self, tokens, f)
+    }
 }

@@ -39,6 +39,9 @@ pub trait SpareCores: Sync {
     fn take(&self, max: usize) -> usize;
     /// Gives back what [`take`](Self::take) returned.
     fn give_back(&self, n: usize);
+    /// Runs `f` with the layer's `tokens` lent to work waiting to start,
+    /// and returns once they are the layer's again.
+    fn aside(&self, tokens: usize, f: &mut dyn FnMut());
 }
 
 /// A build cache a layer consults on a store miss.

@@ -2,18 +2,20 @@
 //! as an SBOM lists them.
 //!
 //! Both checksums are taken while a file's bytes pass into the tar stream
-//! ([`Summing`]), in whichever pass reads the file, so a layer costs no
-//! second read. The list is kept as a store record keyed by the layer's
-//! diff_id: a layer reused from the store without reading still has it.
-//! A store written before the record existed lacks it; then the list is
-//! read back from the layer blob in the store, once, and recorded.
+//! ([`Hashing`]), in whichever pass reads the file, in the same loop as
+//! the stream's own SHA-256 ([`crate::digest::fused`]), so a layer costs
+//! no second read and little more hashing. The list is kept as a store
+//! record keyed by the layer's diff_id: a layer reused from the store
+//! without reading still has it. A store written before the record existed
+//! lacks it; then the list is read back from the layer blob in the store,
+//! once, and recorded.
 
-use std::io::{self, Read};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 use sha1::{Digest as _, Sha1};
 
+use crate::digest::fused::{PartSums, StreamSums};
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::image::LayerDesc;
@@ -22,109 +24,71 @@ use crate::rootfs;
 use crate::sbom::spdx::LayerFile;
 use crate::store::{self, Store};
 
-/// Where the checksums of a pass's files are taken: on the reading
-/// thread, or, for a layer task that holds more than one core, on a
-/// thread of their own fed the bytes as they are read, so that hashing
-/// runs beside the reading and compressing instead of lengthening them.
-pub(super) struct Collector {
-    tx: Option<SyncSender<Msg>>,
-    files: Vec<LayerFile>,
-    /// Take no checksums: no SBOM is wanted.
-    off: bool,
+use super::tar::TarSink;
+
+/// A tar stream's way to `inner`: hashed for its diff_id and, when an SBOM
+/// is wanted, every regular file's content for its own checksums.
+pub(super) struct Hashing<W> {
+    inner: W,
+    sums: StreamSums,
+    checksums: bool,
+    files: Vec<PartSums>,
 }
 
-/// How a pass takes its files' checksums.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Mode {
-    /// Not at all: no SBOM is wanted, and hashing every file twice more
-    /// would cost what a cache hit saves.
-    Off,
-    /// On the reading thread.
-    Here,
-    /// On a thread of their own.
-    Threaded,
-}
-
-/// What the hashing thread is sent: a file's next bytes, or its end.
-enum Msg {
-    Bytes(Vec<u8>),
-    End(String),
-}
-
-/// Queued pieces before the reader waits for the hashing thread: bounds
-/// the memory held to this many reads of the tar writer's buffer.
-const QUEUE: usize = 16;
-
-/// Runs `body` with a collector of file checksums (threaded or not), and
-/// returns what it returned with every file [`Collector::close`]d, in
-/// order. A file opened but not closed (the pass stopped at it) is left
-/// out.
-pub(super) fn collecting<T>(
-    mode: Mode,
-    body: impl FnOnce(&mut Collector) -> T,
-) -> (T, Vec<LayerFile>) {
-    if mode != Mode::Threaded {
-        let mut c = Collector {
-            tx: None,
-            files: Vec::new(),
-            off: mode == Mode::Off,
-        };
-        let out = body(&mut c);
-        return (out, c.files);
-    }
-    let (tx, rx) = sync_channel::<Msg>(QUEUE);
-    std::thread::scope(|s| {
-        let worker = s.spawn(move || {
-            let mut files = Vec::new();
-            let mut sums = Sums::default();
-            for msg in rx {
-                match msg {
-                    Msg::Bytes(b) => sums.update(&b),
-                    Msg::End(path) => files.push(std::mem::take(&mut sums).finish(path)),
-                }
-            }
-            files
-        });
-        let mut c = Collector {
-            tx: Some(tx),
-            files: Vec::new(),
-            off: false,
-        };
-        let out = body(&mut c);
-        drop(c);
-        let files = worker
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (out, files)
-    })
-}
-
-impl Collector {
-    /// `inner`, hashed as it is read.
-    pub(super) fn open<R: Read>(&self, inner: R) -> Summing<R> {
-        Summing {
+impl<W: Write> Hashing<W> {
+    /// Hashes what goes to `inner`; each file's content too if `checksums`.
+    pub(super) fn new(inner: W, checksums: bool) -> Self {
+        Hashing {
             inner,
-            sums: match &self.tx {
-                _ if self.off => Either::Off,
-                Some(tx) => Either::Sent(tx.clone()),
-                None => Either::Here(Sums::default()),
-            },
+            sums: StreamSums::default(),
+            checksums,
+            files: Vec::new(),
         }
     }
 
-    /// The file read through `s` is the one at `path`.
-    pub(super) fn close<R>(&mut self, s: Summing<R>, path: &str) {
-        match s.sums {
-            Either::Here(sums) => self.files.push(sums.finish(path.to_string())),
-            // The worker is gone only if it panicked, which `collecting`
-            // passes on.
-            Either::Sent(tx) => drop(tx.send(Msg::End(path.to_string()))),
-            Either::Off => {}
+    /// The writer back, with the stream's digest and the sums of every
+    /// file's content, in the order written (none without `checksums`).
+    pub(super) fn finish(self) -> (W, Digest, Vec<PartSums>) {
+        (self.inner, self.sums.finish().0, self.files)
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sums.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> TarSink for Hashing<W> {
+    fn content_begins(&mut self) {
+        if self.checksums {
+            self.sums.begin_part();
+        }
+    }
+
+    fn content_ends(&mut self) {
+        if let Some(sums) = self.sums.end_part() {
+            self.files.push(sums);
         }
     }
 }
 
-/// Both checksums of one file, as far as it was read.
+/// A file's checksums as the SBOM lists them.
+pub(super) fn layer_file(path: &str, sums: &PartSums) -> LayerFile {
+    LayerFile {
+        path: path.to_string(),
+        sha256: sums.sha256,
+        sha1: Some(sums.sha1),
+    }
+}
+
+/// Both checksums of a file read on its own.
 #[derive(Default)]
 struct Sums {
     sha256: Hasher,
@@ -143,39 +107,6 @@ impl Sums {
             sha256: self.sha256.finish().0,
             sha1: Some(self.sha1.finalize().into()),
         }
-    }
-}
-
-enum Either {
-    Here(Sums),
-    Sent(SyncSender<Msg>),
-    Off,
-}
-
-/// A file's contents as read into the tar stream, hashed on the way.
-pub(super) struct Summing<R> {
-    inner: R,
-    sums: Either,
-}
-
-impl<R> Summing<R> {
-    /// The open file back, to look at its identity after the read.
-    pub(super) fn get_ref(&self) -> &R {
-        &self.inner
-    }
-}
-
-impl<R: Read> Read for Summing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        match &mut self.sums {
-            Either::Here(sums) => sums.update(&buf[..n]),
-            Either::Sent(tx) if n > 0 => tx
-                .send(Msg::Bytes(buf[..n].to_vec()))
-                .map_err(|_| io::Error::other("the hashing thread stopped"))?,
-            Either::Sent(_) | Either::Off => {}
-        }
-        Ok(n)
     }
 }
 
@@ -254,71 +185,92 @@ pub fn files_of(store: &Store, image: &str, desc: &LayerDesc) -> Result<Vec<Laye
 /// Every regular file of an uncompressed tar stream, hashed.
 fn read_list(stream: impl Read) -> io::Result<Vec<LayerFile>> {
     let mut archive = tar::Archive::new(stream);
-    let (read, list) = collecting(Mode::Here, |c| -> io::Result<()> {
-        for entry in archive.entries()? {
-            let entry = entry?;
-            if entry.header().entry_type() != tar::EntryType::Regular {
-                continue;
-            }
-            let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let mut sum = c.open(entry);
-            io::copy(&mut sum, &mut io::sink())?;
-            c.close(sum, &path);
+    let mut list = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            continue;
         }
-        Ok(())
-    });
-    read.map(|()| list)
+        let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let mut sums = Sums::default();
+        loop {
+            match entry.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => sums.update(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        list.push(sums.finish(path));
+    }
+    Ok(list)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::tar::{EntryHeader, EntryKind, TarWriter};
     use super::*;
+
+    /// The tar stream of these files through [`Hashing`], with the
+    /// stream's digest and the files as listed.
+    fn through_tar(checksums: bool, files: &[(&str, &[u8])]) -> (Vec<u8>, Digest, Vec<LayerFile>) {
+        let mut tar = TarWriter::new(Hashing::new(Vec::new(), checksums));
+        for (path, mut bytes) in files.iter().copied() {
+            let header = EntryHeader {
+                path: path.to_string(),
+                kind: EntryKind::File {
+                    size: bytes.len() as u64,
+                },
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                uname: String::new(),
+                gname: String::new(),
+                mtime: 0,
+            };
+            tar.append(&header, &mut bytes).unwrap();
+        }
+        let (stream, diff_id, sums) = tar.finish().unwrap().finish();
+        let listed = files
+            .iter()
+            .zip(&sums)
+            .map(|((path, _), s)| layer_file(path, s))
+            .collect();
+        (stream, diff_id, listed)
+    }
 
     #[test]
     fn without_an_sbom_no_checksum_is_taken() {
-        let (_, files) = collecting(Mode::Off, |c| {
-            let mut s = c.open(&b"bytes"[..]);
-            io::copy(&mut s, &mut io::sink()).unwrap();
-            c.close(s, "a");
-        });
+        let (stream, diff_id, files) = through_tar(false, &[("a", b"bytes")]);
         assert!(files.is_empty());
-    }
-
-    fn sums_of(threaded: bool, files: &[(&str, &[u8])]) -> Vec<LayerFile> {
-        collecting(if threaded { Mode::Threaded } else { Mode::Here }, |c| {
-            for (path, bytes) in files {
-                let mut s = c.open(*bytes);
-                io::copy(&mut s, &mut io::sink()).unwrap();
-                c.close(s, path);
-            }
-            // A file the pass stopped at is left out.
-            let mut s = c.open(&b"torn"[..]);
-            io::copy(&mut s, &mut io::sink()).unwrap();
-        })
-        .1
+        assert_eq!(diff_id, Digest::of(&stream));
     }
 
     #[test]
-    fn checksums_are_the_sha256_and_sha1_of_what_was_read_on_either_thread() {
-        let big = vec![7u8; 1 << 20];
+    fn checksums_are_the_sha256_and_sha1_of_each_file_and_the_diff_id_the_streams() {
+        let big = vec![7u8; (1 << 20) + 3];
         let files: [(&str, &[u8]); 3] = [("a/b", b"hello\n"), ("empty", b""), ("big", &big)];
-        let here = sums_of(false, &files);
-        assert_eq!(sums_of(true, &files), here);
-        assert_eq!(here.len(), 3);
-        assert_eq!(here[0].path, "a/b");
-        assert_eq!(here[0].sha256, Digest::of(b"hello\n"));
+        let (stream, diff_id, listed) = through_tar(true, &files);
+        assert_eq!(diff_id, Digest::of(&stream));
+        assert_eq!(listed.len(), 3);
+        assert_eq!(listed[0].path, "a/b");
+        assert_eq!(listed[0].sha256, Digest::of(b"hello\n"));
         assert_eq!(
-            hex::encode(here[0].sha1.unwrap()),
+            hex::encode(listed[0].sha1.unwrap()),
             "f572d396fae9206628714fb2ce00f72e94f2258f"
         );
-        assert_eq!(here[2].sha256, Digest::of(&big));
+        assert_eq!(listed[1].sha256, Digest::of(b""));
+        assert_eq!(listed[2].sha256, Digest::of(&big));
+        // Read back from the stream, the list is the same.
+        assert_eq!(read_list(&stream[..]).unwrap(), listed);
     }
 
     #[test]
     fn a_list_survives_its_record() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let list = sums_of(false, &[("x", b"x")]);
+        let list = through_tar(true, &[("x", b"x")]).2;
         let d = Digest::of(b"layer");
         record(&store, &d, &list).unwrap();
         let back = from_record(store.record::<Files>(&d.hex()).unwrap()).unwrap();

@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{Digest, Hasher, HashingWriter};
+use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::image::{BlobLocation, LayerDesc};
 use crate::progress::{Event, Reporter};
@@ -101,6 +101,20 @@ fn with_spare<T>(job: &LayerJob<'_>, f: impl FnOnce(usize) -> T) -> T {
         job.spare.filter(|_| want > 0).map_or(0, |s| s.take(want)),
     );
     f(job.compress.threads.max(1) + lent.1)
+}
+
+/// Runs `f` with the layer's cores lent to work waiting to start, when the
+/// layer is one task of a build graph.
+fn aside<T>(job: &LayerJob<'_>, f: impl FnOnce() -> T) -> T {
+    let Some(spare) = job.spare else {
+        return f();
+    };
+    let mut f = Some(f);
+    let mut out = None;
+    spare.aside(job.compress.threads.max(1), &mut || {
+        out = f.take().map(|f| f());
+    });
+    out.expect("aside runs its work once")
 }
 
 /// The result of building a layer.
@@ -211,7 +225,12 @@ fn build_from<S: Sources>(
     if let Some(cache) = job.cache.filter(|c| !job.cold && c.may_have(&recipe_text)) {
         let diff_id = match known_diff_id {
             Some(d) => d,
-            None => hash_tar(store, job, sources, &mut entries, &mut changed)?,
+            // A hash pass is short beside compressing: the layer's cores
+            // meanwhile start the next layer, which may be the one that
+            // must compress.
+            None => aside(job, || {
+                hash_tar(store, job, sources, &mut entries, &mut changed)
+            })?,
         };
         known_diff_id = Some(diff_id);
         if let Some((desc, from)) = from_cache(cache, store, job, reporter, &diff_id, &recipe_text)
@@ -323,15 +342,12 @@ fn compress_pass<S: Sources>(
             threads,
             ..job.compress
         };
-        let (tar_out, changed_in_pass, files) =
-            source::write_tar(job, sources, entries, Some(reporter), || {
-                let blob = store.writer()?;
-                let encoder = Encoder::new(opts, blob).map_err(|e| io_err(job, e))?;
-                Ok(HashingWriter::new(encoder))
-            })?;
-        let (encoder, diff_id, _) = tar_out.finish();
-        let blob = encoder.finish().map_err(|e| io_err(job, e))?;
-        Ok((blob, diff_id, changed_in_pass, files))
+        let written = source::write_tar(job, sources, entries, Some(reporter), || {
+            let blob = store.writer()?;
+            Encoder::new(opts, blob).map_err(|e| io_err(job, e))
+        })?;
+        let blob = written.out.finish().map_err(|e| io_err(job, e))?;
+        Ok((blob, written.diff_id, written.changed, written.files))
     })
 }
 
@@ -400,15 +416,12 @@ fn hash_tar<S: Sources>(
     entries: &mut Cow<'_, [Entry]>,
     changed: &mut bool,
 ) -> Result<Digest> {
-    let (sink, changed_in_pass, files) = source::write_tar(job, sources, entries, None, || {
-        Ok(HashingWriter::new(io::sink()))
-    })?;
-    *changed |= changed_in_pass;
-    let diff_id = sink.finish().1;
+    let written = source::write_tar(job, sources, entries, None, || Ok(io::sink()))?;
+    *changed |= written.changed;
     if job.checksums {
-        files::record(store, &diff_id, &files)?;
+        files::record(store, &written.diff_id, &written.files)?;
     }
-    Ok(diff_id)
+    Ok(written.diff_id)
 }
 
 /// The compression and format part of a layer's content key.

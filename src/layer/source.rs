@@ -19,10 +19,11 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::files::{collecting, Collector, Mode};
+use super::files::{self, Hashing};
 use super::fileset::{self, Entry, FileStat};
 use super::tar::{EntryKind, TarWriter};
 use super::{io_err, LayerJob, PROGRESS_STEP};
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::progress::{Event, Reporter};
 use crate::sbom::spdx::LayerFile;
@@ -63,30 +64,43 @@ impl Sources for Fs {
 /// How a pass over the files ended: with the whole stream written, or at
 /// the first file whose identity is not the one expected.
 enum Pass<W> {
-    Whole(W, Vec<LayerFile>),
+    Whole(Written<W>),
     Changed { index: usize, now: FileStat },
+}
+
+/// A layer's tar stream, written whole.
+pub(super) struct Written<W> {
+    /// Where it went.
+    pub out: W,
+    /// Its SHA-256.
+    pub diff_id: Digest,
+    /// Whether a file had changed since the entries were planned: then
+    /// their identities no longer describe the content, and must not key
+    /// a cache record.
+    pub changed: bool,
+    /// Every regular file with its checksums, taken as it was read, in tar
+    /// order; none when the job takes no checksums.
+    pub files: Vec<LayerFile>,
 }
 
 /// Writes the tar stream of `entries` into an output made by `start`, and
 /// again into a new one whenever a file changed while it was read.
 /// `entries` hold the identities expected; one seen on a repeat replaces
 /// the planned one, so that a later pass over the same entries expects it
-/// too. Returns the output, whether any file had changed since the
-/// entries were planned (then their identities no longer describe the
-/// content, and must not key a cache record), and every regular file with
-/// its checksums, taken as it was read (in tar order).
+/// too.
 pub(super) fn write_tar<S: Sources, W: Write>(
     job: &LayerJob<'_>,
     sources: &S,
     entries: &mut Cow<'_, [Entry]>,
     progress: Option<&dyn Reporter>,
     mut start: impl FnMut() -> Result<W>,
-) -> Result<(W, bool, Vec<LayerFile>)> {
+) -> Result<Written<W>> {
     let mut changed = false;
     let mut attempt = 1;
     loop {
-        let (index, now) = match pass(job, sources, entries, start()?, progress)? {
-            Pass::Whole(out, files) => return Ok((out, changed, files)),
+        let out = Hashing::new(start()?, job.checksums);
+        let (index, now) = match write_entries(job, sources, entries, out, progress)? {
+            Pass::Whole(written) => return Ok(Written { changed, ..written }),
             Pass::Changed { index, now } => (index, now),
         };
         let entry = &entries[index];
@@ -137,57 +151,31 @@ fn wait_past(seen: &FileStat) {
     }
 }
 
-fn pass<S: Sources, W: Write>(
-    job: &LayerJob<'_>,
-    sources: &S,
-    entries: &[Entry],
-    out: W,
-    progress: Option<&dyn Reporter>,
-) -> Result<Pass<W>> {
-    // A task that holds one core hashes on it; one that holds more lends
-    // the hashing a thread beside its compressors.
-    let mode = match (job.checksums, job.compress.threads > 1) {
-        (false, _) => Mode::Off,
-        (true, false) => Mode::Here,
-        (true, true) => Mode::Threaded,
-    };
-    let (written, files) = collecting(mode, |c| {
-        write_entries(job, sources, entries, out, progress, c)
-    });
-    Ok(match written? {
-        Ok(out) => Pass::Whole(out, files),
-        Err((index, now)) => Pass::Changed { index, now },
-    })
-}
-
-/// The tar stream of `entries` into `out`, each regular file hashed
-/// through `c`; stops at the first file whose identity is not the one
-/// planned, with its index and the identity seen.
+/// The tar stream of `entries` into `out`; stops at the first file whose
+/// identity is not the one planned, with its index and the identity seen.
 fn write_entries<S: Sources, W: Write>(
     job: &LayerJob<'_>,
     sources: &S,
     entries: &[Entry],
-    out: W,
+    out: Hashing<W>,
     progress: Option<&dyn Reporter>,
-    c: &mut Collector,
-) -> Result<std::result::Result<W, (usize, FileStat)>> {
+) -> Result<Pass<W>> {
     let mut tar = TarWriter::new(out);
+    // Every regular file's path, in the order its sums are taken.
+    let mut paths = Vec::new();
     let mut done = 0u64;
     let mut next_report = PROGRESS_STEP;
     for (index, e) in entries.iter().enumerate() {
         match (&e.header.kind, &e.source) {
             (EntryKind::File { size }, Some(src)) => {
-                let f = sources.open(src).map_err(|err| Error::io(src, err))?;
-                let mut f = c.open(f);
+                let mut f = sources.open(src).map_err(|err| Error::io(src, err))?;
                 tar.append(&e.header, &mut f)
                     .map_err(|err| Error::io(src, err))?;
-                let now = sources
-                    .identity(f.get_ref())
-                    .map_err(|err| Error::io(src, err))?;
+                let now = sources.identity(&f).map_err(|err| Error::io(src, err))?;
                 if e.stat.is_some_and(|planned| planned != now) {
-                    return Ok(Err((index, now)));
+                    return Ok(Pass::Changed { index, now });
                 }
-                c.close(f, &e.header.path);
+                paths.push(&e.header.path);
                 done += size;
                 if let Some(r) = progress {
                     if done >= next_report {
@@ -201,16 +189,25 @@ fn write_entries<S: Sources, W: Write>(
                 }
             }
             (kind, _) => {
-                let mut empty = c.open(io::empty());
-                tar.append(&e.header, &mut empty)
+                tar.append(&e.header, &mut io::empty())
                     .map_err(|err| io_err(job, err))?;
                 if matches!(kind, EntryKind::File { .. }) {
-                    c.close(empty, &e.header.path);
+                    paths.push(&e.header.path);
                 }
             }
         }
     }
-    tar.finish().map(Ok).map_err(|err| io_err(job, err))
+    let (out, diff_id, sums) = tar.finish().map_err(|err| io_err(job, err))?.finish();
+    Ok(Pass::Whole(Written {
+        out,
+        diff_id,
+        changed: false,
+        files: paths
+            .iter()
+            .zip(&sums)
+            .map(|(path, s)| files::layer_file(path, s))
+            .collect(),
+    }))
 }
 
 #[cfg(test)]

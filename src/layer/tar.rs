@@ -101,16 +101,27 @@ const TYPE_SYMLINK: u8 = b'2';
 const TYPE_DIR: u8 = b'5';
 const TYPE_PAX: u8 = b'x';
 
+/// Where a tar stream goes, told where each regular file's content begins
+/// and ends, so that it can hash the content on its own as it passes.
+pub trait TarSink: Write {
+    /// The bytes written from now on are a regular file's content.
+    fn content_begins(&mut self) {}
+    /// The file's content was all written (its padding is not part of it).
+    fn content_ends(&mut self) {}
+}
+
+impl TarSink for Vec<u8> {}
+
 /// Writes a tar archive entry by entry, in the order given, with the fixed
 /// byte conventions of this module. Nothing is sorted or checked across
 /// entries (duplicate paths, missing parents): the caller's entry list
 /// decides the archive, so the same list always gives the same bytes.
-pub struct TarWriter<W: Write> {
+pub struct TarWriter<W: TarSink> {
     inner: W,
     buf: Vec<u8>,
 }
 
-impl<W: Write> TarWriter<W> {
+impl<W: TarSink> TarWriter<W> {
     /// Starts an archive on `inner`. Nothing is written before the first
     /// entry, and the archive is complete only after [`TarWriter::finish`].
     pub fn new(inner: W) -> Self {
@@ -130,6 +141,7 @@ impl<W: Write> TarWriter<W> {
         let blocks = encode_header(header)?;
         self.inner.write_all(&blocks)?;
         if let EntryKind::File { size } = header.kind {
+            self.inner.content_begins();
             self.copy_data(&header.path, size, data)?;
         }
         Ok(())
@@ -192,6 +204,7 @@ impl<W: Write> TarWriter<W> {
             }
         }
 
+        self.inner.content_ends();
         let pad = padding(size);
         if pad > 0 {
             self.inner.write_all(&[0u8; BLOCK_SIZE][..pad])?;

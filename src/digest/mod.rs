@@ -9,6 +9,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::Error;
 
+pub mod fused;
+
 /// A sha256 content digest: what names every blob, manifest and config.
 /// It prints and parses as `sha256:<64 lowercase hex digits>`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
