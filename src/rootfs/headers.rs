@@ -141,10 +141,18 @@ pub(super) fn read_headers<R: Read>(
             None => stored,
         };
         header.offset = pos;
-        skip(&mut r, padded(data_len), &mut buf, at)?;
+        skip(&mut r, data_len, &mut buf, at)?;
+        // Some writers (umoci 0.4) end the stream right after the last
+        // member's data, with neither its padding nor the end marker; the
+        // member is whole, so that is read as the end of the archive.
+        let pad = padded(data_len) - data_len;
+        let ended = skip_up_to(&mut r, pad, &mut buf)? < pad;
         pos += padded(data_len);
         pending = Pending::default();
         each(header);
+        if ended {
+            break;
+        }
     }
     // Whatever follows the end marker (padding to a record) is hashed too.
     loop {
@@ -283,6 +291,21 @@ fn skip(r: &mut impl Read, mut len: u64, buf: &mut [u8], at: u64) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// Skips at most `len` bytes; how many there were before the stream ended.
+fn skip_up_to(r: &mut impl Read, len: u64, buf: &mut [u8]) -> io::Result<u64> {
+    let mut done = 0;
+    while done < len {
+        let want = usize::try_from(len - done).map_or(buf.len(), |l| l.min(buf.len()));
+        match r.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => done += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 fn read_extension(r: &mut impl Read, len: u64, at: u64) -> Result<Vec<u8>, ReadError> {

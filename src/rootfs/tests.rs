@@ -243,6 +243,23 @@ fn truncated_streams_and_bad_checksums_are_format_errors() {
 }
 
 #[test]
+fn a_stream_ending_right_after_the_last_members_data_is_whole() {
+    // As umoci 0.4 writes a layer: no padding after the data, no end marker.
+    let full = Layer::new()
+        .file("dir/a", b"x")
+        .file("b", &[7u8; 700])
+        .bytes();
+    for end in [512 + 512 + 512 + 700, 512 + 512 + 512 + 700 + 100] {
+        let cut = &full[..end];
+        assert_eq!(
+            paths(&index_of(cut)),
+            [("dir/a", Kind::File), ("b", Kind::File)],
+            "cut at {end}"
+        );
+    }
+}
+
+#[test]
 fn an_oversized_extension_header_is_refused_before_it_is_read() {
     let mut h = Layer::header(tar::EntryType::XHeader, 0o644, 1 << 40);
     h.set_path("././@PaxHeader").unwrap();
