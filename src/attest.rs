@@ -136,8 +136,7 @@ fn documents(
         h.update(more.as_bytes());
         h.finish().0.hex()
     };
-    store.put(&prov)?;
-    let prov_doc = (Digest::of(&prov), prov.len() as u64);
+    let prov_doc = store.put(&prov)?;
     let cached = store.record::<Made>(&key).and_then(|m| {
         let sbom = m
             .documents
@@ -149,8 +148,7 @@ fn documents(
         Some(doc) => doc,
         None => {
             let sbom = sbom_of(run, d, store, reporter)?;
-            store.put(&sbom)?;
-            (Digest::of(&sbom), sbom.len() as u64)
+            store.put(&sbom)?
         }
     };
     let out = vec![

@@ -45,7 +45,8 @@ pub struct Spare<'s> {
 
 impl Spare<'_> {
     /// Takes up to `max` free tokens, none while any task is ready to
-    /// start; returns how many were taken.
+    /// start or waits to come back from [`aside`](Self::aside); returns how
+    /// many were taken.
     pub fn take(&self, max: usize) -> usize {
         self.pool.take(max)
     }
@@ -82,7 +83,7 @@ struct Pool<'s, 'a> {
 impl Lend for Pool<'_, '_> {
     fn take(&self, max: usize) -> usize {
         let mut s = self.state.lock().expect("jobs lock");
-        if !s.ready.is_empty() {
+        if !s.ready.is_empty() || s.coming_back > 0 {
             return 0;
         }
         let n = s.free.min(max);

@@ -12,6 +12,8 @@
 pub mod gc;
 mod remote;
 
+use std::any::Any;
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -52,6 +54,22 @@ struct Shared {
     user: Option<gc::User>,
     /// What opening the store reclaimed of killed runs' temporaries.
     reclaimed: fsutil::Freed,
+    /// Records this process wrote, as values, so it need not read back
+    /// and parse a large one it wrote moments before.
+    memo: Memo,
+}
+
+/// A kept value, of whatever type its record kind keeps.
+type Kept = Arc<dyn Any + Send + Sync>;
+
+/// Values kept beside records of their kind and key, for this process.
+#[derive(Default)]
+struct Memo(Mutex<HashMap<(&'static str, String), Kept>>);
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Memo")
+    }
 }
 
 /// A store blob found not to match its name, and moved aside.
@@ -71,6 +89,10 @@ pub struct Repair {
 pub trait Record: Serialize + DeserializeOwned {
     /// The directory of `meta/` records of this kind are kept in.
     const KIND: &'static str;
+    /// The record serializes canonically as it is (no maps, fields in the
+    /// byte order of their names), so large ones skip the round trip
+    /// through `serde_json::Value` that sorts keys.
+    const CANONICAL: bool = false;
 }
 
 /// What the store holds under a digest, against a descriptor's size.
@@ -102,6 +124,7 @@ impl Store {
                 repairs: Mutex::new(Vec::new()),
                 user: Some(user),
                 reclaimed,
+                memo: Memo::default(),
             }),
         })
     }
@@ -347,7 +370,26 @@ impl Store {
 
     /// Writes the record of kind `R` under `key`, atomically.
     pub fn put_record<R: Record>(&self, key: &str, value: &R) -> Result<()> {
+        if R::CANONICAL {
+            let bytes =
+                serde_json::to_vec(value).expect("in-memory JSON serialisation cannot fail");
+            return self.put_meta_bytes(R::KIND, key, &bytes);
+        }
         self.put_meta(R::KIND, key, value)
+    }
+
+    /// Keeps `value`, the record of kind `R` under `key` this process just
+    /// wrote, for [`Store::recall`] in this process.
+    pub fn remember<R: Record, T: Any + Send + Sync>(&self, key: &str, value: Arc<T>) {
+        let mut memo = self.shared.memo.0.lock().unwrap_or_else(|e| e.into_inner());
+        memo.insert((R::KIND, key.to_string()), value);
+    }
+
+    /// What [`Store::remember`] kept of the record of kind `R` under `key`.
+    pub fn recall<R: Record, T: Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
+        let memo = self.shared.memo.0.lock().unwrap_or_else(|e| e.into_inner());
+        let value = memo.get(&(R::KIND, key.to_string()))?.clone();
+        value.downcast().ok()
     }
 
     /// Reads a metadata record; a missing or unreadable record is `None`,
@@ -365,12 +407,16 @@ impl Store {
     /// Writes a record atomically. Its temp file is in `tmp/`, where a
     /// killed run's leftovers are reclaimed, not beside the records.
     pub fn put_meta<T: Serialize>(&self, kind: &str, key: &str, value: &T) -> Result<()> {
+        self.put_meta_bytes(kind, key, &crate::json::canonical(value))
+    }
+
+    fn put_meta_bytes(&self, kind: &str, key: &str, bytes: &[u8]) -> Result<()> {
         let path = self.meta_path(kind, key);
         let dir = path.parent().expect("meta path has a parent");
         fs::create_dir_all(dir).at(dir)?;
         let tmp = self.root.join("tmp");
         let mut temp = fsutil::locked_temp_file(&tmp, RECORD_TEMP, None).at(&tmp)?;
-        temp.write_all(&crate::json::canonical(value)).at(&path)?;
+        temp.write_all(bytes).at(&path)?;
         temp.as_file().sync_all().at(&path)?;
         temp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
         Ok(())
@@ -419,11 +465,36 @@ impl BlobWriter {
     /// that digest and the size.
     pub fn commit(self) -> Result<(Digest, u64)> {
         let (buf, digest, size) = self.inner.finish();
-        let tmp_dir = self.store.root.join("tmp");
+        self.store.place(buf, digest, size)
+    }
+
+    /// Commits only what is `size` bytes hashing to `expected` (hashed once,
+    /// as it was written); anything else is removed and refused as `what`.
+    pub fn commit_expecting(self, expected: &Digest, size: u64, what: &str) -> Result<()> {
+        let (buf, digest, n) = self.inner.finish();
+        if digest != *expected || n != size {
+            return Err(Error::Mismatch {
+                what: what.to_string(),
+                expected: format!("{size} bytes hashing to {expected}"),
+                actual: format!("{n} bytes hashing to {digest}"),
+            });
+        }
+        self.store.place(buf, digest, n).map(drop)
+    }
+}
+
+impl Store {
+    fn place(
+        &self,
+        buf: BufWriter<tempfile::NamedTempFile>,
+        digest: Digest,
+        size: u64,
+    ) -> Result<(Digest, u64)> {
+        let tmp_dir = self.root.join("tmp");
         let temp = buf
             .into_inner()
             .map_err(|e| Error::io(&tmp_dir, e.into_error()))?;
-        let dest = self.store.blob_path(&digest);
+        let dest = self.blob_path(&digest);
         if let Ok(m) = fs::metadata(&dest) {
             if m.is_file() && m.len() == size {
                 // Same digest, same bytes: another build (or process) won
@@ -433,7 +504,7 @@ impl BlobWriter {
             }
             // A blob of the wrong size under this name (a crash before
             // blobs were synced) is never trusted.
-            self.store.quarantine(
+            self.quarantine(
                 &digest,
                 format!("{} bytes, expected {size}", m.len()),
                 Some(file_id(&m)),

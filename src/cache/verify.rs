@@ -102,7 +102,7 @@ fn boundaries(buf: &[u8], eof: bool) -> Vec<(usize, usize)> {
         let from = start + MEMBER_HEADER.len();
         let next = buf
             .get(from..)
-            .and_then(|rest| find(rest, &MEMBER_HEADER))
+            .and_then(|rest| memchr::memmem::find(rest, &MEMBER_HEADER))
             .map(|i| from + i);
         match next {
             Some(end) => {
@@ -117,19 +117,6 @@ fn boundaries(buf: &[u8], eof: bool) -> Vec<(usize, usize)> {
             }
         }
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let first = needle[0];
-    let mut i = 0;
-    while let Some(off) = hay.get(i..)?.iter().position(|&b| b == first) {
-        let at = i + off;
-        if hay.get(at..at + needle.len())? == needle {
-            return Some(at);
-        }
-        i = at + 1;
-    }
-    None
 }
 
 /// Inflates every member into its own buffer, the members dealt out to

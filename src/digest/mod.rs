@@ -22,6 +22,11 @@ impl Digest {
         Digest(Sha256::digest(bytes).into())
     }
 
+    /// The 32 bytes of the digest.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// The 64 hex digits alone, as blob file names use them.
     pub fn hex(&self) -> String {
         hex::encode(self.0)

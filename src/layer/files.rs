@@ -11,6 +11,7 @@
 //! once, and recorded.
 
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha1::{Digest as _, Sha1};
@@ -118,6 +119,7 @@ struct Files {
 
 impl store::Record for Files {
     const KIND: &'static str = "layer-files";
+    const CANONICAL: bool = true;
 }
 
 /// Records the file list of the layer whose diff_id is `diff_id`.
@@ -134,7 +136,9 @@ pub(super) fn record(store: &Store, diff_id: &Digest, files: &[LayerFile]) -> Re
             })
             .collect(),
     };
-    store.put_record(&diff_id.hex(), &rec)
+    store.put_record(&diff_id.hex(), &rec)?;
+    store.remember::<Files, _>(&diff_id.hex(), Arc::new(files.to_vec()));
+    Ok(())
 }
 
 fn from_record(rec: Files) -> Option<Vec<LayerFile>> {
@@ -154,6 +158,9 @@ fn from_record(rec: Files) -> Option<Vec<LayerFile>> {
 /// The regular files of the layer `desc` (one gantry wrote, whose blob is
 /// in the store when the record is missing), for the image `image`.
 pub fn files_of(store: &Store, image: &str, desc: &LayerDesc) -> Result<Vec<LayerFile>> {
+    if let Some(list) = store.recall::<Files, Vec<LayerFile>>(&desc.diff_id.hex()) {
+        return Ok(list.to_vec());
+    }
     // A record that does not parse is treated as missing and written anew.
     if let Some(list) = store
         .record::<Files>(&desc.diff_id.hex())
@@ -275,5 +282,32 @@ mod tests {
         record(&store, &d, &list).unwrap();
         let back = from_record(store.record::<Files>(&d.hex()).unwrap()).unwrap();
         assert_eq!(back, list);
+        // Another process, which has no memo, reads the record.
+        let other = Store::open(dir.path()).unwrap();
+        let desc = LayerDesc {
+            media_type: crate::media::OCI_LAYER_GZIP.to_string(),
+            digest: d,
+            size: 0,
+            diff_id: d,
+            annotations: Default::default(),
+            location: Default::default(),
+        };
+        assert_eq!(files_of(&other, "app", &desc).unwrap(), list);
+        assert_eq!(files_of(&store, "app", &desc).unwrap(), list);
+    }
+
+    #[test]
+    fn the_list_record_is_canonical_as_written() {
+        let list = through_tar(true, &[("b", b"1"), ("a", b"2")]).2;
+        let rec = Files {
+            files: list
+                .iter()
+                .map(|f| (f.path.clone(), f.sha256.hex(), String::new()))
+                .collect(),
+        };
+        assert_eq!(
+            serde_json::to_vec(&rec).unwrap(),
+            crate::json::canonical(&rec)
+        );
     }
 }

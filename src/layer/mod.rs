@@ -312,10 +312,17 @@ fn from_cache(
     recipe: &str,
 ) -> Option<(LayerDesc, String)> {
     let media_type = job.compress.compression.media_type();
-    let hit = with_spare(job, |threads| {
-        cache.find(diff_id, recipe, threads, store, reporter)
-    })
-    .filter(|h| h.media_type == media_type)?;
+    // No spare cores: a download is one stream, checked as it arrives, and
+    // the cores are better spent on the other layers' downloads.
+    let hit = cache
+        .find(
+            diff_id,
+            recipe,
+            job.compress.threads.max(1),
+            store,
+            reporter,
+        )
+        .filter(|h| h.media_type == media_type)?;
     let desc = LayerDesc {
         media_type: hit.media_type,
         digest: hit.digest,

@@ -13,7 +13,9 @@
 //! OS packages; each layer CONTAINS its files. Packages that list no files
 //! say `filesAnalyzed: false`.
 
-use serde::Serialize;
+use std::fmt;
+
+use serde::{Serialize, Serializer};
 
 use super::ospkg::{OsPackage, OsRelease};
 use super::purl;
@@ -121,20 +123,51 @@ pub struct SbomInput {
     pub epoch: u64,
 }
 
+// Every struct below declares its fields in the byte order of their JSON
+// names, and none holds a map, so serializing it directly gives canonical
+// JSON without the round trip through `Value` (a test holds this).
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Document {
-    spdx_version: &'static str,
-    data_license: &'static str,
+struct Document<'a> {
     #[serde(rename = "SPDXID")]
     spdx_id: &'static str,
-    name: String,
-    document_namespace: String,
     creation_info: CreationInfo,
+    data_license: &'static str,
     document_describes: Vec<String>,
+    document_namespace: String,
+    files: Vec<File<'a>>,
+    name: String,
     packages: Vec<Package>,
-    files: Vec<File>,
     relationships: Vec<Relationship>,
+    spdx_version: &'static str,
+}
+
+/// An element's SPDX identifier, written without being formatted first:
+/// a document lists thousands of files, each named twice.
+#[derive(Debug, Clone, Copy)]
+enum Id {
+    Fixed(&'static str),
+    Layer(usize),
+    OsPackage(usize),
+    File(usize, usize),
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Id::Fixed(s) => f.write_str(s),
+            Id::Layer(i) => write!(f, "SPDXRef-Layer-{i}"),
+            Id::OsPackage(i) => write!(f, "SPDXRef-OsPackage-{i}"),
+            Id::File(i, j) => write!(f, "SPDXRef-File-{i}-{j}"),
+        }
+    }
+}
+
+impl Serialize for Id {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 #[derive(Serialize)]
@@ -147,44 +180,95 @@ struct CreationInfo {
 #[serde(rename_all = "camelCase")]
 struct Package {
     #[serde(rename = "SPDXID")]
-    spdx_id: String,
-    name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version_info: Option<String>,
-    download_location: &'static str,
-    files_analyzed: bool,
+    spdx_id: Id,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     checksums: Vec<Checksum>,
-    license_concluded: &'static str,
-    license_declared: &'static str,
+    copyright_text: &'static str,
+    download_location: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    external_refs: Vec<ExternalRef>,
+    files_analyzed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     license_comments: Option<String>,
-    copyright_text: &'static str,
+    license_concluded: &'static str,
+    license_declared: &'static str,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    primary_package_purpose: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     source_info: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    primary_package_purpose: Option<&'static str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    external_refs: Vec<ExternalRef>,
+    version_info: Option<String>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ExternalRef {
     reference_category: &'static str,
-    reference_type: &'static str,
     reference_locator: String,
+    reference_type: &'static str,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct File {
+struct File<'a> {
     #[serde(rename = "SPDXID")]
-    spdx_id: String,
-    file_name: String,
-    checksums: Vec<Checksum>,
-    license_concluded: &'static str,
+    spdx_id: Id,
+    checksums: FileChecksums<'a>,
     copyright_text: &'static str,
+    file_name: FileName<'a>,
+    license_concluded: &'static str,
+}
+
+/// A file's checksums: SHA-1 (when known), then SHA-256.
+struct FileChecksums<'a>(&'a LayerFile);
+
+impl Serialize for FileChecksums<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(None)?;
+        if let Some(sha1) = &self.0.sha1 {
+            seq.serialize_element(&HexChecksum("SHA1", sha1))?;
+        }
+        seq.serialize_element(&HexChecksum("SHA256", self.0.sha256.as_bytes()))?;
+        seq.end()
+    }
+}
+
+/// A checksum written as a [`Checksum`] is, from its bytes.
+struct HexChecksum<'a>(&'static str, &'a [u8]);
+
+impl Serialize for HexChecksum<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Checksum", 2)?;
+        st.serialize_field("algorithm", self.0)?;
+        st.serialize_field("checksumValue", &Hex(self.1))?;
+        st.end()
+    }
+}
+
+struct Hex<'a>(&'a [u8]);
+
+impl Serialize for Hex<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 64];
+        let out = &mut buf[..2 * self.0.len().min(32)];
+        hex::encode_to_slice(&self.0[..out.len() / 2], out).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(std::str::from_utf8(out).map_err(serde::ser::Error::custom)?)
+    }
+}
+
+/// The SPDX file name of an image path: SPDX wants `./`-relative paths.
+struct FileName<'a>(&'a str);
+
+impl Serialize for FileName<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!(
+            "./{}",
+            self.0.trim_start_matches('/').trim_start_matches("./")
+        ))
+    }
 }
 
 #[derive(Serialize)]
@@ -197,16 +281,16 @@ struct Checksum {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Relationship {
-    spdx_element_id: String,
+    related_spdx_element: Id,
     relationship_type: &'static str,
-    related_spdx_element: String,
+    spdx_element_id: Id,
 }
 
-fn relationship(a: &str, kind: &'static str, b: &str) -> Relationship {
+fn relationship(a: Id, kind: &'static str, b: Id) -> Relationship {
     Relationship {
-        spdx_element_id: a.to_string(),
+        spdx_element_id: a,
         relationship_type: kind,
-        related_spdx_element: b.to_string(),
+        related_spdx_element: b,
     }
 }
 
@@ -225,9 +309,9 @@ fn purl_ref(locator: String) -> ExternalRef {
     }
 }
 
-fn package(id: &str, name: &str, version: Option<String>) -> Package {
+fn package(id: Id, name: &str, version: Option<String>) -> Package {
     Package {
-        spdx_id: id.to_string(),
+        spdx_id: id,
         name: name.to_string(),
         version_info: version,
         download_location: NOASSERTION,
@@ -243,7 +327,7 @@ fn package(id: &str, name: &str, version: Option<String>) -> Package {
     }
 }
 
-fn image_package(id: &str, image: &OciPackage) -> Package {
+fn image_package(id: Id, image: &OciPackage) -> Package {
     let mut p = package(id, &image.name, image.version.clone());
     p.primary_package_purpose = Some("CONTAINER");
     p.external_refs.push(purl_ref(image.purl()));
@@ -260,65 +344,49 @@ pub fn namespace(image: &OciPackage) -> String {
     format!("{NAMESPACE_BASE}{name}-{}", image.digest.hex())
 }
 
-/// The SPDX file name of an image path: SPDX wants `./`-relative paths.
-fn file_name(path: &str) -> String {
-    format!(
-        "./{}",
-        path.trim_start_matches('/').trim_start_matches("./")
-    )
-}
-
 /// The SBOM's bytes: canonical JSON (keys sorted, no white space), the
 /// same for the same input on any machine. OS packages are sorted and
 /// duplicates dropped, files sorted by path within their layer.
 pub fn document(input: &SbomInput) -> Vec<u8> {
-    let mut packages = vec![image_package(IMAGE_ID, &input.image)];
+    const IMAGE: Id = Id::Fixed(IMAGE_ID);
+    const BASE: Id = Id::Fixed(BASE_ID);
+    let mut packages = vec![image_package(IMAGE, &input.image)];
     let mut files = Vec::new();
-    let mut relationships = vec![relationship(DOCUMENT_ID, "DESCRIBES", IMAGE_ID)];
+    let mut relationships = vec![relationship(Id::Fixed(DOCUMENT_ID), "DESCRIBES", IMAGE)];
 
     if let Some(base) = &input.base {
-        packages.push(image_package(BASE_ID, &base.image));
-        relationships.push(relationship(IMAGE_ID, "CONTAINS", BASE_ID));
-        relationships.push(relationship(IMAGE_ID, "DESCENDANT_OF", BASE_ID));
+        packages.push(image_package(BASE, &base.image));
+        relationships.push(relationship(IMAGE, "CONTAINS", BASE));
+        relationships.push(relationship(IMAGE, "DESCENDANT_OF", BASE));
         let mut os_packages: Vec<&OsPackage> = base.packages.iter().collect();
         os_packages.sort();
         os_packages.dedup();
         for (i, os) in os_packages.into_iter().enumerate() {
-            let id = format!("SPDXRef-OsPackage-{i}");
-            packages.push(os_package(&id, os, &base.os));
-            relationships.push(relationship(BASE_ID, "CONTAINS", &id));
+            packages.push(os_package(Id::OsPackage(i), os, &base.os));
+            relationships.push(relationship(BASE, "CONTAINS", Id::OsPackage(i)));
         }
     }
 
     for (i, layer) in input.layers.iter().enumerate() {
-        let id = format!("SPDXRef-Layer-{i}");
-        let mut p = package(&id, &layer.name, None);
+        let id = Id::Layer(i);
+        let mut p = package(id, &layer.name, None);
         p.files_analyzed = !layer.files.is_empty();
         p.checksums.push(sha256(&layer.digest));
         p.primary_package_purpose = Some("ARCHIVE");
         packages.push(p);
-        relationships.push(relationship(IMAGE_ID, "CONTAINS", &id));
+        relationships.push(relationship(IMAGE, "CONTAINS", id));
         let mut layer_files: Vec<&LayerFile> = layer.files.iter().collect();
         layer_files.sort();
         layer_files.dedup_by(|a, b| a.path == b.path);
         for (j, f) in layer_files.into_iter().enumerate() {
-            let fid = format!("SPDXRef-File-{i}-{j}");
-            let mut checksums = Vec::with_capacity(2);
-            if let Some(sha1) = &f.sha1 {
-                checksums.push(Checksum {
-                    algorithm: "SHA1",
-                    checksum_value: hex::encode(sha1),
-                });
-            }
-            checksums.push(sha256(&f.sha256));
             files.push(File {
-                spdx_id: fid.clone(),
-                file_name: file_name(&f.path),
-                checksums,
+                spdx_id: Id::File(i, j),
+                file_name: FileName(&f.path),
+                checksums: FileChecksums(f),
                 license_concluded: NOASSERTION,
                 copyright_text: NOASSERTION,
             });
-            relationships.push(relationship(&id, "CONTAINS", &fid));
+            relationships.push(relationship(id, "CONTAINS", Id::File(i, j)));
         }
     }
 
@@ -337,10 +405,10 @@ pub fn document(input: &SbomInput) -> Vec<u8> {
         files,
         relationships,
     };
-    crate::json::canonical(&doc)
+    serde_json::to_vec(&doc).expect("in-memory JSON serialisation cannot fail")
 }
 
-fn os_package(id: &str, os: &OsPackage, release: &OsRelease) -> Package {
+fn os_package(id: Id, os: &OsPackage, release: &OsRelease) -> Package {
     let mut p = package(id, &os.name, Some(os.version.clone()));
     p.primary_package_purpose = Some("LIBRARY");
     p.external_refs.push(purl_ref(os.purl(release)));

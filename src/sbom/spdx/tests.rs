@@ -247,3 +247,18 @@ fn an_image_without_a_repository_is_named_by_its_name() {
     image.name = "localhost:5000/team/app:dev".into();
     assert!(image.purl().starts_with("pkg:oci/app@"), "{}", image.purl());
 }
+
+#[test]
+fn the_document_is_written_canonical_without_a_round_trip() {
+    let mut stamped = fixture();
+    stamped.image.version = Some("1.2.3".into());
+    let apk = ospkg::parse_apk_installed(b"P:musl\nV:1.2.4-r2\nA:x86_64\nL:MIT\no:musl\n\n");
+    if let Some(base) = stamped.base.as_mut() {
+        base.packages.extend(apk.packages);
+    }
+    for input in [fixture(), stamped] {
+        let bytes = document(&input);
+        let value: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(crate::json::canonical(&value), bytes);
+    }
+}
