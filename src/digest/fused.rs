@@ -283,12 +283,20 @@ mod x86 {
         s[7] = _mm_extract_epi32(hgfe, 3) as u32;
     }
 
+    /// The three states as the round instructions hold them.
+    #[derive(Clone, Copy)]
+    struct Lanes {
+        /// The first SHA-256 state: ABEF, CDGH.
+        a: [__m128i; 2],
+        /// The second SHA-256 state.
+        b: [__m128i; 2],
+        /// The SHA-1 state: ABCD, and E in the top lane.
+        abcd: __m128i,
+        e: __m128i,
+    }
+
     /// # Safety
     /// The CPU must have the SHA extensions and SSE4.1.
-    //
-    // The last groups' schedule steps are compiled out by their
-    // conditions, which leaves assignments the lint cannot see are dead.
-    #[allow(unused_assignments)]
     #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
     pub(super) unsafe fn three(
         a: &mut State256,
@@ -296,12 +304,6 @@ mod x86 {
         c: &mut State1,
         blocks: &[[u8; 64]],
     ) {
-        let swap256 = _mm_set_epi64x(0x0c0d_0e0f_0809_0a0b, 0x0405_0607_0001_0203);
-        let swap1 = _mm_set_epi64x(0x0001_0203_0405_0607, 0x0809_0a0b_0c0d_0e0f);
-        let (mut a0, mut a1) = load256(a);
-        let (mut b0, mut b1) = load256(b);
-        let mut abcd = _mm_set_epi32(c[0] as i32, c[1] as i32, c[2] as i32, c[3] as i32);
-        let mut e0 = _mm_set_epi32(c[4] as i32, 0, 0, 0);
         let mut k = [_mm_setzero_si128(); 16];
         for (i, k) in k.iter_mut().enumerate() {
             *k = _mm_set_epi32(
@@ -311,126 +313,148 @@ mod x86 {
                 K256[4 * i] as i32,
             );
         }
+        let (a0, a1) = load256(a);
+        let (b0, b1) = load256(b);
+        let mut s = Lanes {
+            a: [a0, a1],
+            b: [b0, b1],
+            abcd: _mm_set_epi32(c[0] as i32, c[1] as i32, c[2] as i32, c[3] as i32),
+            e: _mm_set_epi32(c[4] as i32, 0, 0, 0),
+        };
         for block in blocks {
-            // 16 bytes at 16 * i of a 64-byte block; the load needs no
-            // alignment.
-            let p = block.as_ptr();
-            let raw = [
-                _mm_loadu_si128(p.cast()),
-                _mm_loadu_si128(p.add(16).cast()),
-                _mm_loadu_si128(p.add(32).cast()),
-                _mm_loadu_si128(p.add(48).cast()),
-            ];
-            let mut w = [
-                _mm_shuffle_epi8(raw[0], swap256),
-                _mm_shuffle_epi8(raw[1], swap256),
-                _mm_shuffle_epi8(raw[2], swap256),
-                _mm_shuffle_epi8(raw[3], swap256),
-            ];
-            let mut v = [
-                _mm_shuffle_epi8(raw[0], swap1),
-                _mm_shuffle_epi8(raw[1], swap1),
-                _mm_shuffle_epi8(raw[2], swap1),
-                _mm_shuffle_epi8(raw[3], swap1),
-            ];
-            let saved = (a0, a1, b0, b1, abcd, e0);
-            let mut prev = abcd;
-
-            // Four rounds of both SHA-256 chains, then the schedule's next
-            // four words into the slot just used.
-            macro_rules! sha256_rounds {
-                ($i:literal) => {{
-                    let msg = _mm_add_epi32(w[$i % 4], k[$i]);
-                    a1 = _mm_sha256rnds2_epu32(a1, a0, msg);
-                    b1 = _mm_sha256rnds2_epu32(b1, b0, msg);
-                    let msg = _mm_shuffle_epi32(msg, 0x0E);
-                    a0 = _mm_sha256rnds2_epu32(a0, a1, msg);
-                    b0 = _mm_sha256rnds2_epu32(b0, b1, msg);
-                    if $i + 4 < 16 {
-                        w[$i % 4] = _mm_sha256msg2_epu32(
-                            _mm_add_epi32(
-                                _mm_sha256msg1_epu32(w[$i % 4], w[($i + 1) % 4]),
-                                _mm_alignr_epi8(w[($i + 3) % 4], w[($i + 2) % 4], 4),
-                            ),
-                            w[($i + 3) % 4],
-                        );
-                    }
-                }};
-            }
-            // Four rounds of SHA-1 with round function `$f`, likewise.
-            macro_rules! sha1_rounds {
-                ($g:literal, $f:literal) => {{
-                    let e = if $g == 0 {
-                        _mm_add_epi32(e0, v[0])
-                    } else {
-                        _mm_sha1nexte_epu32(prev, v[$g % 4])
-                    };
-                    prev = abcd;
-                    abcd = _mm_sha1rnds4_epu32(abcd, e, $f);
-                    if $g + 4 < 20 {
-                        v[$g % 4] = _mm_sha1msg2_epu32(
-                            _mm_xor_si128(
-                                _mm_sha1msg1_epu32(v[$g % 4], v[($g + 1) % 4]),
-                                v[($g + 2) % 4],
-                            ),
-                            v[($g + 3) % 4],
-                        );
-                    }
-                }};
-            }
-            // 20 groups of SHA-1 beside 16 of SHA-256: one extra SHA-1
-            // group after every fourth.
-            sha1_rounds!(0, 0);
-            sha256_rounds!(0);
-            sha1_rounds!(1, 0);
-            sha256_rounds!(1);
-            sha1_rounds!(2, 0);
-            sha256_rounds!(2);
-            sha1_rounds!(3, 0);
-            sha256_rounds!(3);
-            sha1_rounds!(4, 0);
-            sha1_rounds!(5, 1);
-            sha256_rounds!(4);
-            sha1_rounds!(6, 1);
-            sha256_rounds!(5);
-            sha1_rounds!(7, 1);
-            sha256_rounds!(6);
-            sha1_rounds!(8, 1);
-            sha256_rounds!(7);
-            sha1_rounds!(9, 1);
-            sha1_rounds!(10, 2);
-            sha256_rounds!(8);
-            sha1_rounds!(11, 2);
-            sha256_rounds!(9);
-            sha1_rounds!(12, 2);
-            sha256_rounds!(10);
-            sha1_rounds!(13, 2);
-            sha256_rounds!(11);
-            sha1_rounds!(14, 2);
-            sha1_rounds!(15, 3);
-            sha256_rounds!(12);
-            sha1_rounds!(16, 3);
-            sha256_rounds!(13);
-            sha1_rounds!(17, 3);
-            sha256_rounds!(14);
-            sha1_rounds!(18, 3);
-            sha256_rounds!(15);
-            sha1_rounds!(19, 3);
-
-            e0 = _mm_sha1nexte_epu32(prev, saved.5);
-            abcd = _mm_add_epi32(abcd, saved.4);
-            a0 = _mm_add_epi32(a0, saved.0);
-            a1 = _mm_add_epi32(a1, saved.1);
-            b0 = _mm_add_epi32(b0, saved.2);
-            b1 = _mm_add_epi32(b1, saved.3);
+            s = one_block(s, &k, block);
         }
-        store256(a, a0, a1);
-        store256(b, b0, b1);
-        c[0] = _mm_extract_epi32(abcd, 3) as u32;
-        c[1] = _mm_extract_epi32(abcd, 2) as u32;
-        c[2] = _mm_extract_epi32(abcd, 1) as u32;
-        c[3] = _mm_extract_epi32(abcd, 0) as u32;
-        c[4] = _mm_extract_epi32(e0, 3) as u32;
+        store256(a, s.a[0], s.a[1]);
+        store256(b, s.b[0], s.b[1]);
+        c[0] = _mm_extract_epi32(s.abcd, 3) as u32;
+        c[1] = _mm_extract_epi32(s.abcd, 2) as u32;
+        c[2] = _mm_extract_epi32(s.abcd, 1) as u32;
+        c[3] = _mm_extract_epi32(s.abcd, 0) as u32;
+        c[4] = _mm_extract_epi32(s.e, 3) as u32;
+    }
+
+    #[inline]
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    unsafe fn one_block(saved: Lanes, k: &[__m128i; 16], block: &[u8; 64]) -> Lanes {
+        let swap256 = _mm_set_epi64x(0x0c0d_0e0f_0809_0a0b, 0x0405_0607_0001_0203);
+        let swap1 = _mm_set_epi64x(0x0001_0203_0405_0607, 0x0809_0a0b_0c0d_0e0f);
+        // 16 bytes at 16 * i of a 64-byte block; the load needs no alignment.
+        let p = block.as_ptr();
+        let raw = [
+            _mm_loadu_si128(p.cast()),
+            _mm_loadu_si128(p.add(16).cast()),
+            _mm_loadu_si128(p.add(32).cast()),
+            _mm_loadu_si128(p.add(48).cast()),
+        ];
+        let mut w = [
+            _mm_shuffle_epi8(raw[0], swap256),
+            _mm_shuffle_epi8(raw[1], swap256),
+            _mm_shuffle_epi8(raw[2], swap256),
+            _mm_shuffle_epi8(raw[3], swap256),
+        ];
+        let mut v = [
+            _mm_shuffle_epi8(raw[0], swap1),
+            _mm_shuffle_epi8(raw[1], swap1),
+            _mm_shuffle_epi8(raw[2], swap1),
+            _mm_shuffle_epi8(raw[3], swap1),
+        ];
+        let mut lanes = saved;
+        let s = &mut lanes;
+        let mut prev = s.abcd;
+        // 20 groups of SHA-1 beside 16 of SHA-256: one extra SHA-1 group
+        // after every fourth, so that the chains stay side by side.
+        sha1_group::<0>(s, &mut prev, &mut v, 0);
+        sha256_group(s, &mut w, k[0], 0);
+        sha1_group::<0>(s, &mut prev, &mut v, 1);
+        sha256_group(s, &mut w, k[1], 1);
+        sha1_group::<0>(s, &mut prev, &mut v, 2);
+        sha256_group(s, &mut w, k[2], 2);
+        sha1_group::<0>(s, &mut prev, &mut v, 3);
+        sha256_group(s, &mut w, k[3], 3);
+        sha1_group::<0>(s, &mut prev, &mut v, 4);
+        sha1_group::<1>(s, &mut prev, &mut v, 5);
+        sha256_group(s, &mut w, k[4], 4);
+        sha1_group::<1>(s, &mut prev, &mut v, 6);
+        sha256_group(s, &mut w, k[5], 5);
+        sha1_group::<1>(s, &mut prev, &mut v, 7);
+        sha256_group(s, &mut w, k[6], 6);
+        sha1_group::<1>(s, &mut prev, &mut v, 8);
+        sha256_group(s, &mut w, k[7], 7);
+        sha1_group::<1>(s, &mut prev, &mut v, 9);
+        sha1_group::<2>(s, &mut prev, &mut v, 10);
+        sha256_group(s, &mut w, k[8], 8);
+        sha1_group::<2>(s, &mut prev, &mut v, 11);
+        sha256_group(s, &mut w, k[9], 9);
+        sha1_group::<2>(s, &mut prev, &mut v, 12);
+        sha256_group(s, &mut w, k[10], 10);
+        sha1_group::<2>(s, &mut prev, &mut v, 13);
+        sha256_group(s, &mut w, k[11], 11);
+        sha1_group::<2>(s, &mut prev, &mut v, 14);
+        sha1_group::<3>(s, &mut prev, &mut v, 15);
+        sha256_group(s, &mut w, k[12], 12);
+        sha1_group::<3>(s, &mut prev, &mut v, 16);
+        sha256_group(s, &mut w, k[13], 13);
+        sha1_group::<3>(s, &mut prev, &mut v, 17);
+        sha256_group(s, &mut w, k[14], 14);
+        sha1_group::<3>(s, &mut prev, &mut v, 18);
+        sha256_group(s, &mut w, k[15], 15);
+        sha1_group::<3>(s, &mut prev, &mut v, 19);
+
+        s.e = _mm_sha1nexte_epu32(prev, saved.e);
+        s.abcd = _mm_add_epi32(s.abcd, saved.abcd);
+        for i in 0..2 {
+            s.a[i] = _mm_add_epi32(s.a[i], saved.a[i]);
+            s.b[i] = _mm_add_epi32(s.b[i], saved.b[i]);
+        }
+        lanes
+    }
+
+    /// Four rounds of both SHA-256 chains with message words `w[i % 4]`
+    /// (round constants `k`), then the schedule's next four words into the
+    /// slot just used.
+    #[inline]
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    unsafe fn sha256_group(s: &mut Lanes, w: &mut [__m128i; 4], k: __m128i, i: usize) {
+        let msg = _mm_add_epi32(w[i % 4], k);
+        s.a[1] = _mm_sha256rnds2_epu32(s.a[1], s.a[0], msg);
+        s.b[1] = _mm_sha256rnds2_epu32(s.b[1], s.b[0], msg);
+        let msg = _mm_shuffle_epi32(msg, 0x0E);
+        s.a[0] = _mm_sha256rnds2_epu32(s.a[0], s.a[1], msg);
+        s.b[0] = _mm_sha256rnds2_epu32(s.b[0], s.b[1], msg);
+        if i + 4 < 16 {
+            w[i % 4] = _mm_sha256msg2_epu32(
+                _mm_add_epi32(
+                    _mm_sha256msg1_epu32(w[i % 4], w[(i + 1) % 4]),
+                    _mm_alignr_epi8(w[(i + 3) % 4], w[(i + 2) % 4], 4),
+                ),
+                w[(i + 3) % 4],
+            );
+        }
+    }
+
+    /// Four rounds of SHA-1, group `g` (round function `F`), likewise;
+    /// `prev` is the state before the last group, from which E comes.
+    #[inline]
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    unsafe fn sha1_group<const F: i32>(
+        s: &mut Lanes,
+        prev: &mut __m128i,
+        v: &mut [__m128i; 4],
+        g: usize,
+    ) {
+        let e = if g == 0 {
+            _mm_add_epi32(s.e, v[0])
+        } else {
+            _mm_sha1nexte_epu32(*prev, v[g % 4])
+        };
+        *prev = s.abcd;
+        s.abcd = _mm_sha1rnds4_epu32(s.abcd, e, F);
+        if g + 4 < 20 {
+            v[g % 4] = _mm_sha1msg2_epu32(
+                _mm_xor_si128(_mm_sha1msg1_epu32(v[g % 4], v[(g + 1) % 4]), v[(g + 2) % 4]),
+                v[(g + 3) % 4],
+            );
+        }
     }
 }
 

@@ -245,9 +245,26 @@ fn build_from<S: Sources>(
     }
 
     // 4. New content: tar, hash and compress in one pass.
+    let (desc, changed_in_pass) =
+        compress_new(store, job, reporter, sources, &mut entries, known_diff_id)?;
+    let stable = !racy(job) && !changed && !changed_in_pass;
+    record(store, job, &desc, &recipe, &shape, stable)?;
+    Ok(done(desc, false, None))
+}
+
+/// The layer compressed from its files, committed to the store with its
+/// files' checksums recorded, and whether a file changed as it was read.
+/// `known_diff_id` is what a hash pass before found.
+fn compress_new<S: Sources>(
+    store: &Store,
+    job: &LayerJob<'_>,
+    reporter: &dyn Reporter,
+    sources: &S,
+    entries: &mut Cow<'_, [Entry]>,
+    known_diff_id: Option<Digest>,
+) -> Result<(LayerDesc, bool)> {
     let (blob, diff_id, changed_in_pass, files) =
-        compress_pass(store, job, reporter, sources, &mut entries)?;
-    changed |= changed_in_pass;
+        compress_pass(store, job, reporter, sources, entries)?;
     // A file that changed between the two passes was read again whole (and
     // explains another diff_id); otherwise both read the same identities.
     if !changed_in_pass && known_diff_id.is_some_and(|d| d != diff_id) {
@@ -270,8 +287,7 @@ fn build_from<S: Sources>(
     if job.checksums {
         files::record(store, &desc.diff_id, &files)?;
     }
-    record(store, job, &desc, &recipe, &shape, !racy(job) && !changed)?;
-    Ok(done(desc, false, None))
+    Ok((desc, changed_in_pass))
 }
 
 /// The layer as built: its descriptor annotated with the recipe on every
