@@ -136,7 +136,6 @@ fn documents(
         h.update(more.as_bytes());
         h.finish().0.hex()
     };
-    let prov_doc = store.put(&prov)?;
     let cached = store.record::<Made>(&key).and_then(|m| {
         let sbom = m
             .documents
@@ -144,20 +143,29 @@ fn documents(
             .find(|(k, _, _)| k == spdx::MEDIA_TYPE)?;
         (store.size(&sbom.1) == Some(sbom.2)).then_some((sbom.1, sbom.2))
     });
-    let sbom_doc = match cached {
-        Some(doc) => doc,
-        None => {
-            let sbom = sbom_of(run, d, store, reporter)?;
-            store.put(&sbom)?
-        }
-    };
-    let out = vec![
-        referrer(spdx::MEDIA_TYPE, sbom_doc),
-        referrer(provenance::MEDIA_TYPE, prov_doc),
-    ];
-    for r in &out {
-        store.put(&r.manifest.bytes)?;
-    }
+    // The SBOM is made and stored on a thread of its own while the
+    // provenance is stored: on a cold build nothing else runs by then.
+    let (sbom_doc, prov_out) = std::thread::scope(|s| -> Result<_> {
+        // Found made before, or being made.
+        let sbom = cached.ok_or_else(|| {
+            s.spawn(|| -> Result<(Digest, u64)> {
+                let sbom = sbom_of(run, d, store, reporter)?;
+                store.put(&sbom)
+            })
+        });
+        let prov_out = referrer(provenance::MEDIA_TYPE, store.put(&prov)?);
+        store.put(&prov_out.manifest.bytes)?;
+        let sbom_doc = match sbom {
+            Ok(doc) => doc,
+            Err(making) => making
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))?,
+        };
+        Ok((sbom_doc, prov_out))
+    })?;
+    let sbom_out = referrer(spdx::MEDIA_TYPE, sbom_doc);
+    store.put(&sbom_out.manifest.bytes)?;
+    let out = vec![sbom_out, prov_out];
     if cached.is_none() && run.options.stamp.is_none() {
         let documents = out
             .iter()
