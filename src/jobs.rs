@@ -409,6 +409,43 @@ mod tests {
     }
 
     #[test]
+    fn no_spare_token_is_lent_while_a_task_waits_to_come_back() {
+        // Three tokens, all the heavy task's. It steps aside; the light
+        // task starts and takes the two left spare. The heavy one then waits
+        // for its three: of the first token given back, nothing may be
+        // lent again, or it would wait for as long as lending goes on.
+        let lent = AtomicUsize::new(0);
+        let second = Mutex::new(None);
+        let mut g = Graph::new();
+        g.add_with_spare(&[], 10, |threads, spare| {
+            assert_eq!(threads, 3);
+            spare.aside(3, || {
+                for _ in 0..500 {
+                    if lent.load(Ordering::SeqCst) > 0 {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            });
+            Ok(())
+        });
+        g.add_with_spare(&[], 0, |_, spare| {
+            let n = spare.take(8);
+            lent.store(n, Ordering::SeqCst);
+            // Time for the heavy task to ask for its tokens back.
+            std::thread::sleep(Duration::from_millis(100));
+            spare.give_back(1);
+            let again = spare.take(1);
+            *second.lock().unwrap() = Some(again);
+            spare.give_back(n - 1 + again);
+            Ok(())
+        });
+        g.run(3).unwrap();
+        assert_eq!(lent.load(Ordering::SeqCst), 2);
+        assert_eq!(*second.lock().unwrap(), Some(0));
+    }
+
+    #[test]
     fn dependencies_run_first_and_the_budget_bounds_concurrency() {
         let running = AtomicUsize::new(0);
         let peak = AtomicUsize::new(0);
