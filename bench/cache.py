@@ -28,15 +28,14 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build import MB, run, standard_trees, tree_size  # noqa: E402
-from push import Registry, describe  # noqa: E402
+from build import MB, run, tree_size  # noqa: E402
+from push import describe, on_registry, registry_args  # noqa: E402
 
 STEPS = ["first push", "unchanged push", "one layer changed", "layer alone, cold",
          "cold build -o", "build -o with hits"]
@@ -129,26 +128,10 @@ def bench_tree(label, tree, args, reg, results):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--work", default="/tmp/gantry-bench")
+    registry_args(ap)
     ap.add_argument("--sbom-none", action="store_true")
-    ap.add_argument("--gantry", default=str(Path(__file__).resolve().parent.parent
-                                            / "target/release/gantry"))
     args = ap.parse_args()
-    os.makedirs(args.work, exist_ok=True)
-    for tool in ["docker-registry", args.gantry]:
-        if not shutil.which(tool):
-            sys.exit(f"{tool} not found (cargo build --release; scripts/setup installs the peers)")
-    work = Path(args.work)
-    mixed, large = standard_trees(work)
-    reg = Registry(work)
-    results = []
-    try:
-        bench_tree("mixed", mixed, args, reg, results)
-        bench_tree("large", large, args, reg, results)
-    finally:
-        reg.stop()
-        shutil.rmtree(reg.dir, ignore_errors=True)
+    results = on_registry(args, [], bench_tree)
 
     print(f"runs per figure: {args.runs} (median wall time; every step on an empty store)\n")
     print("| image | step | wall s | CPU s | peak RSS MiB | ratio | bar (wall s) | blob requests |")

@@ -142,14 +142,19 @@ def bench_image(label, tree, args, reg, results):
                             describe(requests[(name, phase)])))
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def registry_args(ap):
+    """The options every registry benchmark takes."""
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--work", default="/tmp/gantry-bench")
     ap.add_argument("--gantry", default=str(Path(__file__).resolve().parent.parent / "target/release/gantry"))
-    args = ap.parse_args()
+
+
+def on_registry(args, tools, bench):
+    """Checks that `tools` are there, makes both standard trees and a
+    reference registry on loopback, and calls bench(label, tree, args, reg,
+    results) per tree; returns the results."""
     os.makedirs(args.work, exist_ok=True)
-    for tool in ["docker-registry", "skopeo", args.gantry]:
+    for tool in ["docker-registry", *tools, args.gantry]:
         if not shutil.which(tool):
             sys.exit(f"{tool} not found (cargo build --release; scripts/setup installs the peers)")
     work = Path(args.work)
@@ -157,11 +162,19 @@ def main():
     reg = Registry(work)
     results = []
     try:
-        bench_image("mixed", mixed, args, reg, results)
-        bench_image("large", large, args, reg, results)
+        bench("mixed", mixed, args, reg, results)
+        bench("large", large, args, reg, results)
     finally:
         reg.stop()
         shutil.rmtree(reg.dir, ignore_errors=True)
+    return results
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    registry_args(ap)
+    args = ap.parse_args()
+    results = on_registry(args, ["skopeo"], bench_image)
 
     print(f"runs per figure: {args.runs} (median wall time; peak RSS is the max over runs)\n")
     print("| image | registry | tool | wall s | CPU s | speed vs skopeo | peak RSS MiB | requests |")
