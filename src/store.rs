@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::digest::{Digest, HashingWriter, VerifyingReader};
+use crate::digest::{Digest, Hasher, VerifyingReader};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
 
@@ -258,10 +258,24 @@ impl Store {
 
     /// A writer for a new blob; its digest is known once written.
     pub fn writer(&self) -> Result<BlobWriter> {
+        self.new_writer(Naming::Hashed(Hasher::new()))
+    }
+
+    /// A writer for a blob read through a [`VerifyingReader`] checking it
+    /// against `digest` (and its size): what it writes is not hashed a
+    /// second time, and it is committed as `digest`. Commit only once the
+    /// reader reached its end, which is when it has checked the digest.
+    pub fn writer_verified_by(&self, digest: Digest) -> Result<BlobWriter> {
+        self.new_writer(Naming::Verified(digest))
+    }
+
+    fn new_writer(&self, naming: Naming) -> Result<BlobWriter> {
         let dir = self.root.join("tmp");
         let temp = fsutil::locked_temp_file(&dir, BLOB_TEMP, None).at(&dir)?;
         Ok(BlobWriter {
-            inner: HashingWriter::new(BufWriter::with_capacity(256 * 1024, temp)),
+            file: BufWriter::with_capacity(256 * 1024, temp),
+            naming,
+            written: 0,
             store: self.clone(),
         })
     }
@@ -275,7 +289,7 @@ impl Store {
             Presence::OtherSize(n) => return Err(Store::size_error(expected, size, n)),
             Presence::Absent => {}
         }
-        let mut w = self.writer()?;
+        let mut w = self.writer_verified_by(*expected)?;
         // Verified by digest alone, so that content of another size is
         // told apart from other content (the sources are local files).
         let mut src = VerifyingReader::new(src, *expected, None, format!("blob {expected}"));
@@ -448,38 +462,37 @@ impl Read for BlobReader {
     }
 }
 
-/// A blob being written: hashed as it goes, synced and renamed into place
-/// on commit, removed if dropped.
+/// A blob being written: hashed as it goes (unless a reader checks it),
+/// synced and renamed into place on commit, removed if dropped.
 pub struct BlobWriter {
-    inner: HashingWriter<BufWriter<tempfile::NamedTempFile>>,
+    file: BufWriter<tempfile::NamedTempFile>,
+    naming: Naming,
+    written: u64,
     store: Store,
+}
+
+/// How a written blob gets its name.
+enum Naming {
+    /// From the hash of what was written.
+    Hashed(Hasher),
+    /// Given: the bytes came through a reader that checked them.
+    Verified(Digest),
 }
 
 impl BlobWriter {
     /// The bytes written so far.
     pub fn written(&self) -> u64 {
-        self.inner.written()
+        self.written
     }
 
     /// Makes what was written the blob named by its digest, and returns
     /// that digest and the size.
     pub fn commit(self) -> Result<(Digest, u64)> {
-        let (buf, digest, size) = self.inner.finish();
-        self.store.place(buf, digest, size)
-    }
-
-    /// Commits only what is `size` bytes hashing to `expected` (hashed once,
-    /// as it was written); anything else is removed and refused as `what`.
-    pub fn commit_expecting(self, expected: &Digest, size: u64, what: &str) -> Result<()> {
-        let (buf, digest, n) = self.inner.finish();
-        if digest != *expected || n != size {
-            return Err(Error::Mismatch {
-                what: what.to_string(),
-                expected: format!("{size} bytes hashing to {expected}"),
-                actual: format!("{n} bytes hashing to {digest}"),
-            });
-        }
-        self.store.place(buf, digest, n).map(drop)
+        let digest = match self.naming {
+            Naming::Hashed(h) => h.finish().0,
+            Naming::Verified(d) => d,
+        };
+        self.store.place(self.file, digest, self.written)
     }
 }
 
@@ -523,10 +536,15 @@ impl Store {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
+        let n = self.file.write(buf)?;
+        if let Naming::Hashed(h) = &mut self.naming {
+            h.update(&buf[..n]);
+        }
+        self.written += n as u64;
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        self.file.flush()
     }
 }
 

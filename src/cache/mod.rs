@@ -38,7 +38,7 @@ use std::thread::JoinHandle;
 
 use crate::bases::BaseOptions;
 use crate::config::ImageConfig;
-use crate::digest::Digest;
+use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, Result};
 use crate::image::BlobLocation;
 use crate::layer::{CacheHit, LayerCache};
@@ -210,30 +210,19 @@ fn download_checking(
         digest: &e.digest,
         size: e.size,
     });
-    let mut resp = client.open_blob(at, &e.digest)?;
+    let resp = client.open_blob(at, &e.digest)?;
     let source = format!("registry {}: blob {} of {}", at.host, e.digest, at.what);
-    // The store writer's hash, taken as the bytes are written, is the one
-    // check of the blob's digest: nothing is committed unless it matches.
-    let mut writer = store.writer()?;
+    let mut verified = VerifyingReader::new(resp, e.digest, Some(e.size), source.clone());
+    let mut writer = store.writer_verified_by(e.digest)?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
     let (copied, checked) = std::thread::scope(|s| {
         let checker = s.spawn(move || verify::gzip_members(Box::new(Chunks::new(rx)), threads));
         let copied = (|| -> std::io::Result<()> {
             let mut buf = vec![0u8; 1 << 20];
             loop {
-                let n = match resp.read(&mut buf) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
+                let n = verified.read(&mut buf)?;
                 if n == 0 {
                     return Ok(());
-                }
-                if writer.written() + n as u64 > e.size {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("more than the {} bytes its descriptor gives", e.size),
-                    ));
                 }
                 writer.write_all(&buf[..n])?;
                 // A checker that gave up reads no more; the download goes on.
@@ -252,7 +241,8 @@ fn download_checking(
             err,
         )
     })?;
-    writer.commit_expecting(&e.digest, e.size, &source)?;
+    // The reader reached its end, so the bytes are the blob's.
+    writer.commit()?;
     at.reporter.report(Event::DownloadFinished {
         reference: at.what,
         digest: &e.digest,

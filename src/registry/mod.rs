@@ -357,7 +357,7 @@ impl Client {
             attempt += 1;
             let resp = self.send(at, Method::GET, &path, None)?;
             let name = request_name(at, &Method::GET, resp.url());
-            let mut writer = store.writer()?;
+            let mut writer = store.writer_verified_by(*digest)?;
             let mut source = Marked {
                 inner: resp,
                 failed: false,
